@@ -1,0 +1,735 @@
+//! The command line: `billrun <command>`. Stable: operators' scripts depend on it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{BadInput, JobsConfig};
+use crate::core::ids::AccountId;
+use crate::core::period::Period;
+use crate::import::{ImportKind, Rejected};
+use crate::jobs::{self, Env, JobName, RunOptions};
+use crate::store::invoices::{self, InvoiceStatus, ListFilter};
+use crate::store::{DEFAULT_DATABASE_URL, Db, accounts, collection, events};
+use crate::views::{self, InvoiceView};
+
+/// Exit codes: 0 done; 1 the job ran but some items failed; 2 bad usage, config or input;
+/// 3 could not run (store unreachable, I/O error).
+pub const EXIT_ITEMS_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_CANNOT_RUN: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "billrun",
+    version,
+    about = "Batch billing and account-lifecycle jobs for a PaaS"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BILLRUN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// postgres://… (production) or sqlite://FILE (embedded; created when missing).
+    #[arg(long, env = "BILLRUN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Directory of the jobs' schedule and settings files (default: ./jobs, else built-in).
+    #[arg(long, env = "BILLRUN_JOBS_DIR")]
+    pub jobs_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update the store's schema.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Import accounts, apps, catalog prices or usage from a CSV (with header) or NDJSON file.
+    Import {
+        #[arg(value_enum)]
+        kind: ImportKind,
+        file: PathBuf,
+        /// Import the valid records and report each rejected line, instead of importing nothing.
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Run a job now (or at --now), as cron or an operator would.
+    Run(RunArgs),
+    /// Invoices.
+    #[command(subcommand)]
+    Invoices(InvoicesCommand),
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Prepaid credit (bought through PayPal, outside billrun).
+    #[command(subcommand)]
+    Credit(CreditCommand),
+    /// The account's default payment method (the dashboard calls this).
+    #[command(subcommand, name = "payment-method")]
+    PaymentMethod(PaymentMethodCommand),
+    /// Seed a realistic platform in a fresh embedded database and run a month of jobs on it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreditCommand {
+    /// Record a credit purchase; idempotent by reference (the PayPal transaction id).
+    Add {
+        #[arg(long)]
+        account: String,
+        /// In euros: 50.00
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        reference: String,
+        /// When it was bought (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The balance and its history.
+    Show {
+        #[arg(long)]
+        account: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodKind {
+    Card,
+    #[value(name = "sepa_debit")]
+    SepaDebit,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentMethodCommand {
+    /// Set the default payment method; an account with an unpaid invoice is charged at once
+    /// on the next collect run.
+    Set {
+        #[arg(long)]
+        account: String,
+        #[arg(long, value_enum)]
+        kind: MethodKind,
+        #[arg(long)]
+        stripe_customer: String,
+        #[arg(long)]
+        stripe_payment_method: String,
+        /// When it was set (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(value_enum)]
+    pub job: JobName,
+    /// The run's clock (RFC 3339); default: the real time.
+    #[arg(long, value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
+    /// The billing period (YYYY-MM); default: the month before --now.
+    #[arg(long)]
+    pub period: Option<Period>,
+    /// Only these accounts (repeatable).
+    #[arg(long = "account")]
+    pub accounts: Vec<String>,
+    /// Show exactly what the run would do; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvoicesCommand {
+    /// List invoices.
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        period: Option<Period>,
+        #[arg(long, value_parser = parse_status)]
+        status: Option<InvoiceStatus>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write an invoice's PDF (the document stored when it was finalized).
+    Pdf {
+        key: String,
+        /// Where to write it.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show one invoice by number (2026-000001) or id.
+    Show {
+        key: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Show an account and its timeline.
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The designated healthcare data (HDS) point of contact; designating counts as a review.
+    #[command(name = "hds-contact", subcommand)]
+    HdsContact(HdsContactCommand),
+    /// Record that the HDS point of contact was reviewed (stops the reminders for 12 months).
+    #[command(name = "hds-review")]
+    HdsReview {
+        id: String,
+        /// When (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HdsContactCommand {
+    /// Designate or replace the contact.
+    Set {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        phone: String,
+        /// When (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the generated platform: the same seed gives the same platform and invoices.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of accounts to generate.
+    #[arg(long, default_value_t = 240)]
+    pub accounts: usize,
+    /// The demo's clock; the month before it is billed.
+    #[arg(long, value_parser = parse_time, default_value = "2026-11-01T06:00:00Z")]
+    pub now: DateTime<Utc>,
+    /// Where to seed (default: a fresh sqlite://billrun-demo.db; this flag ignores
+    /// BILLRUN_DATABASE_URL on purpose, so a demo never seeds a production store).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| crate::core::period::whole_seconds(t.with_timezone(&Utc)))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-01T06:00:00Z ({e})"))
+}
+
+fn parse_status(s: &str) -> Result<InvoiceStatus, String> {
+    InvoiceStatus::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a status: open, pending, paid or unpaid"))
+}
+
+async fn env(store: &StoreArgs) -> anyhow::Result<Env> {
+    let jobs = JobsConfig::load(store.jobs_dir.as_deref())?;
+    let db = Db::connect_and_migrate(&store.database_url).await?;
+    let mut env = Env::new(db, jobs);
+    env.stripe_key = std::env::var("STRIPE_SECRET_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(jobs::Secret);
+    env.production = std::env::var("BILLRUN_ENVIRONMENT").is_ok_and(|v| v == "production");
+    env.smtp_url = std::env::var("BILLRUN_SMTP_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(jobs::Secret);
+    env.templates_dir = std::env::var_os("BILLRUN_TEMPLATES_DIR").map(PathBuf::from);
+    Ok(env)
+}
+
+/// The account, or a bad-input error naming it.
+async fn require_account(db: &Db, id: &str) -> anyhow::Result<crate::store::accounts::AccountRow> {
+    Ok(accounts::get_account(db, id)
+        .await?
+        .ok_or_else(|| BadInput(format!("unknown account `{id}`")))?)
+}
+
+/// The invoice by number or id, or a bad-input error naming it.
+async fn require_invoice(db: &Db, key: &str) -> anyhow::Result<crate::store::invoices::InvoiceRow> {
+    Ok(invoices::find(db, key)
+        .await?
+        .ok_or_else(|| BadInput(format!("no invoice `{key}`")))?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Migrate { store } => {
+            let db = Db::connect(&store.database_url).await?;
+            db.migrate().await?;
+            println!("migrated {}", crate::store::redact_url(&store.database_url));
+        }
+        Command::Import {
+            kind,
+            file,
+            skip_invalid,
+            format,
+            store,
+        } => {
+            let env = env(&store).await?;
+            let report = match crate::import::import_file(&env.db, kind, &file, skip_invalid).await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Some(rej) = e.downcast_ref::<Rejected>() {
+                        for l in &rej.errors {
+                            eprintln!("{l}");
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            match format {
+                OutputFormat::Json => print_json(&report)?,
+                OutputFormat::Table => {
+                    for l in &report.rejected {
+                        eprintln!("rejected {l}");
+                    }
+                    println!(
+                        "{}: {} record(s): {} imported, {} updated, {} unchanged, {} rejected",
+                        report.file,
+                        report.records,
+                        report.inserted,
+                        report.updated,
+                        report.unchanged,
+                        report.rejected.len()
+                    );
+                }
+            }
+            if !report.rejected.is_empty() {
+                return Ok(ExitCode::from(EXIT_ITEMS_FAILED));
+            }
+        }
+        Command::Run(args) => {
+            let env = env(&args.store).await?;
+            let mut opts = RunOptions::at(args.now.unwrap_or_else(Utc::now));
+            opts.period = args.period;
+            opts.accounts = args.accounts.iter().map(|a| AccountId(a.clone())).collect();
+            opts.dry_run = args.dry_run;
+            let report = jobs::run(&env, args.job, &opts).await?;
+            match args.format {
+                OutputFormat::Json => print_json(&report)?,
+                OutputFormat::Table => {
+                    if !report.invoices.is_empty() {
+                        if report.invoices.len() <= 50 {
+                            print!("{}", views::invoice_table(&report.invoices));
+                        } else {
+                            println!(
+                                "({} invoices: see them with --format json or `billrun invoices list`)",
+                                report.invoices.len()
+                            );
+                        }
+                    }
+                    for n in &report.notes {
+                        println!("{n}");
+                    }
+                    for f in &report.failures {
+                        eprintln!("failed: {}: {}", f.item, f.error);
+                    }
+                    println!("{}", report.summary());
+                }
+            }
+            if !report.failures.is_empty() {
+                return Ok(ExitCode::from(EXIT_ITEMS_FAILED));
+            }
+        }
+        Command::Invoices(InvoicesCommand::List {
+            account,
+            period,
+            status,
+            format,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            let rows = invoices::list(
+                &env.db,
+                &ListFilter {
+                    account,
+                    period,
+                    status,
+                },
+            )
+            .await?;
+            let mut views: Vec<InvoiceView> = Vec::with_capacity(rows.len());
+            for r in &rows {
+                views.push(views::load_invoice(&env.db, r).await?);
+            }
+            match format {
+                OutputFormat::Json => print_json(&views)?,
+                OutputFormat::Table => print!("{}", views::invoice_table(&views)),
+            }
+        }
+        Command::Invoices(InvoicesCommand::Pdf { key, output, store }) => {
+            let env = env(&store).await?;
+            let row = require_invoice(&env.db, &key).await?;
+            let (pdf, sha) = crate::store::documents::get(&env.db, row.id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("invoice {} has no stored document", row.number))?;
+            std::fs::write(&output, &pdf)
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "{}: invoice {} ({} bytes, sha256 {sha})",
+                output.display(),
+                row.number,
+                pdf.len()
+            );
+        }
+        Command::Invoices(InvoicesCommand::Show { key, format, store }) => {
+            let env = env(&store).await?;
+            let row = require_invoice(&env.db, &key).await?;
+            let view = views::load_invoice(&env.db, &row).await?;
+            match format {
+                OutputFormat::Json => print_json(&view)?,
+                OutputFormat::Table => print!("{}", views::invoice_text(&view)),
+            }
+        }
+        Command::Account(AccountCommand::Show { id, format, store }) => {
+            let env = env(&store).await?;
+            let acc = require_account(&env.db, &id).await?;
+            let apps = accounts::apps_of(&env.db, &id).await?;
+            let timeline = events::timeline(&env.db, &id).await?;
+            match format {
+                OutputFormat::Json => print_json(&serde_json::json!({
+                    "id": acc.id, "email": acc.email, "name": acc.name, "company": acc.company,
+                    "address": acc.address, "country": acc.country, "vat_number": acc.vat_number,
+                    "language": acc.language, "created_at": acc.created_at, "referred_by": acc.referred_by,
+                    "status": acc.status,
+                    "apps": apps.iter().map(|a| serde_json::json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
+                    "timeline": timeline,
+                }))?,
+                OutputFormat::Table => {
+                    println!("Account {}  ({})", acc.id, acc.status);
+                    println!(
+                        "{} <{}>{}",
+                        acc.name,
+                        acc.email,
+                        acc.company
+                            .as_ref()
+                            .map(|c| format!(", {c}"))
+                            .unwrap_or_default()
+                    );
+                    println!(
+                        "{}, {}{}",
+                        acc.address,
+                        acc.country,
+                        acc.vat_number
+                            .as_ref()
+                            .map(|v| format!(", VAT {v}"))
+                            .unwrap_or_default()
+                    );
+                    println!(
+                        "language {}, created {}{}",
+                        acc.language,
+                        acc.created_at.to_rfc3339(),
+                        acc.referred_by
+                            .as_ref()
+                            .map(|r| format!(", referred by {r}"))
+                            .unwrap_or_default()
+                    );
+                    println!(
+                        "apps: {}",
+                        if apps.is_empty() {
+                            "none".to_string()
+                        } else {
+                            apps.iter()
+                                .map(|a| format!("{} ({})", a.name, a.id))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    );
+                    println!();
+                    let rows: Vec<Vec<String>> = timeline
+                        .iter()
+                        .map(|e| vec![e.at.to_rfc3339(), e.kind.clone(), e.message.clone()])
+                        .collect();
+                    print!("{}", views::table(&["AT", "EVENT", "MESSAGE"], &rows));
+                }
+            }
+        }
+        Command::Credit(CreditCommand::Add {
+            account,
+            amount,
+            reference,
+            at,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            let minor = crate::core::money::parse_major(&amount)
+                .map_err(|e| BadInput(format!("--amount: {e}")))?;
+            if minor <= 0 {
+                return Err(BadInput(format!("--amount: `{amount}` must be positive")).into());
+            }
+            if reference.trim().is_empty() {
+                return Err(BadInput("--reference must not be empty".into()).into());
+            }
+            require_account(&env.db, &account).await?;
+            let at = at.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now()));
+            let mut tx = env.db.begin().await?;
+            let added = collection::add_credit(&mut tx, &account, minor, &reference, at).await?;
+            if added {
+                events::record(
+                    &mut tx,
+                    &account,
+                    at,
+                    "credit.purchased",
+                    None,
+                    &format!(
+                        "Prepaid credit of {} EUR bought ({reference})",
+                        crate::core::money::format_minor(minor)
+                    ),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            let balance = collection::credit_balance(&env.db, &account).await?;
+            println!(
+                "{}: balance {} EUR",
+                if added {
+                    "credit recorded"
+                } else {
+                    "already recorded (same reference): nothing changed"
+                },
+                crate::core::money::format_minor(balance)
+            );
+        }
+        Command::Credit(CreditCommand::Show {
+            account,
+            format,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            require_account(&env.db, &account).await?;
+            let balance = collection::credit_balance(&env.db, &account).await?;
+            let ledger = collection::ledger(&env.db, &account).await?;
+            match format {
+                OutputFormat::Json => print_json(&serde_json::json!({
+                    "account_id": account,
+                    "balance": crate::core::money::format_minor(balance),
+                    "currency": "EUR",
+                    "history": ledger.iter().map(|l| serde_json::json!({
+                        "at": l.at, "kind": l.kind, "amount": crate::core::money::format_minor(l.amount_minor),
+                        "reference": l.reference, "invoice_id": l.invoice_id,
+                        "balance_after": crate::core::money::format_minor(l.balance_after_minor),
+                    })).collect::<Vec<_>>(),
+                }))?,
+                OutputFormat::Table => {
+                    println!(
+                        "Prepaid credit of {account}: {} EUR",
+                        crate::core::money::format_minor(balance)
+                    );
+                    let rows: Vec<Vec<String>> = ledger
+                        .iter()
+                        .map(|l| {
+                            vec![
+                                l.at.to_rfc3339(),
+                                l.kind.clone(),
+                                crate::core::money::format_minor(l.amount_minor),
+                                crate::core::money::format_minor(l.balance_after_minor),
+                                l.reference.clone(),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        views::table(&["AT", "KIND", "AMOUNT", "BALANCE", "REFERENCE"], &rows)
+                    );
+                }
+            }
+        }
+        Command::PaymentMethod(PaymentMethodCommand::Set {
+            account,
+            kind,
+            stripe_customer,
+            stripe_payment_method,
+            at,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            require_account(&env.db, &account).await?;
+            if !stripe_customer.starts_with("cus_") {
+                return Err(BadInput(format!(
+                    "--stripe-customer: `{stripe_customer}` is not a Stripe customer id (cus_…)"
+                ))
+                .into());
+            }
+            if !stripe_payment_method.starts_with("pm_") {
+                return Err(BadInput(format!("--stripe-payment-method: `{stripe_payment_method}` is not a Stripe payment method id (pm_…)")).into());
+            }
+            let kind = match kind {
+                MethodKind::Card => "card",
+                MethodKind::SepaDebit => "sepa_debit",
+            };
+            let at = at.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now()));
+            let mut tx = env.db.begin().await?;
+            let changed = collection::set_payment_method(
+                &mut tx,
+                &account,
+                kind,
+                &stripe_customer,
+                &stripe_payment_method,
+                at,
+            )
+            .await?;
+            if changed {
+                events::record(
+                    &mut tx,
+                    &account,
+                    at,
+                    "payment_method.set",
+                    None,
+                    &format!("Default payment method set: {kind}"),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            println!(
+                "{}",
+                if changed {
+                    "payment method set"
+                } else {
+                    "same payment method: nothing changed"
+                }
+            );
+        }
+        Command::Account(AccountCommand::HdsContact(HdsContactCommand::Set {
+            id,
+            name,
+            email,
+            phone,
+            at,
+            store,
+        })) => {
+            let env = env(&store).await?;
+            require_account(&env.db, &id).await?;
+            if name.trim().is_empty() || phone.trim().is_empty() {
+                return Err(BadInput("--name and --phone must not be empty".into()).into());
+            }
+            if email.parse::<lettre::Address>().is_err() {
+                return Err(BadInput(format!("--email: `{email}` is not an email address")).into());
+            }
+            let at = at.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now()));
+            let mut tx = env.db.begin().await?;
+            crate::store::hds::set(&mut tx, &id, &name, &email, &phone, at).await?;
+            events::record(
+                &mut tx,
+                &id,
+                at,
+                "hds.contact_set",
+                None,
+                &format!("HDS point of contact designated: {name}"),
+            )
+            .await?;
+            tx.commit().await?;
+            println!(
+                "HDS point of contact of {id}: {name} <{email}>, {phone} (reviewed {})",
+                at.format("%Y-%m-%d")
+            );
+        }
+        Command::Account(AccountCommand::HdsReview { id, at, store }) => {
+            let env = env(&store).await?;
+            let at = at.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now()));
+            let mut tx = env.db.begin().await?;
+            if !crate::store::hds::review(&mut tx, &id, at).await? {
+                return Err(BadInput(format!("account `{id}` has no HDS point of contact: set one with `billrun account hds-contact set`")).into());
+            }
+            events::record(
+                &mut tx,
+                &id,
+                at,
+                "hds.contact_reviewed",
+                None,
+                "HDS point of contact reviewed",
+            )
+            .await?;
+            tx.commit().await?;
+            println!(
+                "HDS point of contact of {id} reviewed on {}",
+                at.format("%Y-%m-%d")
+            );
+        }
+        Command::Demo(args) => {
+            crate::demo::run(&args).await.context("demo")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Maps an error to its exit code: bad input and configuration give 2, the rest 3.
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<BadInput>().is_some() || e.downcast_ref::<Rejected>().is_some() {
+        return EXIT_BAD_INPUT;
+    }
+    if e.chain().any(|c| {
+        c.downcast_ref::<BadInput>().is_some()
+            || c.downcast_ref::<crate::core::pricing::PricingError>()
+                .is_some()
+    }) {
+        return EXIT_BAD_INPUT;
+    }
+    EXIT_CANNOT_RUN
+}

@@ -1,0 +1,294 @@
+//! Each job's schedule and settings, read from `jobs/<job>.toml` (data an operator edits).
+//! A bad file fails at start, naming the file, the line and the reason.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// A configuration or input error: reported with exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile<S> {
+    pub schedule: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub settings: S,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceSettings {
+    pub due_days: u32,
+    pub batch_size: u32,
+    pub seller: SellerSettings,
+}
+
+/// The seller printed on invoices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SellerSettings {
+    pub name: String,
+    pub legal_form: String,
+    pub address: Vec<String>,
+    pub siren: String,
+    pub siret: String,
+    pub vat_number: String,
+    pub email: String,
+    pub website: String,
+    #[serde(default)]
+    pub iban: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayChoice {
+    Auto,
+    Stripe,
+    Simulated,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectSettings {
+    pub retry_offsets_days: Vec<u32>,
+    pub gateway: GatewayChoice,
+    pub stripe_base_url: String,
+    pub production: bool,
+    pub request_timeout_seconds: u64,
+    pub transient_tries: u32,
+    pub transient_backoff_ms: u64,
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverSettings {
+    pub smtp_url: String,
+    pub outbox_dir: String,
+    pub from: String,
+    pub dashboard_url: String,
+    pub support_email: String,
+    pub batch_size: u32,
+    pub claim_seconds: u64,
+    pub retry_backoff_seconds: Vec<u64>,
+    pub max_attempts: u32,
+    pub smtp_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendSettings {
+    pub grace_days: u32,
+    pub warning_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HdsSettings {
+    pub review_months: u32,
+    pub reminder_every_days: u32,
+}
+
+/// Every job's file.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    pub dir: Option<PathBuf>,
+    pub invoice: JobFile<InvoiceSettings>,
+    pub collect: JobFile<CollectSettings>,
+    pub deliver: JobFile<DeliverSettings>,
+    pub suspend: JobFile<SuspendSettings>,
+    pub hds: JobFile<HdsSettings>,
+}
+
+const DEFAULT_INVOICE: &str = include_str!("../jobs/invoice.toml");
+const DEFAULT_COLLECT: &str = include_str!("../jobs/collect.toml");
+const DEFAULT_DELIVER: &str = include_str!("../jobs/deliver.toml");
+const DEFAULT_SUSPEND: &str = include_str!("../jobs/suspend.toml");
+const DEFAULT_HDS: &str = include_str!("../jobs/hds.toml");
+
+impl JobsConfig {
+    /// Reads the jobs directory. When `dir` is `None`, `./jobs` is used if it exists, else the
+    /// defaults built into the binary (the repository's `jobs/` files).
+    pub fn load(dir: Option<&Path>) -> Result<JobsConfig, BadInput> {
+        let dir = match dir {
+            Some(d) if !d.is_dir() => {
+                return Err(BadInput(format!(
+                    "jobs directory {} does not exist",
+                    d.display()
+                )));
+            }
+            Some(d) => Some(d.to_path_buf()),
+            None => Some(PathBuf::from("jobs")).filter(|d| d.is_dir()),
+        };
+        let invoice = load_file(dir.as_deref(), "invoice", DEFAULT_INVOICE)?;
+        let collect = load_file(dir.as_deref(), "collect", DEFAULT_COLLECT)?;
+        let deliver = load_file(dir.as_deref(), "deliver", DEFAULT_DELIVER)?;
+        let suspend = load_file(dir.as_deref(), "suspend", DEFAULT_SUSPEND)?;
+        let hds = load_file(dir.as_deref(), "hds", DEFAULT_HDS)?;
+        let cfg = JobsConfig {
+            dir,
+            invoice,
+            collect,
+            deliver,
+            suspend,
+            hds,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The built-in defaults, ignoring any directory.
+    pub fn defaults() -> JobsConfig {
+        JobsConfig {
+            dir: None,
+            invoice: parse("invoice.toml (built-in)", DEFAULT_INVOICE)
+                .expect("built-in invoice.toml is valid"),
+            collect: parse("collect.toml (built-in)", DEFAULT_COLLECT)
+                .expect("built-in collect.toml is valid"),
+            deliver: parse("deliver.toml (built-in)", DEFAULT_DELIVER)
+                .expect("built-in deliver.toml is valid"),
+            suspend: parse("suspend.toml (built-in)", DEFAULT_SUSPEND)
+                .expect("built-in suspend.toml is valid"),
+            hds: parse("hds.toml (built-in)", DEFAULT_HDS).expect("built-in hds.toml is valid"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), BadInput> {
+        let file = self.file_name("invoice");
+        check_schedule(&file, DEFAULT_INVOICE, &self.invoice.schedule)?;
+        if self.invoice.settings.batch_size == 0 {
+            return Err(BadInput(format!(
+                "{file}: settings.batch_size must be at least 1"
+            )));
+        }
+        let file = self.file_name("collect");
+        let c = &self.collect.settings;
+        check_schedule(&file, DEFAULT_COLLECT, &self.collect.schedule)?;
+        if c.batch_size == 0 || c.transient_tries == 0 {
+            return Err(BadInput(format!(
+                "{file}: settings.batch_size and settings.transient_tries must be at least 1"
+            )));
+        }
+        if c.retry_offsets_days.contains(&0) {
+            return Err(BadInput(format!(
+                "{file}: settings.retry_offsets_days must be whole days of at least 1"
+            )));
+        }
+        let file = self.file_name("deliver");
+        let d = &self.deliver.settings;
+        check_schedule(&file, DEFAULT_DELIVER, &self.deliver.schedule)?;
+        if d.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(BadInput(format!(
+                "{file}: settings.from `{}` is not an email address",
+                d.from
+            )));
+        }
+        let file_s = self.file_name("suspend");
+        check_schedule(&file_s, DEFAULT_SUSPEND, &self.suspend.schedule)?;
+        if self.suspend.settings.warning_days > self.suspend.settings.grace_days {
+            return Err(BadInput(format!(
+                "{file_s}: settings.warning_days must not exceed settings.grace_days"
+            )));
+        }
+        let file_h = self.file_name("hds");
+        check_schedule(&file_h, DEFAULT_HDS, &self.hds.schedule)?;
+        if self.hds.settings.review_months == 0 || self.hds.settings.reminder_every_days == 0 {
+            return Err(BadInput(format!(
+                "{file_h}: settings.review_months and settings.reminder_every_days must be at least 1"
+            )));
+        }
+        if d.batch_size == 0 || d.retry_backoff_seconds.is_empty() || d.max_attempts == 0 {
+            return Err(BadInput(format!(
+                "{file}: settings.batch_size, settings.max_attempts and settings.retry_backoff_seconds must not be empty or zero"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn file_name(&self, job: &str) -> String {
+        match &self.dir {
+            Some(d) => d.join(format!("{job}.toml")).display().to_string(),
+            None => format!("{job}.toml (built-in)"),
+        }
+    }
+}
+
+fn load_file<S: DeserializeOwned>(
+    dir: Option<&Path>,
+    job: &str,
+    default: &str,
+) -> Result<JobFile<S>, BadInput> {
+    match dir
+        .map(|d| d.join(format!("{job}.toml")))
+        .filter(|p| p.exists())
+    {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
+            parse(&path.display().to_string(), &text)
+        }
+        None => parse(&format!("{job}.toml (built-in)"), default),
+    }
+}
+
+/// Parses a job file; errors name the file and line.
+pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, BadInput> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().trim().to_string();
+        match line {
+            Some(l) => BadInput(format!("{file}:{l}: {msg}")),
+            None => BadInput(format!("{file}: {msg}")),
+        }
+    })
+}
+
+/// A cron line has 5 fields (minute first) or 6 (seconds first).
+fn check_schedule(file: &str, _text: &str, schedule: &str) -> Result<(), BadInput> {
+    let n = schedule.split_whitespace().count();
+    if n == 5 || n == 6 {
+        Ok(())
+    } else {
+        Err(BadInput(format!(
+            "{file}: schedule `{schedule}` has {n} fields: a cron line has 5 (minute hour day month weekday) or 6 (seconds first)"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let text = "schedule = \"0 0 6 1 * *\"\nenabled = true\n[settings]\ndue_days = \"soon\"\nbatch_size = 10\n";
+        let _ = &text;
+        let err = parse::<InvoiceSettings>("jobs/invoice.toml", text).unwrap_err();
+        assert!(err.0.starts_with("jobs/invoice.toml:4:"), "{err}");
+        let text =
+            "schedule = \"0 0 6 1 * *\"\n[settings]\ndue_days = 1\nbatch_size = 10\ncolour = 1\n";
+        let err = parse::<InvoiceSettings>("f.toml", text).unwrap_err();
+        assert!(
+            err.0.contains("f.toml:5:") && err.0.contains("colour"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_built_in_defaults_parse() {
+        let d = JobsConfig::defaults();
+        assert_eq!(d.invoice.settings.due_days, 15);
+        assert!(d.validate().is_ok());
+    }
+}

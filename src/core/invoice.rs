@@ -1,0 +1,192 @@
+//! Assembling an invoice from priced lines: descriptions, subtotal, discount, VAT, total.
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::ids::AppId;
+use super::period::Period;
+use super::pricing::{PricedLine, UsageKind};
+use super::vat::{VatCase, VatTreatment, vat_on};
+
+/// The language an account reads its invoices and emails in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Fr,
+    En,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Fr => "fr",
+            Language::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Language> {
+        match s {
+            "fr" => Some(Language::Fr),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An invoice line as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DraftLine {
+    pub description: String,
+    pub app_id: Option<AppId>,
+    pub kind: UsageKind,
+    pub item: String,
+    pub quantity_hours: Decimal,
+    pub unit_price: Decimal,
+    pub amount_minor: i64,
+}
+
+/// Describes a priced line: app, size or plan, and the dates it covers.
+pub fn describe(line: &PricedLine, app_name: &str, language: Language) -> String {
+    let what = match (line.kind, language) {
+        (UsageKind::Container, Language::En) => format!("{} container", line.item),
+        (UsageKind::Container, Language::Fr) => format!("conteneur {}", line.item),
+        (UsageKind::Addon, Language::En) => format!("addon {}", line.item),
+        (UsageKind::Addon, Language::Fr) => format!("addon {}", line.item),
+    };
+    let first = line.from.date_naive();
+    // `to` is exclusive: the last day billed is the day of the last second.
+    let last = (line.to - chrono::Duration::seconds(1)).date_naive();
+    let cap = match (line.capped, language) {
+        (false, _) => String::new(),
+        (true, Language::En) => ", monthly cap".to_string(),
+        (true, Language::Fr) => ", plafond mensuel".to_string(),
+    };
+    format!("{app_name} — {what} ({first} → {last}{cap})")
+}
+
+pub fn draft_line(line: &PricedLine, app_name: &str, language: Language) -> DraftLine {
+    DraftLine {
+        description: describe(line, app_name, language),
+        app_id: Some(line.app_id.clone()),
+        kind: line.kind,
+        item: line.item.clone(),
+        quantity_hours: line.quantity_hours(),
+        unit_price: line.unit_price,
+        amount_minor: line.amount_minor,
+    }
+}
+
+/// An invoice's totals, all in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub subtotal: i64,
+    /// Discount applied (never more than the subtotal).
+    pub discount: i64,
+    /// Discount asked for that did not fit on this invoice (carried forward by the caller).
+    pub discount_excess: i64,
+    pub taxable_base: i64,
+    pub tax_case: VatCase,
+    pub tax_rate: Decimal,
+    pub tax: i64,
+    pub total: i64,
+}
+
+/// Subtotal = Σ lines; discount ≤ subtotal; VAT once on the taxable base; total = base + VAT.
+pub fn totals(
+    line_amounts: impl IntoIterator<Item = i64>,
+    discount_requested: i64,
+    vat: VatTreatment,
+) -> Totals {
+    let subtotal: i64 = line_amounts.into_iter().sum();
+    let discount_requested = discount_requested.max(0);
+    let discount = discount_requested.min(subtotal.max(0));
+    let taxable_base = subtotal - discount;
+    let tax = vat_on(taxable_base, vat.rate_percent);
+    Totals {
+        subtotal,
+        discount,
+        discount_excess: discount_requested - discount,
+        taxable_base,
+        tax_case: vat.case,
+        tax_rate: vat.rate_percent,
+        tax,
+        total: taxable_base + tax,
+    }
+}
+
+/// A month's name: `month` 1–12; French names are lowercase, as French writes them.
+pub fn month_name(month: u32, language: Language) -> &'static str {
+    const EN: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const FR: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    let i = (month.clamp(1, 12) - 1) as usize;
+    match language {
+        Language::En => EN[i],
+        Language::Fr => FR[i],
+    }
+}
+
+/// The period label shown on an invoice.
+pub fn period_label(period: Period, language: Language) -> String {
+    format!("{} {}", month_name(period.month, language), period.year)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discount_never_makes_an_invoice_negative() {
+        let vat = VatTreatment {
+            case: VatCase::Domestic,
+            rate_percent: Decimal::from(20),
+        };
+        let t = totals([1000, 500], 2000, vat);
+        assert_eq!(
+            (t.subtotal, t.discount, t.discount_excess, t.tax, t.total),
+            (1500, 1500, 500, 0, 0)
+        );
+        let t = totals([1000, 481], 0, vat);
+        assert_eq!((t.tax, t.total), (296, 1777));
+    }
+
+    #[test]
+    fn labels_periods_in_both_languages() {
+        let p: Period = "2026-10".parse().unwrap();
+        assert_eq!(period_label(p, Language::En), "October 2026");
+        assert_eq!(period_label(p, Language::Fr), "octobre 2026");
+    }
+}

@@ -1,0 +1,11 @@
+//! The pure core: plain functions over plain types. No database, no clock, no network.
+
+pub mod collection;
+pub mod countries;
+pub mod ids;
+pub mod invoice;
+pub mod lifecycle;
+pub mod money;
+pub mod period;
+pub mod pricing;
+pub mod vat;

@@ -1,0 +1,244 @@
+//! VAT for a French seller of electronically supplied services (B2B and B2C).
+//!
+//! - customer in France: French VAT, 20%;
+//! - customer in another EU state with a VAT number: reverse charge (0%, article 196 of
+//!   Directive 2006/112/EC), the invoice says so;
+//! - customer in another EU state without one (a consumer): that state's standard rate, from
+//!   `vat_rates.csv` (with effective dates) — the OSS rules for e-services;
+//! - customer outside the EU: 0%, outside the scope of EU VAT.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::countries::is_eu_member;
+use super::money::round_to_minor;
+
+/// The VAT case of an invoice, decided by the customer's country and VAT number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VatCase {
+    /// Customer in France: French VAT.
+    Domestic,
+    /// EU business customer outside France: the customer accounts for the VAT.
+    ReverseCharge,
+    /// EU consumer outside France: the VAT of the customer's country.
+    EuConsumer,
+    /// Customer outside the EU: out of scope of EU VAT.
+    OutOfScope,
+}
+
+impl VatCase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VatCase::Domestic => "domestic",
+            VatCase::ReverseCharge => "reverse_charge",
+            VatCase::EuConsumer => "eu_consumer",
+            VatCase::OutOfScope => "out_of_scope",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VatCase> {
+        match s {
+            "domestic" => Some(VatCase::Domestic),
+            "reverse_charge" => Some(VatCase::ReverseCharge),
+            "eu_consumer" => Some(VatCase::EuConsumer),
+            "out_of_scope" => Some(VatCase::OutOfScope),
+            _ => None,
+        }
+    }
+
+    /// The legal mention an invoice in this case must carry, if any.
+    pub fn mention(self) -> Option<&'static str> {
+        match self {
+            VatCase::Domestic | VatCase::EuConsumer => None,
+            VatCase::ReverseCharge => {
+                Some("Autoliquidation — reverse charge, article 196 of Directive 2006/112/EC")
+            }
+            VatCase::OutOfScope => Some(
+                "VAT not applicable — services supplied outside the EU (article 259-1 of the French CGI)",
+            ),
+        }
+    }
+}
+
+/// The VAT that applies to an invoice: its case and rate in percent (`20` for 20%).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VatTreatment {
+    pub case: VatCase,
+    pub rate_percent: Decimal,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VatError {
+    #[error("no standard VAT rate for {country} on {on} in the VAT table")]
+    NoRate { country: String, on: NaiveDate },
+}
+
+#[derive(Debug, Clone)]
+struct RateRow {
+    rate: Decimal,
+    from: NaiveDate,
+}
+
+static RATES: LazyLock<BTreeMap<String, Vec<RateRow>>> = LazyLock::new(|| {
+    parse_rates(include_str!("vat_rates.csv")).expect("the bundled VAT table is valid")
+});
+
+fn parse_rates(text: &str) -> Result<BTreeMap<String, Vec<RateRow>>, String> {
+    let mut out: BTreeMap<String, Vec<RateRow>> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut cols = line.splitn(4, ',');
+        let (Some(country), Some(rate), Some(from)) = (cols.next(), cols.next(), cols.next())
+        else {
+            return Err(format!(
+                "vat_rates.csv line {}: expected country,rate,effective_from",
+                i + 1
+            ));
+        };
+        let rate = Decimal::from_str(rate).map_err(|e| format!("line {}: rate: {e}", i + 1))?;
+        let from = NaiveDate::parse_from_str(from, "%Y-%m-%d")
+            .map_err(|e| format!("line {}: effective_from: {e}", i + 1))?;
+        out.entry(country.to_string())
+            .or_default()
+            .push(RateRow { rate, from });
+    }
+    for rows in out.values_mut() {
+        rows.sort_by_key(|r| r.from);
+    }
+    Ok(out)
+}
+
+/// The standard VAT rate of an EU country on a date.
+pub fn standard_rate(country: &str, on: NaiveDate) -> Result<Decimal, VatError> {
+    RATES
+        .get(country)
+        .and_then(|rows| rows.iter().rev().find(|r| r.from <= on))
+        .map(|r| r.rate)
+        .ok_or_else(|| VatError::NoRate {
+            country: country.to_string(),
+            on,
+        })
+}
+
+/// Decides the VAT of an invoice for a customer, at the date the supply is taxed (the last
+/// day of the billed period).
+pub fn treatment(
+    country: &str,
+    vat_number: Option<&str>,
+    on: NaiveDate,
+) -> Result<VatTreatment, VatError> {
+    let has_vat_number = vat_number.is_some_and(|v| !v.trim().is_empty());
+    if country == "FR" || country == "MC" {
+        // Monaco is part of the French VAT territory.
+        return Ok(VatTreatment {
+            case: VatCase::Domestic,
+            rate_percent: standard_rate("FR", on)?,
+        });
+    }
+    if is_eu_member(country) {
+        if has_vat_number {
+            return Ok(VatTreatment {
+                case: VatCase::ReverseCharge,
+                rate_percent: Decimal::ZERO,
+            });
+        }
+        return Ok(VatTreatment {
+            case: VatCase::EuConsumer,
+            rate_percent: standard_rate(country, on)?,
+        });
+    }
+    Ok(VatTreatment {
+        case: VatCase::OutOfScope,
+        rate_percent: Decimal::ZERO,
+    })
+}
+
+/// VAT on a taxable base in minor units, computed once and rounded half away from zero.
+pub fn vat_on(base_minor: i64, rate_percent: Decimal) -> i64 {
+    let base = Decimal::new(base_minor, 2);
+    round_to_minor(base * rate_percent / Decimal::ONE_HUNDRED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::countries::EU_MEMBERS_FOR_TESTS;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn every_eu_member_has_a_rate_today() {
+        for c in EU_MEMBERS_FOR_TESTS {
+            assert!(standard_rate(c, d("2026-10-31")).is_ok(), "{c}");
+        }
+    }
+
+    #[test]
+    fn rates_follow_their_effective_dates() {
+        assert_eq!(
+            standard_rate("EE", d("2025-06-30")).unwrap(),
+            Decimal::from(22)
+        );
+        assert_eq!(
+            standard_rate("EE", d("2025-07-01")).unwrap(),
+            Decimal::from(24)
+        );
+        assert_eq!(
+            standard_rate("FI", d("2026-10-31")).unwrap(),
+            Decimal::from_str("25.5").unwrap()
+        );
+        assert_eq!(
+            standard_rate("DE", d("2020-10-31")).unwrap(),
+            Decimal::from(16)
+        );
+        assert_eq!(
+            standard_rate("DE", d("2026-10-31")).unwrap(),
+            Decimal::from(19)
+        );
+    }
+
+    #[test]
+    fn the_four_cases() {
+        let on = d("2026-10-31");
+        let fr = treatment("FR", Some("FR40303265045"), on).unwrap();
+        assert_eq!(
+            (fr.case, fr.rate_percent),
+            (VatCase::Domestic, Decimal::from(20))
+        );
+        let de_b2b = treatment("DE", Some("DE123456789"), on).unwrap();
+        assert_eq!(
+            (de_b2b.case, de_b2b.rate_percent),
+            (VatCase::ReverseCharge, Decimal::ZERO)
+        );
+        assert!(de_b2b.case.mention().unwrap().contains("Autoliquidation"));
+        let de_b2c = treatment("DE", None, on).unwrap();
+        assert_eq!(
+            (de_b2c.case, de_b2c.rate_percent),
+            (VatCase::EuConsumer, Decimal::from(19))
+        );
+        let us = treatment("US", Some("12-3456789"), on).unwrap();
+        assert_eq!(
+            (us.case, us.rate_percent),
+            (VatCase::OutOfScope, Decimal::ZERO)
+        );
+        let gb = treatment("GB", None, on).unwrap();
+        assert_eq!(gb.case, VatCase::OutOfScope);
+    }
+
+    #[test]
+    fn vat_rounds_half_away_from_zero() {
+        assert_eq!(vat_on(1481, Decimal::from(20)), 296); // 2.962
+        assert_eq!(vat_on(1, Decimal::from_str("25.5").unwrap()), 0); // 0.00255
+        assert_eq!(vat_on(2, Decimal::from(25)), 1); // 0.005 -> 0.01
+    }
+}

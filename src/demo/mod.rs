@@ -1,0 +1,270 @@
+//! `billrun demo`: seeds a realistic platform (deterministic from `--seed`) in a fresh embedded
+//! database, runs the month's jobs on it and prints what happened. Each job that lands adds
+//! its step here.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+
+use crate::cli::DemoArgs;
+use crate::config::JobsConfig;
+use crate::core::money::format_minor;
+use crate::core::period::Period;
+use crate::jobs::{self, Env, JobName, RunOptions};
+use crate::store::{Db, accounts, catalog, collection};
+use crate::views::{self, table};
+
+pub mod generate;
+
+pub const DEFAULT_DEMO_DB: &str = "billrun-demo.db";
+/// Where the demo writes its PDFs (`invoices/`) and emails (`emails/`, as .eml files).
+pub const DEMO_OUT: &str = "demo-out";
+
+pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => {
+            // A fresh file each time: the demo always starts from the same platform.
+            for suffix in ["", "-wal", "-shm"] {
+                let f = format!("{DEFAULT_DEMO_DB}{suffix}");
+                if std::path::Path::new(&f).exists() {
+                    std::fs::remove_file(&f)
+                        .with_context(|| format!("removing the previous {f}"))?;
+                }
+            }
+            format!("sqlite://{DEFAULT_DEMO_DB}")
+        }
+    };
+    let db = Db::connect_and_migrate(&url).await?;
+    let mut jobs_config = JobsConfig::load(None)?;
+    // The demo's emails are .eml files next to its PDFs, whatever BILLRUN_SMTP_URL says.
+    jobs_config.deliver.settings.smtp_url = String::new();
+    jobs_config.deliver.settings.outbox_dir = format!("{DEMO_OUT}/emails");
+    if args.database_url.is_none() && std::path::Path::new(DEMO_OUT).exists() {
+        std::fs::remove_dir_all(DEMO_OUT)
+            .with_context(|| format!("removing the previous {DEMO_OUT}/"))?;
+    }
+    let env = Env::new(db, jobs_config);
+    let period = Period::previous_to(args.now);
+    println!(
+        "billrun demo: seed {}, {} accounts, billing {} at {} in {}",
+        args.seed,
+        args.accounts,
+        period,
+        args.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        crate::store::redact_url(&url)
+    );
+
+    let platform = generate::generate(args.seed, period, args.accounts);
+    seed(&env.db, &platform).await?;
+    let eu = platform
+        .accounts
+        .iter()
+        .filter(|a| a.country != "FR" && crate::core::countries::is_eu_member(&a.country))
+        .count();
+    let fr = platform
+        .accounts
+        .iter()
+        .filter(|a| a.country == "FR")
+        .count();
+    println!(
+        "seeded: {} accounts ({} France, {} other EU, {} outside the EU; {} businesses, {} referred), {} apps, {} catalog prices, {} usage records",
+        platform.accounts.len(),
+        fr,
+        eu,
+        platform.accounts.len() - fr - eu,
+        platform
+            .accounts
+            .iter()
+            .filter(|a| a.company.is_some())
+            .count(),
+        platform
+            .accounts
+            .iter()
+            .filter(|a| a.referred_by.is_some())
+            .count(),
+        platform.apps.len(),
+        platform.catalog.len(),
+        platform.usage.len(),
+    );
+
+    let mut opts = RunOptions::at(args.now);
+    opts.period = Some(period);
+    for job in crate::jobs::ALL_JOBS {
+        let report = jobs::run(&env, *job, &opts).await?;
+        println!("{}", report.summary());
+        for f in &report.failures {
+            println!("  failed: {}: {}", f.item, f.error);
+        }
+        match job {
+            JobName::Invoice => print_invoice_summary(&report.invoices),
+            JobName::Collect => print_collection_summary(&report),
+            JobName::Suspend | JobName::Hds | JobName::Deliver => {}
+        }
+    }
+    let written = write_pdfs(&env).await?;
+    println!(
+        "wrote {written} invoice PDFs to {DEMO_OUT}/invoices/ and the emails to {DEMO_OUT}/emails/"
+    );
+    println!();
+    println!("Look closer:");
+    println!("  cargo run --release -- invoices list --database-url {url}");
+    if let Some(first) = crate::store::invoices::list(&env.db, &Default::default())
+        .await?
+        .first()
+    {
+        println!(
+            "  cargo run --release -- invoices show {} --database-url {url}",
+            first.number
+        );
+        println!(
+            "  cargo run --release -- account show {} --database-url {url}",
+            first.account_id
+        );
+    }
+    env.db.close().await;
+    Ok(())
+}
+
+async fn seed(db: &Db, p: &generate::DemoPlatform) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    for a in &p.accounts {
+        accounts::insert_account(&mut tx, a).await?;
+    }
+    for a in &p.apps {
+        accounts::insert_app(&mut tx, a).await?;
+    }
+    for c in &p.catalog {
+        catalog::insert_price(&mut tx, c).await?;
+    }
+    for u in &p.usage {
+        accounts::insert_usage(&mut tx, u).await?;
+    }
+    for c in &p.credits {
+        collection::add_credit(
+            &mut tx,
+            c.account_id.as_str(),
+            c.amount_minor,
+            &c.reference,
+            c.at,
+        )
+        .await?;
+    }
+    for a in &p.accounts {
+        if let Some((kind, pm)) = demo_payment_method(a.id.as_str()) {
+            let customer = format!("cus_demo_{}", a.id.as_str().replace('-', ""));
+            collection::set_payment_method(
+                &mut tx,
+                a.id.as_str(),
+                kind,
+                &customer,
+                pm,
+                a.created_at,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await.context("seeding the demo platform")
+}
+
+/// The demo's payment methods, as Stripe's test methods: mostly cards that pay, some SEPA
+/// mandates, a few declines of each kind, and some accounts with none (prepaid credit only).
+fn demo_payment_method(account: &str) -> Option<(&'static str, &'static str)> {
+    use sha2::{Digest, Sha256};
+    let roll = Sha256::digest(account.as_bytes())[0] as u32 * 100 / 256;
+    match roll {
+        0..=64 => Some(("card", "pm_card_visa")),
+        65..=76 => Some(("sepa_debit", "pm_sepa_debit_ok")),
+        77..=78 => Some(("sepa_debit", "pm_sepa_debit_fail")),
+        79..=82 => Some(("card", "pm_card_visa_chargeDeclinedInsufficientFunds")),
+        83..=85 => Some(("card", "pm_card_visa_chargeDeclined")),
+        86..=88 => Some(("card", "pm_card_chargeDeclinedExpiredCard")),
+        89..=90 => Some(("card", "pm_card_authenticationRequired")),
+        _ => None,
+    }
+}
+
+fn print_invoice_summary(invoices: &[views::InvoiceView]) {
+    let mut by_case: BTreeMap<String, (usize, i64, i64, i64)> = BTreeMap::new();
+    let minor =
+        |s: &str| crate::core::money::parse_major(s).expect("amounts we formatted parse back");
+    for i in invoices {
+        let key = format!("{} ({}%)", i.tax_case, i.tax_rate);
+        let e = by_case.entry(key).or_default();
+        e.0 += 1;
+        e.1 += minor(&i.subtotal);
+        e.2 += minor(&i.tax);
+        e.3 += minor(&i.total);
+    }
+    let mut rows: Vec<Vec<String>> = by_case
+        .iter()
+        .map(|(k, (n, s, t, tot))| {
+            vec![
+                k.clone(),
+                n.to_string(),
+                format_minor(*s),
+                format_minor(*t),
+                format_minor(*tot),
+            ]
+        })
+        .collect();
+    let all = by_case.values().fold((0, 0, 0, 0), |a, b| {
+        (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3)
+    });
+    rows.push(vec![
+        "all".into(),
+        all.0.to_string(),
+        format_minor(all.1),
+        format_minor(all.2),
+        format_minor(all.3),
+    ]);
+    println!();
+    print!(
+        "{}",
+        table(
+            &["VAT CASE", "INVOICES", "SUBTOTAL", "VAT", "TOTAL (EUR)"],
+            &rows
+        )
+    );
+    println!();
+    let sample: Vec<_> = invoices.iter().take(8).cloned().collect();
+    print!("{}", views::invoice_table(&sample));
+    if invoices.len() > sample.len() {
+        println!("… and {} more", invoices.len() - sample.len());
+    }
+}
+
+fn print_collection_summary(report: &crate::jobs::JobReport) {
+    let mut rows: BTreeMap<(String, String), (usize, i64)> = BTreeMap::new();
+    for c in &report.collections {
+        let method = c.method.clone().unwrap_or_else(|| "-".into());
+        let e = rows.entry((c.outcome.clone(), method)).or_default();
+        e.0 += 1;
+        e.1 += crate::core::money::parse_major(&c.charge).unwrap_or(0);
+    }
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|((outcome, method), (n, amount))| {
+            vec![outcome, method, n.to_string(), format_minor(amount)]
+        })
+        .collect();
+    println!();
+    print!(
+        "{}",
+        table(&["OUTCOME", "METHOD", "INVOICES", "AMOUNT (EUR)"], &rows)
+    );
+}
+
+async fn write_pdfs(env: &Env) -> anyhow::Result<usize> {
+    let dir = std::path::Path::new(DEMO_OUT).join("invoices");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut n = 0;
+    for inv in crate::store::invoices::list(&env.db, &Default::default()).await? {
+        if let Some((pdf, _)) = crate::store::documents::get(&env.db, inv.id).await? {
+            let path = dir.join(format!("invoice-{}.pdf", inv.number));
+            std::fs::write(&path, pdf).with_context(|| format!("writing {}", path.display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,1475 @@
+//! Email templates and their renderer (minijinja).
+//!
+//! An email in the outbox is a kind, a language (`fr` or `en`) and a JSON object of data;
+//! [`Templates::render`] turns them into a subject, a plain-text body and an HTML body.
+//!
+//! The templates live under `templates/email/<kind>/<lang>.{subject.txt,txt,html}`. They are
+//! compiled into the binary ([`Templates::builtin`]), and an operator may override any of them
+//! with an edited copy of that directory ([`Templates::from_dir`]).
+//!
+//! Rules the templates rely on:
+//! - Undefined behaviour is strict: a variable missing from the data is an error, never an
+//!   empty string. `null` is a defined value (falsy in `{% if %}`). On top of that, every key
+//!   listed by [`data_keys`] for the kind must be present in the data.
+//! - HTML is autoescaped in `.html` parts and not in `.txt` parts.
+//! - The subject is reduced to one line (line breaks and control characters become spaces).
+//! - The renderer adds `language` (`fr` or `en`) to the data; the filters below read it.
+//!
+//! Filters (each also takes an optional explicit language argument: `{{ x|eur("en") }}`):
+//! - `eur`: a decimal amount (`"1234.5"`, or a number) in euros: fr `1 234,50 €` (narrow
+//!   no-break space between thousands, no-break space before `€`), en `€1,234.50`; at least
+//!   two decimals, more are kept, never rounded.
+//! - `reason`: a Stripe decline code in words (`insufficient_funds` → "solde insuffisant" /
+//!   "insufficient funds"); unknown codes and `null` get a generic "payment declined".
+//! - `date`: `2026-11-16` (or an RFC 3339 time, taken in UTC) → `16 novembre 2026` /
+//!   `16 November 2026`.
+//! - `datetime`: an RFC 3339 time → `16 novembre 2026 à 14 h 30 UTC` /
+//!   `16 November 2026 at 14:30 UTC`.
+//! - `period`: a billing period `2026-10` → `octobre 2026` / `October 2026`.
+//! - `payment_method`: `card` | `sepa_debit` | `credit` → "carte bancaire" / "card", ….
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use minijinja::value::merge_maps;
+use minijinja::{
+    AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value, context,
+};
+
+/// One rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    /// One line, trimmed.
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unknown email kind `{0}`")]
+    UnknownKind(String),
+    #[error("unknown email language `{0}` (expected `fr` or `en`)")]
+    UnknownLanguage(String),
+    #[error("the data of email {kind} must be a JSON object, not {found}")]
+    DataNotObject { kind: String, found: &'static str },
+    #[error("the data of email {kind} lacks {}", .keys.join(", "))]
+    MissingData { kind: String, keys: Vec<String> },
+    #[error("cannot read email templates at {}: {message}", .path.display())]
+    Read { path: PathBuf, message: String },
+    #[error("invalid email template {}: {message}", .path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("rendering the {part} of email {kind} ({language}) failed: {message}")]
+    Render {
+        kind: String,
+        language: String,
+        /// `subject`, `text` or `html`.
+        part: &'static str,
+        /// minijinja's message (template name and line included), plus the variables missing
+        /// from the data when it is an undefined-value error.
+        message: String,
+    },
+}
+
+/// The languages every kind has templates for.
+pub const LANGUAGES: &[&str] = &["fr", "en"];
+
+/// The three parts of an email: (part name, file suffix after `<lang>.`).
+const PARTS: [(&str, &str); 3] = [
+    ("subject", "subject.txt"),
+    ("text", "txt"),
+    ("html", "html"),
+];
+
+/// Keys every email's data must hold, whatever its kind.
+pub const COMMON_KEYS: &[&str] = &[
+    "account_name",
+    "seller_name",
+    "dashboard_url",
+    "support_email",
+];
+
+macro_rules! kinds {
+    ($($kind:literal => [$($key:literal),* $(,)?]),+ $(,)?) => {
+        /// Every email kind, as written in the outbox.
+        pub const KINDS: &[&str] = &[$($kind),+];
+
+        /// The kind-specific keys of the data (on top of [`COMMON_KEYS`]).
+        const KIND_KEYS: &[(&str, &[&str])] = &[$(($kind, &[$($key),*])),+];
+
+        /// (template name, source) of every built-in template.
+        const BUILTIN: &[(&str, &str)] = &[$(
+            kinds!(@file $kind, "fr.subject.txt"),
+            kinds!(@file $kind, "fr.txt"),
+            kinds!(@file $kind, "fr.html"),
+            kinds!(@file $kind, "en.subject.txt"),
+            kinds!(@file $kind, "en.txt"),
+            kinds!(@file $kind, "en.html"),
+        )+];
+    };
+    (@file $kind:literal, $file:literal) => {
+        (
+            concat!($kind, "/", $file),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/email/", $kind, "/", $file)),
+        )
+    };
+}
+
+kinds! {
+    "invoice_issued" => ["invoice_number", "period", "total", "amount_due", "due_at"],
+    "payment_succeeded" => ["invoice_number", "amount", "method", "payment_intent"],
+    "payment_failed" => [
+        "invoice_number", "amount_due", "reason", "message", "next_attempt_at", "retries_exhausted",
+    ],
+    "action_required" => [
+        "invoice_number", "amount_due", "reason", "message", "next_attempt_at", "retries_exhausted",
+        "decline_class",
+    ],
+    "account_suspended" => ["amount_due", "invoices", "deletion_date"],
+    "data_deletion_warning" => ["amount_due", "deletion_date"],
+    "account_deletion_confirmation" => ["token", "expires_at", "confirm_url"],
+    "account_deleted" => ["deleted_at", "reason"],
+    "hds_review_reminder" => ["contact_name", "contact_email", "contact_phone", "last_reviewed_at"],
+}
+
+/// The keys the data of `kind` must hold: its own ones, then [`COMMON_KEYS`]. `None` for an
+/// unknown kind. A key may hold `null` where the template allows it (`payment_intent`,
+/// `next_attempt_at`, `message`, the HDS contact fields and `last_reviewed_at`).
+pub fn data_keys(kind: &str) -> Option<Vec<&'static str>> {
+    KIND_KEYS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, keys)| keys.iter().chain(COMMON_KEYS).copied().collect())
+}
+
+/// The layout every HTML part extends (`{% extends "_layout.html" %}`): header, signature and
+/// footer, in the email's language.
+const LAYOUT: (&str, &str) = (
+    "_layout.html",
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/email/_layout.html"
+    )),
+);
+
+/// The compiled email templates. Build once, render many times, from any thread.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+// The renderer is shared between the delivery job's tasks.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Templates>();
+};
+
+impl Templates {
+    /// The templates built into the binary (include_str! of every file under templates/email,
+    /// so the binary works from any directory).
+    pub fn builtin() -> Templates {
+        let mut env = base_env();
+        for (name, source) in BUILTIN.iter().chain([&LAYOUT]) {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("built-in email template {name} is invalid: {e}"));
+        }
+        Templates { env }
+    }
+
+    /// Templates from a directory laid out like templates/email (an operator's edited copy);
+    /// any file missing there falls back to the built-in one. Every file is read and compiled
+    /// now, so a syntax error is reported here rather than when an email is sent. Files whose
+    /// names are not template names are ignored with a warning.
+    pub fn from_dir(dir: &Path) -> Result<Templates, TemplateError> {
+        let read_err = |path: &Path, e: std::io::Error| TemplateError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let meta = fs::metadata(dir).map_err(|e| read_err(dir, e))?;
+        if !meta.is_dir() {
+            return Err(TemplateError::Read {
+                path: dir.to_path_buf(),
+                message: "not a directory".into(),
+            });
+        }
+        let mut env = base_env();
+        for (name, builtin) in BUILTIN.iter().chain([&LAYOUT]) {
+            let path = dir.join(name);
+            match fs::read_to_string(&path) {
+                Ok(source) => env.add_template_owned(name.to_string(), source),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    env.add_template(name, builtin)
+                }
+                Err(e) => return Err(read_err(&path, e)),
+            }
+            .map_err(|e| TemplateError::Syntax {
+                path,
+                message: e.to_string(),
+            })?;
+        }
+        warn_unknown_files(dir);
+        Ok(Templates { env })
+    }
+
+    /// Renders the subject, text and HTML of one email. `data` must be a JSON object holding
+    /// every key of [`data_keys`]`(kind)`.
+    pub fn render(
+        &self,
+        kind: &str,
+        language: &str,
+        data: &serde_json::Value,
+    ) -> Result<RenderedEmail, TemplateError> {
+        let Some(keys) = data_keys(kind) else {
+            return Err(TemplateError::UnknownKind(kind.to_string()));
+        };
+        if !LANGUAGES.contains(&language) {
+            return Err(TemplateError::UnknownLanguage(language.to_string()));
+        }
+        let Some(object) = data.as_object() else {
+            return Err(TemplateError::DataNotObject {
+                kind: kind.to_string(),
+                found: json_type(data),
+            });
+        };
+        let missing: Vec<String> = keys
+            .iter()
+            .filter(|k| !object.contains_key(**k))
+            .map(|k| k.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(TemplateError::MissingData {
+                kind: kind.to_string(),
+                keys: missing,
+            });
+        }
+        // The last map wins: `language` is always the one the email is rendered in.
+        let ctx = merge_maps([
+            Value::from_serialize(data),
+            context! { language => language },
+        ]);
+        let [subject, text, html] =
+            PARTS.map(|(part, suffix)| self.render_part(kind, language, part, suffix, &ctx));
+        Ok(RenderedEmail {
+            subject: one_line(&subject?),
+            text: text?,
+            html: html?,
+        })
+    }
+
+    fn render_part(
+        &self,
+        kind: &str,
+        language: &str,
+        part: &'static str,
+        suffix: &str,
+        ctx: &Value,
+    ) -> Result<String, TemplateError> {
+        let name = format!("{kind}/{language}.{suffix}");
+        let err = |message: String| TemplateError::Render {
+            kind: kind.to_string(),
+            language: language.to_string(),
+            part,
+            message,
+        };
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|e| err(e.to_string()))?;
+        template.render(ctx).map_err(|e| {
+            let mut message = e.to_string();
+            if e.kind() == ErrorKind::UndefinedError {
+                let mut missing: Vec<String> = template
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|v| v != "loop" && ctx.get_attr(v).is_ok_and(|x| x.is_undefined()))
+                    .filter(|v| !self.env.globals().any(|(g, _)| g == v))
+                    .collect();
+                missing.sort();
+                if !missing.is_empty() {
+                    message.push_str(&format!("; missing from the data: {}", missing.join(", ")));
+                }
+            }
+            err(message)
+        })
+    }
+}
+
+fn base_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.add_filter("eur", filter_eur);
+    env.add_filter("reason", filter_reason);
+    env.add_filter("date", filter_date);
+    env.add_filter("datetime", filter_datetime);
+    env.add_filter("period", filter_period);
+    env.add_filter("payment_method", filter_payment_method);
+    env
+}
+
+/// Logs the entries of an override directory that no template name matches (a typo would
+/// otherwise silently leave the built-in template in use).
+fn warn_unknown_files(dir: &Path) {
+    let visible = |e: &fs::DirEntry| !e.file_name().to_string_lossy().starts_with('.');
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten().filter(visible) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name == LAYOUT.0 && path.is_file() {
+            continue;
+        }
+        if !(KINDS.contains(&name.as_str()) && path.is_dir()) {
+            tracing::warn!(path = %path.display(), "ignored: not an email kind directory");
+            continue;
+        }
+        let Ok(files) = fs::read_dir(&path) else {
+            continue;
+        };
+        for file in files.flatten().filter(visible) {
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            let known = LANGUAGES.iter().any(|lang| {
+                PARTS
+                    .iter()
+                    .any(|(_, suffix)| file_name == format!("{lang}.{suffix}"))
+            });
+            if !known {
+                tracing::warn!(
+                    path = %file.path().display(),
+                    "ignored: not an email template name (expected <fr|en>.<subject.txt|txt|html>)"
+                );
+            }
+        }
+    }
+}
+
+/// Joins the non-empty lines of a rendered subject with single spaces; control characters
+/// (a stray CR) become spaces too, so the subject is always a single header line.
+fn one_line(s: &str) -> String {
+    let joined = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    joined
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Filters
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lang {
+    Fr,
+    En,
+}
+
+/// The explicit language argument, else the `language` of the context.
+fn lang(state: &State, explicit: Option<&str>) -> Result<Lang, Error> {
+    let from_ctx = state.lookup("language");
+    let code = match explicit {
+        Some(code) => code,
+        None => from_ctx.as_ref().and_then(|v| v.as_str()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "no `language` in the context; pass the language as an argument",
+            )
+        })?,
+    };
+    match code {
+        "fr" => Ok(Lang::Fr),
+        "en" => Ok(Lang::En),
+        other => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("unknown language `{other}` (expected `fr` or `en`)"),
+        )),
+    }
+}
+
+/// A strict filter input: undefined is an error, whatever the undefined behaviour.
+fn defined(value: &Value) -> Result<(), Error> {
+    if value.is_undefined() {
+        Err(Error::from(ErrorKind::UndefinedError))
+    } else {
+        Ok(())
+    }
+}
+
+fn text_of<'a>(value: &'a Value, what: &str) -> Result<&'a str, Error> {
+    defined(value)?;
+    value.as_str().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{what} must be a string, not {value:?}"),
+        )
+    })
+}
+
+fn filter_eur(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {
+    let lang = lang(state, language)?;
+    defined(&value)?;
+    let text = match value.as_str() {
+        Some(s) => s.to_string(),
+        None if value.is_number() => value.to_string(),
+        None => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("eur: an amount must be a decimal string or a number, not {value:?}"),
+            ));
+        }
+    };
+    format_eur(&text, lang).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("eur: `{text}` is not a decimal amount"),
+        )
+    })
+}
+
+/// `-1234.5` → fr `-1 234,50 €` (U+202F between thousands, U+00A0 before €), en `-€1,234.50`.
+fn format_eur(text: &str, lang: Lang) -> Option<String> {
+    let text = text.trim();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty()
+        || !digits(int)
+        || !digits(frac)
+        || (unsigned.contains('.') && frac.is_empty())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let mut frac = frac.to_string();
+    while frac.len() < 2 {
+        frac.push('0');
+    }
+    let zero = int == "0" && frac.bytes().all(|b| b == b'0');
+    let sign = if negative && !zero { "-" } else { "" };
+    let (group, point) = match lang {
+        Lang::Fr => ('\u{202f}', ','),
+        Lang::En => (',', '.'),
+    };
+    let mut number = String::with_capacity(int.len() + int.len() / 3 + frac.len() + 1);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            number.push(group);
+        }
+        number.push(c);
+    }
+    number.push(point);
+    number.push_str(&frac);
+    Some(match lang {
+        Lang::Fr => format!("{sign}{number}\u{a0}€"),
+        Lang::En => format!("{sign}€{number}"),
+    })
+}
+
+fn filter_reason(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {
+    let lang = lang(state, language)?;
+    defined(&value)?;
+    Ok(decline_reason(value.as_str().unwrap_or(""), lang).to_string())
+}
+
+/// A Stripe decline (or failure) code in words. Following Stripe's advice, the codes that
+/// hint at fraud (lost or stolen card, fraudulent, pick-up) are shown as a plain bank decline.
+fn decline_reason(code: &str, lang: Lang) -> &'static str {
+    let (fr, en) = match code {
+        "insufficient_funds" => ("solde insuffisant", "insufficient funds"),
+        "generic_decline"
+        | "do_not_honor"
+        | "lost_card"
+        | "stolen_card"
+        | "fraudulent"
+        | "pickup_card"
+        | "restricted_card"
+        | "security_violation"
+        | "transaction_not_allowed" => (
+            "paiement refusé par votre banque",
+            "payment declined by your bank",
+        ),
+        "card_declined" => ("carte refusée", "card declined"),
+        "processing_error" => (
+            "erreur technique lors du traitement du paiement",
+            "technical error while processing the payment",
+        ),
+        "expired_card" => ("carte expirée", "expired card"),
+        "incorrect_number" | "invalid_number" => {
+            ("numéro de carte incorrect", "incorrect card number")
+        }
+        "incorrect_cvc" | "invalid_cvc" => (
+            "cryptogramme visuel (CVC) incorrect",
+            "incorrect security code (CVC)",
+        ),
+        "invalid_expiry_month" | "invalid_expiry_year" => {
+            ("date d'expiration incorrecte", "incorrect expiry date")
+        }
+        "card_velocity_exceeded" | "withdrawal_count_limit_exceeded" => {
+            ("plafond de la carte atteint", "card limit reached")
+        }
+        "card_not_supported" => (
+            "carte non acceptée pour ce type de paiement",
+            "card not supported for this type of payment",
+        ),
+        "authentication_required" => (
+            "authentification requise par votre banque (3-D Secure)",
+            "authentication required by your bank (3-D Secure)",
+        ),
+        "no_payment_method" => (
+            "aucun moyen de paiement enregistré",
+            "no payment method on file",
+        ),
+        "payment_intent_payment_attempt_failed" => (
+            "échec de la tentative de paiement",
+            "the payment attempt failed",
+        ),
+        "payment_method_unactivated" | "debit_not_authorized" => (
+            "prélèvement non autorisé par votre banque",
+            "debit not authorised by your bank",
+        ),
+        "account_closed" | "bank_account_closed" => {
+            ("compte bancaire clôturé", "bank account closed")
+        }
+        "bank_account_restricted" | "bank_account_unusable" => (
+            "compte bancaire ne permettant pas le prélèvement",
+            "bank account cannot be debited",
+        ),
+        _ => ("paiement refusé", "payment declined"),
+    };
+    match lang {
+        Lang::Fr => fr,
+        Lang::En => en,
+    }
+}
+
+fn month_name(month0: u32, lang: Lang) -> &'static str {
+    let language = match lang {
+        Lang::Fr => crate::core::invoice::Language::Fr,
+        Lang::En => crate::core::invoice::Language::En,
+    };
+    crate::core::invoice::month_name(month0 + 1, language)
+}
+
+/// fr `1er novembre 2026`, `16 novembre 2026`; en `16 November 2026`.
+fn long_date(d: NaiveDate, lang: Lang) -> String {
+    let day = match (lang, d.day()) {
+        (Lang::Fr, 1) => "1er".to_string(),
+        (_, n) => n.to_string(),
+    };
+    format!("{day} {} {}", month_name(d.month0(), lang), d.year())
+}
+
+fn filter_date(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {
+    let lang = lang(state, language)?;
+    let text = text_of(&value, "date: a date")?;
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .or_else(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.with_timezone(&Utc).date_naive())
+        })
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("date: `{text}` is not a YYYY-MM-DD date"),
+            )
+        })?;
+    Ok(long_date(date, lang))
+}
+
+fn filter_datetime(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {
+    let lang = lang(state, language)?;
+    let text = text_of(&value, "datetime: a time")?;
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(long_date(date, lang));
+    }
+    let t = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("datetime: `{text}` is not an RFC 3339 time"),
+            )
+        })?
+        .with_timezone(&Utc);
+    let date = long_date(t.date_naive(), lang);
+    Ok(match lang {
+        Lang::Fr => format!("{date} à {}\u{a0}h\u{a0}{:02} UTC", t.hour(), t.minute()),
+        Lang::En => format!("{date} at {:02}:{:02} UTC", t.hour(), t.minute()),
+    })
+}
+
+fn filter_period(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {
+    let lang = lang(state, language)?;
+    let text = text_of(&value, "period: a period")?;
+    let date = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("period: `{text}` is not a YYYY-MM period"),
+        )
+    })?;
+    Ok(format!(
+        "{} {}",
+        month_name(date.month0(), lang),
+        date.year()
+    ))
+}
+
+fn filter_payment_method(
+    state: &State,
+    value: Value,
+    language: Option<&str>,
+) -> Result<String, Error> {
+    let lang = lang(state, language)?;
+    let text = text_of(&value, "payment_method: a payment method")?;
+    let words = match (text, lang) {
+        ("card", Lang::Fr) => "carte bancaire",
+        ("card", Lang::En) => "card",
+        ("sepa_debit", Lang::Fr) => "prélèvement SEPA",
+        ("sepa_debit", Lang::En) => "SEPA Direct Debit",
+        ("credit", Lang::Fr) => "crédit prépayé",
+        ("credit", Lang::En) => "prepaid credit",
+        (other, _) => other,
+    };
+    Ok(words.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn common(account_name: &str) -> serde_json::Value {
+        json!({
+            "account_name": account_name,
+            "seller_name": "Scalingo SAS",
+            "dashboard_url": "https://dashboard.example.com",
+            "support_email": "support@example.com",
+        })
+    }
+
+    /// A complete data object for `kind`.
+    fn sample(kind: &str) -> serde_json::Value {
+        let specific = match kind {
+            "invoice_issued" => json!({
+                "invoice_number": "F-2026-00042",
+                "period": "2026-10",
+                "total": "35.65",
+                "amount_due": "35.65",
+                "due_at": "2026-11-16",
+            }),
+            "payment_succeeded" => json!({
+                "invoice_number": "F-2026-00042",
+                "amount": "35.65",
+                "method": "card",
+                "payment_intent": "pi_3QxYzAbCdEf",
+            }),
+            "payment_failed" => json!({
+                "invoice_number": "F-2026-00042",
+                "amount_due": "35.65",
+                "reason": "insufficient_funds",
+                "message": "Your card has insufficient funds.",
+                "decline_class": "soft",
+                "next_attempt_at": "2026-11-19",
+                "retries_exhausted": false,
+            }),
+            "action_required" => json!({
+                "invoice_number": "F-2026-00042",
+                "amount_due": "35.65",
+                "reason": "expired_card",
+                "message": "Your card has expired.",
+                "decline_class": "hard",
+                "next_attempt_at": null,
+                "retries_exhausted": false,
+            }),
+            "account_suspended" => json!({
+                "amount_due": "1234.50",
+                "invoices": ["F-2026-00042", "F-2026-00057"],
+                "deletion_date": "2027-01-15",
+            }),
+            "data_deletion_warning" => json!({
+                "amount_due": "1234.50",
+                "deletion_date": "2027-01-15",
+            }),
+            "account_deletion_confirmation" => json!({
+                "token": "dlt_8f3a2c91e7",
+                "expires_at": "2026-11-17T14:30:00Z",
+                "confirm_url": "https://dashboard.example.com/account/delete?token=dlt_8f3a2c91e7",
+            }),
+            "account_deleted" => json!({
+                "deleted_at": "2026-12-01",
+                "reason": "request",
+            }),
+            "hds_review_reminder" => json!({
+                "contact_name": "Dr Claire Martin",
+                "contact_email": "claire.martin@clinique.example",
+                "contact_phone": "+33 1 23 45 67 89",
+                "last_reviewed_at": "2025-11-20",
+            }),
+            other => panic!("no sample for {other}"),
+        };
+        let mut data = common("Clinique Saint-Exemple");
+        data.as_object_mut()
+            .unwrap()
+            .extend(specific.as_object().unwrap().clone());
+        data
+    }
+
+    /// Facts each rendered email must show, per language (checked in the text and the HTML).
+    fn facts(kind: &str, lang: &str) -> Vec<&'static str> {
+        let fr = lang == "fr";
+        match kind {
+            "invoice_issued" => vec![
+                "F-2026-00042",
+                if fr { "35,65\u{a0}€" } else { "€35.65" },
+                if fr {
+                    "16 novembre 2026"
+                } else {
+                    "16 November 2026"
+                },
+                if fr { "octobre 2026" } else { "October 2026" },
+                if fr { "pièce jointe" } else { "attached" },
+            ],
+            "payment_succeeded" => vec![
+                "F-2026-00042",
+                if fr { "35,65\u{a0}€" } else { "€35.65" },
+                if fr { "carte bancaire" } else { "card" },
+                "pi_3QxYzAbCdEf",
+            ],
+            "payment_failed" => vec![
+                "F-2026-00042",
+                if fr { "35,65\u{a0}€" } else { "€35.65" },
+                if fr {
+                    "solde insuffisant"
+                } else {
+                    "insufficient funds"
+                },
+                if fr {
+                    "19 novembre 2026"
+                } else {
+                    "19 November 2026"
+                },
+                "Your card has insufficient funds.",
+            ],
+            "action_required" => vec![
+                "F-2026-00042",
+                if fr { "35,65\u{a0}€" } else { "€35.65" },
+                if fr { "carte expirée" } else { "expired card" },
+                if fr {
+                    "sera débité immédiatement"
+                } else {
+                    "charged the amount due right away"
+                },
+                if fr {
+                    "crédit prépayé"
+                } else {
+                    "prepaid credit"
+                },
+            ],
+            "account_suspended" => vec![
+                if fr {
+                    "1\u{202f}234,50\u{a0}€"
+                } else {
+                    "€1,234.50"
+                },
+                "F-2026-00042",
+                "F-2026-00057",
+                if fr {
+                    "15 janvier 2027"
+                } else {
+                    "15 January 2027"
+                },
+            ],
+            "data_deletion_warning" => vec![
+                if fr {
+                    "1\u{202f}234,50\u{a0}€"
+                } else {
+                    "€1,234.50"
+                },
+                if fr {
+                    "15 janvier 2027"
+                } else {
+                    "15 January 2027"
+                },
+            ],
+            "account_deletion_confirmation" => vec![
+                "dlt_8f3a2c91e7",
+                "https://dashboard.example.com/account/delete?token=dlt_8f3a2c91e7",
+                if fr {
+                    "17 novembre 2026 à 14\u{a0}h\u{a0}30 UTC"
+                } else {
+                    "17 November 2026 at 14:30 UTC"
+                },
+            ],
+            "account_deleted" => vec![
+                if fr {
+                    "1er décembre 2026"
+                } else {
+                    "1 December 2026"
+                },
+                if fr {
+                    "Comme vous l'avez demandé"
+                } else {
+                    "As you requested"
+                },
+            ],
+            "hds_review_reminder" => vec![
+                "Dr Claire Martin",
+                "claire.martin@clinique.example",
+                "+33 1 23 45 67 89",
+                if fr {
+                    "20 novembre 2025"
+                } else {
+                    "20 November 2025"
+                },
+                "12",
+            ],
+            other => panic!("no facts for {other}"),
+        }
+    }
+
+    fn html_unescape(s: &str) -> String {
+        s.replace("&nbsp;", "\u{a0}")
+            .replace("&#x27;", "'")
+            .replace("&#x2f;", "/")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    }
+
+    #[test]
+    fn every_kind_has_keys_and_six_templates() {
+        assert_eq!(KINDS.len(), 9);
+        assert_eq!(BUILTIN.len(), KINDS.len() * 6);
+        for kind in KINDS {
+            let keys = data_keys(kind).unwrap();
+            let data = sample(kind);
+            for key in &keys {
+                assert!(data.get(key).is_some(), "sample of {kind} lacks {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_and_language_renders_its_key_facts() {
+        let t = Templates::builtin();
+        for kind in KINDS {
+            for lang in LANGUAGES {
+                let e = t
+                    .render(kind, lang, &sample(kind))
+                    .unwrap_or_else(|e| panic!("{kind}/{lang}: {e}"));
+                let what = format!("{kind}/{lang}");
+                assert!(!e.subject.is_empty(), "{what}: empty subject");
+                assert!(!e.subject.contains('\n'), "{what}: multi-line subject");
+                assert_eq!(e.subject, e.subject.trim(), "{what}: untrimmed subject");
+                let html = html_unescape(&e.html);
+                for fact in facts(kind, lang) {
+                    assert!(
+                        e.text.contains(fact),
+                        "{what} text lacks {fact:?}:\n{}",
+                        e.text
+                    );
+                    assert!(
+                        html.contains(fact),
+                        "{what} html lacks {fact:?}:\n{}",
+                        e.html
+                    );
+                }
+                if let Some(n) = sample(kind).get("invoice_number") {
+                    assert!(
+                        e.subject.contains(n.as_str().unwrap()),
+                        "{what}: {}",
+                        e.subject
+                    );
+                }
+                for part in [&e.subject, &e.text, &e.html] {
+                    assert!(
+                        !part.contains("{{") && !part.contains("{%"),
+                        "{what}: {part}"
+                    );
+                    // Codes must be in words, never raw.
+                    assert!(!part.contains("insufficient_funds"), "{what}: raw code");
+                    assert!(!part.contains("expired_card"), "{what}: raw code");
+                }
+                assert!(e.html.starts_with("<!DOCTYPE html>"), "{what}");
+                assert!(
+                    e.html.contains(&format!("<html lang=\"{lang}\">")),
+                    "{what}"
+                );
+                for external in ["<img", "src=", "<link", "<script", "url("] {
+                    assert!(!e.html.contains(external), "{what}: html has {external}");
+                }
+                assert!(e.text.contains("Scalingo SAS") && e.html.contains("Scalingo SAS"));
+                assert!(
+                    e.text.ends_with('\n'),
+                    "{what}: text does not end with a newline"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn french_and_english_differ_and_use_the_right_words() {
+        let t = Templates::builtin();
+        for kind in KINDS {
+            let fr = t.render(kind, "fr", &sample(kind)).unwrap();
+            let en = t.render(kind, "en", &sample(kind)).unwrap();
+            assert!(fr.text.starts_with("Bonjour,"), "{kind}");
+            assert!(en.text.starts_with("Hello,"), "{kind}");
+            assert!(fr.text.contains("Cordialement"), "{kind}");
+            assert!(en.text.contains("Best regards"), "{kind}");
+            assert!(fr.text.contains("« Clinique Saint-Exemple »"), "{kind}");
+            assert!(en.text.contains("“Clinique Saint-Exemple”"), "{kind}");
+        }
+    }
+
+    #[test]
+    fn variants_of_the_collection_emails() {
+        let t = Templates::builtin();
+        // Retries exhausted: no retry announced, the owner is asked to act.
+        let mut d = sample("payment_failed");
+        d["next_attempt_at"] = json!(null);
+        d["retries_exhausted"] = json!(true);
+        let fr = t.render("payment_failed", "fr", &d).unwrap();
+        assert!(
+            fr.text.contains("aucune autre tentative automatique"),
+            "{}",
+            fr.text
+        );
+        assert!(!fr.text.contains("nouvelle tentative le"));
+        let en = t.render("payment_failed", "en", &d).unwrap();
+        assert!(
+            en.text.contains("no further automatic attempt"),
+            "{}",
+            en.text
+        );
+        assert!(en.text.contains("charged right away"));
+        // No next attempt date known, not exhausted; and no message.
+        d["retries_exhausted"] = json!(false);
+        d["message"] = json!(null);
+        let en = t.render("payment_failed", "en", &d).unwrap();
+        assert!(en.text.contains("try again soon"), "{}", en.text);
+        assert!(!en.text.contains("Details from our payment provider"));
+
+        let mut d = sample("action_required");
+        d["decline_class"] = json!("authentication_required");
+        d["reason"] = json!("authentication_required");
+        let fr = t.render("action_required", "fr", &d).unwrap();
+        assert!(fr.text.contains("3-D Secure"), "{}", fr.text);
+        let en = t.render("action_required", "en", &d).unwrap();
+        assert!(en.html.contains("authentication requested by your bank"));
+
+        d["decline_class"] = json!("soft");
+        d["reason"] = json!("no_payment_method");
+        d["message"] = json!("");
+        let fr = t.render("action_required", "fr", &d).unwrap();
+        assert!(
+            fr.text.contains("Aucun moyen de paiement n'est enregistré"),
+            "{}",
+            fr.text
+        );
+        assert!(fr.text.contains("ajouter un moyen de paiement"));
+        assert!(!fr.text.contains("Motif"));
+        let en = t.render("action_required", "en", &d).unwrap();
+        assert!(
+            en.text.contains("There is no payment method"),
+            "{}",
+            en.text
+        );
+
+        let mut d = sample("account_deleted");
+        d["reason"] = json!("non_payment");
+        let fr = t.render("account_deleted", "fr", &d).unwrap();
+        assert!(fr.text.contains("Faute de règlement"), "{}", fr.text);
+        assert!(!fr.text.contains("Merci d'avoir utilisé"));
+
+        let mut d = sample("invoice_issued");
+        d["amount_due"] = json!("40.15");
+        let en = t.render("invoice_issued", "en", &d).unwrap();
+        assert!(
+            en.text
+                .contains("Amount due: €40.15 (including balances carried over")
+        );
+        d["total"] = json!("0.00");
+        d["amount_due"] = json!("0.00");
+        let fr = t.render("invoice_issued", "fr", &d).unwrap();
+        assert!(
+            fr.text.contains("Aucun paiement n'est nécessaire"),
+            "{}",
+            fr.text
+        );
+
+        let mut d = sample("payment_succeeded");
+        d["method"] = json!("sepa_debit");
+        d["payment_intent"] = json!(null);
+        let fr = t.render("payment_succeeded", "fr", &d).unwrap();
+        assert!(fr.text.contains("prélèvement SEPA"));
+        assert!(!fr.text.contains("Référence du paiement"));
+
+        let mut d = sample("hds_review_reminder");
+        d["contact_phone"] = json!(null);
+        d["last_reviewed_at"] = json!(null);
+        let en = t.render("hds_review_reminder", "en", &d).unwrap();
+        assert!(en.text.contains("Phone: not provided"), "{}", en.text);
+        assert!(en.text.contains("never been reviewed"));
+    }
+
+    #[test]
+    fn a_missing_key_is_an_error_naming_it() {
+        let t = Templates::builtin();
+        let mut d = sample("invoice_issued");
+        d.as_object_mut().unwrap().remove("due_at");
+        let err = t.render("invoice_issued", "fr", &d).unwrap_err();
+        assert!(matches!(err, TemplateError::MissingData { .. }), "{err:?}");
+        assert!(err.to_string().contains("due_at"), "{err}");
+
+        let mut d = sample("action_required");
+        d.as_object_mut().unwrap().remove("decline_class");
+        d.as_object_mut().unwrap().remove("seller_name");
+        let err = t
+            .render("action_required", "en", &d)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("decline_class") && err.contains("seller_name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_undefined_variable_in_a_template_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("payment_failed")).unwrap();
+        fs::write(
+            dir.path().join("payment_failed/en.txt"),
+            "Invoice {{ invoice_number }} of {{ customer_name }}\n",
+        )
+        .unwrap();
+        let t = Templates::from_dir(dir.path()).unwrap();
+        let err = t
+            .render("payment_failed", "en", &sample("payment_failed"))
+            .unwrap_err();
+        let TemplateError::Render {
+            ref kind,
+            ref language,
+            part,
+            ref message,
+        } = err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            (kind.as_str(), language.as_str(), part),
+            ("payment_failed", "en", "text")
+        );
+        assert!(message.contains("undefined value"), "{message}");
+        assert!(message.contains("payment_failed/en.txt"), "{message}");
+        assert!(
+            message.contains("missing from the data: customer_name"),
+            "{message}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("customer_name") && shown.contains("text"),
+            "{shown}"
+        );
+
+        // Strict even inside a filter or an `if`.
+        for source in [
+            "{{ nope|eur }}",
+            "{{ nope|reason }}",
+            "{% if nope %}x{% endif %}",
+        ] {
+            fs::write(dir.path().join("payment_failed/en.txt"), source).unwrap();
+            let t = Templates::from_dir(dir.path()).unwrap();
+            let err = t
+                .render("payment_failed", "en", &sample("payment_failed"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("missing from the data: nope"),
+                "{source}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_kind_language_and_bad_data_are_errors() {
+        let t = Templates::builtin();
+        let d = sample("invoice_issued");
+        assert!(matches!(
+            t.render("invoice_lost", "fr", &d),
+            Err(TemplateError::UnknownKind(k)) if k == "invoice_lost"
+        ));
+        assert!(matches!(
+            t.render("invoice_issued", "de", &d),
+            Err(TemplateError::UnknownLanguage(l)) if l == "de"
+        ));
+        let err = t.render("invoice_issued", "fr", &json!(["x"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the data of email invoice_issued must be a JSON object, not an array"
+        );
+        let mut d = sample("invoice_issued");
+        d["total"] = json!("35,65");
+        let err = t
+            .render("invoice_issued", "fr", &d)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`35,65` is not a decimal amount"), "{err}");
+        assert!(err.contains("subject") || err.contains("text"), "{err}");
+        let mut d = sample("invoice_issued");
+        d["due_at"] = json!("16/11/2026");
+        let err = t
+            .render("invoice_issued", "en", &d)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a YYYY-MM-DD date"), "{err}");
+    }
+
+    #[test]
+    fn the_data_cannot_override_the_language() {
+        let t = Templates::builtin();
+        let mut d = sample("payment_succeeded");
+        d["language"] = json!("en");
+        let fr = t.render("payment_succeeded", "fr", &d).unwrap();
+        assert!(fr.text.contains("35,65\u{a0}€"), "{}", fr.text);
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let t = Templates::builtin();
+        for kind in KINDS {
+            for lang in LANGUAGES {
+                let mut d = sample(kind);
+                d["account_name"] = json!("<script>alert('x')</script> & co");
+                let e = t.render(kind, lang, &d).unwrap();
+                assert!(!e.html.contains("<script>"), "{kind}/{lang}");
+                assert!(e.html.contains("&lt;script&gt;"), "{kind}/{lang}");
+                assert!(e.html.contains("&amp; co"), "{kind}/{lang}");
+                assert!(
+                    e.text.contains("<script>alert('x')</script> & co"),
+                    "{kind}/{lang}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn subjects_are_one_line() {
+        assert_eq!(one_line("  Hello\r\n\n  world \t\n"), "Hello world");
+        assert_eq!(one_line("a\rb"), "a b");
+        let t = Templates::builtin();
+        let mut d = sample("account_deleted");
+        d["account_name"] = json!("evil\r\nBcc: someone@example.com");
+        let e = t.render("account_deleted", "en", &d).unwrap();
+        assert_eq!(
+            e.subject,
+            "Your account “evil Bcc: someone@example.com” has been deleted"
+        );
+    }
+
+    fn filter(template: &str, language: &str, value: serde_json::Value) -> Result<String, Error> {
+        let env = base_env();
+        env.render_str(template, context! { language => language, v => value })
+    }
+
+    #[test]
+    fn eur_filter_per_language() {
+        let cases = [
+            ("35.65", "35,65\u{a0}€", "€35.65"),
+            ("0.00", "0,00\u{a0}€", "€0.00"),
+            ("-0.00", "0,00\u{a0}€", "€0.00"),
+            ("-5", "-5,00\u{a0}€", "-€5.00"),
+            ("12.5", "12,50\u{a0}€", "€12.50"),
+            ("0.0200", "0,0200\u{a0}€", "€0.0200"),
+            (
+                "1234567.50",
+                "1\u{202f}234\u{202f}567,50\u{a0}€",
+                "€1,234,567.50",
+            ),
+            ("-1234.56", "-1\u{202f}234,56\u{a0}€", "-€1,234.56"),
+            ("100", "100,00\u{a0}€", "€100.00"),
+            ("007.10", "7,10\u{a0}€", "€7.10"),
+        ];
+        for (input, fr, en) in cases {
+            assert_eq!(
+                filter("{{ v|eur }}", "fr", json!(input)).unwrap(),
+                fr,
+                "{input}"
+            );
+            assert_eq!(
+                filter("{{ v|eur }}", "en", json!(input)).unwrap(),
+                en,
+                "{input}"
+            );
+        }
+        assert_eq!(
+            filter("{{ v|eur }}", "fr", json!(42)).unwrap(),
+            "42,00\u{a0}€"
+        );
+        assert_eq!(
+            filter("{{ v|eur('en') }}", "fr", json!("3.5")).unwrap(),
+            "€3.50"
+        );
+        for bad in ["", "abc", "1,5", "1.", ".5", "1.2.3", "- 1", "1e3"] {
+            let err = filter("{{ v|eur }}", "fr", json!(bad)).unwrap_err();
+            assert!(
+                err.to_string().contains("not a decimal amount"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(filter("{{ v|eur }}", "fr", json!(null)).is_err());
+        assert!(filter("{{ v|eur('de') }}", "fr", json!("1")).is_err());
+    }
+
+    #[test]
+    fn reason_filter_per_language() {
+        let codes = [
+            "insufficient_funds",
+            "generic_decline",
+            "card_declined",
+            "processing_error",
+            "expired_card",
+            "lost_card",
+            "stolen_card",
+            "incorrect_number",
+            "authentication_required",
+            "no_payment_method",
+            "payment_intent_payment_attempt_failed",
+        ];
+        for code in codes {
+            let fr = filter("{{ v|reason }}", "fr", json!(code)).unwrap();
+            let en = filter("{{ v|reason }}", "en", json!(code)).unwrap();
+            assert_ne!(fr, en, "{code}");
+            assert_ne!(fr, "paiement refusé", "{code} falls back");
+            assert_ne!(en, "payment declined", "{code} falls back");
+            assert!(!fr.contains('_') && !en.contains('_'), "{code}");
+        }
+        let r = |code: &str, lang: &str| filter("{{ v|reason }}", lang, json!(code)).unwrap();
+        assert_eq!(r("insufficient_funds", "fr"), "solde insuffisant");
+        assert_eq!(r("insufficient_funds", "en"), "insufficient funds");
+        assert_eq!(r("expired_card", "fr"), "carte expirée");
+        assert_eq!(r("no_payment_method", "en"), "no payment method on file");
+        // Fraud hints are not disclosed.
+        assert_eq!(r("stolen_card", "en"), r("generic_decline", "en"));
+        // Fallback.
+        assert_eq!(r("something_new", "fr"), "paiement refusé");
+        assert_eq!(r("something_new", "en"), "payment declined");
+        assert_eq!(
+            filter("{{ v|reason }}", "en", json!(null)).unwrap(),
+            "payment declined"
+        );
+        assert_eq!(
+            filter("{{ v|reason('fr') }}", "en", json!("insufficient_funds")).unwrap(),
+            "solde insuffisant"
+        );
+    }
+
+    #[test]
+    fn date_and_period_filters() {
+        let f = |t: &str, lang: &str, v: &str| filter(t, lang, json!(v)).unwrap();
+        assert_eq!(f("{{ v|date }}", "fr", "2026-11-01"), "1er novembre 2026");
+        assert_eq!(f("{{ v|date }}", "fr", "2026-02-16"), "16 février 2026");
+        assert_eq!(f("{{ v|date }}", "en", "2026-11-01"), "1 November 2026");
+        assert_eq!(
+            f("{{ v|date }}", "en", "2026-11-16T23:30:00-02:00"),
+            "17 November 2026"
+        );
+        assert_eq!(
+            f("{{ v|datetime }}", "fr", "2026-08-03T09:05:00+02:00"),
+            "3 août 2026 à 7\u{a0}h\u{a0}05 UTC"
+        );
+        assert_eq!(
+            f("{{ v|datetime }}", "en", "2026-08-03T09:05:00+02:00"),
+            "3 August 2026 at 07:05 UTC"
+        );
+        assert_eq!(f("{{ v|period }}", "fr", "2026-10"), "octobre 2026");
+        assert_eq!(f("{{ v|period }}", "en", "2026-12"), "December 2026");
+        assert_eq!(
+            f("{{ v|payment_method }}", "fr", "sepa_debit"),
+            "prélèvement SEPA"
+        );
+        assert_eq!(
+            f("{{ v|payment_method }}", "en", "credit"),
+            "prepaid credit"
+        );
+        assert!(filter("{{ v|date }}", "fr", json!("2026-13-01")).is_err());
+        assert!(filter("{{ v|period }}", "fr", json!("2026-13")).is_err());
+        assert!(filter("{{ v|datetime }}", "fr", json!("tomorrow")).is_err());
+    }
+
+    #[test]
+    fn from_dir_overrides_one_file_and_falls_back_for_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("invoice_issued")).unwrap();
+        fs::write(
+            dir.path().join("invoice_issued/fr.subject.txt"),
+            "Facture {{ invoice_number }} : {{ amount_due|eur }}\n",
+        )
+        .unwrap();
+        // Ignored, with a warning.
+        fs::write(dir.path().join("invoice_issued/fr.subjet.txt"), "typo").unwrap();
+        fs::write(dir.path().join("README"), "notes").unwrap();
+        let t = Templates::from_dir(dir.path()).unwrap();
+        let builtin = Templates::builtin();
+        let d = sample("invoice_issued");
+        let fr = t.render("invoice_issued", "fr", &d).unwrap();
+        assert_eq!(fr.subject, "Facture F-2026-00042 : 35,65\u{a0}€");
+        let fr_builtin = builtin.render("invoice_issued", "fr", &d).unwrap();
+        assert_eq!(fr.text, fr_builtin.text);
+        assert_eq!(fr.html, fr_builtin.html);
+        assert_eq!(
+            t.render("invoice_issued", "en", &d).unwrap(),
+            builtin.render("invoice_issued", "en", &d).unwrap()
+        );
+        for kind in KINDS {
+            assert_eq!(
+                t.render(kind, "en", &sample(kind)).unwrap(),
+                builtin.render(kind, "en", &sample(kind)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn from_dir_reports_syntax_errors_and_missing_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("account_deleted")).unwrap();
+        fs::write(
+            dir.path().join("account_deleted/en.html"),
+            "<p>{% if reason %}deleted</p>",
+        )
+        .unwrap();
+        let err = Templates::from_dir(dir.path()).unwrap_err();
+        assert!(matches!(err, TemplateError::Syntax { .. }), "{err:?}");
+        assert!(err.to_string().contains("account_deleted/en.html"), "{err}");
+
+        let err = Templates::from_dir(&dir.path().join("nope")).unwrap_err();
+        assert!(matches!(err, TemplateError::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn renders_from_several_threads() {
+        let t = Templates::builtin();
+        let expected = t
+            .render("payment_failed", "fr", &sample("payment_failed"))
+            .unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        let e = t.render("payment_failed", "fr", &sample("payment_failed"));
+                        assert_eq!(e.unwrap(), expected);
+                    }
+                });
+            }
+        });
+    }
+
+    fn snapshot_text(kind: &str, lang: &str, data: &serde_json::Value) -> String {
+        let e = Templates::builtin().render(kind, lang, data).unwrap();
+        format!("Subject: {}\n\n{}", e.subject, e.text)
+    }
+
+    #[test]
+    fn snapshot_invoice_issued_fr() {
+        insta::assert_snapshot!(snapshot_text(
+            "invoice_issued",
+            "fr",
+            &sample("invoice_issued")
+        ));
+    }
+
+    #[test]
+    fn snapshot_invoice_issued_en() {
+        insta::assert_snapshot!(snapshot_text(
+            "invoice_issued",
+            "en",
+            &sample("invoice_issued")
+        ));
+    }
+
+    #[test]
+    fn snapshot_payment_failed_fr() {
+        insta::assert_snapshot!(snapshot_text(
+            "payment_failed",
+            "fr",
+            &sample("payment_failed")
+        ));
+    }
+
+    #[test]
+    fn snapshot_payment_failed_en() {
+        insta::assert_snapshot!(snapshot_text(
+            "payment_failed",
+            "en",
+            &sample("payment_failed")
+        ));
+    }
+
+    #[test]
+    fn snapshot_action_required_fr() {
+        insta::assert_snapshot!(snapshot_text(
+            "action_required",
+            "fr",
+            &sample("action_required")
+        ));
+    }
+
+    #[test]
+    fn snapshot_action_required_en() {
+        insta::assert_snapshot!(snapshot_text(
+            "action_required",
+            "en",
+            &sample("action_required")
+        ));
+    }
+
+    #[test]
+    fn snapshot_account_suspended_fr() {
+        insta::assert_snapshot!(snapshot_text(
+            "account_suspended",
+            "fr",
+            &sample("account_suspended")
+        ));
+    }
+
+    #[test]
+    fn snapshot_invoice_issued_fr_html() {
+        let e = Templates::builtin()
+            .render("invoice_issued", "fr", &sample("invoice_issued"))
+            .unwrap();
+        insta::assert_snapshot!(e.html);
+    }
+}

@@ -1,0 +1,3 @@
+pub mod email;
+pub mod invoice_pdf;
+pub mod pdf;

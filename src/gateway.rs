@@ -1,0 +1,456 @@
+//! Payment gateways: Stripe (through async-stripe) and a simulator for the embedded default.
+//!
+//! Both answer with a [`ChargeOutcome`], which has a state for "outcome unknown": a request that
+//! kept failing with 429/5xx, timed out or could not connect. The caller records it and sends the
+//! same idempotency key again on the next run, so that an unknown outcome never becomes a second
+//! charge.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use stripe::StripeRequest;
+use tracing::debug;
+
+/// A charge to make: an off-session PaymentIntent, confirmed at once.
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    pub idempotency_key: String,
+    pub amount_minor: i64,
+    pub customer: String,
+    pub payment_method: String,
+    pub sepa: bool,
+    pub invoice_id: i64,
+    pub invoice_number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ChargeOutcome {
+    Succeeded {
+        payment_intent: String,
+    },
+    /// Accepted, settling later (SEPA debits take days).
+    Processing {
+        payment_intent: String,
+    },
+    /// Declined or refused: the attempt failed.
+    Failed {
+        payment_intent: Option<String>,
+        code: Option<String>,
+        decline_code: Option<String>,
+        message: String,
+    },
+    /// No conclusive answer (429, 5xx, timeout, connection refused): ask again with the same key.
+    Unknown {
+        reason: String,
+    },
+}
+
+/// How hard to insist within one run on 429, 5xx, timeouts and refused connections.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub tries: u32,
+    pub first_backoff: Duration,
+}
+
+pub enum Gateway {
+    Stripe(StripeGateway),
+    Simulated(SimulatedGateway),
+}
+
+impl Gateway {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Gateway::Stripe(_) => "stripe",
+            Gateway::Simulated(_) => "simulated",
+        }
+    }
+
+    pub async fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
+        match self {
+            Gateway::Stripe(g) => g.charge(req).await,
+            Gateway::Simulated(g) => g.charge(req),
+        }
+    }
+
+    /// Where a processing payment stands now.
+    pub async fn retrieve(&self, payment_intent: &str) -> ChargeOutcome {
+        match self {
+            Gateway::Stripe(g) => g.retrieve(payment_intent).await,
+            Gateway::Simulated(g) => g.retrieve(payment_intent),
+        }
+    }
+
+    /// Deletes a Stripe customer (their saved payment methods go with it).
+    pub async fn delete_customer(&self, customer: &str) -> Result<(), String> {
+        match self {
+            Gateway::Stripe(g) => g.delete_customer(customer).await,
+            Gateway::Simulated(_) => Ok(()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stripe
+
+pub struct StripeGateway {
+    client: stripe::Client,
+    retry: RetryPolicy,
+}
+
+impl StripeGateway {
+    /// `base_url` is Stripe's (`https://api.stripe.com/`) or a test server's. The key is never
+    /// logged.
+    pub fn new(
+        secret_key: &str,
+        base_url: &str,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<StripeGateway> {
+        let mut base = base_url.to_string();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let client = stripe::ClientBuilder::new(secret_key)
+            .url(base)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the Stripe client: {e}"))?;
+        Ok(StripeGateway { client, retry })
+    }
+
+    /// Sends a request with a fixed idempotency key, retrying transient failures with backoff.
+    async fn with_retries<T, F, Fut>(&self, what: &str, mut send: F) -> Result<T, Transient>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, stripe::StripeError>>,
+    {
+        let mut backoff = self.retry.first_backoff;
+        let mut last = String::new();
+        for attempt in 1..=self.retry.tries.max(1) {
+            match send().await {
+                Ok(v) => return Ok(v),
+                Err(e) => match classify(&e) {
+                    ErrorKind::Transient(reason) => {
+                        debug!(request = what, attempt, reason = %reason, "transient Stripe failure, retrying");
+                        last = reason;
+                        if attempt < self.retry.tries {
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 2;
+                        }
+                    }
+                    ErrorKind::Conclusive(err) => return Err(Transient::Conclusive(err)),
+                },
+            }
+        }
+        Err(Transient::GaveUp(last))
+    }
+
+    async fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
+        use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
+        let metadata: HashMap<String, String> = [
+            ("invoice_id".to_string(), req.invoice_id.to_string()),
+            ("invoice_number".to_string(), req.invoice_number.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let key = match stripe::IdempotencyKey::new(req.idempotency_key.clone()) {
+            Ok(k) => k,
+            Err(e) => {
+                return ChargeOutcome::Failed {
+                    payment_intent: None,
+                    code: Some("invalid_idempotency_key".into()),
+                    decline_code: None,
+                    message: e.to_string(),
+                };
+            }
+        };
+        let result = self
+            .with_retries("create payment intent", || {
+                // The payment method's own type (card or SEPA debit) decides how it is charged.
+                let create =
+                    CreatePaymentIntent::new(req.amount_minor, stripe_types::Currency::EUR)
+                        .customer(req.customer.clone())
+                        .payment_method(req.payment_method.clone())
+                        .confirm(true)
+                        .off_session(CreatePaymentIntentOffSession::Bool(true))
+                        .metadata(metadata.clone());
+                let key = key.clone();
+                async move {
+                    create
+                        .customize()
+                        .request_strategy(stripe::RequestStrategy::Idempotent(key))
+                        .send(&self.client)
+                        .await
+                }
+            })
+            .await;
+        match result {
+            Ok(pi) => outcome_of(&pi),
+            Err(Transient::Conclusive(f)) => f,
+            Err(Transient::GaveUp(reason)) => ChargeOutcome::Unknown { reason },
+        }
+    }
+
+    async fn retrieve(&self, id: &str) -> ChargeOutcome {
+        use stripe_core::payment_intent::RetrievePaymentIntent;
+        let result = self
+            .with_retries("retrieve payment intent", || {
+                let req = RetrievePaymentIntent::new(id.to_string());
+                async move { req.send(&self.client).await }
+            })
+            .await;
+        match result {
+            Ok(pi) => outcome_of(&pi),
+            Err(Transient::Conclusive(f)) => f,
+            Err(Transient::GaveUp(reason)) => ChargeOutcome::Unknown { reason },
+        }
+    }
+
+    async fn delete_customer(&self, customer: &str) -> Result<(), String> {
+        use stripe_core::customer::DeleteCustomer;
+        let result = self
+            .with_retries("delete customer", || {
+                let req = DeleteCustomer::new(customer.to_string());
+                async move { req.send(&self.client).await }
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already gone: deleting is idempotent.
+            Err(Transient::Conclusive(ChargeOutcome::Failed { code: Some(c), .. }))
+                if c == "resource_missing" =>
+            {
+                Ok(())
+            }
+            Err(Transient::Conclusive(ChargeOutcome::Failed { message, .. })) => Err(message),
+            Err(Transient::Conclusive(other)) => Err(format!("{other:?}")),
+            Err(Transient::GaveUp(reason)) => Err(reason),
+        }
+    }
+}
+
+enum Transient {
+    Conclusive(ChargeOutcome),
+    GaveUp(String),
+}
+
+enum ErrorKind {
+    Transient(String),
+    Conclusive(ChargeOutcome),
+}
+
+fn classify(e: &stripe::StripeError) -> ErrorKind {
+    match e {
+        stripe::StripeError::Stripe(err, status) => {
+            if *status == 429 || *status >= 500 || *status == 409 {
+                // 409: a request with this idempotency key is still in progress at Stripe.
+                return ErrorKind::Transient(format!("Stripe answered HTTP {status}"));
+            }
+            ErrorKind::Conclusive(ChargeOutcome::Failed {
+                payment_intent: err.payment_intent.as_ref().map(|pi| pi.id.to_string()),
+                code: err.code.as_ref().map(|c| c.as_str().to_string()),
+                decline_code: err.decline_code.clone(),
+                message: err
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("Stripe answered HTTP {status}")),
+            })
+        }
+        stripe::StripeError::Timeout => ErrorKind::Transient("timed out".into()),
+        stripe::StripeError::ClientError(m) => {
+            ErrorKind::Transient(format!("cannot reach Stripe: {m}"))
+        }
+        stripe::StripeError::JSONDeserialize(m) => {
+            ErrorKind::Transient(format!("unreadable answer from Stripe: {m}"))
+        }
+        stripe::StripeError::ConfigError(m) => ErrorKind::Conclusive(ChargeOutcome::Failed {
+            payment_intent: None,
+            code: Some("configuration_error".into()),
+            decline_code: None,
+            message: m.clone(),
+        }),
+    }
+}
+
+fn outcome_of(pi: &stripe_shared::PaymentIntent) -> ChargeOutcome {
+    use stripe_shared::PaymentIntentStatus as S;
+    let id = pi.id.to_string();
+    match &pi.status {
+        S::Succeeded => ChargeOutcome::Succeeded { payment_intent: id },
+        S::Processing => ChargeOutcome::Processing { payment_intent: id },
+        S::RequiresAction => ChargeOutcome::Failed {
+            payment_intent: Some(id),
+            code: Some("authentication_required".into()),
+            decline_code: Some("authentication_required".into()),
+            message: "The bank asks the customer to authenticate this payment.".into(),
+        },
+        S::RequiresPaymentMethod | S::RequiresConfirmation | S::Canceled => {
+            let err = pi.last_payment_error.as_deref();
+            ChargeOutcome::Failed {
+                payment_intent: Some(id),
+                code: err
+                    .and_then(|e| e.code.as_ref())
+                    .map(|c| c.as_str().to_string()),
+                decline_code: err.and_then(|e| e.decline_code.clone()),
+                message: err
+                    .and_then(|e| e.message.clone())
+                    .unwrap_or_else(|| format!("payment {}", pi.status.as_str())),
+            }
+        }
+        // Manual capture is never requested; an unknown status is not a conclusion. (The enum is
+        // `#[non_exhaustive]` upstream, hence the last arm.)
+        S::RequiresCapture | S::Unknown(_) => ChargeOutcome::Unknown {
+            reason: format!("PaymentIntent status {}", pi.status.as_str()),
+        },
+        _ => ChargeOutcome::Unknown {
+            reason: format!("PaymentIntent status {}", pi.status.as_str()),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulator
+
+/// Behaves like Stripe's test payment methods, with no network: `pm_card_visa` pays;
+/// `pm_card_visa_chargeDeclined`, `…InsufficientFunds`, `…LostCard`, `…StolenCard`,
+/// `pm_card_chargeDeclinedExpiredCard`, `…ProcessingError`, `…IncorrectNumber` and
+/// `pm_card_authenticationRequired` fail with Stripe's codes; a SEPA debit is `processing` and
+/// settles on the next run (failed when its id contains `fail`). Deterministic: the same
+/// idempotency key gives the same PaymentIntent id.
+#[derive(Debug, Default, Clone)]
+pub struct SimulatedGateway;
+
+impl SimulatedGateway {
+    fn pi_id(key: &str, sepa: Option<bool>) -> String {
+        let digest = Sha256::digest(key.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        match sepa {
+            Some(true) => format!("pi_sim_sepa_ok_{hex}"),
+            Some(false) => format!("pi_sim_sepa_fail_{hex}"),
+            None => format!("pi_sim_{hex}"),
+        }
+    }
+
+    fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
+        if req.sepa {
+            let ok = !req.payment_method.to_ascii_lowercase().contains("fail");
+            return ChargeOutcome::Processing {
+                payment_intent: Self::pi_id(&req.idempotency_key, Some(ok)),
+            };
+        }
+        let pi = Self::pi_id(&req.idempotency_key, None);
+        let decline = |code: &str, decline: &str, message: &str| ChargeOutcome::Failed {
+            payment_intent: Some(pi.clone()),
+            code: Some(code.into()),
+            decline_code: Some(decline.into()),
+            message: message.into(),
+        };
+        match req.payment_method.as_str() {
+            "pm_card_visa_chargeDeclined" => decline(
+                "card_declined",
+                "generic_decline",
+                "Your card was declined.",
+            ),
+            "pm_card_visa_chargeDeclinedInsufficientFunds" => decline(
+                "card_declined",
+                "insufficient_funds",
+                "Your card has insufficient funds.",
+            ),
+            "pm_card_visa_chargeDeclinedLostCard" => {
+                decline("card_declined", "lost_card", "Your card was declined.")
+            }
+            "pm_card_visa_chargeDeclinedStolenCard" => {
+                decline("card_declined", "stolen_card", "Your card was declined.")
+            }
+            "pm_card_chargeDeclinedExpiredCard" => {
+                decline("expired_card", "expired_card", "Your card has expired.")
+            }
+            "pm_card_chargeDeclinedProcessingError" => decline(
+                "processing_error",
+                "processing_error",
+                "An error occurred while processing your card. Try again in a little bit.",
+            ),
+            "pm_card_chargeDeclinedIncorrectNumber" => decline(
+                "incorrect_number",
+                "incorrect_number",
+                "Your card number is incorrect.",
+            ),
+            "pm_card_authenticationRequired" => decline(
+                "authentication_required",
+                "authentication_required",
+                "Your card was declined. This transaction requires authentication.",
+            ),
+            _ => ChargeOutcome::Succeeded { payment_intent: pi },
+        }
+    }
+
+    fn retrieve(&self, id: &str) -> ChargeOutcome {
+        if id.starts_with("pi_sim_sepa_fail_") {
+            ChargeOutcome::Failed {
+                payment_intent: Some(id.to_string()),
+                code: Some("payment_intent_payment_attempt_failed".into()),
+                decline_code: Some("insufficient_funds".into()),
+                message: "The SEPA debit was refused by the customer's bank.".into(),
+            }
+        } else {
+            ChargeOutcome::Succeeded {
+                payment_intent: id.to_string(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(pm: &str, sepa: bool) -> ChargeRequest {
+        ChargeRequest {
+            idempotency_key: "billrun-invoice-1-attempt-1".into(),
+            amount_minor: 1000,
+            customer: "cus_1".into(),
+            payment_method: pm.into(),
+            sepa,
+            invoice_id: 1,
+            invoice_number: "2026-000001".into(),
+        }
+    }
+
+    #[test]
+    fn the_simulator_answers_like_stripe_test_methods() {
+        let g = SimulatedGateway;
+        assert!(matches!(
+            g.charge(&req("pm_card_visa", false)),
+            ChargeOutcome::Succeeded { .. }
+        ));
+        assert_eq!(
+            g.charge(&req("pm_card_visa", false)),
+            g.charge(&req("pm_card_visa", false)),
+            "same key, same answer"
+        );
+        match g.charge(&req("pm_card_chargeDeclinedExpiredCard", false)) {
+            ChargeOutcome::Failed { code, .. } => assert_eq!(code.as_deref(), Some("expired_card")),
+            other => panic!("{other:?}"),
+        }
+        let ChargeOutcome::Processing { payment_intent } =
+            g.charge(&req("pm_sepa_debit_fail", true))
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            g.retrieve(&payment_intent),
+            ChargeOutcome::Failed { .. }
+        ));
+        let ChargeOutcome::Processing { payment_intent } = g.charge(&req("pm_sepa_debit_ok", true))
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            g.retrieve(&payment_intent),
+            ChargeOutcome::Succeeded { .. }
+        ));
+    }
+}

@@ -1,0 +1,868 @@
+//! The `collect` job: for each open, unpaid or pending invoice that is due for collection,
+//! apply prepaid credit, then charge what is left through the gateway; retry failures on the
+//! schedule; poll SEPA debits in flight; settle attempts whose outcome is unknown by sending
+//! the same idempotency key again.
+//!
+//! Order of work for one attempt: the attempt row (outcome `unknown`) is committed before the
+//! gateway is called, and the outcome is stored after. A crash in between leaves the attempt
+//! unknown; the next run sends the same request with the same key, and Stripe answers with the
+//! first result instead of charging again.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{Env, Failure, JobName, JobReport, RunOptions};
+use crate::config::{BadInput, GatewayChoice};
+use crate::core::collection::{
+    AccountPaymentState, Decision, DeclineClass, InvoiceCollectionState, RetrySchedule, Trigger,
+    classify_decline, decide, plan_collection, referral_applies, referral_reward,
+};
+use crate::core::money::format_minor;
+use crate::core::period::Period;
+use crate::gateway::{
+    ChargeOutcome, ChargeRequest, Gateway, RetryPolicy, SimulatedGateway, StripeGateway,
+};
+use crate::store::accounts::{self, AccountRow};
+use crate::store::collection::{self as coll, AttemptRow, NewAttempt, PaymentMethodRow};
+use crate::store::invoices::{self, InvoiceRow, InvoiceStatus};
+use crate::store::outbox::{self, NewEmail};
+use crate::store::{Tx, events};
+
+/// What the job did, or would do, with one invoice.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CollectionItem {
+    pub invoice_id: i64,
+    pub invoice_number: String,
+    pub account_id: String,
+    pub decision: Decision,
+    pub amount_due_before: String,
+    pub credit_applied: String,
+    pub charge: String,
+    /// `card`, `sepa_debit`, or `none` (no payment method).
+    pub method: Option<String>,
+    pub carried_forward: String,
+    /// `succeeded`, `processing`, `failed`, `unknown`, or `planned` in a dry-run.
+    pub outcome: String,
+    pub payment_intent: Option<String>,
+    pub decline_code: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Builds the gateway the settings ask for; refuses the simulator in production.
+pub fn build_gateway(env: &Env) -> anyhow::Result<Gateway> {
+    let s = &env.jobs.collect.settings;
+    let production = env.production || s.production;
+    let use_stripe = match s.gateway {
+        GatewayChoice::Stripe => true,
+        GatewayChoice::Simulated => false,
+        GatewayChoice::Auto => env.stripe_key.is_some(),
+    };
+    if !use_stripe {
+        if production {
+            return Err(BadInput(
+                "refusing the simulated payment gateway in production: set STRIPE_SECRET_KEY (and gateway = \"stripe\" or \"auto\" in jobs/collect.toml)".into(),
+            )
+            .into());
+        }
+        return Ok(Gateway::Simulated(SimulatedGateway));
+    }
+    let key = env.stripe_key.as_ref().ok_or_else(|| {
+        BadInput("jobs/collect.toml asks for Stripe but STRIPE_SECRET_KEY is not set".into())
+    })?;
+    let g = StripeGateway::new(
+        &key.0,
+        &s.stripe_base_url,
+        Duration::from_secs(s.request_timeout_seconds),
+        RetryPolicy {
+            tries: s.transient_tries,
+            first_backoff: Duration::from_millis(s.transient_backoff_ms),
+        },
+    )?;
+    Ok(Gateway::Stripe(g))
+}
+
+pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    let mut report = JobReport::new(JobName::Collect, opts);
+    let gateway = build_gateway(env)?;
+    report.gateway = Some(gateway.label());
+    let schedule = RetrySchedule {
+        offsets_days: env.jobs.collect.settings.retry_offsets_days.clone(),
+    };
+
+    let mut candidates: Vec<InvoiceRow> = Vec::new();
+    if opts.accounts.is_empty() {
+        candidates = invoices::collectable(&env.db, None).await?;
+    } else {
+        for a in &opts.accounts {
+            if accounts::get_account(&env.db, a.as_str()).await?.is_none() {
+                return Err(BadInput(format!("unknown account `{a}`")).into());
+            }
+            candidates.extend(invoices::collectable(&env.db, Some(a.as_str())).await?);
+        }
+    }
+    for inv in candidates {
+        let ctx = Ctx {
+            env,
+            gateway: &gateway,
+            schedule: &schedule,
+            now: opts.now,
+        };
+        match ctx.collect_one(&inv, opts.dry_run).await {
+            Ok(item) => {
+                report.bump(counter(&item));
+                if item.outcome == "unknown" {
+                    report.failures.push(Failure {
+                        item: format!("invoice {}", inv.number),
+                        error: "the payment gateway gave no conclusive answer; the attempt is settled on the next run with the same idempotency key".into(),
+                    });
+                }
+                if item.decision != Decision::WaitUntilRetry && item.decision != Decision::Exhausted
+                {
+                    report.collections.push(item);
+                }
+            }
+            Err(e) => {
+                warn!(invoice.id = inv.id, account.id = %inv.account_id, error = %format!("{e:#}"), "cannot collect invoice");
+                report.failures.push(Failure {
+                    item: format!("invoice {}", inv.number),
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn counter(item: &CollectionItem) -> &'static str {
+    match (item.decision, item.outcome.as_str()) {
+        (Decision::WaitUntilRetry, _) => "waiting_for_retry",
+        (Decision::Exhausted, _) => "retries_exhausted",
+        (_, "planned") => "would_collect",
+        (_, "succeeded") => "paid",
+        (_, "processing") => "pending",
+        (_, "failed") => "failed_attempts",
+        (_, "carried_forward") => "carried_forward",
+        (_, "unknown") => "outcome_unknown",
+        (_, "none") => "handled_by_another_run",
+        _ => "other",
+    }
+}
+
+struct Ctx<'a> {
+    env: &'a Env,
+    gateway: &'a Gateway,
+    schedule: &'a RetrySchedule,
+    now: DateTime<Utc>,
+}
+
+fn item(inv: &InvoiceRow, decision: Decision) -> CollectionItem {
+    CollectionItem {
+        invoice_id: inv.id,
+        invoice_number: inv.number.clone(),
+        account_id: inv.account_id.clone(),
+        decision,
+        amount_due_before: format_minor(inv.amount_due_minor),
+        credit_applied: format_minor(0),
+        charge: format_minor(0),
+        method: None,
+        carried_forward: format_minor(0),
+        outcome: "none".into(),
+        payment_intent: None,
+        decline_code: None,
+        next_attempt_at: inv.next_attempt_at,
+    }
+}
+
+impl Ctx<'_> {
+    async fn collect_one(&self, inv: &InvoiceRow, dry_run: bool) -> anyhow::Result<CollectionItem> {
+        let db = &self.env.db;
+        let attempts = coll::attempts(db, inv.id).await?;
+        let pm = coll::payment_method(db, &inv.account_id).await?;
+        let state = InvoiceCollectionState {
+            status: inv.status.clone(),
+            next_attempt_at: inv.next_attempt_at,
+            collection_exhausted: inv.collection_exhausted_at.is_some(),
+            last_attempt_at: attempts.last().map(|a| a.created_at),
+            last_failure_at: inv.last_failure_at,
+            blocked_pm_version: inv.blocked_pm_version,
+            unknown_attempt: attempts.iter().any(|a| a.outcome == "unknown"),
+            processing_attempt: attempts.iter().any(|a| a.outcome == "processing"),
+        };
+        let account = AccountPaymentState {
+            credit_balance: coll::credit_balance(db, &inv.account_id).await?,
+            pm_version: pm.as_ref().map(|p| p.version),
+            pm_updated_at: pm.as_ref().map(|p| p.updated_at),
+            last_credit_purchase_at: coll::last_purchase_at(db, &inv.account_id).await?,
+        };
+        let decision = decide(&state, &account, self.now);
+        let mut out = item(inv, decision);
+        match decision {
+            Decision::WaitUntilRetry | Decision::Exhausted => Ok(out),
+            Decision::SettleUnknown | Decision::PollProcessing => {
+                let attempt = attempts
+                    .iter()
+                    .find(|a| a.outcome == "unknown" || a.outcome == "processing")
+                    .context("attempt in flight")?;
+                out.method = Some(attempt.method.clone());
+                out.charge = format_minor(attempt.amount_minor);
+                if dry_run {
+                    out.outcome = "planned".into();
+                    return Ok(out);
+                }
+                let outcome = if decision == Decision::SettleUnknown {
+                    self.gateway.charge(&request_of(inv, attempt)).await
+                } else {
+                    match &attempt.payment_intent_id {
+                        Some(pi) => self.gateway.retrieve(pi).await,
+                        None => self.gateway.charge(&request_of(inv, attempt)).await,
+                    }
+                };
+                self.settle(inv, attempt, outcome, &mut out).await?;
+                Ok(out)
+            }
+            Decision::BlockedUntilPaymentMethodChanges => {
+                out.method = pm.as_ref().map(|p| p.kind.clone());
+                if dry_run {
+                    out.outcome = "planned".into();
+                    return Ok(out);
+                }
+                let previous = attempts.iter().rev().find(|a| a.outcome == "failed");
+                let code = previous
+                    .and_then(|a| a.decline_code.clone())
+                    .unwrap_or_else(|| "blocked".into());
+                let mut tx = self.env.db.begin().await?;
+                let Some(fresh) = self.fresh(&mut tx, inv, attempts.len()).await? else {
+                    return Ok(out);
+                };
+                // The number the decision was made for: if another run took it, the insert below
+                // conflicts on (invoice_id, number) and this run backs off.
+                let number = attempts.len() as i32 + 1;
+                let key = idempotency_key(inv.id, number);
+                let msg = format!(
+                    "not retried: the payment method was declined ({code}); waiting for a new one"
+                );
+                let inserted = coll::insert_attempt(
+                    &mut tx,
+                    &NewAttempt {
+                        invoice_id: inv.id,
+                        number,
+                        trigger: Trigger::Retry.as_str(),
+                        method: pm.as_ref().map_or("none", |p| p.kind.as_str()),
+                        pm: pm.as_ref(),
+                        amount_minor: fresh.amount_due_minor,
+                        idempotency_key: &key,
+                        gateway: "none",
+                        outcome: "failed",
+                        decline_code: Some(&code),
+                        failure_message: Some(&msg),
+                        at: self.now,
+                    },
+                )
+                .await?;
+                if inserted.is_none() {
+                    tx.rollback().await?;
+                    return Ok(out);
+                }
+                let next = self
+                    .fail(
+                        &mut tx,
+                        &fresh,
+                        Trigger::Retry,
+                        DeclineClass::Hard,
+                        pm.as_ref(),
+                        &code,
+                        &msg,
+                    )
+                    .await?;
+                tx.commit().await?;
+                out.outcome = "failed".into();
+                out.decline_code = Some(code);
+                out.next_attempt_at = next;
+                Ok(out)
+            }
+            Decision::Collect(trigger) => {
+                self.collect(
+                    inv,
+                    trigger,
+                    pm,
+                    account.credit_balance,
+                    attempts.len(),
+                    dry_run,
+                    out,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Re-reads the invoice inside the transaction; `None` when it is no longer collectable
+    /// (another run got there first).
+    async fn fresh(
+        &self,
+        tx: &mut Tx,
+        inv: &InvoiceRow,
+        expected_attempts: usize,
+    ) -> anyhow::Result<Option<InvoiceRow>> {
+        // The decision was made on `expected_attempts` attempts: if another run made one since,
+        // this run must not act on a stale decision (it would charge again).
+        if coll::attempts_tx(tx, inv.id).await?.len() != expected_attempts {
+            return Ok(None);
+        }
+        let Some(fresh) = invoices::get_tx(tx, inv.id).await? else {
+            return Ok(None);
+        };
+        match fresh.status()? {
+            InvoiceStatus::Open | InvoiceStatus::Unpaid | InvoiceStatus::Pending
+                if fresh.amount_due_minor > 0 =>
+            {
+                Ok(Some(fresh))
+            }
+            InvoiceStatus::Open
+            | InvoiceStatus::Unpaid
+            | InvoiceStatus::Pending
+            | InvoiceStatus::Paid
+            | InvoiceStatus::CarriedForward => Ok(None),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn collect(
+        &self,
+        inv: &InvoiceRow,
+        trigger: Trigger,
+        pm: Option<PaymentMethodRow>,
+        credit_balance: i64,
+        expected_attempts: usize,
+        dry_run: bool,
+        mut out: CollectionItem,
+    ) -> anyhow::Result<CollectionItem> {
+        let plan = plan_collection(inv.amount_due_minor, credit_balance, false);
+        out.credit_applied = format_minor(plan.credit_to_apply);
+        out.charge = format_minor(plan.charge);
+        out.carried_forward = format_minor(plan.carry_forward);
+        out.method = Some(match (&pm, plan.charge) {
+            (_, 0) => "credit".to_string(),
+            (Some(p), _) => p.kind.clone(),
+            (None, _) => "none".to_string(),
+        });
+        if dry_run {
+            out.outcome = "planned".into();
+            return Ok(out);
+        }
+
+        let mut tx = self.env.db.begin().await?;
+        let Some(fresh) = self.fresh(&mut tx, inv, expected_attempts).await? else {
+            tx.rollback().await?;
+            out.outcome = "none".into();
+            return Ok(out);
+        };
+        // Credit first: it pays the invoice total including VAT.
+        let plan = plan_collection(fresh.amount_due_minor, credit_balance, false);
+        let applied = coll::apply_credit(
+            &mut tx,
+            &fresh.account_id,
+            fresh.id,
+            plan.credit_to_apply,
+            self.now,
+        )
+        .await?;
+        out.credit_applied = format_minor(applied);
+        if applied > 0 {
+            events::record(
+                &mut tx,
+                &fresh.account_id,
+                self.now,
+                "credit.applied",
+                Some(crate::core::ids::InvoiceId(fresh.id)),
+                &format!(
+                    "Prepaid credit of {} EUR applied to invoice {}",
+                    format_minor(applied),
+                    fresh.number
+                ),
+            )
+            .await?;
+        }
+        let due = fresh.amount_due_minor - applied;
+        if due == 0 {
+            invoices::mark_settled(&mut tx, fresh.id).await?;
+            self.on_paid(&mut tx, &fresh, "credit", applied, None)
+                .await?;
+            tx.commit().await?;
+            out.outcome = "succeeded".into();
+            out.method = Some("credit".into());
+            out.charge = format_minor(0);
+            return Ok(out);
+        }
+        let plan = plan_collection(due, 0, false);
+        if plan.carry_forward > 0 {
+            coll::record_transfer(
+                &mut tx,
+                fresh.id,
+                &fresh.account_id,
+                plan.carry_forward,
+                self.now,
+            )
+            .await?;
+            invoices::carry_forward(&mut tx, fresh.id, plan.carry_forward).await?;
+            events::record(&mut tx, &fresh.account_id, self.now, "invoice.carried_forward", Some(crate::core::ids::InvoiceId(fresh.id)),
+                &format!("{} EUR left on invoice {} is below the €0.50 minimum charge: carried to the next invoice", format_minor(plan.carry_forward), fresh.number)).await?;
+            tx.commit().await?;
+            out.outcome = "carried_forward".into();
+            out.charge = format_minor(0);
+            out.carried_forward = format_minor(plan.carry_forward);
+            return Ok(out);
+        }
+
+        // The number the decision was made for (not a fresh count: under READ COMMITTED another
+        // run's attempt may have committed since); a taken number makes the insert back off.
+        let number = expected_attempts as i32 + 1;
+        let key = idempotency_key(fresh.id, number);
+        let Some(pm) = pm else {
+            // Neither a payment method nor enough credit: unpaid, and the account is told.
+            let msg = "no payment method and not enough prepaid credit";
+            let inserted = coll::insert_attempt(
+                &mut tx,
+                &NewAttempt {
+                    invoice_id: fresh.id,
+                    number,
+                    trigger: trigger.as_str(),
+                    method: "none",
+                    pm: None,
+                    amount_minor: due,
+                    idempotency_key: &key,
+                    gateway: "none",
+                    outcome: "failed",
+                    decline_code: Some("no_payment_method"),
+                    failure_message: Some(msg),
+                    at: self.now,
+                },
+            )
+            .await?;
+            if inserted.is_none() {
+                tx.rollback().await?;
+                return Ok(out);
+            }
+            let next = self
+                .fail(
+                    &mut tx,
+                    &fresh,
+                    trigger,
+                    DeclineClass::Soft,
+                    None,
+                    "no_payment_method",
+                    msg,
+                )
+                .await?;
+            tx.commit().await?;
+            out.outcome = "failed".into();
+            out.decline_code = Some("no_payment_method".into());
+            out.next_attempt_at = next;
+            return Ok(out);
+        };
+        let inserted = coll::insert_attempt(
+            &mut tx,
+            &NewAttempt {
+                invoice_id: fresh.id,
+                number,
+                trigger: trigger.as_str(),
+                method: &pm.kind,
+                pm: Some(&pm),
+                amount_minor: due,
+                idempotency_key: &key,
+                gateway: self.gateway.label(),
+                outcome: "unknown",
+                decline_code: None,
+                failure_message: None,
+                at: self.now,
+            },
+        )
+        .await?;
+        let Some(attempt_id) = inserted else {
+            tx.rollback().await?;
+            return Ok(out);
+        };
+        invoices::set_status(&mut tx, fresh.id, InvoiceStatus::Pending).await?;
+        // The attempt is committed before the gateway is called.
+        tx.commit().await?;
+
+        let attempt = coll::attempts(&self.env.db, fresh.id)
+            .await?
+            .into_iter()
+            .find(|a| a.id == attempt_id)
+            .context("attempt just written")?;
+        let outcome = self.gateway.charge(&request_of(&fresh, &attempt)).await;
+        self.settle(&fresh, &attempt, outcome, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Stores a gateway outcome for an attempt.
+    async fn settle(
+        &self,
+        inv: &InvoiceRow,
+        attempt: &AttemptRow,
+        outcome: ChargeOutcome,
+        out: &mut CollectionItem,
+    ) -> anyhow::Result<()> {
+        let iid = Some(crate::core::ids::InvoiceId(inv.id));
+        out.charge = format_minor(attempt.amount_minor);
+        match outcome {
+            ChargeOutcome::Succeeded { payment_intent } => {
+                let mut tx = self.env.db.begin().await?;
+                if !coll::settle_attempt(
+                    &mut tx,
+                    attempt.id,
+                    "succeeded",
+                    Some(&payment_intent),
+                    None,
+                    None,
+                    self.now,
+                )
+                .await?
+                {
+                    // Another run settled this attempt first.
+                    tx.rollback().await?;
+                    out.outcome = "none".into();
+                    return Ok(());
+                }
+                invoices::record_payment(&mut tx, inv.id, attempt.amount_minor).await?;
+                let fresh = invoices::get_tx(&mut tx, inv.id)
+                    .await?
+                    .context("invoice")?;
+                self.on_paid(
+                    &mut tx,
+                    &fresh,
+                    &attempt.method,
+                    attempt.amount_minor,
+                    Some(&payment_intent),
+                )
+                .await?;
+                tx.commit().await?;
+                info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, "payment succeeded");
+                out.outcome = "succeeded".into();
+                out.payment_intent = Some(payment_intent);
+                out.next_attempt_at = None;
+            }
+            ChargeOutcome::Processing { payment_intent } => {
+                let mut tx = self.env.db.begin().await?;
+                if !coll::settle_attempt(
+                    &mut tx,
+                    attempt.id,
+                    "processing",
+                    Some(&payment_intent),
+                    None,
+                    None,
+                    self.now,
+                )
+                .await?
+                {
+                    tx.rollback().await?;
+                    out.outcome = "none".into();
+                    return Ok(());
+                }
+                invoices::set_status(&mut tx, inv.id, InvoiceStatus::Pending).await?;
+                if attempt.outcome != "processing" {
+                    events::record(
+                        &mut tx,
+                        &inv.account_id,
+                        self.now,
+                        "payment.processing",
+                        iid,
+                        &format!(
+                            "SEPA debit of {} EUR for invoice {} is processing",
+                            format_minor(attempt.amount_minor),
+                            inv.number
+                        ),
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                out.outcome = "processing".into();
+                out.payment_intent = Some(payment_intent);
+            }
+            ChargeOutcome::Failed {
+                payment_intent,
+                code,
+                decline_code,
+                message,
+            } => {
+                let class = classify_decline(code.as_deref(), decline_code.as_deref());
+                let shown = decline_code
+                    .clone()
+                    .or(code.clone())
+                    .unwrap_or_else(|| "declined".into());
+                let trigger = match attempt.trigger.as_str() {
+                    "initial" => Trigger::Initial,
+                    "retry" => Trigger::Retry,
+                    "payment_method_changed" => Trigger::PaymentMethodChanged,
+                    _ => Trigger::CreditAdded,
+                };
+                let pm = coll::payment_method(&self.env.db, &inv.account_id)
+                    .await?
+                    .filter(|p| Some(p.version) == attempt.payment_method_version);
+                let mut tx = self.env.db.begin().await?;
+                if !coll::settle_attempt(
+                    &mut tx,
+                    attempt.id,
+                    "failed",
+                    payment_intent.as_deref(),
+                    Some(&shown),
+                    Some(&message),
+                    self.now,
+                )
+                .await?
+                {
+                    tx.rollback().await?;
+                    out.outcome = "none".into();
+                    return Ok(());
+                }
+                let fresh = invoices::get_tx(&mut tx, inv.id)
+                    .await?
+                    .context("invoice")?;
+                let next = self
+                    .fail(
+                        &mut tx,
+                        &fresh,
+                        trigger,
+                        class,
+                        pm.as_ref(),
+                        &shown,
+                        &message,
+                    )
+                    .await?;
+                tx.commit().await?;
+                info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, decline_code = %shown, "payment declined");
+                out.outcome = "failed".into();
+                out.payment_intent = payment_intent;
+                out.decline_code = Some(shown);
+                out.next_attempt_at = next;
+            }
+            ChargeOutcome::Unknown { reason } => {
+                let mut tx = self.env.db.begin().await?;
+                invoices::set_status(&mut tx, inv.id, InvoiceStatus::Pending).await?;
+                events::record(&mut tx, &inv.account_id, self.now, "payment.unknown", iid,
+                    &format!("Payment of invoice {} (attempt {}): no conclusive answer from the gateway; settled on the next run with the same idempotency key", inv.number, attempt.number)).await?;
+                tx.commit().await?;
+                warn!(invoice.id = inv.id, account.id = %inv.account_id, reason = %reason, "payment outcome unknown; settled next run");
+                out.outcome = "unknown".into();
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failure: the schedule moves on for scheduled attempts; hard declines block
+    /// retries until the payment method changes; the account is told.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        &self,
+        tx: &mut Tx,
+        inv: &InvoiceRow,
+        trigger: Trigger,
+        class: DeclineClass,
+        pm: Option<&PaymentMethodRow>,
+        code: &str,
+        message: &str,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let (failures, next, exhausted) = if trigger.is_scheduled() {
+            let failures = inv.scheduled_failures + 1;
+            let next = self.schedule.next_after(failures as u32, self.now);
+            (failures, next, next.is_none().then_some(self.now))
+        } else {
+            (
+                inv.scheduled_failures,
+                inv.next_attempt_at,
+                inv.collection_exhausted_at,
+            )
+        };
+        let blocked = match class {
+            DeclineClass::Hard | DeclineClass::AuthenticationRequired => {
+                pm.map(|p| p.version).or(inv.blocked_pm_version)
+            }
+            DeclineClass::Soft => None,
+        };
+        invoices::record_failure(tx, inv.id, failures, next, exhausted, self.now, blocked).await?;
+        let iid = Some(crate::core::ids::InvoiceId(inv.id));
+        let retry_text = match (next, exhausted) {
+            (_, Some(_)) => "no retry left".to_string(),
+            (Some(t), None) => format!("next attempt {}", t.format("%Y-%m-%d")),
+            (None, None) => "no retry scheduled".to_string(),
+        };
+        events::record(
+            tx,
+            &inv.account_id,
+            self.now,
+            "payment.failed",
+            iid,
+            &format!(
+                "Payment of invoice {} failed: {code} ({retry_text})",
+                inv.number
+            ),
+        )
+        .await?;
+        let account = accounts::get_account_tx(tx, &inv.account_id)
+            .await?
+            .context("account")?;
+        let kind = match (class, code) {
+            (_, "no_payment_method") => "action_required",
+            (DeclineClass::Soft, _) => "payment_failed",
+            (DeclineClass::Hard | DeclineClass::AuthenticationRequired, _) => "action_required",
+        };
+        let attempts = coll::attempts_tx(tx, inv.id).await?.len();
+        self.email(
+            tx,
+            &account,
+            kind,
+            &format!("{kind}:{}:{}", inv.id, attempts),
+            Some(inv),
+            serde_json::json!({
+                "invoice_number": inv.number,
+                "amount_due": format_minor(inv.amount_due_minor),
+                "reason": code,
+                "message": message,
+                "decline_class": class,
+                "next_attempt_at": next.map(|t| t.format("%Y-%m-%d").to_string()),
+                "retries_exhausted": exhausted.is_some(),
+            }),
+        )
+        .await?;
+        Ok(next)
+    }
+
+    /// After an invoice is fully paid: the timeline, the receipt email and the referrer's
+    /// reward.
+    async fn on_paid(
+        &self,
+        tx: &mut Tx,
+        inv: &InvoiceRow,
+        method: &str,
+        amount: i64,
+        payment_intent: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let iid = Some(crate::core::ids::InvoiceId(inv.id));
+        events::record(
+            tx,
+            &inv.account_id,
+            self.now,
+            "invoice.paid",
+            iid,
+            &format!(
+                "Invoice {} paid ({} EUR by {method})",
+                inv.number,
+                format_minor(amount)
+            ),
+        )
+        .await?;
+        let account = accounts::get_account_tx(tx, &inv.account_id)
+            .await?
+            .context("account")?;
+        self.email(
+            tx,
+            &account,
+            "payment_succeeded",
+            &format!("payment_succeeded:{}", inv.id),
+            Some(inv),
+            serde_json::json!({
+                "invoice_number": inv.number,
+                "amount": format_minor(amount),
+                "method": method,
+                "payment_intent": payment_intent,
+            }),
+        )
+        .await?;
+        self.grant_referral(tx, &account, inv).await
+    }
+
+    async fn grant_referral(
+        &self,
+        tx: &mut Tx,
+        invitee: &AccountRow,
+        inv: &InvoiceRow,
+    ) -> anyhow::Result<()> {
+        let Some(referrer) = &invitee.referred_by else {
+            return Ok(());
+        };
+        let period: Period = inv.period.parse().map_err(anyhow::Error::msg)?;
+        if !referral_applies(invitee.created_at, period) {
+            return Ok(());
+        }
+        let reward = referral_reward(inv.taxable_base_minor());
+        if reward == 0 {
+            return Ok(());
+        }
+        if coll::grant_reward(
+            tx,
+            referrer,
+            &invitee.id,
+            &invitee.name,
+            inv.id,
+            &inv.period,
+            reward,
+            self.now,
+        )
+        .await?
+        {
+            events::record(
+                tx,
+                referrer,
+                self.now,
+                "referral.earned",
+                None,
+                &format!(
+                    "Referral reward of {} EUR earned: {} paid invoice {}",
+                    format_minor(reward),
+                    invitee.name,
+                    inv.number
+                ),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn email(
+        &self,
+        tx: &mut Tx,
+        account: &AccountRow,
+        kind: &str,
+        dedupe: &str,
+        inv: Option<&InvoiceRow>,
+        data: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        outbox::enqueue(
+            tx,
+            &NewEmail {
+                account_id: &account.id,
+                kind,
+                dedupe_key: dedupe.to_string(),
+                language: &account.language,
+                to_address: &account.email,
+                invoice_id: inv.map(|i| i.id),
+                data,
+                at: self.now,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The idempotency key of an attempt: derived from the invoice and the attempt number, so the
+/// same attempt sent again is the same request to Stripe.
+pub fn idempotency_key(invoice_id: i64, attempt: i32) -> String {
+    format!("billrun-invoice-{invoice_id}-attempt-{attempt}")
+}
+
+fn request_of(inv: &InvoiceRow, a: &AttemptRow) -> ChargeRequest {
+    ChargeRequest {
+        idempotency_key: a.idempotency_key.clone(),
+        amount_minor: a.amount_minor,
+        customer: a.stripe_customer.clone().unwrap_or_default(),
+        payment_method: a.stripe_payment_method.clone().unwrap_or_default(),
+        sepa: a.method == "sepa_debit",
+        invoice_id: inv.id,
+        invoice_number: inv.number.clone(),
+    }
+}

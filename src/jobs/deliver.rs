@@ -1,0 +1,307 @@
+//! The `deliver` job: sends the outbox's pending emails.
+//!
+//! At the SMTP step delivery is **at-least-once**, on purpose. A row is claimed (status
+//! `sending`, for `claim_seconds`) before it is sent and marked `sent` after the server accepts
+//! it. Two deliverers never hold the same row at once, so in normal operation each email goes
+//! out once. If a deliverer crashes after the server accepted a message but before the row was
+//! marked, the claim expires and the row is sent again — with the same Message-ID, so that mail
+//! systems and people can recognise the duplicate. The other choice (mark first, send after)
+//! would lose that email instead; for invoices, payment failures and deletion confirmations a
+//! rare duplicate is the lesser harm.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{Env, Failure, JobName, JobReport, RunOptions};
+use crate::config::BadInput;
+use crate::documents::email::{RenderedEmail, Templates};
+use crate::store::delivery::{self, OutboxRow};
+use crate::store::{documents, redact_url};
+
+/// What the job did, or would do, with one email.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeliveryItem {
+    pub outbox_id: i64,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    /// `sent`, `retry`, `failed`, `skipped` (another deliverer holds it) or `planned`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// The SMTP URL in force: `BILLRUN_SMTP_URL` (given by the caller) or the setting.
+fn transport(env: &Env) -> anyhow::Result<(Transport, String)> {
+    let s = &env.jobs.deliver.settings;
+    let url = env
+        .smtp_url
+        .as_ref()
+        .map_or_else(|| s.smtp_url.clone(), |u| u.0.clone());
+    if url.trim().is_empty() {
+        std::fs::create_dir_all(&s.outbox_dir)
+            .with_context(|| format!("creating {}", s.outbox_dir))?;
+        return Ok((
+            Transport::Files(AsyncFileTransport::new(&s.outbox_dir)),
+            format!(".eml files in {}/", s.outbox_dir),
+        ));
+    }
+    let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+        .map_err(|e| BadInput(format!("bad SMTP URL `{}`: {e}", redact_url(&url))))?
+        .timeout(Some(Duration::from_secs(s.smtp_timeout_seconds)))
+        .pool_config(PoolConfig::new().max_size(4))
+        .build();
+    Ok((Transport::Smtp(t), redact_url(&url)))
+}
+
+pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    let mut report = JobReport::new(JobName::Deliver, opts);
+    let s = &env.jobs.deliver.settings;
+    let from: Mailbox = s
+        .from
+        .parse()
+        .map_err(|e| BadInput(format!("deliver.toml: from: {e}")))?;
+    let templates = match &env.templates_dir {
+        Some(dir) => Templates::from_dir(dir)?,
+        None => Templates::builtin(),
+    };
+    let (transport, label) = if opts.dry_run {
+        (None, String::new())
+    } else {
+        let (t, l) = transport(env)?;
+        (Some(t), l)
+    };
+    if !opts.dry_run {
+        report.notes.push(format!("delivering to {label}"));
+    }
+    let token = format!(
+        "deliverer-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let mut after = 0;
+    loop {
+        let rows = delivery::due(&env.db, opts.now, after, i64::from(s.batch_size)).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for row in rows {
+            if !opts.accounts.is_empty()
+                && !opts.accounts.iter().any(|a| a.as_str() == row.account_id)
+            {
+                continue;
+            }
+            let message_id = row
+                .message_id
+                .clone()
+                .unwrap_or_else(|| message_id_for(&row, &from));
+            let mut it = DeliveryItem {
+                outbox_id: row.id,
+                kind: row.kind.clone(),
+                to: row.to_address.clone(),
+                subject: String::new(),
+                message_id: message_id.clone(),
+                outcome: "planned".into(),
+                error: None,
+            };
+            let rendered = render(env, &templates, &row);
+            if let Ok(m) = &rendered {
+                it.subject = m.subject.clone();
+            }
+            let Some(transport) = &transport else {
+                if let Err(e) = &rendered {
+                    it.error = Some(format!("{e:#}"));
+                }
+                report.bump("would_send");
+                report.deliveries.push(it);
+                continue;
+            };
+            let until = opts.now + chrono::Duration::seconds(s.claim_seconds as i64);
+            if !delivery::claim(&env.db, row.id, &token, opts.now, until, &message_id).await? {
+                it.outcome = "skipped".into();
+                report.bump("held_by_another_deliverer");
+                continue;
+            }
+            let attachment = match (row.kind.as_str(), row.invoice_id) {
+                ("invoice_issued", Some(invoice_id)) => attachment(env, invoice_id).await?,
+                _ => None,
+            };
+            let message = match rendered
+                .and_then(|m| build(m, &from, &row, &message_id, opts.now, attachment))
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    // A template or data problem does not heal by retrying: failed, with the reason.
+                    let reason = format!("cannot build the email: {e:#}");
+                    delivery::mark_failed(&env.db, row.id, &token, &reason).await?;
+                    warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email failed");
+                    report.failures.push(Failure {
+                        item: format!("email {} ({})", row.id, row.kind),
+                        error: reason.clone(),
+                    });
+                    it.outcome = "failed".into();
+                    it.error = Some(reason);
+                    report.deliveries.push(it);
+                    continue;
+                }
+            };
+            let sent = match transport {
+                Transport::Smtp(t) => t
+                    .send(message.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(SendError::Smtp),
+                Transport::Files(t) => t
+                    .send(message.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| SendError::Other(e.to_string())),
+            };
+            match sent {
+                Ok(()) => {
+                    delivery::mark_sent(&env.db, row.id, &token, opts.now).await?;
+                    info!(outbox.id = row.id, account.id = %row.account_id, kind = %row.kind, "email sent");
+                    report.bump("sent");
+                    it.outcome = "sent".into();
+                }
+                Err(SendError::Smtp(e)) if e.is_permanent() => {
+                    let reason = format!("rejected by the SMTP server: {e}");
+                    delivery::mark_failed(&env.db, row.id, &token, &reason).await?;
+                    warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email rejected");
+                    report.bump("rejected");
+                    report.failures.push(Failure {
+                        item: format!("email {} ({})", row.id, row.kind),
+                        error: reason.clone(),
+                    });
+                    it.outcome = "failed".into();
+                    it.error = Some(reason);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    let attempts = row.attempts as u32 + 1;
+                    if attempts >= s.max_attempts {
+                        let reason = format!("gave up after {attempts} attempts: {reason}");
+                        delivery::mark_failed(&env.db, row.id, &token, &reason).await?;
+                        report.failures.push(Failure {
+                            item: format!("email {} ({})", row.id, row.kind),
+                            error: reason.clone(),
+                        });
+                        it.outcome = "failed".into();
+                        it.error = Some(reason);
+                    } else {
+                        let wait = s.retry_backoff_seconds
+                            [(attempts as usize - 1).min(s.retry_backoff_seconds.len() - 1)];
+                        let next = opts.now + chrono::Duration::seconds(wait as i64);
+                        delivery::mark_retry(&env.db, row.id, &token, next, &reason).await?;
+                        report.bump("to_retry");
+                        it.outcome = "retry".into();
+                        it.error = Some(reason);
+                    }
+                }
+            }
+            report.deliveries.push(it);
+        }
+    }
+    if report.counts.get("to_retry").is_some_and(|n| *n > 0) {
+        warn!(
+            count = report.counts["to_retry"],
+            "some emails could not be sent now; they stay pending"
+        );
+    }
+    Ok(report)
+}
+
+enum SendError {
+    Smtp(lettre::transport::smtp::Error),
+    Other(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Smtp(e) => write!(f, "SMTP: {e}"),
+            SendError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+/// A stable Message-ID: the same row always gets the same one.
+fn message_id_for(row: &OutboxRow, from: &Mailbox) -> String {
+    let domain = from.email.domain().to_string();
+    let hash = documents::sha256_hex(row.dedupe_key.as_bytes());
+    format!("<billrun.{}.{}@{domain}>", row.id, &hash[..12])
+}
+
+/// The invoice's stored PDF, named after its number.
+async fn attachment(env: &Env, invoice_id: i64) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+    let Some((pdf, _)) = documents::get(&env.db, invoice_id).await? else {
+        return Ok(None);
+    };
+    let number: Option<(String,)> = crate::with_db!(&env.db, p => sqlx::query_as("SELECT number FROM invoices WHERE id = $1")
+        .bind(invoice_id).fetch_optional(p).await?);
+    let name = number.map_or_else(
+        || format!("invoice-{invoice_id}.pdf"),
+        |n| format!("invoice-{}.pdf", n.0),
+    );
+    Ok(Some((name, pdf)))
+}
+
+/// Renders the row's template with its data and the common values.
+fn render(env: &Env, templates: &Templates, row: &OutboxRow) -> anyhow::Result<RenderedEmail> {
+    let s = &env.jobs.deliver.settings;
+    let mut data: serde_json::Value =
+        serde_json::from_str(&row.data).context("outbox data is not JSON")?;
+    let obj = data
+        .as_object_mut()
+        .context("outbox data is not an object")?;
+    obj.insert("account_name".into(), row.account_name.clone().into());
+    obj.insert(
+        "seller_name".into(),
+        env.jobs.invoice.settings.seller.name.clone().into(),
+    );
+    obj.insert("dashboard_url".into(), s.dashboard_url.clone().into());
+    obj.insert("support_email".into(), s.support_email.clone().into());
+    Ok(templates.render(&row.kind, &row.language, &data)?)
+}
+
+fn build(
+    email: RenderedEmail,
+    from: &Mailbox,
+    row: &OutboxRow,
+    message_id: &str,
+    now: DateTime<Utc>,
+    attachment: Option<(String, Vec<u8>)>,
+) -> anyhow::Result<Message> {
+    let to: Mailbox = row
+        .to_address
+        .parse()
+        .with_context(|| format!("bad address `{}`", row.to_address))?;
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(email.subject)
+        .message_id(Some(message_id.to_string()))
+        .date(std::time::SystemTime::from(now));
+    let body = MultiPart::alternative_plain_html(email.text, email.html);
+    let message = match attachment {
+        Some((name, pdf)) => {
+            builder.multipart(MultiPart::mixed().multipart(body).singlepart(
+                Attachment::new(name).body(pdf, ContentType::parse("application/pdf")?),
+            ))?
+        }
+        None => builder.multipart(body)?,
+    };
+    Ok(message)
+}

@@ -1,0 +1,213 @@
+//! The jobs, registered in one list. Each job takes its "now" from the caller, loads what it
+//! needs, calls the pure core and stores the result; `dry_run` computes the same and writes
+//! nothing.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::JobsConfig;
+use crate::core::ids::AccountId;
+use crate::core::period::Period;
+use crate::store::Db;
+use crate::views::{Counts, InvoiceView};
+
+pub mod collect;
+pub mod deliver;
+pub mod hds;
+pub mod invoice;
+pub mod suspend;
+
+/// Every job billrun runs. Adding a job: a file here, a variant, and a `jobs/<name>.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum JobName {
+    Invoice,
+    Collect,
+    Suspend,
+    Hds,
+    Deliver,
+}
+
+/// The registry, in the order a monthly cycle runs them.
+pub const ALL_JOBS: &[JobName] = &[
+    JobName::Invoice,
+    JobName::Collect,
+    JobName::Suspend,
+    JobName::Hds,
+    JobName::Deliver,
+];
+
+impl JobName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobName::Invoice => "invoice",
+            JobName::Collect => "collect",
+            JobName::Suspend => "suspend",
+            JobName::Hds => "hds",
+            JobName::Deliver => "deliver",
+        }
+    }
+}
+
+/// How a run was asked for.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub now: DateTime<Utc>,
+    pub period: Option<Period>,
+    pub accounts: Vec<AccountId>,
+    pub dry_run: bool,
+}
+
+impl RunOptions {
+    pub fn at(now: DateTime<Utc>) -> RunOptions {
+        RunOptions {
+            now: crate::core::period::whole_seconds(now),
+            period: None,
+            accounts: Vec::new(),
+            dry_run: false,
+        }
+    }
+}
+
+/// What the jobs run against.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub db: Db,
+    pub jobs: JobsConfig,
+    /// `STRIPE_SECRET_KEY`; never logged.
+    pub stripe_key: Option<Secret>,
+    /// `BILLRUN_ENVIRONMENT=production` (or the collect job's `production` setting).
+    pub production: bool,
+    /// `BILLRUN_SMTP_URL`, over the deliver job's `smtp_url`; its password is never logged.
+    pub smtp_url: Option<Secret>,
+    /// An operator's edited copy of `templates/email` (`BILLRUN_TEMPLATES_DIR`).
+    pub templates_dir: Option<std::path::PathBuf>,
+}
+
+impl Env {
+    pub fn new(db: Db, jobs: JobsConfig) -> Env {
+        Env {
+            db,
+            jobs,
+            stripe_key: None,
+            production: false,
+            smtp_url: None,
+            templates_dir: None,
+        }
+    }
+}
+
+/// A secret that does not show in logs or debug output.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One item a job could not process, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    pub item: String,
+    pub error: String,
+}
+
+/// What a run did (or, in a dry-run, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub job: JobName,
+    pub dry_run: bool,
+    pub now: DateTime<Utc>,
+    pub period: Option<String>,
+    pub counts: Counts,
+    pub invoices: Vec<InvoiceView>,
+    /// The collect job: what it did (or would do) per invoice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<collect::CollectionItem>,
+    /// The deliver job: what it did (or would do) per email.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<deliver::DeliveryItem>,
+    /// The suspend job: transitions made (or planned).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle: Vec<suspend::LifecycleItem>,
+    /// The hds job: reminders sent (or planned).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hds: Vec<hds::HdsItem>,
+    /// The payment gateway used: `stripe` or `simulated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<&'static str>,
+    pub failures: Vec<Failure>,
+    pub notes: Vec<String>,
+}
+
+impl JobReport {
+    pub fn new(job: JobName, opts: &RunOptions) -> JobReport {
+        JobReport {
+            job,
+            dry_run: opts.dry_run,
+            now: opts.now,
+            period: None,
+            counts: Counts::new(),
+            invoices: Vec::new(),
+            collections: Vec::new(),
+            deliveries: Vec::new(),
+            lifecycle: Vec::new(),
+            hds: Vec::new(),
+            gateway: None,
+            failures: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn bump(&mut self, key: &str) {
+        *self.counts.entry(key.to_string()).or_default() += 1;
+    }
+
+    /// One line: what ran and what it did.
+    pub fn summary(&self) -> String {
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+            .collect();
+        format!(
+            "{}{}{}{}: {}{}",
+            self.job.as_str(),
+            match self.gateway {
+                Some("simulated") => " [simulated gateway]",
+                _ => "",
+            },
+            self.period
+                .as_ref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default(),
+            if self.dry_run {
+                " (dry-run: nothing written)"
+            } else {
+                ""
+            },
+            if counts.is_empty() {
+                "nothing to do".to_string()
+            } else {
+                counts.join(", ")
+            },
+            if self.failures.is_empty() {
+                String::new()
+            } else {
+                format!(", {} failed", self.failures.len())
+            },
+        )
+    }
+}
+
+pub async fn run(env: &Env, job: JobName, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    match job {
+        JobName::Invoice => invoice::run(env, opts).await,
+        JobName::Collect => collect::run(env, opts).await,
+        JobName::Suspend => suspend::run(env, opts).await,
+        JobName::Hds => hds::run(env, opts).await,
+        JobName::Deliver => deliver::run(env, opts).await,
+    }
+}

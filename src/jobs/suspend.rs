@@ -1,0 +1,263 @@
+//! The `suspend` job: suspends accounts whose last scheduled retry failed (apps stopped for
+//! the platform, owner told), reactivates them when everything due is paid, sends the final
+//! warning before data deletion and queues the deletion after the grace period.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tracing::info;
+
+use super::{Env, Failure, JobName, JobReport, RunOptions};
+use crate::core::lifecycle::{DebtState, LifecycleAction, Policy, decide};
+use crate::core::money::format_minor;
+use crate::store::lifecycle::{self, DebtRow};
+use crate::store::outbox::{self, NewEmail};
+use crate::store::{Tx, accounts, events};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LifecycleItem {
+    pub account_id: String,
+    pub owes: String,
+    #[serde(flatten)]
+    pub action: LifecycleAction,
+    /// `done`, `planned` (dry-run) or `skipped` (another run changed the account first).
+    pub outcome: String,
+}
+
+pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    let mut report = JobReport::new(JobName::Suspend, opts);
+    let s = &env.jobs.suspend.settings;
+    let policy = Policy {
+        grace_days: s.grace_days,
+        warning_days: s.warning_days,
+    };
+    for row in lifecycle::candidates(&env.db).await? {
+        if !opts.accounts.is_empty() && !opts.accounts.iter().any(|a| a.as_str() == row.id) {
+            continue;
+        }
+        let state = DebtState {
+            suspended_at: row.suspended_at,
+            deletion_warning_at: row.deletion_warning_at,
+            owes: row.owes,
+            retries_exhausted: row.exhausted,
+            queued_for_deletion: row.queued,
+        };
+        let action = decide(&state, opts.now, policy);
+        if action == LifecycleAction::Nothing {
+            continue;
+        }
+        let mut item = LifecycleItem {
+            account_id: row.id.clone(),
+            owes: format_minor(row.owes),
+            action,
+            outcome: "planned".into(),
+        };
+        if opts.dry_run {
+            report.bump(&format!("would_{}", name(action)));
+            report.lifecycle.push(item);
+            continue;
+        }
+        match apply(env, &row, action, opts.now).await {
+            Ok(true) => {
+                info!(account.id = %row.id, action = name(action), "lifecycle transition");
+                report.bump(past(action));
+                item.outcome = "done".into();
+            }
+            Ok(false) => item.outcome = "skipped".into(),
+            Err(e) => {
+                report.failures.push(Failure {
+                    item: format!("account {}", row.id),
+                    error: format!("{e:#}"),
+                });
+                item.outcome = "failed".into();
+            }
+        }
+        report.lifecycle.push(item);
+    }
+    Ok(report)
+}
+
+fn name(a: LifecycleAction) -> &'static str {
+    match a {
+        LifecycleAction::Suspend { .. } => "suspend",
+        LifecycleAction::Reactivate => "reactivate",
+        LifecycleAction::WarnDeletion { .. } => "warn",
+        LifecycleAction::QueueDeletion => "queue_deletion",
+        LifecycleAction::Nothing => "nothing",
+    }
+}
+
+fn past(a: LifecycleAction) -> &'static str {
+    match a {
+        LifecycleAction::Suspend { .. } => "suspended",
+        LifecycleAction::Reactivate => "reactivated",
+        LifecycleAction::WarnDeletion { .. } => "warned",
+        LifecycleAction::QueueDeletion => "queued_for_deletion",
+        LifecycleAction::Nothing => "unchanged",
+    }
+}
+
+/// Applies one transition in one transaction: state, apps, timeline and email together.
+async fn apply(
+    env: &Env,
+    row: &DebtRow,
+    action: LifecycleAction,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let mut tx = env.db.begin().await?;
+    let invoices = lifecycle::owing_invoices(&env.db, &row.id).await?;
+    let done = match action {
+        LifecycleAction::Suspend { deletion_at } => {
+            if !lifecycle::transition(
+                &mut tx,
+                &row.id,
+                "active",
+                "suspended",
+                Some(now),
+                "stopped",
+                "owner suspended for non-payment",
+                now,
+            )
+            .await?
+            {
+                false
+            } else {
+                events::record(&mut tx, &row.id, now, "account.suspended", None, &format!(
+                    "Account suspended: {} EUR unpaid after the last retry ({}); apps stopped; data deleted on {} unless paid",
+                    format_minor(row.owes), invoices.join(", "), deletion_at.format("%Y-%m-%d"))).await?;
+                email(
+                    &mut tx,
+                    &row.id,
+                    "account_suspended",
+                    format!("account_suspended:{}:{}", row.id, now.timestamp()),
+                    now,
+                    serde_json::json!({
+                        "amount_due": format_minor(row.owes),
+                        "invoices": invoices,
+                        "deletion_date": deletion_at.format("%Y-%m-%d").to_string(),
+                    }),
+                )
+                .await?;
+                true
+            }
+        }
+        LifecycleAction::Reactivate => {
+            if !lifecycle::transition(
+                &mut tx,
+                &row.id,
+                "suspended",
+                "active",
+                None,
+                "running",
+                "owner paid everything due",
+                now,
+            )
+            .await?
+            {
+                false
+            } else {
+                lifecycle::unqueue(&mut tx, &row.id).await?;
+                events::record(
+                    &mut tx,
+                    &row.id,
+                    now,
+                    "account.reactivated",
+                    None,
+                    "Account reactivated: everything due is paid; apps started",
+                )
+                .await?;
+                true
+            }
+        }
+        LifecycleAction::WarnDeletion { deletion_at } => {
+            if !lifecycle::mark_warned(&mut tx, &row.id, now).await? {
+                false
+            } else {
+                events::record(
+                    &mut tx,
+                    &row.id,
+                    now,
+                    "account.deletion_warning",
+                    None,
+                    &format!(
+                        "Final warning: data deleted on {} unless {} EUR is paid",
+                        deletion_at.format("%Y-%m-%d"),
+                        format_minor(row.owes)
+                    ),
+                )
+                .await?;
+                email(
+                    &mut tx,
+                    &row.id,
+                    "data_deletion_warning",
+                    format!(
+                        "data_deletion_warning:{}:{}",
+                        row.id,
+                        row.suspended_at.map_or(0, |t| t.timestamp())
+                    ),
+                    now,
+                    serde_json::json!({
+                        "amount_due": format_minor(row.owes),
+                        "deletion_date": deletion_at.format("%Y-%m-%d").to_string(),
+                    }),
+                )
+                .await?;
+                true
+            }
+        }
+        LifecycleAction::QueueDeletion => {
+            if !lifecycle::queue_deletion(&mut tx, &row.id, "non_payment", now).await? {
+                false
+            } else {
+                events::record(
+                    &mut tx,
+                    &row.id,
+                    now,
+                    "account.deletion_queued",
+                    None,
+                    &format!(
+                        "Data deletion queued: {} EUR still unpaid after the grace period",
+                        format_minor(row.owes)
+                    ),
+                )
+                .await?;
+                true
+            }
+        }
+        LifecycleAction::Nothing => false,
+    };
+    if done {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(done)
+}
+
+async fn email(
+    tx: &mut Tx,
+    account: &str,
+    kind: &str,
+    dedupe: String,
+    now: DateTime<Utc>,
+    data: serde_json::Value,
+) -> anyhow::Result<()> {
+    let a = accounts::get_account_tx(tx, account)
+        .await?
+        .context("account")?;
+    outbox::enqueue(
+        tx,
+        &NewEmail {
+            account_id: account,
+            kind,
+            dedupe_key: dedupe,
+            language: &a.language,
+            to_address: &a.email,
+            invoice_id: None,
+            data,
+            at: now,
+        },
+    )
+    .await?;
+    Ok(())
+}

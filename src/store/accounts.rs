@@ -1,0 +1,233 @@
+//! Accounts, apps and usage records.
+
+use std::collections::HashSet;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::{Db, Tx};
+use crate::core::ids::{AccountId, AppId};
+use crate::core::invoice::Language;
+use crate::core::pricing::{BillingWindow, UsageKind, UsageRecord};
+use crate::model::{Account, App};
+use crate::{with_db, with_tx};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AccountRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub company: Option<String>,
+    pub address: String,
+    pub country: String,
+    pub vat_number: Option<String>,
+    pub language: String,
+    pub created_at: DateTime<Utc>,
+    pub referred_by: Option<String>,
+    pub status: String,
+}
+
+impl AccountRow {
+    pub fn to_account(&self) -> anyhow::Result<Account> {
+        Ok(Account {
+            id: AccountId(self.id.clone()),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            company: self.company.clone(),
+            address: self.address.clone(),
+            country: self.country.clone(),
+            vat_number: self.vat_number.clone(),
+            language: Language::parse(&self.language).with_context(|| {
+                format!(
+                    "account {}: bad language `{}` in store",
+                    self.id, self.language
+                )
+            })?,
+            created_at: self.created_at,
+            referred_by: self.referred_by.clone().map(AccountId),
+        })
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "id, email, name, company, address, country, vat_number, language, created_at, referred_by, status";
+
+/// Inserts an account unless its id exists; returns whether it was inserted.
+pub async fn insert_account(tx: &mut Tx, a: &Account) -> anyhow::Result<bool> {
+    let done = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO accounts (id, email, name, company, address, country, vat_number, language, created_at, referred_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING")
+        .bind(a.id.as_str()).bind(&a.email).bind(&a.name).bind(&a.company).bind(&a.address)
+        .bind(&a.country).bind(&a.vat_number).bind(a.language.as_str()).bind(a.created_at)
+        .bind(a.referred_by.as_ref().map(|r| r.as_str()))
+        .execute(c).await?.rows_affected());
+    Ok(done == 1)
+}
+
+pub async fn get_account_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<AccountRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+    ));
+    Ok(with_tx!(tx, c => sqlx::query_as::<_, AccountRow>(sql).bind(id).fetch_optional(c).await?))
+}
+
+pub async fn get_account(db: &Db, id: &str) -> anyhow::Result<Option<AccountRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, AccountRow>(sql).bind(id).fetch_optional(p).await?))
+}
+
+/// A page of accounts in id order, after `after` (keyset pagination).
+pub async fn accounts_page(
+    db: &Db,
+    after: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<AccountRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id > $1 ORDER BY id LIMIT $2"
+    ));
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, AccountRow>(sql).bind(after.unwrap_or("")).bind(limit).fetch_all(p).await?),
+    )
+}
+
+pub async fn account_ids(db: &Db) -> anyhow::Result<HashSet<String>> {
+    let rows: Vec<(String,)> =
+        with_db!(db, p => sqlx::query_as("SELECT id FROM accounts").fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AppRow {
+    pub id: String,
+    pub name: String,
+    pub account_id: String,
+}
+
+impl AppRow {
+    pub fn to_app(&self) -> App {
+        App {
+            id: AppId(self.id.clone()),
+            name: self.name.clone(),
+            account_id: AccountId(self.account_id.clone()),
+        }
+    }
+}
+
+pub async fn insert_app(tx: &mut Tx, a: &App) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO apps (id, name, account_id) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+        .bind(a.id.as_str()).bind(&a.name).bind(a.account_id.as_str())
+        .execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn get_app_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<AppRow>> {
+    Ok(
+        with_tx!(tx, c => sqlx::query_as::<_, AppRow>("SELECT id, name, account_id FROM apps WHERE id = $1")
+        .bind(id).fetch_optional(c).await?),
+    )
+}
+
+pub async fn app_ids(db: &Db) -> anyhow::Result<HashSet<String>> {
+    let rows: Vec<(String,)> =
+        with_db!(db, p => sqlx::query_as("SELECT id FROM apps").fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The apps of the accounts with ids in `[first, last]`.
+pub async fn apps_in_range(db: &Db, first: &str, last: &str) -> anyhow::Result<Vec<AppRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, AppRow>(
+        "SELECT id, name, account_id FROM apps WHERE account_id >= $1 AND account_id <= $2 ORDER BY id")
+        .bind(first).bind(last).fetch_all(p).await?))
+}
+
+pub async fn apps_of(db: &Db, account: &str) -> anyhow::Result<Vec<AppRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, AppRow>(
+        "SELECT id, name, account_id FROM apps WHERE account_id = $1 ORDER BY id")
+        .bind(account).fetch_all(p).await?))
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UsageRow {
+    pub id: String,
+    pub app_id: String,
+    pub kind: String,
+    pub item: String,
+    pub quantity: i64,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl UsageRow {
+    pub fn to_usage(&self) -> anyhow::Result<UsageRecord> {
+        Ok(UsageRecord {
+            id: self.id.clone(),
+            app_id: AppId(self.app_id.clone()),
+            kind: UsageKind::parse(&self.kind)
+                .with_context(|| format!("usage {}: bad kind `{}` in store", self.id, self.kind))?,
+            item: self.item.clone(),
+            quantity: self.quantity,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+        })
+    }
+}
+
+pub async fn insert_usage(tx: &mut Tx, u: &UsageRecord) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO usage_records (id, app_id, kind, item, quantity, started_at, ended_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING")
+        .bind(&u.id).bind(u.app_id.as_str()).bind(u.kind.as_str()).bind(&u.item)
+        .bind(u.quantity).bind(u.started_at).bind(u.ended_at)
+        .execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn get_usage_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<UsageRow>> {
+    Ok(with_tx!(tx, c => sqlx::query_as::<_, UsageRow>(
+        "SELECT id, app_id, kind, item, quantity, started_at, ended_at FROM usage_records WHERE id = $1")
+        .bind(id).fetch_optional(c).await?))
+}
+
+/// Closes a still-running usage record (the only change a re-import may make).
+pub async fn close_usage(tx: &mut Tx, id: &str, ended_at: DateTime<Utc>) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query("UPDATE usage_records SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
+        .bind(id).bind(ended_at).execute(c).await?.rows_affected());
+    Ok(())
+}
+
+/// The latest end of an invoiced period of the account owning `app_id`, if any.
+pub async fn invoiced_until_tx(tx: &mut Tx, app_id: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let row: Option<(DateTime<Utc>,)> = with_tx!(tx, c => sqlx::query_as(
+        "SELECT i.period_end FROM invoices i JOIN apps a ON a.account_id = i.account_id
+         WHERE a.id = $1 ORDER BY i.period_end DESC LIMIT 1")
+        .bind(app_id).fetch_optional(c).await?);
+    Ok(row.map(|r| r.0))
+}
+
+/// Usage of the accounts with ids in `[first, last]` that overlaps the window, with the owning
+/// account id, in a stable order.
+pub async fn usage_in_range(
+    db: &Db,
+    first: &str,
+    last: &str,
+    window: &BillingWindow,
+) -> anyhow::Result<Vec<(String, UsageRow)>> {
+    #[derive(FromRow)]
+    struct UsageWithAccount {
+        account_id: String,
+        #[sqlx(flatten)]
+        u: UsageRow,
+    }
+    let rows: Vec<UsageWithAccount> = with_db!(db, p => sqlx::query_as::<_, UsageWithAccount>(
+        "SELECT a.account_id, u.id, u.app_id, u.kind, u.item, u.quantity, u.started_at, u.ended_at
+         FROM usage_records u JOIN apps a ON a.id = u.app_id
+         WHERE a.account_id >= $1 AND a.account_id <= $2
+           AND u.started_at < $4 AND (u.ended_at IS NULL OR u.ended_at > $3)
+         ORDER BY a.account_id, u.id")
+        .bind(first).bind(last).bind(window.from).bind(window.to)
+        .fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| (r.account_id, r.u)).collect())
+}

@@ -1,0 +1,96 @@
+//! Delivery of the outbox: claiming rows, marking them sent, failed or due again.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::Db;
+use crate::with_db;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub account_id: String,
+    pub kind: String,
+    pub dedupe_key: String,
+    pub language: String,
+    pub to_address: String,
+    pub invoice_id: Option<i64>,
+    pub data: String,
+    pub status: String,
+    pub attempts: i32,
+    pub message_id: Option<String>,
+    pub account_name: String,
+}
+
+/// Rows ready to send at `now`: pending and due, or stuck in `sending` past their claim.
+pub async fn due(
+    db: &Db,
+    now: DateTime<Utc>,
+    after_id: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<OutboxRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, OutboxRow>(
+        "SELECT o.id, o.account_id, o.kind, o.dedupe_key, o.language, o.to_address, o.invoice_id, o.data, o.status,
+                o.attempts, o.message_id, a.name AS account_name
+         FROM outbox o JOIN accounts a ON a.id = o.account_id
+         WHERE o.id > $3 AND ((o.status = 'pending' AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= $1))
+            OR (o.status = 'sending' AND o.claimed_until < $1))
+         ORDER BY o.id LIMIT $2")
+        .bind(now).bind(limit).bind(after_id).fetch_all(p).await?))
+}
+
+/// Claims a row for one deliverer; false when another one holds it.
+pub async fn claim(
+    db: &Db,
+    id: i64,
+    token: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    message_id: &str,
+) -> anyhow::Result<bool> {
+    let n = with_db!(db, p => sqlx::query(
+        "UPDATE outbox SET status = 'sending', claimed_by = $2, claimed_until = $4, message_id = COALESCE(message_id, $5)
+         WHERE id = $1 AND ((status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $3))
+                         OR (status = 'sending' AND claimed_until < $3))")
+        .bind(id).bind(token).bind(now).bind(until).bind(message_id)
+        .execute(p).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn mark_sent(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "UPDATE outbox SET status = 'sent', sent_at = $3, attempts = attempts + 1, claimed_until = NULL, last_error = NULL
+         WHERE id = $1 AND claimed_by = $2")
+        .bind(id).bind(token).bind(now).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn mark_failed(db: &Db, id: i64, token: &str, reason: &str) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, claimed_until = NULL, last_error = $3
+         WHERE id = $1 AND claimed_by = $2")
+        .bind(id).bind(token).bind(reason).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn mark_retry(
+    db: &Db,
+    id: i64,
+    token: &str,
+    next: DateTime<Utc>,
+    reason: &str,
+) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = $3, claimed_until = NULL,
+            claimed_by = NULL, last_error = $4
+         WHERE id = $1 AND claimed_by = $2")
+        .bind(id).bind(token).bind(next).bind(reason).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// (status, count) of the outbox.
+pub async fn counts(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(
+        with_db!(db, p => sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status").fetch_all(p).await?),
+    )
+}

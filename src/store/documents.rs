@@ -1,0 +1,35 @@
+//! Invoice PDFs, stored with their SHA-256.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::{Db, Tx};
+use crate::{with_db, with_tx};
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub async fn save(
+    tx: &mut Tx,
+    invoice_id: i64,
+    pdf: &[u8],
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query(
+        "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(invoice_id).bind(pdf).bind(sha256_hex(pdf)).bind(at)
+        .execute(c).await?.rows_affected());
+    Ok(())
+}
+
+/// The stored PDF and its SHA-256.
+pub async fn get(db: &Db, invoice_id: i64) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+    Ok(
+        with_db!(db, p => sqlx::query_as("SELECT pdf, sha256 FROM invoice_documents WHERE invoice_id = $1")
+        .bind(invoice_id).fetch_optional(p).await?),
+    )
+}

@@ -1,0 +1,40 @@
+//! The account timeline.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Db, Tx};
+use crate::core::ids::InvoiceId;
+use crate::{with_db, with_tx};
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub account_id: String,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub invoice_id: Option<i64>,
+    pub message: String,
+}
+
+pub async fn record(
+    tx: &mut Tx,
+    account_id: &str,
+    at: DateTime<Utc>,
+    kind: &str,
+    invoice_id: Option<InvoiceId>,
+    message: &str,
+) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query(
+        "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES ($1, $2, $3, $4, $5)")
+        .bind(account_id).bind(at).bind(kind).bind(invoice_id.map(|i| i.0)).bind(message)
+        .execute(c).await?.rows_affected());
+    Ok(())
+}
+
+pub async fn timeline(db: &Db, account_id: &str) -> anyhow::Result<Vec<EventRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, EventRow>(
+        "SELECT id, account_id, at, kind, invoice_id, message FROM account_events WHERE account_id = $1 ORDER BY id")
+        .bind(account_id).fetch_all(p).await?))
+}

@@ -1,0 +1,388 @@
+//! Invoices, their lines and the gapless yearly numbering.
+
+use std::fmt;
+
+use anyhow::Context;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use sqlx::FromRow;
+
+use super::{Db, DbDecimal, Tx};
+use crate::core::ids::InvoiceId;
+use crate::core::invoice::{DraftLine, Totals};
+use crate::core::period::Period;
+use crate::model::Account;
+use crate::{with_db, with_tx};
+
+/// Where an invoice stands. Matched exhaustively everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    /// Finalized and numbered; nothing collected yet.
+    Open,
+    /// A payment is in flight (SEPA processing) or its outcome is not known yet.
+    Pending,
+    Paid,
+    /// A collection attempt failed; retried on schedule.
+    Unpaid,
+    /// What was left was below Stripe's minimum and moved to the account's next invoice.
+    CarriedForward,
+}
+
+impl InvoiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Open => "open",
+            InvoiceStatus::Pending => "pending",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Unpaid => "unpaid",
+            InvoiceStatus::CarriedForward => "carried_forward",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InvoiceStatus> {
+        match s {
+            "open" => Some(InvoiceStatus::Open),
+            "pending" => Some(InvoiceStatus::Pending),
+            "paid" => Some(InvoiceStatus::Paid),
+            "unpaid" => Some(InvoiceStatus::Unpaid),
+            "carried_forward" => Some(InvoiceStatus::CarriedForward),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for InvoiceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An invoice ready to be finalized: everything but its id and number.
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    pub account: Account,
+    pub period: Period,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub lines: Vec<DraftLine>,
+    /// Referral rewards used on this invoice.
+    pub discounts: Vec<DiscountLine>,
+    /// Small balances of earlier invoices brought onto this one: (from invoice id, its number, amount).
+    pub brought_forward: Vec<(i64, String, i64)>,
+    pub totals: Totals,
+    pub issued_at: DateTime<Utc>,
+    pub due_at: NaiveDate,
+}
+
+impl NewInvoice {
+    pub fn brought_forward_minor(&self) -> i64 {
+        self.brought_forward.iter().map(|b| b.2).sum()
+    }
+
+    /// What the account owes on this invoice when it is issued.
+    pub fn amount_due_minor(&self) -> i64 {
+        self.totals.total + self.brought_forward_minor()
+    }
+}
+
+/// A discount line: a referral reward used on an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscountLine {
+    pub description: String,
+    pub reward_id: Option<i64>,
+    pub amount_minor: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct InvoiceRow {
+    pub id: i64,
+    pub number: String,
+    pub account_id: String,
+    pub period: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub status: String,
+    pub currency: String,
+    pub language: String,
+    pub buyer_name: String,
+    pub buyer_company: Option<String>,
+    pub buyer_address: String,
+    pub buyer_country: String,
+    pub buyer_vat_number: Option<String>,
+    pub subtotal_minor: i64,
+    pub discount_minor: i64,
+    pub tax_case: String,
+    pub tax_rate: DbDecimal,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub brought_forward_minor: i64,
+    pub credit_applied_minor: i64,
+    pub amount_paid_minor: i64,
+    pub carried_forward_minor: i64,
+    pub amount_due_minor: i64,
+    pub issued_at: DateTime<Utc>,
+    pub due_at: NaiveDate,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub scheduled_failures: i32,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub blocked_pm_version: Option<i64>,
+    pub collection_exhausted_at: Option<DateTime<Utc>>,
+}
+
+impl InvoiceRow {
+    pub fn status(&self) -> anyhow::Result<InvoiceStatus> {
+        InvoiceStatus::parse(&self.status).with_context(|| {
+            format!(
+                "invoice {}: unknown status `{}` in store",
+                self.number, self.status
+            )
+        })
+    }
+
+    pub fn taxable_base_minor(&self) -> i64 {
+        self.subtotal_minor - self.discount_minor
+    }
+}
+
+const INVOICE_COLUMNS: &str = "id, number, account_id, period, period_start, period_end, status, currency, language,
+    buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor, discount_minor,
+    tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor, amount_paid_minor,
+    carried_forward_minor, amount_due_minor, issued_at, due_at, next_attempt_at, scheduled_failures, last_failure_at,
+    blocked_pm_version, collection_exhausted_at";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct LineRow {
+    pub invoice_id: i64,
+    pub position: i32,
+    pub description: String,
+    pub app_id: Option<String>,
+    pub kind: String,
+    pub item: String,
+    pub quantity_hours: DbDecimal,
+    pub unit_price: DbDecimal,
+    pub amount_minor: i64,
+}
+
+/// Formats an invoice number: `2026-000042`.
+pub fn format_number(year: i32, n: i64) -> String {
+    format!("{year:04}-{n:06}")
+}
+
+/// Takes the next number of `year`'s sequence inside the caller's transaction. The counter
+/// row stays locked until the transaction ends, so numbers are gapless and in commit order.
+pub async fn next_number(tx: &mut Tx, year: i32) -> anyhow::Result<String> {
+    with_tx!(tx, c => sqlx::query(
+        "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING")
+        .bind(year).execute(&mut *c).await?.rows_affected());
+    let (n,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+        "UPDATE invoice_sequences SET last_value = last_value + 1 WHERE year = $1 RETURNING last_value")
+        .bind(year).fetch_one(c).await?);
+    Ok(format_number(year, n))
+}
+
+/// Whether the account already has an invoice for the period.
+pub async fn exists_for_period_tx(
+    tx: &mut Tx,
+    account_id: &str,
+    period: Period,
+) -> anyhow::Result<bool> {
+    let row: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
+        "SELECT id FROM invoices WHERE account_id = $1 AND period = $2")
+        .bind(account_id).bind(period.to_string()).fetch_optional(c).await?);
+    Ok(row.is_some())
+}
+
+/// The accounts in `[first, last]` that already have an invoice for the period.
+pub async fn invoiced_in_range(
+    db: &Db,
+    first: &str,
+    last: &str,
+    period: Period,
+) -> anyhow::Result<Vec<String>> {
+    let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as(
+        "SELECT account_id FROM invoices WHERE account_id >= $1 AND account_id <= $2 AND period = $3")
+        .bind(first).bind(last).bind(period.to_string()).fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Finalizes an invoice: numbers it and stores it with its lines, discounts and brought-forward
+/// balances, in the caller's transaction. Returns `None` when the account already has an
+/// invoice for the period, or another run used a reward or balance first (the caller must then
+/// roll back, which gives the number back).
+pub async fn finalize(
+    tx: &mut Tx,
+    inv: &NewInvoice,
+) -> anyhow::Result<Option<(InvoiceId, String)>> {
+    if exists_for_period_tx(tx, inv.account.id.as_str(), inv.period).await? {
+        return Ok(None);
+    }
+    let number = next_number(tx, inv.issued_at.year()).await?;
+    let t = &inv.totals;
+    let a = &inv.account;
+    let due = inv.amount_due_minor();
+    let status = if due == 0 {
+        InvoiceStatus::Paid
+    } else {
+        InvoiceStatus::Open
+    };
+    let id: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
+        "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
+            buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
+            discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
+            amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'EUR', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 0, 0, 0, $20, $21, $22)
+         ON CONFLICT (account_id, period) DO NOTHING RETURNING id")
+        .bind(&number).bind(a.id.as_str()).bind(inv.period.to_string()).bind(inv.period_start).bind(inv.period_end)
+        .bind(status.as_str()).bind(a.language.as_str()).bind(&a.name).bind(&a.company).bind(&a.address).bind(&a.country)
+        .bind(&a.vat_number).bind(t.subtotal).bind(t.discount).bind(t.tax_case.as_str()).bind(DbDecimal(t.tax_rate))
+        .bind(t.tax).bind(t.total).bind(inv.brought_forward_minor()).bind(due).bind(inv.issued_at).bind(inv.due_at)
+        .fetch_optional(&mut *c).await?);
+    let Some((id,)) = id else { return Ok(None) };
+    for (i, l) in inv.lines.iter().enumerate() {
+        with_tx!(tx, c => sqlx::query(
+            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(id).bind(i as i32 + 1).bind(&l.description).bind(l.app_id.as_ref().map(|a| a.as_str()))
+            .bind(l.kind.as_str()).bind(&l.item).bind(DbDecimal(l.quantity_hours)).bind(DbDecimal(l.unit_price))
+            .bind(l.amount_minor)
+            .execute(c).await?.rows_affected());
+    }
+    for (i, d) in inv.discounts.iter().enumerate() {
+        if let Some(reward) = d.reward_id {
+            if !super::collection::use_reward(tx, reward, d.amount_minor).await? {
+                return Ok(None);
+            }
+        }
+        with_tx!(tx, c => sqlx::query(
+            "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id).bind(i as i32 + 1).bind(&d.description).bind(d.reward_id).bind(d.amount_minor)
+            .execute(c).await?.rows_affected());
+    }
+    for (from, _, _) in &inv.brought_forward {
+        if !super::collection::take_transfer(tx, *from, id).await? {
+            return Ok(None);
+        }
+    }
+    Ok(Some((InvoiceId(id), number)))
+}
+
+pub async fn discounts(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(with_db!(db, p => sqlx::query_as(
+        "SELECT description, amount_minor FROM invoice_discounts WHERE invoice_id = $1 ORDER BY position")
+        .bind(invoice_id).fetch_all(p).await?))
+}
+
+pub async fn get_tx(tx: &mut Tx, id: i64) -> anyhow::Result<Option<InvoiceRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"
+    ));
+    Ok(with_tx!(tx, c => sqlx::query_as::<_, InvoiceRow>(sql).bind(id).fetch_optional(c).await?))
+}
+
+/// Invoices the collect job looks at: open, unpaid or pending, in account then issue order.
+pub async fn collectable(db: &Db, account: Option<&str>) -> anyhow::Result<Vec<InvoiceRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
+         AND ($1 IS NULL OR account_id = $1) ORDER BY account_id, id"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql).bind(account).fetch_all(p).await?))
+}
+
+/// Sets an invoice's status.
+pub async fn set_status(tx: &mut Tx, id: i64, status: InvoiceStatus) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query("UPDATE invoices SET status = $2 WHERE id = $1")
+        .bind(id).bind(status.as_str()).execute(c).await?.rows_affected());
+    Ok(())
+}
+
+/// Records a payment; the invoice is paid when nothing is left due.
+pub async fn record_payment(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query(
+        "UPDATE invoices SET amount_paid_minor = amount_paid_minor + $2, amount_due_minor = amount_due_minor - $2,
+            status = CASE WHEN amount_due_minor - $2 = 0 THEN 'paid' ELSE status END,
+            next_attempt_at = CASE WHEN amount_due_minor - $2 = 0 THEN NULL ELSE next_attempt_at END
+         WHERE id = $1")
+        .bind(id).bind(amount).execute(c).await?.rows_affected());
+    Ok(())
+}
+
+/// Marks an invoice paid (nothing due any more) and stops its retries.
+pub async fn mark_settled(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query(
+        "UPDATE invoices SET status = 'paid', next_attempt_at = NULL WHERE id = $1 AND amount_due_minor = 0")
+        .bind(id).execute(c).await?.rows_affected());
+    Ok(())
+}
+
+/// Moves what is left (too small to charge) to the account's next invoice.
+pub async fn carry_forward(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query(
+        "UPDATE invoices SET carried_forward_minor = carried_forward_minor + $2, amount_due_minor = amount_due_minor - $2,
+            status = 'carried_forward', next_attempt_at = NULL WHERE id = $1")
+        .bind(id).bind(amount).execute(c).await?.rows_affected());
+    Ok(())
+}
+
+/// Records a failed attempt's effect on the schedule.
+pub async fn record_failure(
+    tx: &mut Tx,
+    id: i64,
+    scheduled_failures: i32,
+    next_attempt_at: Option<DateTime<Utc>>,
+    exhausted_at: Option<DateTime<Utc>>,
+    last_failure_at: DateTime<Utc>,
+    blocked_pm_version: Option<i64>,
+) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query(
+        "UPDATE invoices SET status = 'unpaid', scheduled_failures = $2, next_attempt_at = $3,
+            collection_exhausted_at = COALESCE(collection_exhausted_at, $4), last_failure_at = $5, blocked_pm_version = $6
+         WHERE id = $1")
+        .bind(id).bind(scheduled_failures).bind(next_attempt_at).bind(exhausted_at).bind(last_failure_at).bind(blocked_pm_version)
+        .execute(c).await?.rows_affected());
+    Ok(())
+}
+
+/// Finds an invoice by number (`2026-000001`) or database id.
+pub async fn find(db: &Db, key: &str) -> anyhow::Result<Option<InvoiceRow>> {
+    let by_number = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE number = $1"
+    ));
+    if let Some(row) = with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(by_number).bind(key).fetch_optional(p).await?)
+    {
+        return Ok(Some(row));
+    }
+    let Ok(id) = key.parse::<i64>() else {
+        return Ok(None);
+    };
+    let by_id = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(by_id).bind(id).fetch_optional(p).await?))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub account: Option<String>,
+    pub period: Option<Period>,
+    pub status: Option<InvoiceStatus>,
+}
+
+pub async fn list(db: &Db, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices
+         WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR period = $2) AND ($3 IS NULL OR status = $3)
+         ORDER BY number"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql)
+        .bind(f.account.as_deref())
+        .bind(f.period.map(|p| p.to_string()))
+        .bind(f.status.map(|s| s.as_str()))
+        .fetch_all(p).await?))
+}
+
+pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, LineRow>(
+        "SELECT invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor
+         FROM invoice_lines WHERE invoice_id = $1 ORDER BY position")
+        .bind(invoice_id).fetch_all(p).await?))
+}

@@ -1,0 +1,107 @@
+//! Account lifecycle: suspension, the platform's app states, the deletion queue.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::{Db, Tx};
+use crate::{with_db, with_tx};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct DebtRow {
+    pub id: String,
+    pub status: String,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub deletion_warning_at: Option<DateTime<Utc>>,
+    pub owes: i64,
+    pub exhausted: bool,
+    pub queued: bool,
+}
+
+/// Accounts the suspend job looks at: suspended ones, and active ones with an invoice whose
+/// retries are exhausted.
+pub async fn candidates(db: &Db) -> anyhow::Result<Vec<DebtRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, DebtRow>(
+        "SELECT a.id, a.status, a.suspended_at, a.deletion_warning_at,
+            CAST(COALESCE((SELECT SUM(i.amount_due_minor) FROM invoices i
+                  WHERE i.account_id = a.id AND i.status IN ('open', 'unpaid', 'pending')), 0) AS BIGINT) AS owes,
+            EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = a.id AND i.status = 'unpaid'
+                    AND i.collection_exhausted_at IS NOT NULL) AS exhausted,
+            EXISTS (SELECT 1 FROM deletion_queue q WHERE q.account_id = a.id) AS queued
+         FROM accounts a
+         WHERE a.status IN ('active', 'suspended')
+           AND (a.suspended_at IS NOT NULL OR EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = a.id
+                AND i.status = 'unpaid' AND i.collection_exhausted_at IS NOT NULL))
+         ORDER BY a.id")
+        .fetch_all(p).await?))
+}
+
+/// Numbers of the account's invoices still owing.
+pub async fn owing_invoices(db: &Db, account: &str) -> anyhow::Result<Vec<String>> {
+    let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as(
+        "SELECT number FROM invoices WHERE account_id = $1 AND status IN ('open', 'unpaid', 'pending') ORDER BY number")
+        .bind(account).fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Sets the account's status and its apps' state, with a platform event per app. Returns false
+/// when the account was not in `from` (another run changed it).
+pub async fn transition(
+    tx: &mut Tx,
+    account: &str,
+    from: &str,
+    to: &str,
+    suspended_at: Option<DateTime<Utc>>,
+    apps_to: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "UPDATE accounts SET status = $3, suspended_at = $4, deletion_warning_at = CASE WHEN $4 IS NULL THEN NULL ELSE deletion_warning_at END
+         WHERE id = $1 AND status = $2")
+        .bind(account).bind(from).bind(to).bind(suspended_at)
+        .execute(c).await?.rows_affected());
+    if n != 1 {
+        return Ok(false);
+    }
+    let apps: Vec<(String,)> = with_tx!(tx, c => sqlx::query_as(
+        "SELECT id FROM apps WHERE account_id = $1 AND status <> $2 ORDER BY id")
+        .bind(account).bind(apps_to).fetch_all(c).await?);
+    let kind = if apps_to == "stopped" {
+        "app.stop"
+    } else {
+        "app.start"
+    };
+    for (app,) in apps {
+        with_tx!(tx, c => sqlx::query("UPDATE apps SET status = $2 WHERE id = $1")
+            .bind(&app).bind(apps_to).execute(c).await?.rows_affected());
+        with_tx!(tx, c => sqlx::query(
+            "INSERT INTO platform_events (at, account_id, app_id, kind, reason) VALUES ($1, $2, $3, $4, $5)")
+            .bind(at).bind(account).bind(&app).bind(kind).bind(reason).execute(c).await?.rows_affected());
+    }
+    Ok(true)
+}
+
+pub async fn mark_warned(tx: &mut Tx, account: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "UPDATE accounts SET deletion_warning_at = $2 WHERE id = $1 AND deletion_warning_at IS NULL")
+        .bind(account).bind(at).execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn queue_deletion(
+    tx: &mut Tx,
+    account: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO deletion_queue (account_id, reason, queued_at) VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING")
+        .bind(account).bind(reason).bind(at).execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn unqueue(tx: &mut Tx, account: &str) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query("DELETE FROM deletion_queue WHERE account_id = $1")
+        .bind(account).execute(c).await?.rows_affected());
+    Ok(())
+}

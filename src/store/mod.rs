@@ -1,0 +1,262 @@
+//! The billing store: PostgreSQL in production, SQLite as the embedded default.
+//!
+//! Both stores run the same SQL text (`$1` placeholders, `ON CONFLICT`, `RETURNING` work on
+//! both); [`with_db!`] and [`with_tx!`] expand one query for each backend so that each is typed
+//! for its driver. Backend-specific SQL lives only where the SQL must differ.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::config::BadInput;
+
+pub mod accounts;
+pub mod catalog;
+pub mod collection;
+pub mod delivery;
+pub mod documents;
+pub mod events;
+pub mod hds;
+pub mod invoices;
+pub mod lifecycle;
+pub mod outbox;
+
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The default store: an SQLite file in the working directory, created when missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://billrun.db";
+
+#[derive(Debug, Clone)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+pub enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Runs an expression once per backend with `$pool` bound to the backend's pool.
+#[macro_export]
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// Runs an expression once per backend with `$conn` bound to the transaction's connection.
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Db {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`); an SQLite file is created when
+    /// missing. Does not migrate: see [`Db::migrate`].
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| BadInput(format!("bad PostgreSQL URL `{}`: {e}", redact_url(url))))?;
+            // One direct attempt first: a refused connection fails at once instead of
+            // waiting for the pool's acquire timeout.
+            let probe = tokio::time::timeout(
+                Duration::from_secs(10),
+                sqlx::PgConnection::connect_with(&opts),
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out after 10 s"))
+            .and_then(|r| r.map_err(anyhow::Error::from))
+            .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;
+            probe.close().await.ok();
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| BadInput(format!("bad SQLite URL `{url}`: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(BadInput(format!(
+                "unsupported database URL `{}`: use postgres://… or sqlite://…",
+                redact_url(url)
+            ))
+            .into())
+        }
+    }
+
+    pub async fn connect_and_migrate(url: &str) -> anyhow::Result<Db> {
+        let db = Db::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Postgres(p) => PG_MIGRATOR.run(p).await.context("migrating PostgreSQL")?,
+            Db::Sqlite(p) => SQLITE_MIGRATOR.run(p).await.context("migrating SQLite")?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Postgres(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so that two writers wait for each other instead of failing on upgrade.
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        Ok(match self {
+            Db::Postgres(p) => Tx::Postgres(p.begin().await.context("beginning a transaction")?),
+            Db::Sqlite(p) => Tx::Sqlite(
+                p.begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .context("beginning a transaction")?,
+            ),
+        })
+    }
+
+    pub async fn close(&self) {
+        with_db!(self, p => p.close().await)
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> anyhow::Result<()> {
+        match self {
+            Tx::Postgres(t) => t.commit().await.context("committing")?,
+            Tx::Sqlite(t) => t.commit().await.context("committing")?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> anyhow::Result<()> {
+        match self {
+            Tx::Postgres(t) => t.rollback().await.context("rolling back")?,
+            Tx::Sqlite(t) => t.rollback().await.context("rolling back")?,
+        }
+        Ok(())
+    }
+}
+
+/// Hides the password of a database or SMTP URL before it is shown or logged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// An exact decimal column: PostgreSQL `NUMERIC`, SQLite `TEXT` (SQLite has no exact decimal
+/// type, and sqlx does not bind `Decimal` there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbDecimal(pub Decimal);
+
+mod decimal_impls {
+    use super::DbDecimal;
+    use rust_decimal::Decimal;
+    use sqlx::encode::IsNull;
+    use sqlx::error::BoxDynError;
+    use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+    use sqlx::sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
+    use sqlx::{Decode, Encode, Postgres, Sqlite, Type};
+
+    impl Type<Postgres> for DbDecimal {
+        fn type_info() -> PgTypeInfo {
+            <Decimal as Type<Postgres>>::type_info()
+        }
+    }
+    impl Encode<'_, Postgres> for DbDecimal {
+        fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+            <Decimal as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+        }
+    }
+    impl Decode<'_, Postgres> for DbDecimal {
+        fn decode(value: PgValueRef<'_>) -> Result<Self, BoxDynError> {
+            Ok(DbDecimal(
+                <Decimal as Decode<Postgres>>::decode(value)?.normalize(),
+            ))
+        }
+    }
+    impl Type<Sqlite> for DbDecimal {
+        fn type_info() -> SqliteTypeInfo {
+            <String as Type<Sqlite>>::type_info()
+        }
+    }
+    impl Encode<'_, Sqlite> for DbDecimal {
+        fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
+            <String as Encode<Sqlite>>::encode(self.0.normalize().to_string(), buf)
+        }
+    }
+    impl<'r> Decode<'r, Sqlite> for DbDecimal {
+        fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+            let s = <String as Decode<Sqlite>>::decode(value)?;
+            Ok(DbDecimal(s.parse::<Decimal>()?.normalize()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite://billrun.db"), "sqlite://billrun.db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,29 @@
+//! The email outbox: a row per email, written in the transaction of the change that causes it.
+
+use chrono::{DateTime, Utc};
+
+use super::Tx;
+use crate::with_tx;
+
+pub struct NewEmail<'a> {
+    pub account_id: &'a str,
+    pub kind: &'a str,
+    /// What makes this email unique: writing it twice is a no-op.
+    pub dedupe_key: String,
+    pub language: &'a str,
+    pub to_address: &'a str,
+    pub invoice_id: Option<i64>,
+    pub data: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Queues an email; returns false when the same email (same dedupe key) is already queued.
+pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING")
+        .bind(e.account_id).bind(e.kind).bind(&e.dedupe_key).bind(e.language).bind(e.to_address)
+        .bind(e.invoice_id).bind(e.data.to_string()).bind(e.at)
+        .execute(c).await?.rows_affected());
+    Ok(n == 1)
+}

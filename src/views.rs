@@ -1,0 +1,453 @@
+//! What the CLI shows: invoices and job reports, as tables and as JSON (amounts are decimal
+//! strings such as `"14.81"`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::core::money::format_minor;
+use crate::core::vat::VatCase;
+use crate::store::Db;
+use crate::store::collection::{self, AttemptRow};
+use crate::store::invoices::{self, InvoiceRow, LineRow, NewInvoice};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LineView {
+    pub description: String,
+    pub app_id: Option<String>,
+    pub kind: String,
+    pub item: String,
+    pub quantity_hours: String,
+    pub unit_price: String,
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BuyerView {
+    pub name: String,
+    pub company: Option<String>,
+    pub address: String,
+    pub country: String,
+    pub vat_number: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvoiceView {
+    /// `None` in a dry-run: ids and numbers are given at finalization only.
+    pub id: Option<i64>,
+    pub number: Option<String>,
+    pub account_id: String,
+    pub period: String,
+    pub status: String,
+    pub currency: String,
+    pub language: String,
+    pub buyer: BuyerView,
+    pub lines: Vec<LineView>,
+    pub subtotal: String,
+    pub discount: String,
+    pub tax_case: String,
+    pub tax_mention: Option<String>,
+    pub tax_rate: String,
+    pub tax: String,
+    pub total: String,
+    /// Referral rewards used on this invoice.
+    pub discounts: Vec<DiscountView>,
+    /// Unpaid small balances of earlier invoices, included in `amount_due`.
+    pub balance_brought_forward: String,
+    pub brought_forward_from: Vec<TransferView>,
+    pub credit_applied: String,
+    pub amount_paid: String,
+    /// Left below Stripe's minimum and moved to the account's next invoice.
+    pub carried_forward: String,
+    pub carried_forward_to: Option<String>,
+    pub amount_due: String,
+    pub issued_at: DateTime<Utc>,
+    pub due_at: NaiveDate,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DiscountView {
+    pub description: String,
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TransferView {
+    pub invoice_number: String,
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AttemptView {
+    pub number: i32,
+    pub trigger: String,
+    pub method: String,
+    pub gateway: String,
+    pub amount: String,
+    pub payment_intent: Option<String>,
+    pub outcome: String,
+    pub decline_code: Option<String>,
+    pub message: Option<String>,
+    pub at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+impl AttemptView {
+    pub fn from_row(a: &AttemptRow) -> AttemptView {
+        AttemptView {
+            number: a.number,
+            trigger: a.trigger.clone(),
+            method: a.method.clone(),
+            gateway: a.gateway.clone(),
+            amount: format_minor(a.amount_minor),
+            payment_intent: a.payment_intent_id.clone(),
+            outcome: a.outcome.clone(),
+            decline_code: a.decline_code.clone(),
+            message: a.failure_message.clone(),
+            at: a.created_at,
+            settled_at: a.settled_at,
+        }
+    }
+}
+
+/// An invoice with everything shown about it: lines, discounts, balances moved, attempts.
+pub async fn load_invoice(db: &Db, r: &InvoiceRow) -> anyhow::Result<InvoiceView> {
+    let lines = invoices::lines(db, r.id).await?;
+    let mut v = InvoiceView::from_row(r, &lines);
+    v.discounts = invoices::discounts(db, r.id)
+        .await?
+        .into_iter()
+        .map(|(description, amount)| DiscountView {
+            description,
+            amount: format_minor(amount),
+        })
+        .collect();
+    v.brought_forward_from = collection::transfers_to(db, r.id)
+        .await?
+        .into_iter()
+        .map(|(invoice_number, amount)| TransferView {
+            invoice_number,
+            amount: format_minor(amount),
+        })
+        .collect();
+    v.carried_forward_to = collection::transfer_from(db, r.id).await?.and_then(|t| t.1);
+    v.attempts = collection::attempts(db, r.id)
+        .await?
+        .iter()
+        .map(AttemptView::from_row)
+        .collect();
+    Ok(v)
+}
+
+fn dec(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+fn hours(d: Decimal) -> String {
+    let mut d = d;
+    d.rescale(2);
+    d.to_string()
+}
+
+impl InvoiceView {
+    pub fn from_row(r: &InvoiceRow, lines: &[LineRow]) -> InvoiceView {
+        InvoiceView {
+            id: Some(r.id),
+            number: Some(r.number.clone()),
+            account_id: r.account_id.clone(),
+            period: r.period.clone(),
+            status: r.status.clone(),
+            currency: r.currency.clone(),
+            language: r.language.clone(),
+            buyer: BuyerView {
+                name: r.buyer_name.clone(),
+                company: r.buyer_company.clone(),
+                address: r.buyer_address.clone(),
+                country: r.buyer_country.clone(),
+                vat_number: r.buyer_vat_number.clone(),
+            },
+            lines: lines
+                .iter()
+                .map(|l| LineView {
+                    description: l.description.clone(),
+                    app_id: l.app_id.clone(),
+                    kind: l.kind.clone(),
+                    item: l.item.clone(),
+                    quantity_hours: hours(l.quantity_hours.0),
+                    unit_price: dec(l.unit_price.0),
+                    amount: format_minor(l.amount_minor),
+                })
+                .collect(),
+            subtotal: format_minor(r.subtotal_minor),
+            discount: format_minor(r.discount_minor),
+            tax_case: r.tax_case.clone(),
+            tax_mention: VatCase::parse(&r.tax_case)
+                .and_then(|c| c.mention())
+                .map(str::to_string),
+            tax_rate: dec(r.tax_rate.0),
+            tax: format_minor(r.tax_minor),
+            total: format_minor(r.total_minor),
+            discounts: Vec::new(),
+            balance_brought_forward: format_minor(r.brought_forward_minor),
+            brought_forward_from: Vec::new(),
+            credit_applied: format_minor(r.credit_applied_minor),
+            amount_paid: format_minor(r.amount_paid_minor),
+            carried_forward: format_minor(r.carried_forward_minor),
+            carried_forward_to: None,
+            amount_due: format_minor(r.amount_due_minor),
+            issued_at: r.issued_at,
+            due_at: r.due_at,
+            next_attempt_at: r.next_attempt_at,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// What a dry-run would finalize.
+    pub fn from_new(n: &NewInvoice) -> InvoiceView {
+        let t = &n.totals;
+        let a = &n.account;
+        InvoiceView {
+            id: None,
+            number: None,
+            account_id: a.id.to_string(),
+            period: n.period.to_string(),
+            status: "open".into(),
+            currency: "EUR".into(),
+            language: a.language.to_string(),
+            buyer: BuyerView {
+                name: a.name.clone(),
+                company: a.company.clone(),
+                address: a.address.clone(),
+                country: a.country.clone(),
+                vat_number: a.vat_number.clone(),
+            },
+            lines: n
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    description: l.description.clone(),
+                    app_id: l.app_id.as_ref().map(|a| a.to_string()),
+                    kind: l.kind.to_string(),
+                    item: l.item.clone(),
+                    quantity_hours: hours(l.quantity_hours),
+                    unit_price: dec(l.unit_price),
+                    amount: format_minor(l.amount_minor),
+                })
+                .collect(),
+            subtotal: format_minor(t.subtotal),
+            discount: format_minor(t.discount),
+            tax_case: t.tax_case.as_str().into(),
+            tax_mention: t.tax_case.mention().map(str::to_string),
+            tax_rate: dec(t.tax_rate),
+            tax: format_minor(t.tax),
+            total: format_minor(t.total),
+            discounts: n
+                .discounts
+                .iter()
+                .map(|d| DiscountView {
+                    description: d.description.clone(),
+                    amount: format_minor(d.amount_minor),
+                })
+                .collect(),
+            balance_brought_forward: format_minor(n.brought_forward_minor()),
+            brought_forward_from: n
+                .brought_forward
+                .iter()
+                .map(|b| TransferView {
+                    invoice_number: b.1.clone(),
+                    amount: format_minor(b.2),
+                })
+                .collect(),
+            credit_applied: format_minor(0),
+            amount_paid: format_minor(0),
+            carried_forward: format_minor(0),
+            carried_forward_to: None,
+            amount_due: format_minor(n.amount_due_minor()),
+            issued_at: n.issued_at,
+            due_at: n.due_at,
+            next_attempt_at: None,
+            attempts: Vec::new(),
+        }
+    }
+}
+
+/// A plain text table: a header row and left-aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i] - c.chars().count();
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                let _ = write!(s, "{c}{}  ", " ".repeat(pad));
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(|s| s.as_str()).collect(), &mut out);
+    }
+    out
+}
+
+pub fn invoice_table(invoices: &[InvoiceView]) -> String {
+    let rows: Vec<Vec<String>> = invoices
+        .iter()
+        .map(|i| {
+            vec![
+                i.number.clone().unwrap_or_else(|| "(draft)".into()),
+                i.account_id.clone(),
+                i.period.clone(),
+                i.status.clone(),
+                i.subtotal.clone(),
+                i.discount.clone(),
+                format!("{} ({}%)", i.tax, i.tax_rate),
+                i.total.clone(),
+                i.amount_due.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NUMBER", "ACCOUNT", "PERIOD", "STATUS", "SUBTOTAL", "DISCOUNT", "VAT", "TOTAL", "DUE",
+        ],
+        &rows,
+    )
+}
+
+/// A whole invoice, for `invoices show`.
+pub fn invoice_text(i: &InvoiceView) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Invoice {}  ({})",
+        i.number.as_deref().unwrap_or("(draft)"),
+        i.status
+    );
+    let _ = writeln!(
+        s,
+        "Account {}  period {}  issued {}  due {}",
+        i.account_id,
+        i.period,
+        i.issued_at.format("%Y-%m-%d"),
+        i.due_at
+    );
+    let _ = writeln!(
+        s,
+        "Bill to: {}{}, {}, {}{}",
+        i.buyer.name,
+        i.buyer
+            .company
+            .as_ref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
+        i.buyer.address,
+        i.buyer.country,
+        i.buyer
+            .vat_number
+            .as_ref()
+            .map(|v| format!(", VAT {v}"))
+            .unwrap_or_default()
+    );
+    s.push('\n');
+    let rows: Vec<Vec<String>> = i
+        .lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.description.clone(),
+                l.quantity_hours.clone(),
+                l.unit_price.clone(),
+                l.amount.clone(),
+            ]
+        })
+        .collect();
+    s.push_str(&table(
+        &["DESCRIPTION", "HOURS", "UNIT PRICE", "AMOUNT"],
+        &rows,
+    ));
+    s.push('\n');
+    for d in &i.discounts {
+        let _ = writeln!(s, "{}  -{}", d.description, d.amount);
+    }
+    let _ = writeln!(s, "Subtotal        {:>10} {}", i.subtotal, i.currency);
+    let _ = writeln!(s, "Discount        {:>10} {}", i.discount, i.currency);
+    let _ = writeln!(
+        s,
+        "VAT ({:>5}%)    {:>10} {}",
+        i.tax_rate, i.tax, i.currency
+    );
+    let _ = writeln!(s, "Total           {:>10} {}", i.total, i.currency);
+    for b in &i.brought_forward_from {
+        let _ = writeln!(
+            s,
+            "Brought forward {:>10} {} (from invoice {})",
+            b.amount, i.currency, b.invoice_number
+        );
+    }
+    let _ = writeln!(s, "Credit applied  {:>10} {}", i.credit_applied, i.currency);
+    let _ = writeln!(s, "Amount paid     {:>10} {}", i.amount_paid, i.currency);
+    if i.carried_forward != "0.00" {
+        let _ = writeln!(
+            s,
+            "Carried forward {:>10} {} (below the €0.50 minimum charge; {})",
+            i.carried_forward,
+            i.currency,
+            i.carried_forward_to
+                .as_ref()
+                .map_or("on the next invoice".to_string(), |n| format!(
+                    "on invoice {n}"
+                ))
+        );
+    }
+    let _ = writeln!(s, "Amount due      {:>10} {}", i.amount_due, i.currency);
+    if let Some(m) = &i.tax_mention {
+        let _ = writeln!(s, "\n{m}");
+    }
+    if !i.attempts.is_empty() {
+        s.push('\n');
+        let rows: Vec<Vec<String>> = i
+            .attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    a.number.to_string(),
+                    a.at.format("%Y-%m-%d %H:%M").to_string(),
+                    a.trigger.clone(),
+                    format!("{} ({})", a.method, a.gateway),
+                    a.amount.clone(),
+                    a.outcome.clone(),
+                    a.decline_code.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        s.push_str(&table(
+            &[
+                "ATTEMPT", "AT", "TRIGGER", "METHOD", "AMOUNT", "OUTCOME", "CODE",
+            ],
+            &rows,
+        ));
+    }
+    if let Some(t) = i.next_attempt_at {
+        let _ = writeln!(s, "Next attempt: {}", t.format("%Y-%m-%d %H:%M UTC"));
+    }
+    s
+}
+
+/// Counts shown at the end of a job run, in a stable order.
+pub type Counts = BTreeMap<String, u64>;

@@ -1,0 +1,438 @@
+//! The `billrun` binary: commands, JSON shapes and exit codes, on both stores.
+
+mod common;
+
+use common::{TestApp, fixture};
+use serde_json::Value;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn import_all(app: &TestApp) {
+    for (kind, file) in [
+        ("catalog", "catalog.csv"),
+        ("accounts", "accounts.csv"),
+        ("apps", "apps.csv"),
+        ("usage", "usage.csv"),
+    ] {
+        let out = ok(&app.cli(&["import", kind, fixture(file).to_str().unwrap()]));
+        assert!(out.contains("imported"), "{out}");
+    }
+}
+
+both_stores!(run_list_show_and_account, |app: TestApp| async move {
+    import_all(&app);
+    let dry: Value = serde_json::from_str(&ok(&app.cli(&[
+        "run",
+        "invoice",
+        "--now",
+        "2026-11-01T06:00:00Z",
+        "--dry-run",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(dry["job"], "invoice");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["counts"]["would_invoice"], 6);
+    assert_eq!(dry["invoices"][0]["number"], Value::Null);
+    assert_eq!(app.count("invoices").await, 0);
+
+    let run: Value = serde_json::from_str(&ok(&app.cli(&[
+        "run",
+        "invoice",
+        "--now",
+        "2026-11-01T06:00:00Z",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(run["dry_run"], false);
+    assert_eq!(run["counts"]["invoiced"], 6);
+    assert_eq!(run["period"], "2026-10");
+
+    let list: Value =
+        serde_json::from_str(&ok(&app.cli(&["invoices", "list", "--format", "json"]))).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 6);
+    let keys = [
+        "id",
+        "number",
+        "account_id",
+        "period",
+        "status",
+        "currency",
+        "lines",
+        "subtotal",
+        "discount",
+        "tax_rate",
+        "tax",
+        "total",
+        "credit_applied",
+        "amount_paid",
+        "amount_due",
+        "issued_at",
+        "due_at",
+    ];
+    for k in keys {
+        assert!(list[0].get(k).is_some(), "invoice JSON lacks {k}");
+    }
+    for k in [
+        "description",
+        "app_id",
+        "kind",
+        "item",
+        "quantity_hours",
+        "unit_price",
+        "amount",
+    ] {
+        assert!(list[0]["lines"][0].get(k).is_some(), "line JSON lacks {k}");
+    }
+    assert_eq!(list[3]["total"], "35.65", "amounts are decimal strings");
+
+    let filtered: Value = serde_json::from_str(&ok(&app.cli(&[
+        "invoices",
+        "list",
+        "--account",
+        "acc-fi-consumer",
+        "--period",
+        "2026-10",
+        "--status",
+        "open",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(filtered.as_array().unwrap().len(), 1);
+
+    let shown = ok(&app.cli(&["invoices", "show", "2026-000004"]));
+    assert!(
+        shown.contains("Invoice 2026-000004")
+            && shown.contains("35.65")
+            && shown.contains("bob-api"),
+        "{shown}"
+    );
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    let by_id: Value =
+        serde_json::from_str(&ok(&app.cli(&["invoices", "show", &id, "--format", "json"])))
+            .unwrap();
+    assert_eq!(by_id["number"], "2026-000001");
+
+    let acc = ok(&app.cli(&["account", "show", "acc-fr-business"]));
+    assert!(
+        acc.contains("invoice.issued")
+            && acc.contains("Invoice 2026-000004 issued for 2026-10: 35.65 EUR"),
+        "{acc}"
+    );
+    let acc: Value = serde_json::from_str(&ok(&app.cli(&[
+        "account",
+        "show",
+        "acc-fr-business",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(acc["timeline"].as_array().unwrap().len(), 1);
+
+    let again = ok(&app.cli(&["run", "invoice", "--now", "2026-11-01T07:00:00Z"]));
+    assert!(again.contains("6 already invoiced"), "{again}");
+});
+
+both_stores!(exit_codes, |app: TestApp| async move {
+    import_all(&app);
+    let code = |args: &[&str]| {
+        let o = app.cli(args);
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // 2: bad usage, config or input.
+    let bad = app.dir.path().join("bad.csv");
+    std::fs::write(&bad, "id,name,account_id\napp-z,z,acc-ghost\n").unwrap();
+    let (c, err) = code(&["import", "apps", bad.to_str().unwrap()]);
+    assert_eq!(c, 2);
+    assert!(
+        err.contains("bad.csv:2: account_id: unknown account `acc-ghost`"),
+        "{err}"
+    );
+    let (c, err) = code(&[
+        "import",
+        "apps",
+        app.dir.path().join("apps.xlsx").to_str().unwrap(),
+    ]);
+    assert_eq!(c, 2);
+    assert!(err.contains("unknown file type"), "{err}");
+    let (c, err) = code(&["run", "invoice", "--now", "yesterday"]);
+    assert_eq!(c, 2);
+    assert!(err.contains("not an RFC 3339 time"), "{err}");
+    let (c, _) = code(&["run", "invoice", "--period", "2026-13"]);
+    assert_eq!(c, 2);
+    let (c, err) = code(&[
+        "run",
+        "invoice",
+        "--now",
+        "2026-11-01T06:00:00Z",
+        "--account",
+        "acc-ghost",
+    ]);
+    assert_eq!(c, 2);
+    assert!(err.contains("unknown account `acc-ghost`"), "{err}");
+    let (c, err) = code(&[
+        "run",
+        "invoice",
+        "--now",
+        "2026-11-01T06:00:00Z",
+        "--database-url",
+        "mysql://x",
+    ]);
+    assert_eq!(c, 2);
+    assert!(err.contains("unsupported database URL"), "{err}");
+    let jobs = app.dir.path().join("bad-jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(
+        jobs.join("invoice.toml"),
+        "schedule = \"0 0 6 1 * *\"\n[settings]\ndue_days = -1\nbatch_size = 10\n",
+    )
+    .unwrap();
+    let (c, err) = code(&["run", "invoice", "--jobs-dir", jobs.to_str().unwrap()]);
+    assert_eq!(c, 2);
+    assert!(err.contains("invoice.toml:3:"), "{err}");
+    // 3: the store cannot be reached.
+    let (c, err) = code(&[
+        "run",
+        "invoice",
+        "--database-url",
+        "postgres://postgres:secret@127.0.0.1:1/none",
+    ]);
+    assert_eq!(c, 3);
+    assert!(!err.contains("secret"), "passwords are never shown: {err}");
+    // 0: done.
+    let (c, _) = code(&["run", "invoice", "--now", "2026-11-01T06:00:00Z"]);
+    assert_eq!(c, 0);
+});
+
+#[test]
+fn demo_bills_a_month_on_a_fresh_embedded_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+            .args(["demo", "--seed", "7"])
+            .env("BILLRUN_DATABASE_URL", "postgres://must-not-be-used")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let out = ok(&first);
+    assert!(dir.path().join("billrun-demo.db").exists());
+    assert!(
+        out.contains("invoice 2026-10:") && out.contains("invoiced"),
+        "{out}"
+    );
+    for case in ["domestic", "reverse_charge", "eu_consumer", "out_of_scope"] {
+        assert!(out.contains(case), "demo shows the {case} VAT case: {out}");
+    }
+    // Collected with the simulator: paid, unpaid and pending invoices.
+    let collect = out
+        .lines()
+        .find(|l| l.starts_with("collect [simulated gateway]:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    for word in [" paid", "failed attempts", " pending"] {
+        assert!(collect.contains(word), "{collect}");
+    }
+    // Its PDFs and emails (.eml files: no SMTP server is set) are in demo-out/.
+    let files = |sub: &str, ext: &str| {
+        std::fs::read_dir(dir.path().join("demo-out").join(sub))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == ext)
+            })
+            .count()
+    };
+    let (pdfs, emls) = (files("invoices", "pdf"), files("emails", "eml"));
+    assert!(pdfs >= 200, "{pdfs} PDFs");
+    assert!(emls > pdfs, "{emls} emails: one per invoice and more");
+    // Deterministic: a second run on a fresh file prints the same.
+    assert_eq!(ok(&run()), out);
+}
+
+both_stores!(
+    credit_payment_methods_and_collect_from_the_command_line,
+    |app: TestApp| async move {
+        import_all(&app);
+        let out = ok(&app.cli(&[
+            "credit",
+            "add",
+            "--account",
+            "acc-fi-consumer",
+            "--amount",
+            "2.00",
+            "--reference",
+            "PAYPAL-9X",
+            "--at",
+            "2026-10-20T00:00:00Z",
+        ]));
+        assert!(out.contains("credit recorded: balance 2.00 EUR"), "{out}");
+        let out = ok(&app.cli(&[
+            "credit",
+            "add",
+            "--account",
+            "acc-fi-consumer",
+            "--amount",
+            "2.00",
+            "--reference",
+            "PAYPAL-9X",
+        ]));
+        assert!(out.contains("already recorded"), "{out}");
+        let bad = app.cli(&[
+            "credit",
+            "add",
+            "--account",
+            "acc-fi-consumer",
+            "--amount",
+            "5.00",
+            "--reference",
+            "PAYPAL-9X",
+        ]);
+        assert_eq!(bad.status.code(), Some(2), "same reference, other amount");
+        let bad = app.cli(&[
+            "credit",
+            "add",
+            "--account",
+            "acc-fi-consumer",
+            "--amount",
+            "1.005",
+            "--reference",
+            "PAYPAL-9Y",
+        ]);
+        assert_eq!(bad.status.code(), Some(2));
+        let out = ok(&app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-fr-business",
+            "--kind",
+            "sepa_debit",
+            "--stripe-customer",
+            "cus_bob",
+            "--stripe-payment-method",
+            "pm_sepa_debit_ok",
+        ]));
+        assert!(out.contains("payment method set"), "{out}");
+        let bad = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-fr-business",
+            "--kind",
+            "card",
+            "--stripe-customer",
+            "bob",
+            "--stripe-payment-method",
+            "pm_x",
+        ]);
+        assert_eq!(bad.status.code(), Some(2));
+        ok(&app.cli(&["run", "invoice", "--now", "2026-11-01T06:00:00Z"]));
+
+        let plan: Value = serde_json::from_str(&ok(&app.cli(&[
+            "run",
+            "collect",
+            "--now",
+            "2026-11-01T07:00:00Z",
+            "--dry-run",
+            "--format",
+            "json",
+        ])))
+        .unwrap();
+        assert_eq!(plan["job"], "collect");
+        assert_eq!(plan["dry_run"], true);
+        assert_eq!(plan["gateway"], "simulated");
+        let items = plan["collections"].as_array().unwrap();
+        let bob = items
+            .iter()
+            .find(|i| i["account_id"] == "acc-fr-business")
+            .unwrap();
+        assert_eq!(
+            (
+                bob["charge"].as_str(),
+                bob["method"].as_str(),
+                bob["outcome"].as_str()
+            ),
+            (Some("35.65"), Some("sepa_debit"), Some("planned"))
+        );
+        let eeva = items
+            .iter()
+            .find(|i| i["account_id"] == "acc-fi-consumer")
+            .unwrap();
+        assert_eq!(
+            (eeva["credit_applied"].as_str(), eeva["charge"].as_str()),
+            (Some("2.00"), Some("4.02"))
+        );
+        assert_eq!(app.count("payment_attempts").await, 0);
+
+        let run = app.cli(&["run", "collect", "--now", "2026-11-01T07:00:00Z"]);
+        let out = String::from_utf8_lossy(&run.stdout).to_string();
+        assert!(out.contains("collect [simulated gateway]:"), "{out}");
+        let shown: Value = serde_json::from_str(&ok(&app.cli(&[
+            "invoices",
+            "show",
+            "2026-000004",
+            "--format",
+            "json",
+        ])))
+        .unwrap();
+        assert_eq!(shown["status"], "pending", "SEPA is processing");
+        assert_eq!(shown["attempts"][0]["method"], "sepa_debit");
+        let credit: Value = serde_json::from_str(&ok(&app.cli(&[
+            "credit",
+            "show",
+            "--account",
+            "acc-fi-consumer",
+            "--format",
+            "json",
+        ])))
+        .unwrap();
+        assert_eq!(credit["balance"], "0.00");
+        assert_eq!(credit["history"].as_array().unwrap().len(), 2);
+        ok(&app.cli(&["run", "collect", "--now", "2026-11-02T07:00:00Z"]));
+        let shown: Value = serde_json::from_str(&ok(&app.cli(&[
+            "invoices",
+            "show",
+            "2026-000004",
+            "--format",
+            "json",
+        ])))
+        .unwrap();
+        assert_eq!(
+            shown["status"], "paid",
+            "the SEPA debit settles on the next run"
+        );
+
+        // The simulator is refused in production.
+        let prod = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+            .args(["run", "collect", "--now", "2026-11-03T07:00:00Z"])
+            .env("BILLRUN_DATABASE_URL", &app.url)
+            .env("BILLRUN_ENVIRONMENT", "production")
+            .current_dir(app.dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(prod.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&prod.stderr)
+                .contains("refusing the simulated payment gateway in production")
+        );
+    }
+);

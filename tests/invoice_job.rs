@@ -1,0 +1,370 @@
+//! The monthly invoice job, on both stores.
+
+mod common;
+
+use billrun::import::ImportKind;
+use billrun::jobs::JobName;
+use billrun::store::invoices::{self, ListFilter};
+use billrun::views::InvoiceView;
+use common::{TestApp, opts};
+
+const OCT_RUN: &str = "2026-11-01T06:00:00Z";
+
+async fn invoices_of(app: &TestApp) -> Vec<InvoiceView> {
+    let rows = invoices::list(app.db(), &ListFilter::default())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for r in rows {
+        let lines = invoices::lines(app.db(), r.id).await.unwrap();
+        out.push(InvoiceView::from_row(&r, &lines));
+    }
+    out
+}
+
+fn by_account<'a>(v: &'a [InvoiceView], id: &str) -> &'a InvoiceView {
+    v.iter()
+        .find(|i| i.account_id == id)
+        .unwrap_or_else(|| panic!("no invoice for {id}"))
+}
+
+/// (subtotal, tax case, rate, tax, total) per account, computed by hand in the fixtures.
+const EXPECTED: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    (
+        "acc-de-business",
+        "2026-000001",
+        "7.20",
+        "reverse_charge",
+        "0",
+        "0.00",
+        "7.20",
+    ),
+    (
+        "acc-de-consumer",
+        "2026-000002",
+        "0.72",
+        "eu_consumer",
+        "19",
+        "0.14",
+        "0.86",
+    ),
+    (
+        "acc-fi-consumer",
+        "2026-000003",
+        "4.80",
+        "eu_consumer",
+        "25.5",
+        "1.22",
+        "6.02",
+    ),
+    (
+        "acc-fr-business",
+        "2026-000004",
+        "29.71",
+        "domestic",
+        "20",
+        "5.94",
+        "35.65",
+    ),
+    (
+        "acc-fr-consumer",
+        "2026-000005",
+        "2.41",
+        "domestic",
+        "20",
+        "0.48",
+        "2.89",
+    ),
+    (
+        "acc-us-business",
+        "2026-000006",
+        "3.84",
+        "out_of_scope",
+        "0",
+        "0.00",
+        "3.84",
+    ),
+];
+
+both_stores!(bills_a_month_at_a_given_now, |app: TestApp| async move {
+    app.seed_fixtures().await;
+    let report = app.run(JobName::Invoice, OCT_RUN).await;
+    assert_eq!(report.period.as_deref(), Some("2026-10"));
+    assert_eq!(report.counts.get("invoiced"), Some(&6));
+    assert_eq!(
+        report.counts.get("nothing_to_bill"),
+        Some(&1),
+        "acc-idle has no usage"
+    );
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+
+    let all = invoices_of(&app).await;
+    assert_eq!(all.len(), 6);
+    for (acc, number, subtotal, case, rate, tax, total) in EXPECTED {
+        let i = by_account(&all, acc);
+        assert_eq!(
+            (
+                i.number.as_deref().unwrap(),
+                i.subtotal.as_str(),
+                i.tax_case.as_str(),
+                i.tax_rate.as_str(),
+                i.tax.as_str(),
+                i.total.as_str()
+            ),
+            (*number, *subtotal, *case, *rate, *tax, *total),
+            "{acc}"
+        );
+        assert_eq!(i.status, "open");
+        assert_eq!(i.amount_due, i.total);
+        assert_eq!(
+            i.due_at.to_string(),
+            "2026-11-16",
+            "due 15 days after issue (jobs/invoice.toml)"
+        );
+        // Every invoice reconciles: lines sum to the subtotal.
+        let lines: i64 = i
+            .lines
+            .iter()
+            .map(|l| billrun::core::money::parse_major(&l.amount).unwrap())
+            .sum();
+        assert_eq!(
+            lines,
+            billrun::core::money::parse_major(&i.subtotal).unwrap(),
+            "{acc}"
+        );
+    }
+
+    // Mid-month starts and stops, month-boundary splits, caps, one line per app × kind × item.
+    let bob = by_account(&all, "acc-fr-business");
+    let amounts: Vec<(&str, &str, &str)> = bob
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.item.as_str(),
+                l.quantity_hours.as_str(),
+                l.amount.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        amounts,
+        vec![
+            ("M", "1488.00", "28.80"),
+            ("postgresql-starter-512", "30.00", "0.75"),
+            ("L", "4.00", "0.16")
+        ],
+        "M capped at 14.40 × 2; the addon split at 1 October; L running to the month's end"
+    );
+    assert!(
+        bob.lines[0].description.contains("plafond mensuel"),
+        "{}",
+        bob.lines[0].description
+    );
+    let alice = by_account(&all, "acc-fr-consumer");
+    assert_eq!(alice.lines.len(), 1, "three S runs make one line");
+    assert_eq!(alice.lines[0].quantity_hours, "240.50");
+    assert_eq!(
+        alice.lines[0].amount, "2.41",
+        "240.5 h × 0.01 = 2.405, rounded once, half away from zero"
+    );
+    assert_eq!(
+        alice.lines[0].description,
+        "alice-web — conteneur S (2026-10-10 → 2026-10-26)"
+    );
+    assert!(
+        by_account(&all, "acc-de-business")
+            .tax_mention
+            .as_deref()
+            .unwrap()
+            .contains("Autoliquidation")
+    );
+    assert!(by_account(&all, "acc-us-business").tax_mention.is_some());
+    assert!(by_account(&all, "acc-fr-consumer").tax_mention.is_none());
+
+    // The same JSON on both stores: one snapshot for both.
+    let mut shown = all.clone();
+    for i in &mut shown {
+        i.id = None;
+    }
+    insta::assert_json_snapshot!("october_invoices", shown);
+
+    // A timeline event per invoice.
+    assert_eq!(app.count("account_events").await, 6);
+});
+
+both_stores!(a_second_run_changes_nothing, |app: TestApp| async move {
+    app.seed_fixtures().await;
+    app.run(JobName::Invoice, OCT_RUN).await;
+    let before = app.dump().await;
+    let again = app.run(JobName::Invoice, "2026-11-02T06:00:00Z").await;
+    assert_eq!(again.counts.get("already_invoiced"), Some(&6));
+    assert_eq!(again.counts.get("invoiced"), None);
+    assert!(
+        again.summary().contains("6 already invoiced"),
+        "{}",
+        again.summary()
+    );
+    assert_eq!(app.dump().await, before);
+});
+
+both_stores!(
+    a_dry_run_writes_nothing_and_shows_the_real_run,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        let before = app.dump().await;
+        let mut o = opts(OCT_RUN);
+        o.dry_run = true;
+        let dry = app.run_with(JobName::Invoice, o).await.unwrap();
+        assert_eq!(
+            app.dump().await,
+            before,
+            "a dry-run writes no row and takes no number"
+        );
+        insta::assert_json_snapshot!(
+            "invoice_dry_run_plan",
+            serde_json::json!({
+                "job": dry.job, "dry_run": dry.dry_run, "period": dry.period, "counts": dry.counts,
+                "invoices": dry.invoices.iter().map(|i| serde_json::json!({
+                    "number": i.number, "account_id": i.account_id, "subtotal": i.subtotal, "tax": i.tax, "total": i.total,
+                })).collect::<Vec<_>>(),
+            })
+        );
+        assert!(dry.dry_run);
+        assert_eq!(dry.counts.get("would_invoice"), Some(&6));
+        let real = app.run(JobName::Invoice, OCT_RUN).await;
+        let strip = |v: &[InvoiceView]| -> Vec<InvoiceView> {
+            v.iter()
+                .cloned()
+                .map(|mut i| {
+                    i.id = None;
+                    i.number = None;
+                    i
+                })
+                .collect()
+        };
+        assert_eq!(
+            strip(&dry.invoices),
+            strip(&real.invoices),
+            "the dry-run computes exactly what the real run does"
+        );
+        // After the real run, the first number is still 000001: the dry-run consumed none.
+        assert_eq!(real.invoices[0].number.as_deref(), Some("2026-000001"));
+    }
+);
+
+both_stores!(
+    numbering_is_gapless_yearly_and_in_finalization_order,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        app.run(JobName::Invoice, OCT_RUN).await;
+        // Bob's M container still runs: he alone is billed in November and December.
+        let nov = app.run(JobName::Invoice, "2026-12-01T06:00:00Z").await;
+        assert_eq!(
+            nov.invoices
+                .iter()
+                .map(|i| i.number.clone().unwrap())
+                .collect::<Vec<_>>(),
+            vec!["2026-000007"]
+        );
+        let dec = app.run(JobName::Invoice, "2027-01-01T06:00:00Z").await;
+        assert_eq!(
+            dec.invoices
+                .iter()
+                .map(|i| i.number.clone().unwrap())
+                .collect::<Vec<_>>(),
+            vec!["2027-000001"]
+        );
+        let all = invoices::list(app.db(), &ListFilter::default())
+            .await
+            .unwrap();
+        let mut by_id = all.clone();
+        by_id.sort_by_key(|r| r.id);
+        let numbers: Vec<String> = by_id.iter().map(|r| r.number.clone()).collect();
+        let expected: Vec<String> = (1..=7)
+            .map(|n| format!("2026-{n:06}"))
+            .chain(["2027-000001".to_string()])
+            .collect();
+        assert_eq!(numbers, expected);
+    }
+);
+
+both_stores!(
+    concurrent_runs_make_each_invoice_once_without_gaps,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        let (a, b, c) = tokio::join!(
+            app.run_with(JobName::Invoice, opts(OCT_RUN)),
+            app.run_with(JobName::Invoice, opts(OCT_RUN)),
+            app.run_with(JobName::Invoice, opts(OCT_RUN)),
+        );
+        let made: u64 = [a, b, c]
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .unwrap()
+                    .counts
+                    .get("invoiced")
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(made, 6);
+        let mut numbers: Vec<String> = invoices::list(app.db(), &ListFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.number)
+            .collect();
+        numbers.sort();
+        assert_eq!(
+            numbers,
+            (1..=6).map(|n| format!("2026-{n:06}")).collect::<Vec<_>>()
+        );
+    }
+);
+
+both_stores!(only_named_accounts_are_billed, |app: TestApp| async move {
+    app.seed_fixtures().await;
+    let mut o = opts(OCT_RUN);
+    o.accounts = vec!["acc-fi-consumer".into()];
+    let r = app.run_with(JobName::Invoice, o).await.unwrap();
+    assert_eq!(r.invoices.len(), 1);
+    assert_eq!(r.invoices[0].account_id, "acc-fi-consumer");
+    let mut o = opts(OCT_RUN);
+    o.accounts = vec!["acc-nobody".into()];
+    let err = app.run_with(JobName::Invoice, o).await.unwrap_err();
+    assert!(
+        err.to_string().contains("unknown account `acc-nobody`"),
+        "{err}"
+    );
+});
+
+both_stores!(a_month_not_over_is_refused, |app: TestApp| async move {
+    app.seed_fixtures().await;
+    let mut o = opts("2026-10-20T00:00:00Z");
+    o.period = Some("2026-10".parse().unwrap());
+    let err = app.run_with(JobName::Invoice, o).await.unwrap_err();
+    assert!(
+        err.to_string().contains("period 2026-10 is not over"),
+        "{err}"
+    );
+    assert_eq!(app.count("invoices").await, 0);
+});
+
+both_stores!(
+    usage_without_price_fails_that_account_only,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        // A price that starts mid-October: usage before it cannot be priced at import…
+        app.import_csv(ImportKind::Catalog, "late.csv", "kind,item,hourly_price,monthly_cap,currency,effective_from\ncontainer,XL,0.08,,EUR,2026-10-15\n").await.unwrap();
+        let err = app
+        .import_csv(ImportKind::Usage, "early.csv", "id,app_id,kind,item,quantity,started_at,ended_at\nu-x,app-gina-idle,container,XL,1,2026-10-10T00:00:00Z,2026-10-20T00:00:00Z\n")
+        .await
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("invalid record"), "{err:#}");
+        // …and the rest of the month bills normally.
+        let r = app.run(JobName::Invoice, OCT_RUN).await;
+        assert_eq!(r.counts.get("invoiced"), Some(&6));
+    }
+);

@@ -1,0 +1,245 @@
+//! The account lifecycle, as stories with the clock moving, on both stores.
+
+mod common;
+
+use billrun::jobs::JobName;
+use common::TestApp;
+
+/// Clara (acc-de-business, 7.20 due) pays with a card that keeps declining.
+async fn failing_clara(app: &TestApp) {
+    app.seed_fixtures().await;
+    for acc in [
+        "acc-fr-consumer",
+        "acc-fr-business",
+        "acc-de-consumer",
+        "acc-fi-consumer",
+        "acc-us-business",
+    ] {
+        app.set_pm(acc, "card", "pm_card_visa", "2026-10-01T00:00:00Z")
+            .await;
+    }
+    app.set_pm(
+        "acc-de-business",
+        "card",
+        "pm_card_visa_chargeDeclinedInsufficientFunds",
+        "2026-10-01T00:00:00Z",
+    )
+    .await;
+    app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+    // Attempts on days 0, 3, 8 and 15; before the last one fails, nobody is suspended.
+    for day in ["2026-11-01", "2026-11-04", "2026-11-09", "2026-11-16"] {
+        let early = app.run(JobName::Suspend, &format!("{day}T06:30:00Z")).await;
+        assert!(early.lifecycle.is_empty(), "{day}: {:#?}", early.lifecycle);
+        let r = app.run(JobName::Collect, &format!("{day}T07:00:00Z")).await;
+        assert!(
+            r.collections
+                .iter()
+                .any(|c| c.account_id == "acc-de-business" && c.outcome == "failed"),
+            "{day}: {:#?}",
+            r.collections
+        );
+    }
+}
+
+async fn status(app: &TestApp, account: &str) -> (String, Vec<String>) {
+    let acc = billrun::store::accounts::get_account(app.db(), account)
+        .await
+        .unwrap()
+        .unwrap();
+    let apps: Vec<(String,)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT status FROM apps WHERE account_id = $1 ORDER BY id").bind(account).fetch_all(p).await.unwrap());
+    (acc.status, apps.into_iter().map(|a| a.0).collect())
+}
+
+both_stores!(
+    suspended_after_the_last_retry_then_reactivated_by_paying,
+    |app: TestApp| async move {
+        failing_clara(&app).await;
+        let inv = app.invoice("acc-de-business", "2026-10").await;
+        assert_eq!(inv.attempts.len(), 4, "4 attempts in all");
+        // After the last retry failed, the account is suspended.
+        let r = app.run(JobName::Suspend, "2026-11-16T08:00:00Z").await;
+        assert_eq!(r.counts.get("suspended"), Some(&1));
+        assert_eq!(
+            status(&app, "acc-de-business").await,
+            ("suspended".to_string(), vec!["stopped".to_string()])
+        );
+        let platform: Vec<(String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT app_id, kind FROM platform_events ORDER BY id").fetch_all(p).await.unwrap());
+        assert_eq!(
+            platform,
+            vec![("app-clara-shop".to_string(), "app.stop".to_string())]
+        );
+        assert!(
+            app.outbox()
+                .await
+                .iter()
+                .any(|o| o.0 == "acc-de-business" && o.1 == "account_suspended")
+        );
+        // Running again changes nothing.
+        let before = app.dump().await;
+        let again = app.run(JobName::Suspend, "2026-11-16T09:00:00Z").await;
+        assert!(again.lifecycle.is_empty());
+        assert_eq!(app.dump().await, before);
+
+        // Day 20: a new card; collect charges it at once; the next suspend run reactivates.
+        app.set_pm(
+            "acc-de-business",
+            "card",
+            "pm_card_visa",
+            "2026-11-21T09:00:00Z",
+        )
+        .await;
+        let paid = app.run(JobName::Collect, "2026-11-21T09:05:00Z").await;
+        assert!(
+            paid.collections
+                .iter()
+                .any(|c| c.account_id == "acc-de-business" && c.outcome == "succeeded")
+        );
+        let r = app.run(JobName::Suspend, "2026-11-21T10:00:00Z").await;
+        assert_eq!(r.counts.get("reactivated"), Some(&1));
+        assert_eq!(
+            status(&app, "acc-de-business").await,
+            ("active".to_string(), vec!["running".to_string()])
+        );
+        let kinds: Vec<String> = billrun::store::events::timeline(app.db(), "acc-de-business")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert!(
+            kinds.contains(&"account.suspended".to_string())
+                && kinds.last() == Some(&"account.reactivated".to_string()),
+            "{kinds:?}"
+        );
+    }
+);
+
+both_stores!(
+    still_owing_warned_then_queued_for_deletion,
+    |app: TestApp| async move {
+        failing_clara(&app).await;
+        app.run(JobName::Suspend, "2026-11-16T08:00:00Z").await;
+        // 30 days of grace; the final warning 7 days before.
+        let r = app.run(JobName::Suspend, "2026-12-08T08:00:00Z").await;
+        assert!(r.lifecycle.is_empty(), "{:#?}", r.lifecycle);
+        let mut dry = common::opts("2026-12-09T08:00:00Z");
+        dry.dry_run = true;
+        let before = app.dump().await;
+        let plan = app.run_with(JobName::Suspend, dry).await.unwrap();
+        assert_eq!(plan.counts.get("would_warn"), Some(&1));
+        assert_eq!(app.dump().await, before, "a dry-run changes nothing");
+        let r = app.run(JobName::Suspend, "2026-12-09T08:00:00Z").await;
+        assert_eq!(r.counts.get("warned"), Some(&1));
+        assert!(
+            app.outbox()
+                .await
+                .iter()
+                .any(|o| o.0 == "acc-de-business" && o.1 == "data_deletion_warning")
+        );
+        assert!(
+            app.run(JobName::Suspend, "2026-12-15T08:00:00Z")
+                .await
+                .lifecycle
+                .is_empty()
+        );
+        let r = app.run(JobName::Suspend, "2026-12-16T08:00:00Z").await;
+        assert_eq!(r.counts.get("queued_for_deletion"), Some(&1));
+        let queued: Vec<(String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT account_id, reason FROM deletion_queue").fetch_all(p).await.unwrap());
+        assert_eq!(
+            queued,
+            vec![("acc-de-business".to_string(), "non_payment".to_string())]
+        );
+        assert!(
+            app.run(JobName::Suspend, "2026-12-17T08:00:00Z")
+                .await
+                .lifecycle
+                .is_empty()
+        );
+    }
+);
+
+both_stores!(
+    hds_contact_reviewed_thirteen_months_ago_gets_monthly_reminders,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        let out = app.cli(&[
+            "account",
+            "hds-contact",
+            "set",
+            "acc-fr-business",
+            "--name",
+            "Dr Anne Petit",
+            "--email",
+            "anne.petit@example.com",
+            "--phone",
+            "+33 1 23 45 67 89",
+            "--at",
+            "2025-10-01T00:00:00Z",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bad = app.cli(&["account", "hds-review", "acc-fr-consumer"]);
+        assert_eq!(bad.status.code(), Some(2), "no contact to review");
+
+        // Reviewed 13 months before 2026-11-01: one reminder…
+        let r = app.run(JobName::Hds, "2026-11-01T09:00:00Z").await;
+        assert_eq!(r.counts.get("reminded"), Some(&1));
+        let reminders = || async {
+            app.outbox()
+                .await
+                .into_iter()
+                .filter(|o| o.1 == "hds_review_reminder")
+                .count()
+        };
+        assert_eq!(reminders().await, 1);
+        // …none the next day…
+        let r = app.run(JobName::Hds, "2026-11-02T09:00:00Z").await;
+        assert!(r.hds.is_empty());
+        assert_eq!(reminders().await, 1);
+        // …another 30 days later (and a dry-run before it changes nothing).
+        let mut dry = common::opts("2026-12-01T09:00:00Z");
+        dry.dry_run = true;
+        let before = app.dump().await;
+        assert_eq!(
+            app.run_with(JobName::Hds, dry)
+                .await
+                .unwrap()
+                .counts
+                .get("would_remind"),
+            Some(&1)
+        );
+        assert_eq!(app.dump().await, before);
+        let r = app.run(JobName::Hds, "2026-12-01T09:00:00Z").await;
+        assert_eq!(r.counts.get("reminded"), Some(&1));
+        assert_eq!(reminders().await, 2);
+        // Reviewed: no more reminders for a year.
+        let out = app.cli(&[
+            "account",
+            "hds-review",
+            "acc-fr-business",
+            "--at",
+            "2026-12-02T10:00:00Z",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            app.run(JobName::Hds, "2027-01-05T09:00:00Z")
+                .await
+                .hds
+                .is_empty()
+        );
+        assert_eq!(
+            app.run(JobName::Hds, "2027-12-02T10:00:00Z")
+                .await
+                .counts
+                .get("reminded"),
+            Some(&1)
+        );
+    }
+);

@@ -1,0 +1,482 @@
+//! Integration test of the PDF invoice renderer against real PDF tooling:
+//! `qpdf --check` must accept every file and `pdftotext -layout` must find every
+//! mention. With `BILLRUN_WRITE_SAMPLES=1` the French and English samples are
+//! also written to `docs/invoice-{fr,en}.pdf` and their first page rendered to
+//! `docs/invoice-{fr,en}.png` (pdftoppm).
+
+use std::path::Path;
+use std::process::Command;
+
+use billrun::documents::pdf::{
+    PdfDiscount, PdfInvoice, PdfLanguage, PdfLine, Seller, VatRow, render,
+};
+use chrono::NaiveDate;
+
+fn seller() -> Seller {
+    Seller {
+        name: "Nuage Ardent".into(),
+        legal_form: "SAS au capital de 10 000 €".into(),
+        address: vec![
+            "12 rue de la Forêt".into(),
+            "69002 Lyon".into(),
+            "France".into(),
+        ],
+        siren: "912 345 678".into(),
+        siret: "912 345 678 00019".into(),
+        vat_number: "FR32912345678".into(),
+        email: "facturation@nuage-ardent.fr".into(),
+        website: "https://nuage-ardent.fr".into(),
+        iban: Some("FR76 3000 6000 0112 3456 7890 189".into()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// French customer, 20 % VAT, balance brought forward, credit and a payment.
+    Domestic,
+    /// EU business customer: reverse charge, no VAT.
+    ReverseCharge,
+}
+
+const LONG_DESCRIPTION: &str = "Cluster Kubernetes géré, plan de contrôle haute disponibilité \
+    avec trois nœuds maîtres répartis sur trois zones (eu-west-par-1, eu-west-par-2, eu-west-par-3)";
+
+fn lines(lang: PdfLanguage) -> Vec<PdfLine> {
+    let fr = lang == PdfLanguage::Fr;
+    let rows: [(&str, &str, &str, &str, &str); 8] = [
+        (
+            "Instance « web-prod » s-2vcpu-4gb (Paris)",
+            "Instance “web-prod” s-2vcpu-4gb (Paris)",
+            "744.00",
+            "0.0200",
+            "14.88",
+        ),
+        (
+            "Base de données PostgreSQL managée – db-main",
+            "Managed PostgreSQL database – db-main",
+            "744.00",
+            "0.0450",
+            "33.48",
+        ),
+        (
+            "Stockage objet (500 Go) – bucket « médias »",
+            "Object storage (500 GB) – bucket “médias”",
+            "744.00",
+            "0.0030",
+            "2.23",
+        ),
+        (
+            "Bande passante sortante – région Zürich",
+            "Egress bandwidth – Zürich region",
+            "120.50",
+            "0.0100",
+            "1.21",
+        ),
+        (
+            "Support prioritaire – équipe Søren",
+            "Priority support – Søren's team",
+            "744.00",
+            "0.1000",
+            "74.40",
+        ),
+        (
+            "Runner CI « builds-rapides »",
+            "CI runner “fast-builds”",
+            "312.25",
+            "0.0080",
+            "2.50",
+        ),
+        (
+            "Volume bloc 100 Go – données de l'élève",
+            "Block volume 100 GB – Straße data",
+            "744.00",
+            "0.0060",
+            "4.46",
+        ),
+        (
+            "Adresse IPv4 dédiée",
+            "Dedicated IPv4 address",
+            "744.00",
+            "0.0050",
+            "3.72",
+        ),
+    ];
+    let mut out: Vec<PdfLine> = rows
+        .iter()
+        .map(|(f, e, q, u, a)| PdfLine {
+            description: (if fr { *f } else { *e }).to_string(),
+            quantity_hours: q.to_string(),
+            unit_price: u.to_string(),
+            amount: a.to_string(),
+        })
+        .collect();
+    out.push(PdfLine {
+        description: LONG_DESCRIPTION.into(),
+        quantity_hours: "744.00".into(),
+        unit_price: "0.1500".into(),
+        amount: "111.60".into(),
+    });
+    out
+}
+
+fn invoice(lang: PdfLanguage, kind: Kind) -> PdfInvoice {
+    let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let fr = lang == PdfLanguage::Fr;
+    let domestic = kind == Kind::Domestic;
+    PdfInvoice {
+        language: lang,
+        number: "F-2026-000123".into(),
+        issue_date: d(2026, 11, 1),
+        due_date: d(2026, 12, 1),
+        period_label: if fr { "octobre 2026" } else { "October 2026" }.into(),
+        period_from: d(2026, 10, 1),
+        period_to: d(2026, 10, 31),
+        buyer_name: if domestic {
+            "Hélène Lefèvre"
+        } else {
+            "Jürgen Weiß"
+        }
+        .into(),
+        buyer_company: Some(if domestic { "Crêperie Bretonne SARL" } else { "Søren & Weiß GmbH" }.into()),
+        buyer_address: if domestic {
+            "8 place de l'Église\n35000 Rennes"
+        } else {
+            "Straße des 17. Juni 1\n10623 Berlin"
+        }
+        .into(),
+        buyer_country: match (domestic, fr) {
+            (true, _) => "France",
+            (false, true) => "Allemagne",
+            (false, false) => "Germany",
+        }
+        .into(),
+        buyer_vat_number: Some(if domestic { "FR40123456824" } else { "DE123456789" }.into()),
+        lines: lines(lang),
+        discounts: vec![PdfDiscount {
+            description: if fr { "filleul Atelier Mélodie" } else { "referee Atelier Mélodie" }
+                .into(),
+            amount: "10.00".into(),
+        }],
+        subtotal: "248.48".into(),
+        discount_total: "10.00".into(),
+        vat_rows: if domestic {
+            vec![VatRow {
+                rate: "20".into(),
+                base: "238.48".into(),
+                amount: "47.70".into(),
+            }]
+        } else {
+            vec![]
+        },
+        total: if domestic { "286.18" } else { "238.48" }.into(),
+        balance_brought_forward: domestic.then(|| "12.50".into()),
+        credit_applied: if domestic { "25.00" } else { "50.00" }.into(),
+        amount_paid: if domestic { "100.00" } else { "0.00" }.into(),
+        amount_due: if domestic { "173.68" } else { "188.48" }.into(),
+        currency_symbol: "€".into(),
+        tax_mention: (!domestic).then(|| {
+            if fr {
+                "Autoliquidation : TVA due par le preneur (article 196 de la directive 2006/112/CE)."
+            } else {
+                "Reverse charge: VAT to be accounted for by the customer (Article 196 of Council Directive 2006/112/EC)."
+            }
+            .into()
+        }),
+        payment_terms: if fr {
+            "Paiement par prélèvement SEPA ou carte bancaire à 30 jours"
+        } else {
+            "Payment by SEPA direct debit or card within 30 days"
+        }
+        .into(),
+        late_penalty_rate: if fr {
+            "trois fois le taux d'intérêt légal"
+        } else {
+            "three times the French legal interest rate"
+        }
+        .into(),
+        recovery_indemnity: if fr { "40 €" } else { "€40" }.into(),
+    }
+}
+
+/// Writes `pdf`, runs `qpdf --check` (must pass) and returns the text
+/// `pdftotext -layout` extracts, with every run of whitespace collapsed.
+fn check_with_tools(dir: &Path, name: &str, pdf: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, pdf).unwrap();
+    let qpdf = Command::new("qpdf")
+        .arg("--check")
+        .arg(&path)
+        .output()
+        .expect("qpdf is installed");
+    assert!(
+        qpdf.status.success(),
+        "qpdf --check {name} failed ({:?}):\n{}\n{}",
+        qpdf.status,
+        String::from_utf8_lossy(&qpdf.stdout),
+        String::from_utf8_lossy(&qpdf.stderr)
+    );
+    let text = Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed");
+    assert!(text.status.success(), "pdftotext {name} failed");
+    normalize(&String::from_utf8(text.stdout).expect("pdftotext emits UTF-8"))
+}
+
+fn normalize(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn assert_contains(text: &str, expected: &[&str], what: &str) {
+    let missing: Vec<&&str> = expected
+        .iter()
+        .filter(|e| !text.contains(&normalize(e)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: missing {missing:?} in extracted text:\n{text}"
+    );
+}
+
+fn expected_common(inv: &PdfInvoice) -> Vec<&str> {
+    let mut v: Vec<&str> = inv
+        .lines
+        .iter()
+        .map(|l| l.description.as_str())
+        .filter(|d| *d != LONG_DESCRIPTION)
+        .collect();
+    v.extend([
+        "Cluster Kubernetes géré",
+        "F-2026-000123",
+        "912 345 678",
+        "912 345 678 00019",
+        "FR32912345678",
+        "Nuage Ardent",
+        "SAS au capital de 10 000 €",
+        "12 rue de la Forêt",
+        "Page 1 / 1",
+    ]);
+    v.push(inv.buyer_company.as_deref().unwrap());
+    v.push(&inv.buyer_name);
+    v.push(inv.buyer_vat_number.as_deref().unwrap());
+    v
+}
+
+#[test]
+fn french_invoices_pass_qpdf_and_show_every_mention() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = seller();
+
+    let inv = invoice(PdfLanguage::Fr, Kind::Domestic);
+    let text = check_with_tools(dir.path(), "fr-domestic.pdf", &render(&inv, &s).unwrap());
+    assert_contains(&text, &expected_common(&inv), "fr domestic");
+    assert_contains(
+        &text,
+        &[
+            "Facture",
+            "N° F-2026-000123",
+            "Date d'émission 01/11/2026",
+            "Échéance 01/12/2026",
+            "Période octobre 2026",
+            "du 01/10/2026 au 31/10/2026",
+            "SIREN : 912 345 678",
+            "SIRET : 912 345 678 00019",
+            "N° TVA intracommunautaire : FR32912345678",
+            "FACTURÉ À",
+            "Crêperie Bretonne SARL",
+            "8 place de l'Église",
+            "Désignation",
+            "Quantité (h)",
+            "744,00 0,0200 € 14,88 €",
+            "120,50 0,0100 € 1,21 €",
+            "Remise parrainage – filleul Atelier Mélodie -10,00 €",
+            "Sous-total HT 248,48 €",
+            "Total remises HT -10,00 €",
+            "TVA 20 % sur 238,48 € 47,70 €",
+            "Total TTC 286,18 €",
+            "Report de solde 12,50 €",
+            "Crédit prépayé appliqué -25,00 €",
+            "Montant payé -100,00 €",
+            "Reste à payer 173,68 €",
+            "Conditions de paiement",
+            "Paiement par prélèvement SEPA ou carte bancaire à 30 jours.",
+            "Pas d'escompte pour paiement anticipé.",
+            "pénalités de retard",
+            "au taux de trois fois le taux d'intérêt légal",
+            "indemnité forfaitaire pour frais de recouvrement de 40 € (article L441-10 du Code de commerce)",
+            "IBAN : FR76 3000 6000 0112 3456 7890 189",
+        ],
+        "fr domestic",
+    );
+
+    let inv = invoice(PdfLanguage::Fr, Kind::ReverseCharge);
+    let text = check_with_tools(dir.path(), "fr-reverse.pdf", &render(&inv, &s).unwrap());
+    assert_contains(&text, &expected_common(&inv), "fr reverse charge");
+    assert_contains(
+        &text,
+        &[
+            "Autoliquidation : TVA due par le preneur (article 196 de la directive 2006/112/CE).",
+            "Allemagne",
+            "Straße des 17. Juni 1",
+            "Total TTC 238,48 €",
+            "Crédit prépayé appliqué -50,00 €",
+            "Reste à payer 188,48 €",
+            "indemnité forfaitaire pour frais de recouvrement de 40 €",
+        ],
+        "fr reverse charge",
+    );
+    assert!(
+        !text.contains("TVA 20 %"),
+        "no VAT row on a reverse-charge invoice"
+    );
+    assert!(
+        !text.contains("Montant payé"),
+        "zero payment is not printed"
+    );
+}
+
+#[test]
+fn english_invoices_pass_qpdf_and_show_every_mention() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = seller();
+
+    let inv = invoice(PdfLanguage::En, Kind::ReverseCharge);
+    let text = check_with_tools(dir.path(), "en-reverse.pdf", &render(&inv, &s).unwrap());
+    assert_contains(&text, &expected_common(&inv), "en reverse charge");
+    assert_contains(
+        &text,
+        &[
+            "Invoice",
+            "No. F-2026-000123",
+            "Issue date 1 November 2026",
+            "Due date 1 December 2026",
+            "Period October 2026",
+            "1 October 2026 – 31 October 2026",
+            "SIREN: 912 345 678",
+            "VAT number: FR32912345678",
+            "BILLED TO",
+            "Søren & Weiß GmbH",
+            "Jürgen Weiß",
+            "Germany",
+            "Description",
+            "Quantity (h)",
+            "744.00 €0.0200 €14.88",
+            "Referral discount – referee Atelier Mélodie -€10.00",
+            "Subtotal excl. VAT €248.48",
+            "Total discounts excl. VAT -€10.00",
+            "Total incl. VAT €238.48",
+            "Prepaid credit applied -€50.00",
+            "Amount due €188.48",
+            "Reverse charge: VAT to be accounted for by the customer (Article 196 of Council Directive 2006/112/EC).",
+            "Payment terms",
+            "No discount for early payment.",
+            "late-payment penalties",
+            "three times the French legal interest rate",
+            "fixed compensation for recovery costs of €40 (article L441-10 of the French Commercial Code)",
+        ],
+        "en reverse charge",
+    );
+
+    let inv = invoice(PdfLanguage::En, Kind::Domestic);
+    let text = check_with_tools(dir.path(), "en-domestic.pdf", &render(&inv, &s).unwrap());
+    assert_contains(&text, &expected_common(&inv), "en domestic");
+    assert_contains(
+        &text,
+        &[
+            "VAT 20% on €238.48 €47.70",
+            "Total incl. VAT €286.18",
+            "Balance brought forward €12.50",
+            "Prepaid credit applied -€25.00",
+            "Amount paid -€100.00",
+            "Amount due €173.68",
+            "fixed compensation for recovery costs of €40",
+        ],
+        "en domestic",
+    );
+}
+
+#[test]
+fn two_hundred_lines_paginate_and_stay_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    for lang in [PdfLanguage::Fr, PdfLanguage::En] {
+        let mut inv = invoice(lang, Kind::ReverseCharge);
+        inv.lines = (1..=200)
+            .map(|i| PdfLine {
+                description: format!("Instance n°{i:03} – conteneur « worker-{i} »"),
+                quantity_hours: "744.00".into(),
+                unit_price: "0.0200".into(),
+                amount: "14.88".into(),
+            })
+            .collect();
+        let pdf = render(&inv, &seller()).unwrap();
+        let text = check_with_tools(dir.path(), "long.pdf", &pdf);
+        for line in &inv.lines {
+            assert!(text.contains(&line.description), "{}", line.description);
+        }
+        let pages = (1..20)
+            .take_while(|n| text.contains(&format!("Page {n} / ")))
+            .count();
+        assert!(pages >= 3, "200 lines on {pages} pages");
+        assert!(text.contains(&format!("Page {pages} / {pages}")));
+        // Page header and table header repeated on every page.
+        let header = if lang == PdfLanguage::Fr {
+            "Désignation"
+        } else {
+            "Description"
+        };
+        assert_eq!(text.matches(header).count(), pages);
+        assert!(text.matches("F-2026-000123").count() >= pages);
+        let indemnity = if lang == PdfLanguage::Fr {
+            "frais de recouvrement de 40 €"
+        } else {
+            "recovery costs of €40"
+        };
+        assert!(text.contains(indemnity));
+    }
+}
+
+#[test]
+fn scripts_beyond_latin_use_the_full_font() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inv = invoice(PdfLanguage::En, Kind::ReverseCharge);
+    inv.buyer_name = "ნინო ბერიძე".into();
+    inv.buyer_company = Some("Ελληνική Εταιρεία Α.Ε.".into());
+    inv.buyer_address = "ул. Пушкина, д. 10\nThessaloníki".into();
+    let text = check_with_tools(dir.path(), "scripts.pdf", &render(&inv, &seller()).unwrap());
+    assert_contains(
+        &text,
+        &[
+            "ნინო ბერიძე",
+            "Ελληνική Εταιρεία Α.Ε.",
+            "ул. Пушкина, д. 10",
+            "Amount due €188.48",
+        ],
+        "non-Latin scripts",
+    );
+}
+
+#[test]
+fn write_samples_when_asked() {
+    if std::env::var("BILLRUN_WRITE_SAMPLES").as_deref() != Ok("1") {
+        return;
+    }
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let samples = [
+        ("invoice-fr", invoice(PdfLanguage::Fr, Kind::Domestic)),
+        ("invoice-en", invoice(PdfLanguage::En, Kind::ReverseCharge)),
+    ];
+    for (name, inv) in samples {
+        let pdf_path = docs.join(format!("{name}.pdf"));
+        std::fs::write(&pdf_path, render(&inv, &seller()).unwrap()).unwrap();
+        let status = Command::new("pdftoppm")
+            .args(["-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile"])
+            .arg(&pdf_path)
+            .arg(docs.join(name))
+            .status()
+            .expect("pdftoppm (poppler-utils) is installed");
+        assert!(status.success(), "pdftoppm {name}");
+    }
+}
