@@ -21,6 +21,9 @@ use crate::views::{self, InvoiceView};
 pub const EXIT_ITEMS_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_CANNOT_RUN: u8 = 3;
+/// A deletion request or confirmation the account's state does not allow (apps owned, invoices
+/// owed, a wrong, used or expired token).
+pub const EXIT_REFUSED: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,7 +68,8 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Import accounts, apps, catalog prices or usage from a CSV (with header) or NDJSON file.
+    /// Import accounts, apps, catalog prices, usage, deployments, aliases, domains or
+    /// certificates from a CSV (with header) or NDJSON file.
     Import {
         #[arg(value_enum)]
         kind: ImportKind,
@@ -86,6 +90,9 @@ pub enum Command {
     /// Accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Apps (the dashboard calls this when an owner deletes or transfers one).
+    #[command(subcommand)]
+    App(AppCommand),
     /// Prepaid credit (bought through PayPal, outside billrun).
     #[command(subcommand)]
     Credit(CreditCommand),
@@ -221,9 +228,49 @@ pub enum AccountCommand {
     /// The designated healthcare data (HDS) point of contact; designating counts as a review.
     #[command(name = "hds-contact", subcommand)]
     HdsContact(HdsContactCommand),
+    /// Ask for the account's deletion: refused while it owns apps or owes anything; otherwise
+    /// bills the usage not billed yet, collects it at once and, once nothing is due, emails a
+    /// confirmation token (exit code 4 when refused).
+    #[command(name = "request-deletion")]
+    RequestDeletion {
+        id: String,
+        /// The clock (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Confirm a deletion with the emailed token: deactivates the account and queues the
+    /// deletion of its data (exit code 4 for a wrong, used or expired token).
+    #[command(name = "confirm-deletion")]
+    ConfirmDeletion {
+        id: String,
+        token: String,
+        /// The clock (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Record that the HDS point of contact was reviewed (stops the reminders for 12 months).
     #[command(name = "hds-review")]
     HdsReview {
+        id: String,
+        /// When (RFC 3339); default: now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Record that the owner deleted the app (or transferred it away): its running usage ends,
+    /// the platform is told, and it no longer blocks the account's deletion.
+    Delete {
         id: String,
         /// When (RFC 3339); default: now.
         #[arg(long, value_parser = parse_time)]
@@ -384,6 +431,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 report.invoices.len()
                             );
                         }
+                    }
+                    for d in &report.deletions {
+                        println!("{}", d.line());
                     }
                     for n in &report.notes {
                         println!("{n}");
@@ -712,6 +762,76 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 at.format("%Y-%m-%d")
             );
         }
+        Command::Account(AccountCommand::RequestDeletion {
+            id,
+            now,
+            format,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            let now = now.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now()));
+            let report = crate::closing::request(&env, &id, now).await?;
+            match format {
+                OutputFormat::Json => print_json(&report)?,
+                OutputFormat::Table => {
+                    if !report.final_invoices.is_empty() {
+                        println!("Final invoice(s):");
+                        print!("{}", views::invoice_table(&report.final_invoices));
+                    }
+                    for w in &report.waived_balances {
+                        println!("waived (below the €0.50 minimum, account closing): {w}");
+                    }
+                    match &report.outcome {
+                        crate::closing::RequestOutcome::ConfirmationSent { expires_at } => {
+                            println!(
+                                "nothing is due: a confirmation email was queued for account {id}; its token is valid until {}",
+                                expires_at.to_rfc3339()
+                            )
+                        }
+                        crate::closing::RequestOutcome::AwaitingPayment { invoices } => {
+                            let list: Vec<String> = invoices
+                                .iter()
+                                .map(|i| {
+                                    format!(
+                                        "{} ({}, {} EUR due)",
+                                        i.number,
+                                        i.status,
+                                        crate::core::money::format_minor(i.amount_due_minor)
+                                    )
+                                })
+                                .collect();
+                            println!(
+                                "the final invoice could not be collected yet: {}; request the deletion again once it is paid",
+                                list.join(", ")
+                            );
+                        }
+                    }
+                }
+            }
+            if let crate::closing::RequestOutcome::AwaitingPayment { .. } = report.outcome {
+                return Ok(ExitCode::from(EXIT_REFUSED));
+            }
+        }
+        Command::Account(AccountCommand::ConfirmDeletion {
+            id,
+            token,
+            now,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            let now = now.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now()));
+            crate::closing::confirm(&env, &id, &token, now).await?;
+            println!("account {id} deactivated; its data is queued for deletion (the delete job)");
+        }
+        Command::App(AppCommand::Delete { id, at, store }) => {
+            let env = env(&store).await?;
+            let at = at.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now()));
+            if crate::closing::delete_app(&env, &id, at).await? {
+                println!("app {id} deleted");
+            } else {
+                println!("app {id} was already deleted: nothing changed");
+            }
+        }
         Command::Demo(args) => {
             crate::demo::run(&args).await.context("demo")?;
         }
@@ -721,6 +841,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Maps an error to its exit code: bad input and configuration give 2, the rest 3.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    if e.chain()
+        .any(|c| c.downcast_ref::<crate::closing::Refused>().is_some())
+    {
+        return EXIT_REFUSED;
+    }
     if e.downcast_ref::<BadInput>().is_some() || e.downcast_ref::<Rejected>().is_some() {
         return EXIT_BAD_INPUT;
     }

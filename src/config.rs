@@ -98,6 +98,14 @@ pub struct HdsSettings {
     pub reminder_every_days: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSettings {
+    pub batch_size: u32,
+    pub confirmation_hours: u32,
+    pub confirm_url: String,
+}
+
 /// Every job's file.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
@@ -107,6 +115,7 @@ pub struct JobsConfig {
     pub deliver: JobFile<DeliverSettings>,
     pub suspend: JobFile<SuspendSettings>,
     pub hds: JobFile<HdsSettings>,
+    pub delete: JobFile<DeleteSettings>,
 }
 
 const DEFAULT_INVOICE: &str = include_str!("../jobs/invoice.toml");
@@ -114,6 +123,7 @@ const DEFAULT_COLLECT: &str = include_str!("../jobs/collect.toml");
 const DEFAULT_DELIVER: &str = include_str!("../jobs/deliver.toml");
 const DEFAULT_SUSPEND: &str = include_str!("../jobs/suspend.toml");
 const DEFAULT_HDS: &str = include_str!("../jobs/hds.toml");
+const DEFAULT_DELETE: &str = include_str!("../jobs/delete.toml");
 
 impl JobsConfig {
     /// Reads the jobs directory. When `dir` is `None`, `./jobs` is used if it exists, else the
@@ -134,6 +144,7 @@ impl JobsConfig {
         let deliver = load_file(dir.as_deref(), "deliver", DEFAULT_DELIVER)?;
         let suspend = load_file(dir.as_deref(), "suspend", DEFAULT_SUSPEND)?;
         let hds = load_file(dir.as_deref(), "hds", DEFAULT_HDS)?;
+        let delete = load_file(dir.as_deref(), "delete", DEFAULT_DELETE)?;
         let cfg = JobsConfig {
             dir,
             invoice,
@@ -141,6 +152,7 @@ impl JobsConfig {
             deliver,
             suspend,
             hds,
+            delete,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -159,6 +171,8 @@ impl JobsConfig {
             suspend: parse("suspend.toml (built-in)", DEFAULT_SUSPEND)
                 .expect("built-in suspend.toml is valid"),
             hds: parse("hds.toml (built-in)", DEFAULT_HDS).expect("built-in hds.toml is valid"),
+            delete: parse("delete.toml (built-in)", DEFAULT_DELETE)
+                .expect("built-in delete.toml is valid"),
         }
     }
 
@@ -204,6 +218,19 @@ impl JobsConfig {
         if self.hds.settings.review_months == 0 || self.hds.settings.reminder_every_days == 0 {
             return Err(BadInput(format!(
                 "{file_h}: settings.review_months and settings.reminder_every_days must be at least 1"
+            )));
+        }
+        let file_d = self.file_name("delete");
+        let del = &self.delete.settings;
+        check_schedule(&file_d, DEFAULT_DELETE, &self.delete.schedule)?;
+        if del.batch_size == 0 || del.confirmation_hours == 0 {
+            return Err(BadInput(format!(
+                "{file_d}: settings.batch_size and settings.confirmation_hours must be at least 1"
+            )));
+        }
+        if !del.confirm_url.contains("{token}") {
+            return Err(BadInput(format!(
+                "{file_d}: settings.confirm_url must contain {{token}}"
             )));
         }
         if d.batch_size == 0 || d.retry_backoff_seconds.is_empty() || d.max_attempts == 0 {

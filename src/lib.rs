@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the map: `core` is pure, `store` and `jobs` do the I/O.
 
 pub mod cli;
+pub mod closing;
 pub mod config;
 pub mod core;
 pub mod demo;

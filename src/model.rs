@@ -30,4 +30,39 @@ pub struct App {
     pub account_id: AccountId,
 }
 
+/// A deployment of an app: a git ref built and released at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: String,
+    pub app_id: AppId,
+    pub git_ref: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A name under which an account is known on the platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub id: String,
+    pub account_id: AccountId,
+    pub name: String,
+}
+
+/// A DNS name pointing to an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    pub id: String,
+    pub app_id: AppId,
+    /// Lowercase, without a trailing dot.
+    pub name: String,
+}
+
+/// A TLS certificate of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    pub id: String,
+    pub domain_id: String,
+    pub issuer: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 pub use crate::core::pricing::{PriceEntry, UsageRecord};

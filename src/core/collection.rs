@@ -228,29 +228,28 @@ pub fn decide(
 }
 
 /// How an amount due is met: credit first, then a charge, unless what is left is too small to
-/// charge (then it moves to the next invoice, unless the account is closing).
+/// charge (Stripe's €0.50 minimum). Then it moves to the account's next invoice, unless the
+/// account is closing (a deletion was requested): there is no next invoice, and Stripe cannot
+/// charge it alone, so it is waived. The rule, as documented in the README: the final invoice
+/// of a closing account already carries every earlier small balance (brought forward); what
+/// is still under €0.50 after credit is written off, recorded on the invoice and the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CollectionPlan {
     pub credit_to_apply: i64,
     pub charge: i64,
     pub carry_forward: i64,
+    pub waive: i64,
 }
 
 pub fn plan_collection(amount_due: i64, credit_balance: i64, closing: bool) -> CollectionPlan {
     let credit_to_apply = credit_balance.clamp(0, amount_due.max(0));
     let rest = amount_due - credit_to_apply;
-    if rest > 0 && rest < STRIPE_MINIMUM_MINOR && !closing {
-        CollectionPlan {
-            credit_to_apply,
-            charge: 0,
-            carry_forward: rest,
-        }
-    } else {
-        CollectionPlan {
-            credit_to_apply,
-            charge: rest,
-            carry_forward: 0,
-        }
+    let small = rest > 0 && rest < STRIPE_MINIMUM_MINOR;
+    CollectionPlan {
+        credit_to_apply,
+        charge: if small { 0 } else { rest },
+        carry_forward: if small && !closing { rest } else { 0 },
+        waive: if small && closing { rest } else { 0 },
     }
 }
 
@@ -472,7 +471,8 @@ mod tests {
             CollectionPlan {
                 credit_to_apply: 300,
                 charge: 700,
-                carry_forward: 0
+                carry_forward: 0,
+                waive: 0
             }
         );
         assert_eq!(
@@ -480,7 +480,8 @@ mod tests {
             CollectionPlan {
                 credit_to_apply: 1000,
                 charge: 0,
-                carry_forward: 0
+                carry_forward: 0,
+                waive: 0
             }
         );
         assert_eq!(
@@ -488,15 +489,17 @@ mod tests {
             CollectionPlan {
                 credit_to_apply: 970,
                 charge: 0,
-                carry_forward: 30
+                carry_forward: 30,
+                waive: 0
             }
         );
         assert_eq!(
             plan_collection(1000, 970, true),
             CollectionPlan {
                 credit_to_apply: 970,
-                charge: 30,
-                carry_forward: 0
+                charge: 0,
+                carry_forward: 0,
+                waive: 30
             }
         );
         assert_eq!(
@@ -504,7 +507,8 @@ mod tests {
             CollectionPlan {
                 credit_to_apply: 0,
                 charge: 0,
-                carry_forward: 49
+                carry_forward: 49,
+                waive: 0
             }
         );
         assert_eq!(
@@ -512,7 +516,20 @@ mod tests {
             CollectionPlan {
                 credit_to_apply: 0,
                 charge: 50,
-                carry_forward: 0
+                carry_forward: 0,
+                waive: 0
+            }
+        );
+        // Closing: a charge of at least €0.50 is made as usual; nothing is ever waived then.
+        assert_eq!(plan_collection(50, 0, true).charge, 50);
+        assert_eq!(plan_collection(5000, 0, true).waive, 0);
+        assert_eq!(
+            plan_collection(0, 100, true),
+            CollectionPlan {
+                credit_to_apply: 0,
+                charge: 0,
+                carry_forward: 0,
+                waive: 0
             }
         );
     }

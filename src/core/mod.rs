@@ -2,6 +2,7 @@
 
 pub mod collection;
 pub mod countries;
+pub mod deletion;
 pub mod ids;
 pub mod invoice;
 pub mod lifecycle;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::cli::DemoArgs;
 use crate::config::JobsConfig;
@@ -99,9 +100,10 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         match job {
             JobName::Invoice => print_invoice_summary(&report.invoices),
             JobName::Collect => print_collection_summary(&report),
-            JobName::Suspend | JobName::Hds | JobName::Deliver => {}
+            JobName::Suspend | JobName::Hds | JobName::Delete | JobName::Deliver => {}
         }
     }
+    weeks_after(&env, args.now).await?;
     let written = write_pdfs(&env).await?;
     println!(
         "wrote {written} invoice PDFs to {DEMO_OUT}/invoices/ and the emails to {DEMO_OUT}/emails/"
@@ -123,6 +125,74 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
     env.db.close().await;
+    Ok(())
+}
+
+/// The weeks after billing: the retries on their schedule, the suspensions after the last
+/// one, and one owner closing their account (apps deleted, request, the emailed token,
+/// confirmation, the delete job).
+async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
+    println!();
+    println!("The weeks after:");
+    let mut day = 0i64;
+    for offset in env.jobs.collect.settings.retry_offsets_days.clone() {
+        day += i64::from(offset);
+        let at = now + Duration::days(day) + Duration::hours(1);
+        for job in [JobName::Collect, JobName::Suspend] {
+            let report = jobs::run(env, job, &RunOptions::at(at)).await?;
+            println!("  day {day:>2}: {}", report.summary());
+        }
+    }
+
+    // The first account in id order that owes nothing and has a paid invoice closes itself.
+    let at = now + Duration::days(day + 2);
+    let mut closing = None;
+    for inv in crate::store::invoices::list(&env.db, &Default::default()).await? {
+        let owes = crate::store::deletion::owed_invoices(&env.db, &inv.account_id).await?;
+        let row = accounts::get_account(&env.db, &inv.account_id).await?;
+        if inv.status == "paid" && owes.is_empty() && row.is_some_and(|r| r.status == "active") {
+            closing = Some(inv.account_id.clone());
+            break;
+        }
+    }
+    let Some(id) = closing else {
+        println!("  no account to close");
+        return Ok(());
+    };
+    for app in accounts::apps_of(&env.db, &id).await? {
+        crate::closing::delete_app(env, &app.id, at).await?;
+    }
+    let request = crate::closing::request(env, &id, at + Duration::minutes(5)).await?;
+    println!(
+        "  day {:>2}: account {id} deleted its apps and asked for its deletion: {} final invoice(s), {}",
+        day + 2,
+        request.final_invoices.len(),
+        match &request.outcome {
+            crate::closing::RequestOutcome::ConfirmationSent { .. } => "confirmation emailed",
+            crate::closing::RequestOutcome::AwaitingPayment { .. } => "awaiting payment",
+        }
+    );
+    if let crate::closing::RequestOutcome::ConfirmationSent { .. } = request.outcome {
+        // The demo plays the owner clicking the link in the email.
+        let token =
+            crate::store::outbox::latest_data(&env.db, &id, "account_deletion_confirmation")
+                .await?
+                .and_then(|d| d["token"].as_str().map(str::to_string))
+                .context("the confirmation email carries the token")?;
+        crate::closing::confirm(env, &id, &token, at + Duration::hours(1)).await?;
+        println!(
+            "  day {:>2}: the owner confirmed with the emailed token: account deactivated, deletion queued",
+            day + 2
+        );
+    }
+    let end = at + Duration::days(1);
+    for job in [JobName::Delete, JobName::Deliver] {
+        let report = jobs::run(env, job, &RunOptions::at(end)).await?;
+        println!("  day {:>2}: {}", day + 3, report.summary());
+        for d in &report.deletions {
+            println!("          {}", d.line());
+        }
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
 use crate::core::period::whole_seconds;
 use crate::core::pricing::{Catalog, PriceEntry, UsageKind, UsageRecord};
-use crate::model::{Account, App};
+use crate::model::{Account, Alias, App, Certificate, Deployment, Domain};
 use crate::store::{Db, accounts, catalog};
 
 pub mod read;
@@ -59,6 +59,10 @@ pub enum ImportKind {
     Apps,
     Catalog,
     Usage,
+    Deployments,
+    Aliases,
+    Domains,
+    Certificates,
 }
 
 impl ImportKind {
@@ -110,6 +114,16 @@ impl ImportKind {
                     "ended_at",
                 ],
                 &["id", "app_id", "kind", "item", "quantity", "started_at"],
+            ),
+            ImportKind::Deployments => (
+                &["id", "app_id", "git_ref", "created_at"],
+                &["id", "app_id", "git_ref", "created_at"],
+            ),
+            ImportKind::Aliases => (&["id", "account_id", "name"], &["id", "account_id", "name"]),
+            ImportKind::Domains => (&["id", "app_id", "name"], &["id", "app_id", "name"]),
+            ImportKind::Certificates => (
+                &["id", "domain_id", "issuer", "expires_at"],
+                &["id", "domain_id", "issuer", "expires_at"],
             ),
         }
     }
@@ -332,6 +346,145 @@ pub async fn import_text(
                 }
             }
         }
+        ImportKind::Deployments => {
+            let known_apps = accounts::app_ids(db).await?;
+            for (line, f) in &records {
+                let d = match parse_deployment(file, *line, f, &known_apps) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        errors.extend(e);
+                        continue;
+                    }
+                };
+                if accounts::insert_deployment(&mut tx, &d).await? {
+                    report.inserted += 1;
+                    continue;
+                }
+                let existing = accounts::get_deployment_tx(&mut tx, &d.id)
+                    .await?
+                    .expect("conflicting row exists")
+                    .to_deployment();
+                let fields = |d: &Deployment| {
+                    vec![
+                        ("app_id", d.app_id.to_string()),
+                        ("git_ref", d.git_ref.clone()),
+                        ("created_at", d.created_at.to_rfc3339()),
+                    ]
+                };
+                same_or_conflict(
+                    &mut report,
+                    &mut errors,
+                    file,
+                    *line,
+                    &d.id,
+                    &fields(&existing),
+                    &fields(&d),
+                );
+            }
+        }
+        ImportKind::Aliases => {
+            let known_accounts = accounts::account_ids(db).await?;
+            for (line, f) in &records {
+                let a = match parse_alias(file, *line, f, &known_accounts) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        errors.extend(e);
+                        continue;
+                    }
+                };
+                if accounts::insert_alias(&mut tx, &a).await? {
+                    report.inserted += 1;
+                    continue;
+                }
+                let existing = accounts::get_alias_tx(&mut tx, &a.id)
+                    .await?
+                    .expect("conflicting row exists")
+                    .to_alias();
+                let fields = |a: &Alias| {
+                    vec![
+                        ("account_id", a.account_id.to_string()),
+                        ("name", a.name.clone()),
+                    ]
+                };
+                same_or_conflict(
+                    &mut report,
+                    &mut errors,
+                    file,
+                    *line,
+                    &a.id,
+                    &fields(&existing),
+                    &fields(&a),
+                );
+            }
+        }
+        ImportKind::Domains => {
+            let known_apps = accounts::app_ids(db).await?;
+            for (line, f) in &records {
+                let d = match parse_domain(file, *line, f, &known_apps) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        errors.extend(e);
+                        continue;
+                    }
+                };
+                if accounts::insert_domain(&mut tx, &d).await? {
+                    report.inserted += 1;
+                    continue;
+                }
+                let existing = accounts::get_domain_tx(&mut tx, &d.id)
+                    .await?
+                    .expect("conflicting row exists")
+                    .to_domain();
+                let fields =
+                    |d: &Domain| vec![("app_id", d.app_id.to_string()), ("name", d.name.clone())];
+                same_or_conflict(
+                    &mut report,
+                    &mut errors,
+                    file,
+                    *line,
+                    &d.id,
+                    &fields(&existing),
+                    &fields(&d),
+                );
+            }
+        }
+        ImportKind::Certificates => {
+            // The domain must already be stored (import domains first).
+            let known_domains = accounts::domain_ids(db).await?;
+            for (line, f) in &records {
+                let c = match parse_certificate(file, *line, f, &known_domains) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        errors.extend(e);
+                        continue;
+                    }
+                };
+                if accounts::insert_certificate(&mut tx, &c).await? {
+                    report.inserted += 1;
+                    continue;
+                }
+                let existing = accounts::get_certificate_tx(&mut tx, &c.id)
+                    .await?
+                    .expect("conflicting row exists")
+                    .to_certificate();
+                let fields = |c: &Certificate| {
+                    vec![
+                        ("domain_id", c.domain_id.clone()),
+                        ("issuer", c.issuer.clone()),
+                        ("expires_at", c.expires_at.to_rfc3339()),
+                    ]
+                };
+                same_or_conflict(
+                    &mut report,
+                    &mut errors,
+                    file,
+                    *line,
+                    &c.id,
+                    &fields(&existing),
+                    &fields(&c),
+                );
+            }
+        }
     }
     errors.sort_by_key(|e| e.line);
     report.rejected = errors;
@@ -355,6 +508,22 @@ fn conflict(file: &str, line: usize, id: &str, diff: &str) -> LineError {
         "id",
         format!("`{id}` was already imported with different content ({diff})"),
     )
+}
+
+/// A record whose id was already stored: unchanged when its fields are equal, else a conflict.
+fn same_or_conflict(
+    report: &mut ImportReport,
+    errors: &mut Vec<LineError>,
+    file: &str,
+    line: usize,
+    id: &str,
+    old: &[(&str, String)],
+    new: &[(&str, String)],
+) {
+    match differences(old, new) {
+        None => report.unchanged += 1,
+        Some(diff) => errors.push(conflict(file, line, id, &diff)),
+    }
 }
 
 fn existing_account_fields(a: &Account) -> Vec<(&'static str, String)> {
@@ -746,4 +915,167 @@ fn parse_usage(
         _ => None,
     };
     c.done(value)
+}
+
+fn parse_deployment(
+    file: &str,
+    line: usize,
+    f: &Fields,
+    apps: &HashSet<String>,
+) -> Result<Deployment, Vec<LineError>> {
+    let mut c = Check::new(file, line, f);
+    let id = c.id("id");
+    let app_id = c.req("app_id");
+    if !app_id.is_empty() && !apps.contains(&app_id) {
+        c.err("app_id", format!("unknown app `{app_id}`"));
+    }
+    let git_ref = c.req("git_ref");
+    let created_raw = c.req("created_at");
+    let created_at = if created_raw.is_empty() {
+        None
+    } else {
+        c.time("created_at", &created_raw)
+    };
+    let value = created_at.map(|created_at| Deployment {
+        id,
+        app_id: AppId(app_id),
+        git_ref,
+        created_at,
+    });
+    c.done(value)
+}
+
+fn parse_alias(
+    file: &str,
+    line: usize,
+    f: &Fields,
+    accounts: &HashSet<String>,
+) -> Result<Alias, Vec<LineError>> {
+    let mut c = Check::new(file, line, f);
+    let id = c.id("id");
+    let account_id = c.req("account_id");
+    if !account_id.is_empty() && !accounts.contains(&account_id) {
+        c.err("account_id", format!("unknown account `{account_id}`"));
+    }
+    let name = c.req("name");
+    c.done(Some(Alias {
+        id,
+        account_id: AccountId(account_id),
+        name,
+    }))
+}
+
+fn parse_domain(
+    file: &str,
+    line: usize,
+    f: &Fields,
+    apps: &HashSet<String>,
+) -> Result<Domain, Vec<LineError>> {
+    let mut c = Check::new(file, line, f);
+    let id = c.id("id");
+    let app_id = c.req("app_id");
+    if !app_id.is_empty() && !apps.contains(&app_id) {
+        c.err("app_id", format!("unknown app `{app_id}`"));
+    }
+    let name = c.req("name");
+    if !name.is_empty() {
+        if let Some(why) = dns_name_problem(&name) {
+            c.err("name", format!("`{name}` is not a DNS name: {why}"));
+        }
+    }
+    c.done(Some(Domain {
+        id,
+        app_id: AppId(app_id),
+        name,
+    }))
+}
+
+/// Why `name` is not a plausible DNS name, if it is not: lowercase letters, digits, `-` and
+/// `.` only; no leading or trailing dot, no empty label, no label starting or ending with `-`;
+/// at most 63 characters a label and 253 in all.
+fn dns_name_problem(name: &str) -> Option<&'static str> {
+    if !name
+        .chars()
+        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '.')
+    {
+        return Some("only lowercase letters, digits, `-` and `.` are allowed");
+    }
+    if name.starts_with('.') || name.ends_with('.') {
+        return Some("it starts or ends with a dot");
+    }
+    if name.len() > 253 {
+        return Some("longer than 253 characters");
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Some("it has an empty label (`..`)");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some("a label starts or ends with `-`");
+        }
+        if label.len() > 63 {
+            return Some("a label is longer than 63 characters");
+        }
+    }
+    None
+}
+
+fn parse_certificate(
+    file: &str,
+    line: usize,
+    f: &Fields,
+    domains: &HashSet<String>,
+) -> Result<Certificate, Vec<LineError>> {
+    let mut c = Check::new(file, line, f);
+    let id = c.id("id");
+    let domain_id = c.req("domain_id");
+    if !domain_id.is_empty() && !domains.contains(&domain_id) {
+        c.err("domain_id", format!("unknown domain `{domain_id}`"));
+    }
+    let issuer = c.req("issuer");
+    let expires_raw = c.req("expires_at");
+    let expires_at = if expires_raw.is_empty() {
+        None
+    } else {
+        c.time("expires_at", &expires_raw)
+    };
+    let value = expires_at.map(|expires_at| Certificate {
+        id,
+        domain_id,
+        issuer,
+        expires_at,
+    });
+    c.done(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dns_name_problem;
+
+    #[test]
+    fn dns_names() {
+        for ok in [
+            "example.com",
+            "www.alice-martin.fr",
+            "a1.b2.c3",
+            "localhost",
+        ] {
+            assert_eq!(dns_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "Example.com",
+            ".example.com",
+            "example.com.",
+            "a..b",
+            "-a.example.com",
+            "a-.example.com",
+            "*.example.com",
+            "exa mple.com",
+            "exa_mple.com",
+            "münchen.de",
+        ] {
+            assert!(dns_name_problem(bad).is_some(), "{bad}");
+        }
+        assert!(dns_name_problem(&format!("{}.com", "a".repeat(64))).is_some());
+    }
 }

@@ -45,6 +45,9 @@ pub struct CollectionItem {
     /// `card`, `sepa_debit`, or `none` (no payment method).
     pub method: Option<String>,
     pub carried_forward: String,
+    /// Below the €0.50 minimum on a closing account's invoice: written off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waived: Option<String>,
     /// `succeeded`, `processing`, `failed`, `unknown`, or `planned` in a dry-run.
     pub outcome: String,
     pub payment_intent: Option<String>,
@@ -104,12 +107,15 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             candidates.extend(invoices::collectable(&env.db, Some(a.as_str())).await?);
         }
     }
+    // Accounts with a deletion request: their small balances are waived, not carried.
+    let closing = crate::store::deletion::closing_accounts(&env.db).await?;
     for inv in candidates {
         let ctx = Ctx {
             env,
             gateway: &gateway,
             schedule: &schedule,
             now: opts.now,
+            closing: closing.contains(&inv.account_id),
         };
         match ctx.collect_one(&inv, opts.dry_run).await {
             Ok(item) => {
@@ -146,6 +152,7 @@ fn counter(item: &CollectionItem) -> &'static str {
         (_, "processing") => "pending",
         (_, "failed") => "failed_attempts",
         (_, "carried_forward") => "carried_forward",
+        (_, "waived") => "waived",
         (_, "unknown") => "outcome_unknown",
         (_, "none") => "handled_by_another_run",
         _ => "other",
@@ -157,6 +164,8 @@ struct Ctx<'a> {
     gateway: &'a Gateway,
     schedule: &'a RetrySchedule,
     now: DateTime<Utc>,
+    /// The invoice's account asked for its deletion (see `core::collection::plan_collection`).
+    closing: bool,
 }
 
 fn item(inv: &InvoiceRow, decision: Decision) -> CollectionItem {
@@ -170,6 +179,7 @@ fn item(inv: &InvoiceRow, decision: Decision) -> CollectionItem {
         charge: format_minor(0),
         method: None,
         carried_forward: format_minor(0),
+        waived: None,
         outcome: "none".into(),
         payment_intent: None,
         decline_code: None,
@@ -340,10 +350,11 @@ impl Ctx<'_> {
         dry_run: bool,
         mut out: CollectionItem,
     ) -> anyhow::Result<CollectionItem> {
-        let plan = plan_collection(inv.amount_due_minor, credit_balance, false);
+        let plan = plan_collection(inv.amount_due_minor, credit_balance, self.closing);
         out.credit_applied = format_minor(plan.credit_to_apply);
         out.charge = format_minor(plan.charge);
         out.carried_forward = format_minor(plan.carry_forward);
+        out.waived = (plan.waive > 0).then(|| format_minor(plan.waive));
         out.method = Some(match (&pm, plan.charge) {
             (_, 0) => "credit".to_string(),
             (Some(p), _) => p.kind.clone(),
@@ -361,7 +372,7 @@ impl Ctx<'_> {
             return Ok(out);
         };
         // Credit first: it pays the invoice total including VAT.
-        let plan = plan_collection(fresh.amount_due_minor, credit_balance, false);
+        let plan = plan_collection(fresh.amount_due_minor, credit_balance, self.closing);
         let applied = coll::apply_credit(
             &mut tx,
             &fresh.account_id,
@@ -397,7 +408,20 @@ impl Ctx<'_> {
             out.charge = format_minor(0);
             return Ok(out);
         }
-        let plan = plan_collection(due, 0, false);
+        let plan = plan_collection(due, 0, self.closing);
+        if plan.waive > 0 {
+            coll::record_transfer(&mut tx, fresh.id, &fresh.account_id, plan.waive, self.now)
+                .await?;
+            coll::waive_transfer(&mut tx, fresh.id, self.now).await?;
+            invoices::carry_forward(&mut tx, fresh.id, plan.waive).await?;
+            events::record(&mut tx, &fresh.account_id, self.now, "invoice.waived", Some(crate::core::ids::InvoiceId(fresh.id)),
+                &format!("{} EUR left on invoice {} is below the €0.50 minimum charge and the account is closing: waived", format_minor(plan.waive), fresh.number)).await?;
+            tx.commit().await?;
+            out.outcome = "waived".into();
+            out.charge = format_minor(0);
+            out.waived = Some(format_minor(plan.waive));
+            return Ok(out);
+        }
         if plan.carry_forward > 0 {
             coll::record_transfer(
                 &mut tx,

@@ -266,7 +266,10 @@ fn render(env: &Env, templates: &Templates, row: &OutboxRow) -> anyhow::Result<R
     let obj = data
         .as_object_mut()
         .context("outbox data is not an object")?;
-    obj.insert("account_name".into(), row.account_name.clone().into());
+    // An email queued for an account being deleted carries the name it was queued with (the
+    // profile is stripped before the farewell email goes out).
+    obj.entry("account_name")
+        .or_insert_with(|| row.account_name.clone().into());
     obj.insert(
         "seller_name".into(),
         env.jobs.invoice.settings.seller.name.clone().into(),

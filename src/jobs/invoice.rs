@@ -85,9 +85,15 @@ pub fn compute(
                 .parse::<Period>()
                 .map(|p| period_label(p, account.language))
                 .unwrap_or_else(|_| r.period.clone());
+            // An invitee whose account was deleted has its name stripped from the reward.
+            let invitee = match (r.invitee_name.is_empty(), account.language) {
+                (false, _) => r.invitee_name.as_str(),
+                (true, Language::En) => "a deleted account",
+                (true, Language::Fr) => "un compte supprimé",
+            };
             let description = match account.language {
-                Language::En => format!("Referral reward: {}, {when}", r.invitee_name),
-                Language::Fr => format!("Récompense de parrainage : {}, {when}", r.invitee_name),
+                Language::En => format!("Referral reward: {invitee}, {when}"),
+                Language::Fr => format!("Récompense de parrainage : {invitee}, {when}"),
             };
             DiscountLine {
                 description,
@@ -207,6 +213,11 @@ async fn bill_batch(
             report.bump("already_invoiced");
             continue;
         }
+        if row.status == "deleted" {
+            // Its data is gone (profile stripped): nothing can be invoiced to it any more.
+            report.bump("account_deleted");
+            continue;
+        }
         let Some(records) = usage.get(&row.id) else {
             report.bump("nothing_to_bill");
             continue;
@@ -263,7 +274,7 @@ async fn bill_batch(
 }
 
 /// Numbers and stores one invoice with its timeline event, in one transaction.
-async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<InvoiceView>> {
+pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<InvoiceView>> {
     let mut tx = env.db.begin().await?;
     let Some((id, number)) = invoices::finalize(&mut tx, draft)
         .await

@@ -12,6 +12,7 @@ use crate::store::Db;
 use crate::views::{Counts, InvoiceView};
 
 pub mod collect;
+pub mod delete;
 pub mod deliver;
 pub mod hds;
 pub mod invoice;
@@ -25,6 +26,7 @@ pub enum JobName {
     Collect,
     Suspend,
     Hds,
+    Delete,
     Deliver,
 }
 
@@ -34,6 +36,7 @@ pub const ALL_JOBS: &[JobName] = &[
     JobName::Collect,
     JobName::Suspend,
     JobName::Hds,
+    JobName::Delete,
     JobName::Deliver,
 ];
 
@@ -44,6 +47,7 @@ impl JobName {
             JobName::Collect => "collect",
             JobName::Suspend => "suspend",
             JobName::Hds => "hds",
+            JobName::Delete => "delete",
             JobName::Deliver => "deliver",
         }
     }
@@ -135,6 +139,9 @@ pub struct JobReport {
     /// The hds job: reminders sent (or planned).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hds: Vec<hds::HdsItem>,
+    /// The delete job: deletions done (or planned), with counts per category.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deletions: Vec<delete::DeletionItem>,
     /// The payment gateway used: `stripe` or `simulated`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<&'static str>,
@@ -155,6 +162,7 @@ impl JobReport {
             deliveries: Vec::new(),
             lifecycle: Vec::new(),
             hds: Vec::new(),
+            deletions: Vec::new(),
             gateway: None,
             failures: Vec::new(),
             notes: Vec::new(),
@@ -208,6 +216,7 @@ pub async fn run(env: &Env, job: JobName, opts: &RunOptions) -> anyhow::Result<J
         JobName::Collect => collect::run(env, opts).await,
         JobName::Suspend => suspend::run(env, opts).await,
         JobName::Hds => hds::run(env, opts).await,
+        JobName::Delete => delete::run(env, opts).await,
         JobName::Deliver => deliver::run(env, opts).await,
     }
 }

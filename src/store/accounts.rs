@@ -1,4 +1,5 @@
-//! Accounts, apps and usage records.
+//! Accounts, apps and usage records, and what accounts own on the platform beyond apps
+//! (deployments, aliases, domains, certificates).
 
 use std::collections::HashSet;
 
@@ -10,7 +11,7 @@ use super::{Db, Tx};
 use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
 use crate::core::pricing::{BillingWindow, UsageKind, UsageRecord};
-use crate::model::{Account, App};
+use crate::model::{Account, Alias, App, Certificate, Deployment, Domain};
 use crate::{with_db, with_tx};
 
 #[derive(Debug, Clone, FromRow)]
@@ -230,4 +231,140 @@ pub async fn usage_in_range(
         .bind(first).bind(last).bind(window.from).bind(window.to)
         .fetch_all(p).await?);
     Ok(rows.into_iter().map(|r| (r.account_id, r.u)).collect())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct DeploymentRow {
+    pub id: String,
+    pub app_id: String,
+    pub git_ref: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl DeploymentRow {
+    pub fn to_deployment(&self) -> Deployment {
+        Deployment {
+            id: self.id.clone(),
+            app_id: AppId(self.app_id.clone()),
+            git_ref: self.git_ref.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+pub async fn insert_deployment(tx: &mut Tx, d: &Deployment) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO deployments (id, app_id, git_ref, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO NOTHING")
+        .bind(&d.id).bind(d.app_id.as_str()).bind(&d.git_ref).bind(d.created_at)
+        .execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn get_deployment_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<DeploymentRow>> {
+    Ok(with_tx!(tx, c => sqlx::query_as::<_, DeploymentRow>(
+        "SELECT id, app_id, git_ref, created_at FROM deployments WHERE id = $1")
+        .bind(id).fetch_optional(c).await?))
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AliasRow {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+}
+
+impl AliasRow {
+    pub fn to_alias(&self) -> Alias {
+        Alias {
+            id: self.id.clone(),
+            account_id: AccountId(self.account_id.clone()),
+            name: self.name.clone(),
+        }
+    }
+}
+
+pub async fn insert_alias(tx: &mut Tx, a: &Alias) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO aliases (id, account_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+        .bind(&a.id).bind(a.account_id.as_str()).bind(&a.name)
+        .execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn get_alias_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<AliasRow>> {
+    Ok(with_tx!(tx, c => sqlx::query_as::<_, AliasRow>(
+        "SELECT id, account_id, name FROM aliases WHERE id = $1")
+        .bind(id).fetch_optional(c).await?))
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct DomainRow {
+    pub id: String,
+    pub app_id: String,
+    pub name: String,
+}
+
+impl DomainRow {
+    pub fn to_domain(&self) -> Domain {
+        Domain {
+            id: self.id.clone(),
+            app_id: AppId(self.app_id.clone()),
+            name: self.name.clone(),
+        }
+    }
+}
+
+pub async fn insert_domain(tx: &mut Tx, d: &Domain) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, c => sqlx::query(
+        "INSERT INTO domains (id, app_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+        .bind(&d.id).bind(d.app_id.as_str()).bind(&d.name)
+        .execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn get_domain_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<DomainRow>> {
+    Ok(with_tx!(tx, c => sqlx::query_as::<_, DomainRow>(
+        "SELECT id, app_id, name FROM domains WHERE id = $1")
+        .bind(id).fetch_optional(c).await?))
+}
+
+pub async fn domain_ids(db: &Db) -> anyhow::Result<HashSet<String>> {
+    let rows: Vec<(String,)> =
+        with_db!(db, p => sqlx::query_as("SELECT id FROM domains").fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CertificateRow {
+    pub id: String,
+    pub domain_id: String,
+    pub issuer: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl CertificateRow {
+    pub fn to_certificate(&self) -> Certificate {
+        Certificate {
+            id: self.id.clone(),
+            domain_id: self.domain_id.clone(),
+            issuer: self.issuer.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+pub async fn insert_certificate(tx: &mut Tx, c: &Certificate) -> anyhow::Result<bool> {
+    let n = with_tx!(tx, conn => sqlx::query(
+        "INSERT INTO certificates (id, domain_id, issuer, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO NOTHING")
+        .bind(&c.id).bind(&c.domain_id).bind(&c.issuer).bind(c.expires_at)
+        .execute(conn).await?.rows_affected());
+    Ok(n == 1)
+}
+
+pub async fn get_certificate_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<CertificateRow>> {
+    Ok(with_tx!(tx, c => sqlx::query_as::<_, CertificateRow>(
+        "SELECT id, domain_id, issuer, expires_at FROM certificates WHERE id = $1")
+        .bind(id).fetch_optional(c).await?))
 }

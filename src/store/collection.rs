@@ -334,6 +334,18 @@ pub async fn record_transfer(
     Ok(())
 }
 
+/// Marks a just-recorded transfer as waived: it is never brought onto another invoice.
+pub async fn waive_transfer(
+    tx: &mut Tx,
+    from_invoice: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    with_tx!(tx, c => sqlx::query(
+        "UPDATE balance_transfers SET waived_at = $2 WHERE from_invoice_id = $1 AND to_invoice_id IS NULL")
+        .bind(from_invoice).bind(at).execute(c).await?.rows_affected());
+    Ok(())
+}
+
 /// Moves an open transfer onto an invoice; false when another run took it.
 pub async fn take_transfer(
     tx: &mut Tx,
@@ -341,20 +353,31 @@ pub async fn take_transfer(
     to_invoice: i64,
 ) -> anyhow::Result<bool> {
     let n = with_tx!(tx, c => sqlx::query(
-        "UPDATE balance_transfers SET to_invoice_id = $2 WHERE from_invoice_id = $1 AND to_invoice_id IS NULL")
+        "UPDATE balance_transfers SET to_invoice_id = $2 WHERE from_invoice_id = $1 AND to_invoice_id IS NULL AND waived_at IS NULL")
         .bind(from_invoice).bind(to_invoice).execute(c).await?.rows_affected());
     Ok(n == 1)
 }
 
-/// What an invoice carried to a later one, and where: (to invoice number or None while waiting).
+/// What an invoice carried to a later one, and where: the later invoice's number, `None` while
+/// waiting, or `"waived"` when the account closed with it below Stripe's minimum.
 pub async fn transfer_from(
     db: &Db,
     invoice_id: i64,
 ) -> anyhow::Result<Option<(i64, Option<String>)>> {
-    Ok(with_db!(db, p => sqlx::query_as(
-        "SELECT t.amount_minor, i.number FROM balance_transfers t LEFT JOIN invoices i ON i.id = t.to_invoice_id
+    let row: Option<(i64, Option<String>, bool)> = with_db!(db, p => sqlx::query_as(
+        "SELECT t.amount_minor, i.number, t.waived_at IS NOT NULL FROM balance_transfers t LEFT JOIN invoices i ON i.id = t.to_invoice_id
          WHERE t.from_invoice_id = $1")
-        .bind(invoice_id).fetch_optional(p).await?))
+        .bind(invoice_id).fetch_optional(p).await?);
+    Ok(row.map(|(amount, to, waived)| {
+        (
+            amount,
+            if waived {
+                Some("waived".to_string())
+            } else {
+                to
+            },
+        )
+    }))
 }
 
 /// Transfers brought onto an invoice: (from invoice number, amount).
@@ -391,6 +414,7 @@ pub async fn open_transfers_in_range(
     Ok(with_db!(db, p => sqlx::query_as(
         "SELECT t.account_id, t.from_invoice_id, i.number, t.amount_minor FROM balance_transfers t
          JOIN invoices i ON i.id = t.from_invoice_id
-         WHERE t.account_id >= $1 AND t.account_id <= $2 AND t.to_invoice_id IS NULL ORDER BY t.from_invoice_id")
+         WHERE t.account_id >= $1 AND t.account_id <= $2 AND t.to_invoice_id IS NULL AND t.waived_at IS NULL
+         ORDER BY t.from_invoice_id")
         .bind(first).bind(last).fetch_all(p).await?))
 }

@@ -57,9 +57,13 @@ pub async fn claim(
     Ok(n == 1)
 }
 
+/// Marks a row sent. Once sent, a deletion confirmation's token and a deleted account's last
+/// address and data are no longer kept.
 pub async fn mark_sent(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
     with_db!(db, p => sqlx::query(
-        "UPDATE outbox SET status = 'sent', sent_at = $3, attempts = attempts + 1, claimed_until = NULL, last_error = NULL
+        "UPDATE outbox SET status = 'sent', sent_at = $3, attempts = attempts + 1, claimed_until = NULL, last_error = NULL,
+             to_address = CASE WHEN kind = 'account_deleted' THEN '' ELSE to_address END,
+             data = CASE WHEN kind IN ('account_deleted', 'account_deletion_confirmation') THEN '{}' ELSE data END
          WHERE id = $1 AND claimed_by = $2")
         .bind(id).bind(token).bind(now).execute(p).await?.rows_affected());
     Ok(())

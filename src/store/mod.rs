@@ -18,6 +18,7 @@ use crate::config::BadInput;
 pub mod accounts;
 pub mod catalog;
 pub mod collection;
+pub mod deletion;
 pub mod delivery;
 pub mod documents;
 pub mod events;

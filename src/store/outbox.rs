@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Tx;
-use crate::with_tx;
+use super::{Db, Tx};
+use crate::{with_db, with_tx};
 
 pub struct NewEmail<'a> {
     pub account_id: &'a str,
@@ -26,4 +26,17 @@ pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
         .bind(e.invoice_id).bind(e.data.to_string()).bind(e.at)
         .execute(c).await?.rows_affected());
     Ok(n == 1)
+}
+
+/// The data of the account's latest email of `kind` (the demo reads the token it emailed).
+pub async fn latest_data(
+    db: &Db,
+    account: &str,
+    kind: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let row: Option<(String,)> = with_db!(db, p => sqlx::query_as(
+        "SELECT data FROM outbox WHERE account_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1")
+        .bind(account).bind(kind).fetch_optional(p).await?);
+    row.map(|r| serde_json::from_str(&r.0).map_err(Into::into))
+        .transpose()
 }

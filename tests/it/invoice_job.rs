@@ -1,12 +1,10 @@
 //! The monthly invoice job, on both stores.
 
-mod common;
-
+use crate::common::{TestApp, opts};
 use billrun::import::ImportKind;
 use billrun::jobs::JobName;
 use billrun::store::invoices::{self, ListFilter};
 use billrun::views::InvoiceView;
-use common::{TestApp, opts};
 
 const OCT_RUN: &str = "2026-11-01T06:00:00Z";
 

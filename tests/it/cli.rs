@@ -1,8 +1,6 @@
 //! The `billrun` binary: commands, JSON shapes and exit codes, on both stores.
 
-mod common;
-
-use common::{TestApp, fixture};
+use crate::common::{TestApp, fixture};
 use serde_json::Value;
 
 fn ok(out: &std::process::Output) -> String {

@@ -1,12 +1,10 @@
 //! Referral rewards across a year: 20% of what the invitee pays, for its first 12 months,
 //! as discounts on the referrer's next invoices, carried forward, never lost or granted twice.
 
-mod common;
-
+use crate::common::TestApp;
 use billrun::core::period::Period;
 use billrun::import::ImportKind;
 use billrun::jobs::JobName;
-use common::TestApp;
 
 both_stores!(
     a_referral_pays_twelve_months_and_carries_forward,

@@ -1,5 +1,5 @@
 //! Proves that async-stripe 1.0.0-rc.10 parses every answer of the fake Stripe in
-//! `tests/common/fake_stripe.rs`, and documents what each failure looks like as a
+//! `tests/it/common/fake_stripe.rs`, and documents what each failure looks like as a
 //! `stripe::StripeError`:
 //!
 //! - 402 card error      → `StripeError::Stripe(ApiErrors { type_: CardError, code, decline_code,
@@ -13,13 +13,10 @@
 //!
 //! `RequestStrategy::Idempotent` sends once and never retries, so each test controls retries.
 
-#[path = "common/fake_stripe.rs"]
-mod fake_stripe;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fake_stripe::FakeStripe;
+use crate::common::fake_stripe::FakeStripe;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError};
 use stripe_client_core::StripeRequest;
 use stripe_core::customer::DeleteCustomer;

@@ -179,6 +179,21 @@ impl TestApp {
         self.import_fixture(ImportKind::Usage, "usage.csv").await;
     }
 
+    /// What the standard accounts own beyond apps (`tests/fixtures/`: deployments, aliases,
+    /// domains, certificates), after [`TestApp::seed_fixtures`]; the reports in that order.
+    pub async fn seed_platform_fixtures(&self) -> [ImportReport; 4] {
+        [
+            self.import_fixture(ImportKind::Deployments, "deployments.csv")
+                .await,
+            self.import_fixture(ImportKind::Aliases, "aliases.csv")
+                .await,
+            self.import_fixture(ImportKind::Domains, "domains.csv")
+                .await,
+            self.import_fixture(ImportKind::Certificates, "certificates.csv")
+                .await,
+        ]
+    }
+
     pub async fn run(&self, job: JobName, now: &str) -> JobReport {
         self.run_with(job, opts(now)).await.expect("job runs")
     }

@@ -1,10 +1,8 @@
 //! The collect job against a server that answers as Stripe does, on both stores.
 
-mod common;
-
+use crate::common::fake_stripe::FakeStripe;
+use crate::common::{TestApp, opts};
 use billrun::jobs::{JobName, JobReport};
-use common::fake_stripe::FakeStripe;
-use common::{TestApp, opts};
 
 const INVOICED: &str = "2026-11-01T06:00:00Z";
 const COLLECT: &str = "2026-11-01T07:00:00Z";
@@ -156,7 +154,7 @@ both_stores!(declines_follow_their_class, |app: TestApp| async move {
     assert_eq!(soft.status, "unpaid");
     assert_eq!(
         soft.next_attempt_at,
-        Some(common::t("2026-11-04T07:00:00Z")),
+        Some(crate::common::t("2026-11-04T07:00:00Z")),
         "retried 3 days later"
     );
 
@@ -208,7 +206,7 @@ both_stores!(declines_follow_their_class, |app: TestApp| async move {
     );
     assert_eq!(
         expired.next_attempt_at,
-        Some(common::t("2026-11-09T07:00:00Z"))
+        Some(crate::common::t("2026-11-09T07:00:00Z"))
     );
     assert_eq!(day3.counts.get("failed_attempts"), Some(&5));
 });
@@ -347,7 +345,7 @@ both_stores!(sepa_debits_wait_then_settle, |app: TestApp| async move {
     assert_eq!(failed.status, "unpaid");
     assert_eq!(
         failed.next_attempt_at,
-        Some(common::t("2026-11-05T07:00:00Z")),
+        Some(crate::common::t("2026-11-05T07:00:00Z")),
         "the schedule starts from the failure"
     );
     assert_eq!(fake.charges_created(), 6);

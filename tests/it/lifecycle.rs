@@ -1,9 +1,7 @@
 //! The account lifecycle, as stories with the clock moving, on both stores.
 
-mod common;
-
+use crate::common::TestApp;
 use billrun::jobs::JobName;
-use common::TestApp;
 
 /// Clara (acc-de-business, 7.20 due) pays with a card that keeps declining.
 async fn failing_clara(app: &TestApp) {
@@ -122,7 +120,7 @@ both_stores!(
         // 30 days of grace; the final warning 7 days before.
         let r = app.run(JobName::Suspend, "2026-12-08T08:00:00Z").await;
         assert!(r.lifecycle.is_empty(), "{:#?}", r.lifecycle);
-        let mut dry = common::opts("2026-12-09T08:00:00Z");
+        let mut dry = crate::common::opts("2026-12-09T08:00:00Z");
         dry.dry_run = true;
         let before = app.dump().await;
         let plan = app.run_with(JobName::Suspend, dry).await.unwrap();
@@ -155,6 +153,56 @@ both_stores!(
                 .lifecycle
                 .is_empty()
         );
+
+        // The delete job removes Clara's data; her invoices stay, stripped of her profile.
+        app.seed_platform_fixtures().await;
+        let invoices_before = app.count("invoices").await;
+        let r = app.run(JobName::Delete, "2026-12-17T08:30:00Z").await;
+        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        let d = &r.deletions[0];
+        assert_eq!(
+            (d.account_id.as_str(), d.reason.as_str()),
+            ("acc-de-business", "non_payment")
+        );
+        let count = |c: billrun::core::deletion::Category| {
+            d.categories.iter().find(|x| x.category == c).unwrap().count
+        };
+        use billrun::core::deletion::Category;
+        assert_eq!(count(Category::Deployments), 1);
+        assert_eq!(count(Category::Aliases), 1);
+        assert_eq!(count(Category::Domains), 1);
+        assert_eq!(count(Category::Certificates), 1);
+        assert_eq!(count(Category::Apps), 1);
+        assert_eq!(count(Category::StripeCustomer), 1);
+        assert_eq!(count(Category::PaymentMethods), 1);
+        assert_eq!(
+            status(&app, "acc-de-business").await,
+            ("deleted".to_string(), vec!["deleted".to_string()])
+        );
+        let platform: Vec<(String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT app_id, kind FROM platform_events ORDER BY id DESC LIMIT 1").fetch_all(p).await.unwrap());
+        assert_eq!(
+            platform,
+            vec![("app-clara-shop".to_string(), "app.delete".to_string())]
+        );
+        assert_eq!(app.count("invoices").await, invoices_before);
+        let kept = app.invoice("acc-de-business", "2026-10").await;
+        assert_eq!(kept.status, "unpaid", "still owed, and kept");
+        assert_eq!(kept.buyer.company.as_deref(), Some("Schmidt GmbH"));
+        let acc = billrun::store::accounts::get_account(app.db(), "acc-de-business")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(acc.email, "");
+        let farewell: (String,) = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT data FROM outbox WHERE account_id = 'acc-de-business' AND kind = 'account_deleted'").fetch_one(p).await.unwrap());
+        assert!(farewell.0.contains("non_payment"), "{}", farewell.0);
+        // Emails not sent yet to the deleted account are cancelled.
+        let pending: Vec<(String,)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT kind FROM outbox WHERE account_id = 'acc-de-business' AND status = 'pending'").fetch_all(p).await.unwrap());
+        assert_eq!(pending, vec![("account_deleted".to_string(),)]);
+        // The next month's invoice job leaves the deleted account alone.
+        let r = app.run(JobName::Invoice, "2027-01-01T06:00:00Z").await;
+        assert!(r.invoices.iter().all(|i| i.account_id != "acc-de-business"));
     }
 );
 
@@ -200,7 +248,7 @@ both_stores!(
         assert!(r.hds.is_empty());
         assert_eq!(reminders().await, 1);
         // …another 30 days later (and a dry-run before it changes nothing).
-        let mut dry = common::opts("2026-12-01T09:00:00Z");
+        let mut dry = crate::common::opts("2026-12-01T09:00:00Z");
         dry.dry_run = true;
         let before = app.dump().await;
         assert_eq!(

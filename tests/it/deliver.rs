@@ -1,11 +1,9 @@
 //! Email delivery from the outbox to a real SMTP server (aiosmtpd), on both stores.
 
-mod common;
-
+use crate::common::smtp::SmtpServer;
+use crate::common::{TestApp, opts};
 use base64::Engine as _;
 use billrun::jobs::{JobName, JobReport};
-use common::smtp::SmtpServer;
-use common::{TestApp, opts};
 
 async fn billed_and_collected(app: &TestApp) {
     app.seed_fixtures().await;
@@ -148,7 +146,7 @@ both_stores!(
     a_down_smtp_server_loses_nothing,
     |app: TestApp| async move {
         let mut app = app;
-        let port = common::smtp::free_port();
+        let port = crate::common::smtp::free_port();
         app.env.smtp_url = Some(billrun::jobs::Secret(format!("smtp://127.0.0.1:{port}")));
         app.env.jobs.deliver.settings.smtp_timeout_seconds = 2;
         billed_and_collected(&app).await;

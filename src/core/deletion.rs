@@ -1,0 +1,271 @@
+//! Account deletion rules, pure: when a deletion request is accepted, how its confirmation
+//! token is checked, and what the delete job removes, in which order.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// An app the account still owns (not deleted, not transferred away).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnedApp {
+    pub id: String,
+    pub name: String,
+}
+
+/// An invoice the account still owes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwedInvoice {
+    pub number: String,
+    pub status: String,
+    pub amount_due_minor: i64,
+}
+
+/// Why a deletion request is refused: every app and every unpaid invoice, so the owner can
+/// act on all of them at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    pub apps: Vec<OwnedApp>,
+    pub invoices: Vec<OwedInvoice>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.apps.is_empty() {
+            let apps: Vec<String> = self
+                .apps
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.id))
+                .collect();
+            parts.push(format!(
+                "it still owns {} app(s), to delete or transfer first: {}",
+                self.apps.len(),
+                apps.join(", ")
+            ));
+        }
+        if !self.invoices.is_empty() {
+            let inv: Vec<String> = self
+                .invoices
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} ({}, {} EUR due)",
+                        i.number,
+                        i.status,
+                        crate::core::money::format_minor(i.amount_due_minor)
+                    )
+                })
+                .collect();
+            parts.push(format!(
+                "it owes {} invoice(s), to settle first: {}",
+                self.invoices.len(),
+                inv.join(", ")
+            ));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// The account documentation: "you must first delete or transfer ownership of all your
+/// applications, and ensure all outstanding bills are settled".
+pub fn check_request(apps: Vec<OwnedApp>, invoices: Vec<OwedInvoice>) -> Result<(), Refusal> {
+    if apps.is_empty() && invoices.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal { apps, invoices })
+    }
+}
+
+/// What is stored of a confirmation token: its SHA-256, never the token.
+pub fn token_digest(token: &str) -> String {
+    let d = Sha256::digest(token.trim().as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A pending request as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    pub token_sha256: String,
+    pub expires_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no account deletion was requested for this account")]
+    NoRequest,
+    #[error("the token does not match the one sent in the latest confirmation email")]
+    Wrong,
+    #[error("the token was already used, on {0}")]
+    Used(DateTime<Utc>),
+    #[error("the token expired on {0}; request the deletion again for a new one")]
+    Expired(DateTime<Utc>),
+}
+
+/// Checks a presented token. A used token is reported as used even when it also expired or
+/// does not match, so a second click on the email's link says what happened.
+pub fn check_token(
+    request: Option<&PendingRequest>,
+    presented: &str,
+    now: DateTime<Utc>,
+) -> Result<(), TokenError> {
+    let r = request.ok_or(TokenError::NoRequest)?;
+    if let Some(at) = r.confirmed_at {
+        return Err(TokenError::Used(at));
+    }
+    if !constant_time_eq(
+        token_digest(presented).as_bytes(),
+        r.token_sha256.as_bytes(),
+    ) {
+        return Err(TokenError::Wrong);
+    }
+    if now >= r.expires_at {
+        return Err(TokenError::Expired(r.expires_at));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What the delete job removes, in this order (children before parents, the Stripe customer
+/// before the rows that name it, personal data last so the farewell email can be addressed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Deployments,
+    /// The account's timeline.
+    Activity,
+    Aliases,
+    Certificates,
+    Domains,
+    /// The billing subscription: the Stripe customer, deleted through the API.
+    StripeCustomer,
+    /// The billing subscription: the payment method on file.
+    PaymentMethods,
+    /// The apps, marked deleted for the platform (their usage stays, it backs the invoices).
+    Apps,
+    /// What is stripped rather than removed: the profile, the HDS contact, the Stripe ids on
+    /// payment records, the addresses and contents of sent emails, the name on referral rewards.
+    PersonalData,
+}
+
+pub const CATEGORIES: &[Category] = &[
+    Category::Deployments,
+    Category::Activity,
+    Category::Aliases,
+    Category::Certificates,
+    Category::Domains,
+    Category::StripeCustomer,
+    Category::PaymentMethods,
+    Category::Apps,
+    Category::PersonalData,
+];
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Deployments => "deployments",
+            Category::Activity => "activity",
+            Category::Aliases => "aliases",
+            Category::Certificates => "certificates",
+            Category::Domains => "domains",
+            Category::StripeCustomer => "stripe_customer",
+            Category::PaymentMethods => "payment_methods",
+            Category::Apps => "apps",
+            Category::PersonalData => "personal_data",
+        }
+    }
+}
+
+/// The next category to work on, given those already completed: the delete job resumes here
+/// after a crash.
+pub fn next_category(completed: &[Category]) -> Option<Category> {
+    CATEGORIES.iter().copied().find(|c| !completed.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_request_lists_every_app_and_invoice() {
+        assert!(check_request(vec![], vec![]).is_ok());
+        let r = check_request(
+            vec![
+                OwnedApp {
+                    id: "app-1".into(),
+                    name: "shop".into(),
+                },
+                OwnedApp {
+                    id: "app-2".into(),
+                    name: "blog".into(),
+                },
+            ],
+            vec![OwedInvoice {
+                number: "2026-000042".into(),
+                status: "unpaid".into(),
+                amount_due_minor: 1234,
+            }],
+        )
+        .unwrap_err();
+        let msg = r.to_string();
+        assert!(
+            msg.contains("shop (app-1)") && msg.contains("blog (app-2)"),
+            "{msg}"
+        );
+        assert!(msg.contains("2026-000042 (unpaid, 12.34 EUR due)"), "{msg}");
+    }
+
+    #[test]
+    fn tokens_are_single_use_and_expire() {
+        let now = t("2026-11-20T10:00:00Z");
+        let req = PendingRequest {
+            token_sha256: token_digest("dlt_secret"),
+            expires_at: t("2026-11-23T10:00:00Z"),
+            confirmed_at: None,
+        };
+        assert_eq!(check_token(Some(&req), "dlt_secret", now), Ok(()));
+        assert_eq!(check_token(Some(&req), " dlt_secret\n", now), Ok(()));
+        assert_eq!(
+            check_token(Some(&req), "dlt_other", now),
+            Err(TokenError::Wrong)
+        );
+        assert_eq!(
+            check_token(Some(&req), "dlt_secret", t("2026-11-23T10:00:00Z")),
+            Err(TokenError::Expired(req.expires_at))
+        );
+        let used = PendingRequest {
+            confirmed_at: Some(now),
+            ..req.clone()
+        };
+        assert_eq!(
+            check_token(Some(&used), "dlt_secret", now),
+            Err(TokenError::Used(now))
+        );
+        assert_eq!(check_token(None, "x", now), Err(TokenError::NoRequest));
+        // Only the digest is stored.
+        assert_eq!(req.token_sha256.len(), 64);
+        assert_ne!(req.token_sha256, "dlt_secret");
+    }
+
+    #[test]
+    fn categories_resume_where_they_stopped() {
+        assert_eq!(next_category(&[]), Some(Category::Deployments));
+        assert_eq!(
+            next_category(&[Category::Deployments, Category::Activity]),
+            Some(Category::Aliases)
+        );
+        assert_eq!(next_category(CATEGORIES), None);
+        // Children before parents.
+        let pos = |c| CATEGORIES.iter().position(|x| *x == c).unwrap();
+        assert!(pos(Category::Certificates) < pos(Category::Domains));
+        assert!(pos(Category::StripeCustomer) < pos(Category::PaymentMethods));
+        assert_eq!(CATEGORIES.last(), Some(&Category::PersonalData));
+    }
+}

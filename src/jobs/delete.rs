@@ -1,0 +1,294 @@
+//! The `delete` job: works through the account-deletion queue (confirmed requests, and accounts
+//! suspended past their grace period).
+//!
+//! Each category (`core::deletion::CATEGORIES`, in order) is removed in batches of
+//! `batch_size`; every batch commits its rows and its count in `deletion_progress` together,
+//! so a crash anywhere loses nothing and the next run resumes with exact counts. The Stripe
+//! customer is deleted through the API (idempotent: "already gone" counts as done) before the
+//! rows naming it. Invoices, their lines, payment records and the credit ledger are kept
+//! (French law: accounting documents, 10 years), stripped of what an invoice does not require.
+//! The last step, in one transaction: the farewell email is queued, personal data stripped, the
+//! deletion marked complete. The queue row and the progress rows stay: the deletion record.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{Env, Failure, JobName, JobReport, RunOptions};
+use crate::core::deletion::{CATEGORIES, Category};
+use crate::store::accounts;
+use crate::store::deletion::{self, QueueRow};
+use crate::store::outbox::{self, NewEmail};
+
+/// Environment variable for fault-injection tests: abort the process (a real crash, no
+/// cleanup) after this many committed batches.
+pub const CRASH_AFTER_BATCHES_ENV: &str = "BILLRUN_TEST_CRASH_AFTER_BATCHES";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryCount {
+    pub category: Category,
+    /// Removed (or, in a dry-run, to remove).
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletionItem {
+    pub account_id: String,
+    /// `request` or `non_payment`.
+    pub reason: String,
+    pub queued_at: DateTime<Utc>,
+    /// True when an earlier run had started it (resumed after a crash or a failure).
+    pub resumed: bool,
+    pub categories: Vec<CategoryCount>,
+    /// `deleted`, `planned` (dry-run) or `failed`.
+    pub outcome: String,
+}
+
+impl DeletionItem {
+    /// One line for the table output.
+    pub fn line(&self) -> String {
+        let counts: Vec<String> = self
+            .categories
+            .iter()
+            .map(|c| format!("{} {}", c.category.as_str(), c.count))
+            .collect();
+        format!(
+            "account {} ({}{}): {}: {}",
+            self.account_id,
+            self.reason,
+            if self.resumed { ", resumed" } else { "" },
+            self.outcome,
+            counts.join(", ")
+        )
+    }
+}
+
+pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    let mut report = JobReport::new(JobName::Delete, opts);
+    let queue: Vec<QueueRow> = deletion::pending(&env.db)
+        .await?
+        .into_iter()
+        .filter(|q| {
+            opts.accounts.is_empty() || opts.accounts.iter().any(|a| a.as_str() == q.account_id)
+        })
+        .filter(|q| q.queued_at <= opts.now)
+        .collect();
+    if queue.is_empty() {
+        return Ok(report);
+    }
+    let gateway = if opts.dry_run {
+        None
+    } else {
+        let g = super::collect::build_gateway(env)?;
+        report.gateway = Some(g.label());
+        Some(g)
+    };
+    let mut crash = Crash::from_env();
+    for q in queue {
+        let mut item = DeletionItem {
+            account_id: q.account_id.clone(),
+            reason: q.reason.clone(),
+            queued_at: q.queued_at,
+            resumed: q.started_at.is_some(),
+            categories: Vec::new(),
+            outcome: "planned".into(),
+        };
+        match &gateway {
+            None => {
+                for c in CATEGORIES {
+                    let count = deletion::remaining(&env.db, &q.account_id, *c).await?;
+                    item.categories.push(CategoryCount {
+                        category: *c,
+                        count: match c {
+                            Category::StripeCustomer => count.min(1),
+                            _ => count,
+                        },
+                    });
+                }
+                report.bump("would_delete");
+            }
+            Some(g) => match delete_account(env, g, &q, opts.now, &mut crash).await {
+                Ok(counts) => {
+                    info!(account.id = %q.account_id, reason = %q.reason, "account data deleted");
+                    item.categories = counts;
+                    item.outcome = "deleted".into();
+                    report.bump("deleted");
+                }
+                Err(e) => {
+                    warn!(account.id = %q.account_id, error = %format!("{e:#}"), "account deletion stopped; the next run resumes it");
+                    report.failures.push(Failure {
+                        item: format!("account {}", q.account_id),
+                        error: format!("{e:#}"),
+                    });
+                    item.outcome = "failed".into();
+                }
+            },
+        }
+        report.deletions.push(item);
+    }
+    Ok(report)
+}
+
+/// Counts batches and aborts the process when the fault-injection variable says so.
+struct Crash {
+    after: Option<u64>,
+    batches: u64,
+}
+
+impl Crash {
+    fn from_env() -> Crash {
+        Crash {
+            after: std::env::var(CRASH_AFTER_BATCHES_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            batches: 0,
+        }
+    }
+
+    fn committed(&mut self) {
+        self.batches += 1;
+        if self.after.is_some_and(|n| self.batches >= n) {
+            eprintln!(
+                "fault injection: aborting after {} committed batches",
+                self.batches
+            );
+            std::process::abort();
+        }
+    }
+}
+
+async fn delete_account(
+    env: &Env,
+    gateway: &crate::gateway::Gateway,
+    q: &QueueRow,
+    now: DateTime<Utc>,
+    crash: &mut Crash,
+) -> anyhow::Result<Vec<CategoryCount>> {
+    let account = q.account_id.as_str();
+    let batch = i64::from(env.jobs.delete.settings.batch_size);
+    let mut tx = env.db.begin().await?;
+    deletion::start(&mut tx, account, now).await?;
+    tx.commit().await?;
+
+    let done: Vec<String> = deletion::progress(&env.db, account)
+        .await?
+        .into_iter()
+        .filter(|p| p.completed_at.is_some())
+        .map(|p| p.category)
+        .collect();
+    for &category in CATEGORIES {
+        if done.iter().any(|d| d == category.as_str()) {
+            continue;
+        }
+        match category {
+            Category::Deployments
+            | Category::Activity
+            | Category::Aliases
+            | Category::Certificates
+            | Category::Domains
+            | Category::PaymentMethods => loop {
+                let mut tx = env.db.begin().await?;
+                let n = deletion::delete_batch(&mut tx, account, category, batch).await?;
+                let finished = n < batch;
+                deletion::add_progress(&mut tx, account, category, n, finished.then_some(now))
+                    .await?;
+                tx.commit().await?;
+                crash.committed();
+                if finished {
+                    break;
+                }
+            },
+            Category::StripeCustomer => {
+                let customer = deletion::stripe_customer(&env.db, account).await?;
+                let n = match &customer {
+                    Some(c) => {
+                        gateway.delete_customer(c).await.map_err(|e| {
+                            anyhow::anyhow!(
+                                "deleting the Stripe customer of account {account}: {e}"
+                            )
+                        })?;
+                        1
+                    }
+                    None => 0,
+                };
+                let mut tx = env.db.begin().await?;
+                deletion::add_progress(&mut tx, account, category, n, Some(now)).await?;
+                tx.commit().await?;
+                crash.committed();
+            }
+            Category::Apps => loop {
+                let mut tx = env.db.begin().await?;
+                let n = deletion::delete_apps_batch(
+                    &mut tx,
+                    account,
+                    batch,
+                    now,
+                    "owner's data deleted",
+                )
+                .await?;
+                let finished = n < batch;
+                deletion::add_progress(&mut tx, account, category, n, finished.then_some(now))
+                    .await?;
+                tx.commit().await?;
+                crash.committed();
+                if finished {
+                    break;
+                }
+            },
+            Category::PersonalData => {
+                let mut tx = env.db.begin().await?;
+                farewell(&mut tx, q, now).await?;
+                let n = deletion::strip_personal_data(&mut tx, account).await?;
+                deletion::add_progress(&mut tx, account, category, n, Some(now)).await?;
+                deletion::complete(&mut tx, account, now).await?;
+                tx.commit().await?;
+                crash.committed();
+            }
+        }
+    }
+    let counts = deletion::progress(&env.db, account).await?;
+    Ok(CATEGORIES
+        .iter()
+        .map(|c| CategoryCount {
+            category: *c,
+            count: counts
+                .iter()
+                .find(|p| p.category == c.as_str())
+                .map_or(0, |p| p.deleted),
+        })
+        .collect())
+}
+
+/// The "account deleted" email, queued before the profile is stripped (it carries the name
+/// and address it needs).
+async fn farewell(
+    tx: &mut crate::store::Tx,
+    q: &QueueRow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Some(a) = accounts::get_account_tx(tx, &q.account_id).await? else {
+        anyhow::bail!("account {} is gone from the store", q.account_id);
+    };
+    if a.email.is_empty() {
+        return Ok(());
+    }
+    outbox::enqueue(
+        tx,
+        &NewEmail {
+            account_id: &q.account_id,
+            kind: "account_deleted",
+            dedupe_key: format!("account_deleted:{}", q.account_id),
+            language: &a.language,
+            to_address: &a.email,
+            invoice_id: None,
+            data: serde_json::json!({
+                "account_name": a.name,
+                "deleted_at": now.date_naive().to_string(),
+                "reason": q.reason,
+            }),
+            at: now,
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The integration tests, in one binary: one link of the heavy dependencies instead of one per
+//! file keeps the test build small and fast. Each module is one area of billrun; `common` is the
+//! harness (a fresh PostgreSQL database and SQLite file per test, the fake Stripe, a real SMTP
+//! server).
+
+#[macro_use]
+mod common;
+
+mod cli;
+mod collect;
+mod deletion;
+mod deliver;
+mod fake_stripe_selftest;
+mod imports;
+mod invoice_job;
+mod lifecycle;
+mod pdf;
+mod properties;
+mod referrals;
