@@ -24,6 +24,8 @@ pub const EXIT_CANNOT_RUN: u8 = 3;
 /// A deletion request or confirmation the account's state does not allow (apps owned, invoices
 /// owed, a wrong, used or expired token).
 pub const EXIT_REFUSED: u8 = 4;
+/// Not run: another run of the job holds the claim (without `--wait`).
+pub const EXIT_BUSY: u8 = 5;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +86,26 @@ pub enum Command {
     },
     /// Run a job now (or at --now), as cron or an operator would.
     Run(RunArgs),
+    /// Run the enabled jobs on their schedules until SIGTERM/SIGINT, with /healthz and /metrics.
+    Daemon(DaemonArgs),
+    /// Each job: schedule, next fire time, last run and its result.
+    Jobs {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The history of runs, newest first, with counts and errors.
+    Runs {
+        #[arg(long, value_enum)]
+        job: Option<JobName>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Invoices.
     #[command(subcommand)]
     Invoices(InvoicesCommand),
@@ -101,6 +123,8 @@ pub enum Command {
     PaymentMethod(PaymentMethodCommand),
     /// Seed a realistic platform in a fresh embedded database and run a month of jobs on it.
     Demo(DemoArgs),
+    /// Bill a large synthetic platform and time each step of the monthly cycle.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,8 +199,31 @@ pub struct RunArgs {
     /// Show exactly what the run would do; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// From the system's cron: claim the job's latest scheduled tick (at or before --now), so
+    /// that a tick runs once whoever fires it (daemons, other cron entries).
+    #[arg(long)]
+    pub scheduled: bool,
+    /// When another run of the job holds the claim, wait for it instead of exiting (code 5).
+    #[arg(long)]
+    pub wait: bool,
+    /// Scale-out (PostgreSQL; invoice and collect): share the run's accounts with the other
+    /// processes started with --join at the same time.
+    #[arg(long)]
+    pub join: bool,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Address of /healthz and /metrics.
+    #[arg(long, env = "BILLRUN_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds to wait for the runs in hand after SIGTERM/SIGINT before exiting anyway.
+    #[arg(long, default_value_t = 60)]
+    pub shutdown_timeout: u64,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -418,7 +465,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opts.period = args.period;
             opts.accounts = args.accounts.iter().map(|a| AccountId(a.clone())).collect();
             opts.dry_run = args.dry_run;
-            let report = jobs::run(&env, args.job, &opts).await?;
+            let bar = progress_bar();
+            opts.progress = bar.clone().map_or_else(Default::default, |b| {
+                jobs::Progress(Some(std::sync::Arc::new(b)))
+            });
+            let report = if args.dry_run {
+                // A dry-run changes nothing, so it takes no claim either.
+                jobs::run(&env, args.job, &opts).await.map(Some)
+            } else {
+                claimed_run(&env, &args, &mut opts).await
+            };
+            if let Some(b) = bar {
+                b.0.finish_and_clear();
+            }
+            let Some(report) = report? else {
+                return Ok(ExitCode::SUCCESS);
+            };
             match args.format {
                 OutputFormat::Json => print_json(&report)?,
                 OutputFormat::Table => {
@@ -832,8 +894,134 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("app {id} was already deleted: nothing changed");
             }
         }
+        Command::Daemon(args) => {
+            let env = env(&args.store).await?;
+            crate::daemon::run(
+                env,
+                crate::daemon::DaemonOptions {
+                    listen: args.listen,
+                    shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout),
+                },
+            )
+            .await?;
+        }
+        Command::Jobs { format, store } => {
+            let env = env(&store).await?;
+            let now = crate::core::period::whole_seconds(Utc::now());
+            let mut rows = Vec::new();
+            for job in jobs::ALL_JOBS {
+                let meta = env.jobs.meta(job.as_str()).expect("every job has a file");
+                let next = crate::core::schedule::Schedule::parse(meta.schedule)
+                    .ok()
+                    .and_then(|s| s.next_after(now));
+                let last = crate::store::runs::list(&env.db, Some(job.as_str()), 1)
+                    .await?
+                    .into_iter()
+                    .next();
+                rows.push(serde_json::json!({
+                    "job": job.as_str(),
+                    "enabled": meta.enabled,
+                    "schedule": meta.schedule,
+                    "next_fire_at": if meta.enabled { next } else { None },
+                    "last_run": last,
+                }));
+            }
+            match format {
+                OutputFormat::Json => print_json(&rows)?,
+                OutputFormat::Table => {
+                    let table: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|r| {
+                            let last = &r["last_run"];
+                            vec![
+                                r["job"].as_str().unwrap_or("").to_string(),
+                                if r["enabled"] == true {
+                                    "yes".into()
+                                } else {
+                                    "no".into()
+                                },
+                                r["schedule"].as_str().unwrap_or("").to_string(),
+                                r["next_fire_at"].as_str().unwrap_or("-").to_string(),
+                                if last.is_null() {
+                                    "never".to_string()
+                                } else {
+                                    format!(
+                                        "#{} {} {}: {}",
+                                        last["id"],
+                                        last["status"].as_str().unwrap_or(""),
+                                        last["started_at"].as_str().unwrap_or(""),
+                                        last["summary"]
+                                            .as_str()
+                                            .or(last["error"].as_str())
+                                            .unwrap_or("")
+                                    )
+                                },
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        views::table(
+                            &["JOB", "ENABLED", "SCHEDULE (UTC)", "NEXT FIRE", "LAST RUN"],
+                            &table
+                        )
+                    );
+                }
+            }
+        }
+        Command::Runs {
+            job,
+            limit,
+            format,
+            store,
+        } => {
+            let env = env(&store).await?;
+            let rows =
+                crate::store::runs::list(&env.db, job.map(JobName::as_str), limit.max(1)).await?;
+            match format {
+                OutputFormat::Json => print_json(&rows)?,
+                OutputFormat::Table => {
+                    let table: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.id.to_string(),
+                                r.job.clone(),
+                                r.trigger.clone(),
+                                r.scheduled_at.map_or("-".into(), |t| t.to_rfc3339()),
+                                r.status.clone(),
+                                r.started_at.to_rfc3339(),
+                                r.finished_at.map_or("-".into(), |t| t.to_rfc3339()),
+                                r.owner.clone(),
+                                r.error.clone().or(r.summary.clone()).unwrap_or_default(),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        views::table(
+                            &[
+                                "ID",
+                                "JOB",
+                                "TRIGGER",
+                                "TICK",
+                                "STATUS",
+                                "STARTED",
+                                "FINISHED",
+                                "OWNER",
+                                "SUMMARY / ERROR"
+                            ],
+                            &table
+                        )
+                    );
+                }
+            }
+        }
         Command::Demo(args) => {
             crate::demo::run(&args).await.context("demo")?;
+        }
+        Command::Bench(args) => {
+            crate::bench::run(&args).await.context("bench")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -841,6 +1029,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Maps an error to its exit code: bad input and configuration give 2, the rest 3.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    if e.chain()
+        .any(|c| c.downcast_ref::<crate::runner::Busy>().is_some())
+    {
+        return EXIT_BUSY;
+    }
     if e.chain()
         .any(|c| c.downcast_ref::<crate::closing::Refused>().is_some())
     {
@@ -857,4 +1050,121 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
         return EXIT_BAD_INPUT;
     }
     EXIT_CANNOT_RUN
+}
+
+/// `billrun run` outside a dry-run: claims the run (a scheduled tick with `--scheduled`), waits
+/// or joins when another run holds it, records it. `None`: the tick already ran elsewhere.
+async fn claimed_run(
+    env: &Env,
+    args: &RunArgs,
+    opts: &mut RunOptions,
+) -> anyhow::Result<Option<jobs::JobReport>> {
+    use crate::runner::{self, Claim, Trigger};
+    let job = args.job;
+    if args.join {
+        runner::check_join(&env.db, job)?;
+    }
+    let tick = if args.scheduled {
+        let meta = env.jobs.meta(job.as_str()).expect("every job has a file");
+        let schedule = crate::core::schedule::Schedule::parse(meta.schedule).map_err(BadInput)?;
+        let tick = schedule.latest_at_or_before(opts.now).ok_or_else(|| {
+            BadInput(format!(
+                "the {} schedule has no tick before {}",
+                job.as_str(),
+                opts.now
+            ))
+        })?;
+        if job == JobName::Invoice && opts.period.is_none() {
+            opts.period = Some(Period::previous_to(tick));
+        }
+        Some(tick)
+    } else {
+        None
+    };
+    let trigger = if args.scheduled {
+        Trigger::Cron
+    } else {
+        Trigger::Manual
+    };
+    let owner = runner::owner_id();
+    loop {
+        match runner::claim(&env.db, job, tick, trigger, opts.now, &owner).await? {
+            Claim::Won(id) => {
+                let report = if args.join {
+                    let batch = match job {
+                        JobName::Collect => env.jobs.collect.settings.batch_size,
+                        _ => env.jobs.invoice.settings.batch_size,
+                    };
+                    runner::execute_shared(env, job, opts, id, batch as usize).await?
+                } else {
+                    runner::execute(env, job, opts, id).await?
+                };
+                return Ok(Some(report));
+            }
+            Claim::TickTaken(row) => {
+                eprintln!(
+                    "{}: the tick {} already ran (run #{}, {}, by {}): nothing to do",
+                    job.as_str(),
+                    row.scheduled_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    row.id,
+                    row.status,
+                    row.owner
+                );
+                return Ok(None);
+            }
+            Claim::Busy(row) => {
+                if args.join {
+                    return runner::join(env, job, opts, &row).await.map(Some);
+                }
+                let what = format!(
+                    "{} is already running: run #{} started by {} at {}{}",
+                    job.as_str(),
+                    row.id,
+                    row.owner,
+                    row.started_at.to_rfc3339(),
+                    row.scheduled_at
+                        .map(|t| format!(" for the tick {}", t.to_rfc3339()))
+                        .unwrap_or_default()
+                );
+                if !args.wait {
+                    return Err(runner::Busy(format!(
+                        "{what}; not run (use --wait to wait for it)"
+                    ))
+                    .into());
+                }
+                eprintln!("{what}; waiting for it to finish");
+                runner::wait_idle(&env.db, job).await?;
+            }
+        }
+    }
+}
+
+/// A progress bar on stderr for manual runs on a terminal; none under cron or in a pipe.
+#[derive(Clone)]
+struct Bar(indicatif::ProgressBar);
+
+impl jobs::ProgressSink for Bar {
+    fn total(&self, items: u64) {
+        self.0.set_length(items);
+    }
+
+    fn advance(&self, items: u64) {
+        self.0.inc(items);
+    }
+}
+
+fn progress_bar() -> Option<Bar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    Some(Bar(bar))
 }

@@ -17,7 +17,18 @@ pub struct JobFile<S> {
     pub schedule: String,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The daemon runs a tick missed while every daemon was down once at start, if it is
+    /// at most this many hours old.
+    #[serde(default = "default_catch_up_hours")]
+    pub catch_up_hours: u32,
     pub settings: S,
+    /// The file's text, for error lines.
+    #[serde(skip)]
+    pub text: String,
+}
+
+fn default_catch_up_hours() -> u32 {
+    36
 }
 
 fn yes() -> bool {
@@ -106,6 +117,13 @@ pub struct DeleteSettings {
     pub confirm_url: String,
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct JobMeta<'a> {
+    pub schedule: &'a str,
+    pub enabled: bool,
+    pub catch_up_hours: u32,
+}
+
 /// Every job's file.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
@@ -178,7 +196,7 @@ impl JobsConfig {
 
     fn validate(&self) -> Result<(), BadInput> {
         let file = self.file_name("invoice");
-        check_schedule(&file, DEFAULT_INVOICE, &self.invoice.schedule)?;
+        check_schedule(&file, &self.invoice.text, &self.invoice.schedule)?;
         if self.invoice.settings.batch_size == 0 {
             return Err(BadInput(format!(
                 "{file}: settings.batch_size must be at least 1"
@@ -186,7 +204,7 @@ impl JobsConfig {
         }
         let file = self.file_name("collect");
         let c = &self.collect.settings;
-        check_schedule(&file, DEFAULT_COLLECT, &self.collect.schedule)?;
+        check_schedule(&file, &self.collect.text, &self.collect.schedule)?;
         if c.batch_size == 0 || c.transient_tries == 0 {
             return Err(BadInput(format!(
                 "{file}: settings.batch_size and settings.transient_tries must be at least 1"
@@ -199,7 +217,7 @@ impl JobsConfig {
         }
         let file = self.file_name("deliver");
         let d = &self.deliver.settings;
-        check_schedule(&file, DEFAULT_DELIVER, &self.deliver.schedule)?;
+        check_schedule(&file, &self.deliver.text, &self.deliver.schedule)?;
         if d.from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(BadInput(format!(
                 "{file}: settings.from `{}` is not an email address",
@@ -207,14 +225,14 @@ impl JobsConfig {
             )));
         }
         let file_s = self.file_name("suspend");
-        check_schedule(&file_s, DEFAULT_SUSPEND, &self.suspend.schedule)?;
+        check_schedule(&file_s, &self.suspend.text, &self.suspend.schedule)?;
         if self.suspend.settings.warning_days > self.suspend.settings.grace_days {
             return Err(BadInput(format!(
                 "{file_s}: settings.warning_days must not exceed settings.grace_days"
             )));
         }
         let file_h = self.file_name("hds");
-        check_schedule(&file_h, DEFAULT_HDS, &self.hds.schedule)?;
+        check_schedule(&file_h, &self.hds.text, &self.hds.schedule)?;
         if self.hds.settings.review_months == 0 || self.hds.settings.reminder_every_days == 0 {
             return Err(BadInput(format!(
                 "{file_h}: settings.review_months and settings.reminder_every_days must be at least 1"
@@ -222,7 +240,7 @@ impl JobsConfig {
         }
         let file_d = self.file_name("delete");
         let del = &self.delete.settings;
-        check_schedule(&file_d, DEFAULT_DELETE, &self.delete.schedule)?;
+        check_schedule(&file_d, &self.delete.text, &self.delete.schedule)?;
         if del.batch_size == 0 || del.confirmation_hours == 0 {
             return Err(BadInput(format!(
                 "{file_d}: settings.batch_size and settings.confirmation_hours must be at least 1"
@@ -239,6 +257,26 @@ impl JobsConfig {
             )));
         }
         Ok(())
+    }
+
+    /// A job's schedule, whether it is enabled, and its catch-up window.
+    pub fn meta(&self, job: &str) -> Option<JobMeta<'_>> {
+        fn m<S>(f: &JobFile<S>) -> JobMeta<'_> {
+            JobMeta {
+                schedule: &f.schedule,
+                enabled: f.enabled,
+                catch_up_hours: f.catch_up_hours,
+            }
+        }
+        Some(match job {
+            "invoice" => m(&self.invoice),
+            "collect" => m(&self.collect),
+            "deliver" => m(&self.deliver),
+            "suspend" => m(&self.suspend),
+            "hds" => m(&self.hds),
+            "delete" => m(&self.delete),
+            _ => return None,
+        })
     }
 
     pub fn file_name(&self, job: &str) -> String {
@@ -269,7 +307,7 @@ fn load_file<S: DeserializeOwned>(
 
 /// Parses a job file; errors name the file and line.
 pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, BadInput> {
-    toml::from_str(text).map_err(|e| {
+    let mut parsed: JobFile<S> = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -278,19 +316,24 @@ pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, 
             Some(l) => BadInput(format!("{file}:{l}: {msg}")),
             None => BadInput(format!("{file}: {msg}")),
         }
-    })
+    })?;
+    parsed.text = text.to_string();
+    Ok(parsed)
 }
 
-/// A cron line has 5 fields (minute first) or 6 (seconds first).
-fn check_schedule(file: &str, _text: &str, schedule: &str) -> Result<(), BadInput> {
-    let n = schedule.split_whitespace().count();
-    if n == 5 || n == 6 {
-        Ok(())
-    } else {
-        Err(BadInput(format!(
-            "{file}: schedule `{schedule}` has {n} fields: a cron line has 5 (minute hour day month weekday) or 6 (seconds first)"
-        )))
-    }
+/// A cron line has 5 fields (minute first) or 6 (seconds first), in UTC; errors name the line
+/// of `schedule =` in the file.
+fn check_schedule(file: &str, text: &str, schedule: &str) -> Result<(), BadInput> {
+    crate::core::schedule::Schedule::parse(schedule)
+        .map(|_| ())
+        .map_err(|e| {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("schedule"))
+                .map(|i| format!(":{}", i + 1))
+                .unwrap_or_default();
+            BadInput(format!("{file}{line}: {e}"))
+        })
 }
 
 #[cfg(test)]
@@ -308,6 +351,23 @@ mod tests {
         let err = parse::<InvoiceSettings>("f.toml", text).unwrap_err();
         assert!(
             err.0.contains("f.toml:5:") && err.0.contains("colour"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_cron_line_names_file_and_line() {
+        let text =
+            "# comment\nschedule = \"0 0 99 * * *\"\n[settings]\ndue_days = 1\nbatch_size = 10\n";
+        let err = check_schedule("jobs/invoice.toml", text, "0 0 99 * * *").unwrap_err();
+        assert!(
+            err.0
+                .starts_with("jobs/invoice.toml:2: schedule `0 0 99 * * *`"),
+            "{err}"
+        );
+        let err = check_schedule("jobs/collect.toml", "schedule = \"0 7\"", "0 7").unwrap_err();
+        assert!(
+            err.0.contains("jobs/collect.toml:1:") && err.0.contains("2 fields"),
             "{err}"
         );
     }

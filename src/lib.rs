@@ -2,15 +2,19 @@
 //!
 //! See `ARCHITECTURE.md` for the map: `core` is pure, `store` and `jobs` do the I/O.
 
+pub mod bench;
 pub mod cli;
 pub mod closing;
 pub mod config;
 pub mod core;
+pub mod daemon;
 pub mod demo;
 pub mod documents;
 pub mod gateway;
 pub mod import;
 pub mod jobs;
+pub mod metrics;
 pub mod model;
+pub mod runner;
 pub mod store;
 pub mod views;

@@ -9,4 +9,5 @@ pub mod lifecycle;
 pub mod money;
 pub mod period;
 pub mod pricing;
+pub mod schedule;
 pub mod vat;

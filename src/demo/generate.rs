@@ -50,88 +50,189 @@ const DAY: i64 = 86_400;
 
 /// Deterministic from `seed`: same inputs, same output, on every machine.
 pub fn generate(seed: u64, period: Period, accounts: usize) -> DemoPlatform {
-    let p0 = period.start().timestamp();
-    let p1 = period.end().timestamp();
-    let signups_from = months_back(period, 24).start().timestamp();
-    let recent_from = months_back(period, 11).start().timestamp();
-
-    // Independent streams, so that changing how usage is drawn leaves the accounts alone.
-    let mut rng_accounts = Rng::new(seed, 1);
-    let mut rng_apps = Rng::new(seed, 2);
-    let mut rng_usage = Rng::new(seed, 3);
-    let mut rng_credits = Rng::new(seed, 4);
-
-    // Sign-up times first, sorted, so that ids follow the order of creation (strictly).
-    let mut created: Vec<i64> = Vec::with_capacity(accounts);
-    for _ in 0..accounts {
-        let t = if rng_accounts.chance(5) {
-            rng_accounts.range(p0 + DAY, p1 - 3 * DAY)
-        } else {
-            rng_accounts.range(signups_from, p0 - 1)
-        };
-        created.push(t);
+    let mut g = Generator::new(seed, period, accounts);
+    let mut out = DemoPlatform {
+        accounts: Vec::with_capacity(accounts),
+        apps: Vec::with_capacity(accounts * 5 / 2 + accounts / 8 + 16),
+        catalog: g.catalog(),
+        usage: Vec::with_capacity((accounts * 5 / 2 + accounts / 8 + 16) * 4),
+        credits: Vec::with_capacity(accounts / 8 + 8),
+    };
+    while let Some(chunk) = g.next_chunk(accounts.max(1)) {
+        out.accounts.extend(chunk.accounts);
+        out.apps.extend(chunk.apps);
+        out.usage.extend(chunk.usage);
+        out.credits.extend(chunk.credits);
     }
-    created.sort_unstable();
-    for i in 1..created.len() {
-        if created[i] <= created[i - 1] {
-            created[i] = created[i - 1] + 1;
+    out
+}
+
+/// The same platform as [`generate`], a chunk of accounts at a time (with their apps, usage and
+/// credits), so that a large platform never has to be held in memory at once: the benchmark
+/// seeds 100,000 accounts this way. Concatenating the chunks gives exactly `generate`'s output.
+pub struct Generator {
+    period: Period,
+    p0: i64,
+    p1: i64,
+    recent_from: i64,
+    // Independent streams, so that changing how usage is drawn leaves the accounts alone. Each
+    // is drawn in account order, so drawing them chunk by chunk gives the same numbers.
+    rng_accounts: Rng,
+    rng_apps: Rng,
+    rng_usage: Rng,
+    rng_credits: Rng,
+    reference_key: u64,
+    tables: Tables,
+    /// Sign-up times, sorted, so that ids follow the order of creation (strictly).
+    created: Vec<i64>,
+    /// The next account (index into `created`).
+    next: usize,
+    apps_so_far: usize,
+    usage_so_far: usize,
+    credits_so_far: u64,
+}
+
+impl Generator {
+    pub fn new(seed: u64, period: Period, accounts: usize) -> Generator {
+        let p0 = period.start().timestamp();
+        let p1 = period.end().timestamp();
+        let signups_from = months_back(period, 24).start().timestamp();
+        let recent_from = months_back(period, 11).start().timestamp();
+
+        let mut rng_accounts = Rng::new(seed, 1);
+        let rng_apps = Rng::new(seed, 2);
+        let rng_usage = Rng::new(seed, 3);
+        let mut rng_credits = Rng::new(seed, 4);
+
+        let mut created: Vec<i64> = Vec::with_capacity(accounts);
+        for _ in 0..accounts {
+            let t = if rng_accounts.chance(5) {
+                rng_accounts.range(p0 + DAY, p1 - 3 * DAY)
+            } else {
+                rng_accounts.range(signups_from, p0 - 1)
+            };
+            created.push(t);
+        }
+        created.sort_unstable();
+        for i in 1..created.len() {
+            if created[i] <= created[i - 1] {
+                created[i] = created[i - 1] + 1;
+            }
+        }
+        let reference_key = rng_credits.next_u64();
+        Generator {
+            period,
+            p0,
+            p1,
+            recent_from,
+            rng_accounts,
+            rng_apps,
+            rng_usage,
+            rng_credits,
+            reference_key,
+            tables: Tables::new(),
+            created,
+            next: 0,
+            apps_so_far: 0,
+            usage_so_far: 0,
+            credits_so_far: 0,
         }
     }
 
-    let mut out_accounts = Vec::with_capacity(accounts);
-    // Per account: the slug its app names may start with.
-    let mut slugs: Vec<String> = Vec::with_capacity(accounts);
-    let tables = Tables::new();
-    for (i, &created_at) in created.iter().enumerate() {
-        let (account, slug) = make_account(&mut rng_accounts, &tables, i, created_at, recent_from);
-        out_accounts.push(account);
-        slugs.push(slug);
+    /// The platform's price catalog.
+    pub fn catalog(&self) -> Vec<PriceEntry> {
+        catalog(self.period)
     }
 
-    let mut apps: Vec<App> = Vec::with_capacity(accounts * 5 / 2 + accounts / 8 + 16);
-    let mut usage: Vec<UsageRecord> = Vec::with_capacity(apps.capacity() * 4);
-    for (i, account) in out_accounts.iter().enumerate() {
-        let count = rng_apps.weighted(APP_COUNTS);
-        let first_app = apps.len();
-        for _ in 0..count {
-            let name = unique_app_name(&mut rng_apps, &slugs[i], &apps[first_app..]);
-            let app_id = AppId(format!("app-{:06}", apps.len() + 1));
-            add_usage(&mut rng_usage, &mut usage, &app_id, created[i], p0, p1);
-            apps.push(App {
-                id: app_id,
-                name,
+    /// The number of accounts the platform has.
+    pub fn accounts(&self) -> usize {
+        self.created.len()
+    }
+
+    /// The next `max_accounts` accounts (at least one) with their apps, usage and credits;
+    /// `None` once every account was given. The chunk's `catalog` is empty: see
+    /// [`Generator::catalog`].
+    pub fn next_chunk(&mut self, max_accounts: usize) -> Option<DemoPlatform> {
+        let from = self.next;
+        let to = (from + max_accounts.max(1)).min(self.created.len());
+        if from >= to {
+            return None;
+        }
+        self.next = to;
+        let n = to - from;
+        let (p0, p1) = (self.p0, self.p1);
+
+        let mut out_accounts = Vec::with_capacity(n);
+        // Per account: the slug its app names may start with.
+        let mut slugs: Vec<String> = Vec::with_capacity(n);
+        for i in from..to {
+            let (account, slug) = make_account(
+                &mut self.rng_accounts,
+                &self.tables,
+                i,
+                self.created[i],
+                self.recent_from,
+            );
+            out_accounts.push(account);
+            slugs.push(slug);
+        }
+
+        let mut apps: Vec<App> = Vec::with_capacity(n * 5 / 2 + n / 8 + 16);
+        let mut usage: Vec<UsageRecord> = Vec::with_capacity(apps.capacity() * 4);
+        for (k, account) in out_accounts.iter().enumerate() {
+            let count = self.rng_apps.weighted(APP_COUNTS);
+            let first_app = apps.len();
+            for _ in 0..count {
+                let name = unique_app_name(&mut self.rng_apps, &slugs[k], &apps[first_app..]);
+                let app_id = AppId(format!("app-{:06}", self.apps_so_far + apps.len() + 1));
+                add_usage(
+                    &mut self.rng_usage,
+                    &mut usage,
+                    self.usage_so_far,
+                    &app_id,
+                    self.created[from + k],
+                    p0,
+                    p1,
+                );
+                apps.push(App {
+                    id: app_id,
+                    name,
+                    account_id: account.id.clone(),
+                });
+            }
+        }
+        self.apps_so_far += apps.len();
+        self.usage_so_far += usage.len();
+
+        let mut credits = Vec::with_capacity(n / 8 + 8);
+        let rng = &mut self.rng_credits;
+        for (k, account) in out_accounts.iter().enumerate() {
+            if !rng.chance(10) {
+                continue;
+            }
+            let euros = if rng.chance(10) {
+                rng.range(10, 100)
+            } else {
+                rng.weighted(CREDIT_EUROS)
+            };
+            let at = rng.range(self.created[from + k].max(p0 - 180 * DAY), p1 - 1);
+            let reference = paypal_reference(rng, self.reference_key, self.credits_so_far);
+            self.credits_so_far += 1;
+            credits.push(DemoCredit {
                 account_id: account.id.clone(),
+                amount_minor: euros * 100,
+                reference,
+                at: at_second(at),
             });
         }
-    }
 
-    let mut credits = Vec::with_capacity(accounts / 8 + 8);
-    let reference_key = rng_credits.next_u64();
-    for (i, account) in out_accounts.iter().enumerate() {
-        if !rng_credits.chance(10) {
-            continue;
-        }
-        let euros = if rng_credits.chance(10) {
-            rng_credits.range(10, 100)
-        } else {
-            rng_credits.weighted(CREDIT_EUROS)
-        };
-        let at = rng_credits.range(created[i].max(p0 - 180 * DAY), p1 - 1);
-        let reference = paypal_reference(&mut rng_credits, reference_key, credits.len() as u64);
-        credits.push(DemoCredit {
-            account_id: account.id.clone(),
-            amount_minor: euros * 100,
-            reference,
-            at: at_second(at),
-        });
-    }
-
-    DemoPlatform {
-        accounts: out_accounts,
-        apps,
-        catalog: catalog(period),
-        usage,
-        credits,
+        Some(DemoPlatform {
+            accounts: out_accounts,
+            apps,
+            catalog: Vec::new(),
+            usage,
+            credits,
+        })
     }
 }
 
@@ -361,9 +462,11 @@ fn run_window(
     }
 }
 
+/// Adds an app's runs to `usage`; `before` records were made in earlier chunks (ids go on).
 fn add_usage(
     rng: &mut Rng,
     usage: &mut Vec<UsageRecord>,
+    before: usize,
     app_id: &AppId,
     earliest: i64,
     p0: i64,
@@ -372,7 +475,7 @@ fn add_usage(
     let push = |usage: &mut Vec<UsageRecord>, kind, item: &str, quantity, window| {
         let (start, end): (i64, Option<i64>) = window;
         usage.push(UsageRecord {
-            id: format!("use-{:07}", usage.len() + 1),
+            id: format!("use-{:07}", before + usage.len() + 1),
             app_id: app_id.clone(),
             kind,
             item: item.to_string(),
@@ -1335,6 +1438,28 @@ mod tests {
         let b = generate(42, oct(), 240);
         assert_eq!(a, b);
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_whole_platform() {
+        let whole = generate(42, oct(), 240);
+        for size in [1, 7, 100, 240, 1000] {
+            let mut g = Generator::new(42, oct(), 240);
+            assert_eq!(g.catalog(), whole.catalog);
+            let (mut accounts, mut apps, mut usage, mut credits) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            while let Some(c) = g.next_chunk(size) {
+                assert!(c.accounts.len() <= size && c.catalog.is_empty());
+                accounts.extend(c.accounts);
+                apps.extend(c.apps);
+                usage.extend(c.usage);
+                credits.extend(c.credits);
+            }
+            assert_eq!(accounts, whole.accounts, "chunks of {size}");
+            assert_eq!(apps, whole.apps, "chunks of {size}");
+            assert_eq!(usage, whole.usage, "chunks of {size}");
+            assert_eq!(credits, whole.credits, "chunks of {size}");
+        }
     }
 
     #[test]

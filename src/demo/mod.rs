@@ -196,7 +196,9 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn seed(db: &Db, p: &generate::DemoPlatform) -> anyhow::Result<()> {
+/// Writes a generated platform (accounts, apps, prices, usage, credit, payment methods) in one
+/// transaction.
+pub async fn seed(db: &Db, p: &generate::DemoPlatform) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
     for a in &p.accounts {
         accounts::insert_account(&mut tx, a).await?;
@@ -239,7 +241,7 @@ async fn seed(db: &Db, p: &generate::DemoPlatform) -> anyhow::Result<()> {
 
 /// The demo's payment methods, as Stripe's test methods: mostly cards that pay, some SEPA
 /// mandates, a few declines of each kind, and some accounts with none (prepaid credit only).
-fn demo_payment_method(account: &str) -> Option<(&'static str, &'static str)> {
+pub fn demo_payment_method(account: &str) -> Option<(&'static str, &'static str)> {
     use sha2::{Digest, Sha256};
     let roll = Sha256::digest(account.as_bytes())[0] as u32 * 100 / 256;
     match roll {

@@ -97,7 +97,9 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     };
 
     let mut candidates: Vec<InvoiceRow> = Vec::new();
-    if opts.accounts.is_empty() {
+    if let Some((first, last)) = &opts.range {
+        candidates = invoices::collectable_between(&env.db, first, last).await?;
+    } else if opts.accounts.is_empty() {
         candidates = invoices::collectable(&env.db, None).await?;
     } else {
         for a in &opts.accounts {
@@ -109,7 +111,13 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     }
     // Accounts with a deletion request: their small balances are waived, not carried.
     let closing = crate::store::deletion::closing_accounts(&env.db).await?;
+    opts.progress.total(candidates.len() as u64);
     for inv in candidates {
+        if opts.stop.requested() {
+            report.stop_early();
+            break;
+        }
+        opts.progress.advance(1);
         let ctx = Ctx {
             env,
             gateway: &gateway,

@@ -85,6 +85,11 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     };
     let mut crash = Crash::from_env();
     for q in queue {
+        if opts.stop.requested() {
+            // A deletion in hand finishes its current batch only; the next run resumes it.
+            report.stop_early();
+            break;
+        }
         let mut item = DeletionItem {
             account_id: q.account_id.clone(),
             reason: q.reason.clone(),
@@ -107,8 +112,12 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                 }
                 report.bump("would_delete");
             }
-            Some(g) => match delete_account(env, g, &q, opts.now, &mut crash).await {
-                Ok(counts) => {
+            Some(g) => match delete_account(env, g, &q, opts.now, &mut crash, &opts.stop).await {
+                Ok(None) => {
+                    item.outcome = "stopped".into();
+                    report.stop_early();
+                }
+                Ok(Some(counts)) => {
                     info!(account.id = %q.account_id, reason = %q.reason, "account data deleted");
                     item.categories = counts;
                     item.outcome = "deleted".into();
@@ -163,7 +172,8 @@ async fn delete_account(
     q: &QueueRow,
     now: DateTime<Utc>,
     crash: &mut Crash,
-) -> anyhow::Result<Vec<CategoryCount>> {
+    stop: &super::Stop,
+) -> anyhow::Result<Option<Vec<CategoryCount>>> {
     let account = q.account_id.as_str();
     let batch = i64::from(env.jobs.delete.settings.batch_size);
     let mut tx = env.db.begin().await?;
@@ -179,6 +189,9 @@ async fn delete_account(
     for &category in CATEGORIES {
         if done.iter().any(|d| d == category.as_str()) {
             continue;
+        }
+        if stop.requested() {
+            return Ok(None);
         }
         match category {
             Category::Deployments
@@ -247,16 +260,18 @@ async fn delete_account(
         }
     }
     let counts = deletion::progress(&env.db, account).await?;
-    Ok(CATEGORIES
-        .iter()
-        .map(|c| CategoryCount {
-            category: *c,
-            count: counts
-                .iter()
-                .find(|p| p.category == c.as_str())
-                .map_or(0, |p| p.deleted),
-        })
-        .collect())
+    Ok(Some(
+        CATEGORIES
+            .iter()
+            .map(|c| CategoryCount {
+                category: *c,
+                count: counts
+                    .iter()
+                    .find(|p| p.category == c.as_str())
+                    .map_or(0, |p| p.deleted),
+            })
+            .collect(),
+    ))
 }
 
 /// The "account deleted" email, queued before the profile is stripped (it carries the name

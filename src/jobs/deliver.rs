@@ -68,6 +68,16 @@ fn transport(env: &Env) -> anyhow::Result<(Transport, String)> {
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    run_in_batches(env, opts, &mut |_| {}).await
+}
+
+/// [`run`], handing the report to `after_batch` after each batch of rows: the benchmark takes
+/// the batch's items out, so that a run over a large outbox keeps flat memory.
+pub async fn run_in_batches(
+    env: &Env,
+    opts: &RunOptions,
+    after_batch: &mut (dyn FnMut(&mut JobReport) + Send),
+) -> anyhow::Result<JobReport> {
     let mut report = JobReport::new(JobName::Deliver, opts);
     let s = &env.jobs.deliver.settings;
     let from: Mailbox = s
@@ -94,6 +104,10 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     );
     let mut after = 0;
     loop {
+        if opts.stop.requested() {
+            report.stop_early();
+            break;
+        }
         let rows = delivery::due(&env.db, opts.now, after, i64::from(s.batch_size)).await?;
         let Some(last) = rows.last() else { break };
         after = last.id;
@@ -213,6 +227,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             }
             report.deliveries.push(it);
         }
+        after_batch(&mut report);
     }
     if report.counts.get("to_retry").is_some_and(|n| *n > 0) {
         warn!(

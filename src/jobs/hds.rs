@@ -23,6 +23,10 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     let mut report = JobReport::new(JobName::Hds, opts);
     let s = &env.jobs.hds.settings;
     for c in hds::all(&env.db).await? {
+        if opts.stop.requested() {
+            report.stop_early();
+            break;
+        }
         if !opts.accounts.is_empty() && !opts.accounts.iter().any(|a| a.as_str() == c.account_id) {
             continue;
         }

@@ -5,11 +5,12 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::BadInput;
 use crate::core::collection::allocate_rewards;
+use crate::core::ids::InvoiceId;
 use crate::core::invoice::{Language, draft_line, period_label, totals};
 use crate::core::period::Period;
 use crate::core::pricing::{BillingWindow, Catalog, UsageRecord, price_usage};
@@ -143,8 +144,26 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     }
     named.sort_by(|a, b| a.id.cmp(&b.id));
     let mut after: Option<String> = None;
+    if opts.progress.0.is_some() {
+        opts.progress.total(if opts.accounts.is_empty() {
+            accounts::count_accounts(&env.db).await? as u64
+        } else {
+            named.len() as u64
+        });
+    }
     loop {
-        let batch: Vec<AccountRow> = if opts.accounts.is_empty() {
+        if opts.stop.requested() {
+            report.stop_early();
+            break;
+        }
+        let batch: Vec<AccountRow> = if let Some((first, last)) = &opts.range {
+            // A scale-out batch: its accounts in one go.
+            if after.is_some() {
+                Vec::new()
+            } else {
+                accounts::accounts_between(&env.db, first, last).await?
+            }
+        } else if opts.accounts.is_empty() {
             accounts::accounts_page(&env.db, after.as_deref(), i64::from(settings.batch_size))
                 .await?
         } else if after.is_none() {
@@ -158,6 +177,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
         let (first, last) = (first.id.clone(), last.id.clone());
         after = Some(last.clone());
         bill_batch(env, opts, &cat, &window, &batch, &first, &last, &mut report).await?;
+        opts.progress.advance(batch.len() as u64);
     }
     Ok(report)
 }
@@ -208,6 +228,7 @@ async fn bill_batch(
     }
     let nothing_carried = Carried::default();
 
+    let mut pending: Vec<NewInvoice> = Vec::with_capacity(GROUP);
     for row in batch {
         if invoiced.contains(&row.id) {
             report.bump("already_invoiced");
@@ -241,6 +262,8 @@ async fn bill_batch(
                 continue;
             }
             Err(e) => {
+                // What is pending goes first, so that the report keeps the accounts' order.
+                finalize_pending(env, &mut pending, report).await;
                 warn!(account.id = %row.id, error = %e, "cannot invoice account");
                 report.failures.push(Failure {
                     item: format!("account {}", row.id),
@@ -254,23 +277,194 @@ async fn bill_batch(
             report.invoices.push(InvoiceView::from_new(&draft));
             continue;
         }
-        match finalize(env, &draft).await {
+        pending.push(draft);
+        if pending.len() >= GROUP {
+            finalize_pending(env, &mut pending, report).await;
+        }
+    }
+    finalize_pending(env, &mut pending, report).await;
+    Ok(())
+}
+
+/// Invoices finalized together in one transaction (a group commit): the database does a few
+/// multi-row statements and one commit for them instead of a dozen statements and a commit
+/// each. The per-year number counter stays locked until that commit, as for one invoice.
+const GROUP: usize = 100;
+
+/// Finalizes the pending drafts, in order: together when that works, else (some account was
+/// invoiced meanwhile, a reward or balance used by another run, an error) one by one as
+/// before, which reports each outcome. Either way every draft is finalized at most once and
+/// the numbers follow the order of the drafts without a gap.
+async fn finalize_pending(env: &Env, pending: &mut Vec<NewInvoice>, report: &mut JobReport) {
+    let drafts = std::mem::take(pending);
+    if drafts.len() > 1 {
+        match finalize_together(env, &drafts).await {
+            Ok(Some(views)) => {
+                for (draft, view) in drafts.iter().zip(views) {
+                    info!(account.id = %draft.account.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");
+                    report.bump("invoiced");
+                    report.invoices.push(view);
+                }
+                return;
+            }
+            Ok(None) => debug!(
+                invoices = drafts.len(),
+                "a group of invoices could not be finalized together; one by one"
+            ),
+            Err(e) => debug!(
+                invoices = drafts.len(),
+                error = %format!("{e:#}"),
+                "a group of invoices could not be finalized together; one by one"
+            ),
+        }
+    }
+    for draft in &drafts {
+        match finalize(env, draft).await {
             Ok(Some(view)) => {
-                info!(account.id = %row.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");
+                info!(account.id = %draft.account.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");
                 report.bump("invoiced");
                 report.invoices.push(view);
             }
             Ok(None) => report.bump("already_invoiced"),
             Err(e) => {
-                warn!(account.id = %row.id, error = %format!("{e:#}"), "cannot store invoice");
+                warn!(account.id = %draft.account.id, error = %format!("{e:#}"), "cannot store invoice");
                 report.failures.push(Failure {
-                    item: format!("account {}", row.id),
+                    item: format!("account {}", draft.account.id),
                     error: format!("{e:#}"),
                 });
             }
         }
     }
-    Ok(())
+}
+
+/// What [`finalize`] does for each draft, for all of them in one transaction. `None` (and
+/// nothing written) when one of them cannot be finalized.
+async fn finalize_together(
+    env: &Env,
+    drafts: &[NewInvoice],
+) -> anyhow::Result<Option<Vec<InvoiceView>>> {
+    let mut tx = env.db.begin().await?;
+    let Some(done) = invoices::finalize_group(&mut tx, drafts)
+        .await
+        .context("finalizing invoices")?
+    else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let messages: Vec<String> = drafts
+        .iter()
+        .zip(&done)
+        .map(|(d, (_, number))| issued_message(d, number))
+        .collect();
+    let new_events: Vec<events::NewEvent> = drafts
+        .iter()
+        .zip(&done)
+        .zip(&messages)
+        .map(|((d, (id, _)), message)| events::NewEvent {
+            account_id: d.account.id.as_str(),
+            at: d.issued_at,
+            kind: "invoice.issued",
+            invoice_id: Some(*id),
+            message,
+        })
+        .collect();
+    events::record_many(&mut tx, &new_events).await?;
+    let emails: Vec<NewEmail> = drafts
+        .iter()
+        .zip(&done)
+        .map(|(d, (id, number))| issued_email(d, *id, number))
+        .collect();
+    outbox::enqueue_many(&mut tx, &emails).await?;
+    let views: Vec<InvoiceView> = drafts
+        .iter()
+        .zip(&done)
+        .map(|(d, (id, number))| issued(d, *id, number))
+        .collect();
+    if !env.defer_documents {
+        // Rendered on every core, stored in the finalizing transaction as for one invoice.
+        let work: Vec<(InvoiceView, DateTime<Utc>, DateTime<Utc>)> = drafts
+            .iter()
+            .zip(&views)
+            .map(|(d, v)| (v.clone(), d.period_start, d.period_end))
+            .collect();
+        let seller = env.jobs.invoice.settings.seller.clone();
+        let pdfs = tokio::task::spawn_blocking(move || render_all(&work, &seller))
+            .await
+            .context("rendering the invoice PDFs")??;
+        for ((d, (id, _)), pdf) in drafts.iter().zip(&done).zip(&pdfs) {
+            crate::store::documents::save(&mut tx, id.0, pdf, d.issued_at).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(views))
+}
+
+/// Renders PDFs on every core the process may use, in the order given: (invoice as issued,
+/// period start, period end) each.
+pub fn render_all(
+    work: &[(InvoiceView, DateTime<Utc>, DateTime<Utc>)],
+    seller: &crate::config::SellerSettings,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = work.len().div_ceil(cores).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .chunks(per_thread)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(view, from, to)| render_pdf(view, *from, *to, seller))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(work.len());
+        for h in handles {
+            out.extend(h.join().expect("a PDF rendering thread panicked")?);
+        }
+        Ok(out)
+    })
+}
+
+/// The timeline message of an issued invoice.
+fn issued_message(draft: &NewInvoice, number: &str) -> String {
+    format!(
+        "Invoice {number} issued for {}: {} EUR",
+        draft.period,
+        crate::core::money::format_minor(draft.totals.total)
+    )
+}
+
+/// The "invoice issued" email of an invoice.
+fn issued_email<'a>(draft: &'a NewInvoice, id: InvoiceId, number: &str) -> NewEmail<'a> {
+    let a = &draft.account;
+    NewEmail {
+        account_id: a.id.as_str(),
+        kind: "invoice_issued",
+        dedupe_key: format!("invoice_issued:{}", id.0),
+        language: a.language.as_str(),
+        to_address: &a.email,
+        invoice_id: Some(id.0),
+        data: serde_json::json!({
+            "invoice_number": number,
+            "period": draft.period.to_string(),
+            "total": crate::core::money::format_minor(draft.totals.total),
+            "amount_due": crate::core::money::format_minor(draft.amount_due_minor()),
+            "due_at": draft.due_at.to_string(),
+        }),
+        at: draft.issued_at,
+    }
+}
+
+/// The invoice as finalized: the draft with its id and number.
+fn issued(draft: &NewInvoice, id: InvoiceId, number: &str) -> InvoiceView {
+    let mut view = InvoiceView::from_new(draft);
+    view.id = Some(id.0);
+    view.number = Some(number.to_string());
+    if draft.amount_due_minor() == 0 {
+        view.status = "paid".into();
+    }
+    view
 }
 
 /// Numbers and stores one invoice with its timeline event, in one transaction.
@@ -283,11 +477,7 @@ pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<In
         tx.rollback().await?;
         return Ok(None);
     };
-    let msg = format!(
-        "Invoice {number} issued for {}: {} EUR",
-        draft.period,
-        crate::core::money::format_minor(draft.totals.total)
-    );
+    let msg = issued_message(draft, &number);
     events::record(
         &mut tx,
         draft.account.id.as_str(),
@@ -297,44 +487,65 @@ pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<In
         &msg,
     )
     .await?;
-    let a = &draft.account;
-    outbox::enqueue(
-        &mut tx,
-        &NewEmail {
-            account_id: a.id.as_str(),
-            kind: "invoice_issued",
-            dedupe_key: format!("invoice_issued:{}", id.0),
-            language: a.language.as_str(),
-            to_address: &a.email,
-            invoice_id: Some(id.0),
-            data: serde_json::json!({
-                "invoice_number": number,
-                "period": draft.period.to_string(),
-                "total": crate::core::money::format_minor(draft.totals.total),
-                "amount_due": crate::core::money::format_minor(draft.amount_due_minor()),
-                "due_at": draft.due_at.to_string(),
-            }),
-            at: draft.issued_at,
-        },
-    )
-    .await?;
-    let mut view = InvoiceView::from_new(draft);
-    view.id = Some(id.0);
-    view.number = Some(number);
-    if draft.amount_due_minor() == 0 {
-        view.status = "paid".into();
-    }
+    outbox::enqueue(&mut tx, &issued_email(draft, id, &number)).await?;
+    let view = issued(draft, id, &number);
     // The document is made and stored in the finalizing transaction: no finalized invoice
-    // without its PDF, whatever crashes.
-    let last_day = (draft.period_end - Duration::seconds(1)).date_naive();
-    let pdf = crate::documents::invoice_pdf::render(
-        &view,
-        draft.period_start.date_naive(),
-        last_day,
-        &env.jobs.invoice.settings.seller,
-    )
-    .context("rendering the invoice PDF")?;
-    crate::store::documents::save(&mut tx, id.0, &pdf, draft.issued_at).await?;
+    // without its PDF, whatever crashes. (Only the benchmark defers it, to time it apart.)
+    if !env.defer_documents {
+        let pdf = render_pdf(
+            &view,
+            draft.period_start,
+            draft.period_end,
+            &env.jobs.invoice.settings.seller,
+        )?;
+        crate::store::documents::save(&mut tx, id.0, &pdf, draft.issued_at).await?;
+    }
     tx.commit().await?;
     Ok(Some(view))
+}
+
+/// The PDF of an invoice as issued, for the period `[period_start, period_end)`.
+pub fn render_pdf(
+    view: &InvoiceView,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    seller: &crate::config::SellerSettings,
+) -> anyhow::Result<Vec<u8>> {
+    let last_day = (period_end - Duration::seconds(1)).date_naive();
+    crate::documents::invoice_pdf::render(view, period_start.date_naive(), last_day, seller)
+        .context("rendering the invoice PDF")
+}
+
+/// A stored invoice as it was when `finalize` issued it (before any collection), which is
+/// what its PDF shows: for the documents `Env::defer_documents` left to render later.
+pub async fn issued_view(
+    db: &crate::store::Db,
+    row: &invoices::InvoiceRow,
+) -> anyhow::Result<InvoiceView> {
+    let lines = invoices::lines(db, row.id).await?;
+    let mut view = InvoiceView::from_row(row, &lines);
+    view.discounts = invoices::discounts(db, row.id)
+        .await?
+        .into_iter()
+        .map(|(description, amount)| crate::views::DiscountView {
+            description,
+            amount: crate::core::money::format_minor(amount),
+        })
+        .collect();
+    view.brought_forward_from = coll::transfers_to(db, row.id)
+        .await?
+        .into_iter()
+        .map(|(invoice_number, amount)| crate::views::TransferView {
+            invoice_number,
+            amount: crate::core::money::format_minor(amount),
+        })
+        .collect();
+    let due = row.total_minor + row.brought_forward_minor;
+    view.status = if due == 0 { "paid" } else { "open" }.into();
+    view.credit_applied = crate::core::money::format_minor(0);
+    view.amount_paid = crate::core::money::format_minor(0);
+    view.carried_forward = crate::core::money::format_minor(0);
+    view.amount_due = crate::core::money::format_minor(due);
+    view.next_attempt_at = None;
+    Ok(view)
 }

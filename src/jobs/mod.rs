@@ -60,6 +60,12 @@ pub struct RunOptions {
     pub period: Option<Period>,
     pub accounts: Vec<AccountId>,
     pub dry_run: bool,
+    /// Only accounts with ids in this inclusive range (a scale-out batch; invoice and collect).
+    pub range: Option<(String, String)>,
+    /// Set on shutdown: jobs finish the batch (or item) in hand and return.
+    pub stop: Stop,
+    /// Where long runs report their progress (a progress bar on a terminal; nothing under cron).
+    pub progress: Progress,
 }
 
 impl RunOptions {
@@ -69,9 +75,70 @@ impl RunOptions {
             period: None,
             accounts: Vec::new(),
             dry_run: false,
+            range: None,
+            stop: Stop::default(),
+            progress: Progress::default(),
+        }
+    }
+
+    /// Whether the account is in the run's range (always, without one).
+    pub fn in_range(&self, account: &str) -> bool {
+        self.range
+            .as_ref()
+            .is_none_or(|(first, last)| account >= first.as_str() && account <= last.as_str())
+    }
+}
+
+/// A shutdown request shared by the daemon and the jobs it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Stop {
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Receives a run's progress: how many items in all, how many done.
+pub trait ProgressSink: Send + Sync {
+    fn total(&self, items: u64);
+    fn advance(&self, items: u64);
+}
+
+#[derive(Clone, Default)]
+pub struct Progress(pub Option<std::sync::Arc<dyn ProgressSink>>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(on)"
+        } else {
+            "Progress(off)"
+        })
+    }
+}
+
+impl Progress {
+    pub fn total(&self, items: u64) {
+        if let Some(p) = &self.0 {
+            p.total(items);
+        }
+    }
+
+    pub fn advance(&self, items: u64) {
+        if let Some(p) = &self.0 {
+            p.advance(items);
         }
     }
 }
+
+/// The note a job adds when it stops early for a shutdown.
+pub const STOPPED_NOTE: &str =
+    "stopped early by a shutdown request: the rest is left for the next run";
 
 /// What the jobs run against.
 #[derive(Debug, Clone)]
@@ -86,6 +153,10 @@ pub struct Env {
     pub smtp_url: Option<Secret>,
     /// An operator's edited copy of `templates/email` (`BILLRUN_TEMPLATES_DIR`).
     pub templates_dir: Option<std::path::PathBuf>,
+    /// Only `billrun bench`: the invoice job finalizes without rendering the PDF, which the
+    /// bench's PDF step renders afterwards (`invoice::render_deferred`). Every other caller
+    /// leaves it false: no finalized invoice without its PDF.
+    pub defer_documents: bool,
 }
 
 impl Env {
@@ -97,6 +168,7 @@ impl Env {
             production: false,
             smtp_url: None,
             templates_dir: None,
+            defer_documents: false,
         }
     }
 }
@@ -147,6 +219,9 @@ pub struct JobReport {
     pub gateway: Option<&'static str>,
     pub failures: Vec<Failure>,
     pub notes: Vec<String>,
+    /// True when the run stopped early for a shutdown (the rest is left for the next run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 impl JobReport {
@@ -166,6 +241,15 @@ impl JobReport {
             gateway: None,
             failures: Vec::new(),
             notes: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    /// Records an early stop for a shutdown.
+    pub fn stop_early(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            self.notes.push(STOPPED_NOTE.to_string());
         }
     }
 

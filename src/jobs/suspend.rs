@@ -32,6 +32,10 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
         warning_days: s.warning_days,
     };
     for row in lifecycle::candidates(&env.db).await? {
+        if opts.stop.requested() {
+            report.stop_early();
+            break;
+        }
         if !opts.accounts.is_empty() && !opts.accounts.iter().any(|a| a.as_str() == row.id) {
             continue;
         }

@@ -368,3 +368,25 @@ pub async fn get_certificate_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<
         "SELECT id, domain_id, issuer, expires_at FROM certificates WHERE id = $1")
         .bind(id).fetch_optional(c).await?))
 }
+
+/// The accounts with ids in `[first, last]` (a scale-out batch).
+pub async fn accounts_between(db: &Db, first: &str, last: &str) -> anyhow::Result<Vec<AccountRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id >= $1 AND id <= $2 ORDER BY id"
+    ));
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, AccountRow>(sql).bind(first).bind(last).fetch_all(p).await?),
+    )
+}
+
+/// Every account id, in order (to cut a run into batches).
+pub async fn ordered_account_ids(db: &Db) -> anyhow::Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        with_db!(db, p => sqlx::query_as("SELECT id FROM accounts ORDER BY id").fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn count_accounts(db: &Db) -> anyhow::Result<i64> {
+    let n: (i64,) = with_db!(db, p => sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(p).await?);
+    Ok(n.0)
+}

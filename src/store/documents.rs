@@ -33,3 +33,16 @@ pub async fn get(db: &Db, invoice_id: i64) -> anyhow::Result<Option<(Vec<u8>, St
         .bind(invoice_id).fetch_optional(p).await?),
     )
 }
+
+/// Invoices without a stored PDF, in id order after `after_id`: the documents the benchmark
+/// deferred (`jobs::Env::defer_documents`). Empty otherwise: every finalized invoice has one.
+pub async fn missing(
+    db: &Db,
+    after_id: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<super::invoices::InvoiceRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, super::invoices::InvoiceRow>(
+        "SELECT i.* FROM invoices i LEFT JOIN invoice_documents d ON d.invoice_id = i.id
+         WHERE d.invoice_id IS NULL AND i.id > $1 ORDER BY i.id LIMIT $2")
+        .bind(after_id).bind(limit).fetch_all(p).await?))
+}

@@ -38,3 +38,32 @@ pub async fn timeline(db: &Db, account_id: &str) -> anyhow::Result<Vec<EventRow>
         "SELECT id, account_id, at, kind, invoice_id, message FROM account_events WHERE account_id = $1 ORDER BY id")
         .bind(account_id).fetch_all(p).await?))
 }
+
+/// One event of [`record_many`].
+pub struct NewEvent<'a> {
+    pub account_id: &'a str,
+    pub at: DateTime<Utc>,
+    pub kind: &'a str,
+    pub invoice_id: Option<InvoiceId>,
+    pub message: &'a str,
+}
+
+/// [`record`] for several events, in their order, in a few multi-row statements.
+pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result<()> {
+    use super::invoices::{Placeholders, statement_chunks};
+    const COLUMNS: usize = 5;
+    for chunk in statement_chunks(events, COLUMNS) {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES {}",
+            Placeholders::for_tx(tx).values(COLUMNS, chunk.len())
+        ));
+        with_tx!(tx, c => {
+            let mut q = sqlx::query(sql);
+            for e in chunk {
+                q = q.bind(e.account_id).bind(e.at).bind(e.kind).bind(e.invoice_id.map(|i| i.0)).bind(e.message);
+            }
+            q.execute(c).await?.rows_affected()
+        });
+    }
+    Ok(())
+}

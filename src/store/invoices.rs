@@ -386,3 +386,204 @@ pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
          FROM invoice_lines WHERE invoice_id = $1 ORDER BY position")
         .bind(invoice_id).fetch_all(p).await?))
 }
+
+/// Collectable invoices of the accounts with ids in `[first, last]` (a scale-out batch).
+pub async fn collectable_between(
+    db: &Db,
+    first: &str,
+    last: &str,
+) -> anyhow::Result<Vec<InvoiceRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
+         AND account_id >= $1 AND account_id <= $2 ORDER BY account_id, id"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql).bind(first).bind(last).fetch_all(p).await?))
+}
+
+/// Bound-parameter placeholders, numbered in order: `$1`, `$2`, … on PostgreSQL; `?` on SQLite,
+/// whose `sqlite3_bind_parameter_name` walks a list of the named ones for each parameter bound
+/// (quadratic in a multi-row statement), where anonymous ones cost nothing.
+pub(crate) struct Placeholders {
+    numbered: bool,
+    next: usize,
+}
+
+impl Placeholders {
+    pub(crate) fn for_tx(tx: &Tx) -> Placeholders {
+        Placeholders {
+            numbered: matches!(tx, Tx::Postgres(_)),
+            next: 0,
+        }
+    }
+
+    pub(crate) fn next(&mut self) -> String {
+        self.next += 1;
+        if self.numbered {
+            format!("${}", self.next)
+        } else {
+            "?".to_string()
+        }
+    }
+
+    /// `(…), (…), …`: a multi-row `VALUES` of `rows` rows of `columns` placeholders.
+    pub(crate) fn values(&mut self, columns: usize, rows: usize) -> String {
+        (0..rows)
+            .map(|_| {
+                let row: Vec<String> = (0..columns).map(|_| self.next()).collect();
+                format!("({})", row.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Splits rows for multi-row statements of `columns` columns: chunks of 128, 64, 32, …, 1 rows
+/// (largest first), so that a connection prepares and caches at most eight statements per
+/// table however the row counts vary, each well below SQLite's 32,766 bound parameters.
+pub(crate) fn statement_chunks<T>(rows: &[T], columns: usize) -> Vec<&[T]> {
+    let max = (30_000 / columns.max(1)).clamp(1, 128);
+    let mut out = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = rest.len().min(max);
+        let n = 1 << (usize::BITS - 1 - n.leading_zeros());
+        let (chunk, tail) = rest.split_at(n);
+        out.push(chunk);
+        rest = tail;
+    }
+    out
+}
+
+/// Finalizes several invoices together, in the caller's transaction: what [`finalize`] does
+/// for each, in the same order and with the same numbers, in a few multi-row statements.
+/// All or nothing: `None` when any of them cannot be finalized (the account already has an
+/// invoice for the period, or another run used a reward or balance first); the caller must
+/// then roll back, which gives every number back, and finalize them one by one instead.
+pub async fn finalize_group(
+    tx: &mut Tx,
+    drafts: &[NewInvoice],
+) -> anyhow::Result<Option<Vec<(InvoiceId, String)>>> {
+    // Numbers: a block per year, taken in the drafts' order (the counter row stays locked
+    // until the transaction ends, as for one invoice).
+    let mut numbers: Vec<String> = Vec::with_capacity(drafts.len());
+    let mut i = 0;
+    while i < drafts.len() {
+        let year = drafts[i].issued_at.year();
+        let run = drafts[i..]
+            .iter()
+            .take_while(|d| d.issued_at.year() == year)
+            .count();
+        let (last,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+            "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, $2)
+             ON CONFLICT (year) DO UPDATE SET last_value = invoice_sequences.last_value + excluded.last_value
+             RETURNING last_value")
+            .bind(year).bind(run as i64).fetch_one(c).await?);
+        let first = last - run as i64 + 1;
+        numbers.extend((first..=last).map(|n| format_number(year, n)));
+        i += run;
+    }
+
+    // The invoices, with their ids back by number.
+    const COLUMNS: usize = 22;
+    let mut ids: std::collections::HashMap<String, i64> =
+        std::collections::HashMap::with_capacity(drafts.len());
+    let indexed: Vec<(&NewInvoice, &String)> = drafts.iter().zip(&numbers).collect();
+    for chunk in statement_chunks(&indexed, COLUMNS) {
+        // The same row as `finalize` writes: currency EUR, nothing applied, paid or carried yet.
+        let mut p = Placeholders::for_tx(tx);
+        let mut row = || {
+            let mut v: Vec<String> = (0..COLUMNS).map(|_| p.next()).collect();
+            v.insert(6, "'EUR'".into());
+            v.splice(20..20, ["0".to_string(), "0".to_string(), "0".to_string()]);
+            format!("({})", v.join(", "))
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
+                buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
+                discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
+                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
+             VALUES {}
+             ON CONFLICT (account_id, period) DO NOTHING RETURNING id, number",
+            (0..chunk.len()).map(|_| row()).collect::<Vec<_>>().join(", ")
+        ));
+        let rows: Vec<(i64, String)> = with_tx!(tx, c => {
+            let mut q = sqlx::query_as(sql);
+            for (inv, number) in chunk {
+                let t = &inv.totals;
+                let a = &inv.account;
+                let due = inv.amount_due_minor();
+                let status = if due == 0 { InvoiceStatus::Paid } else { InvoiceStatus::Open };
+                q = q.bind(number.as_str()).bind(a.id.as_str()).bind(inv.period.to_string())
+                    .bind(inv.period_start).bind(inv.period_end).bind(status.as_str())
+                    .bind(a.language.as_str()).bind(&a.name).bind(&a.company).bind(&a.address)
+                    .bind(&a.country).bind(&a.vat_number).bind(t.subtotal).bind(t.discount)
+                    .bind(t.tax_case.as_str()).bind(DbDecimal(t.tax_rate)).bind(t.tax).bind(t.total)
+                    .bind(inv.brought_forward_minor()).bind(due).bind(inv.issued_at).bind(inv.due_at);
+            }
+            q.fetch_all(c).await?
+        });
+        if rows.len() != chunk.len() {
+            return Ok(None);
+        }
+        ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
+    }
+    let ids: Vec<i64> = numbers
+        .iter()
+        .map(|n| ids.get(n).copied().context("an inserted invoice's id"))
+        .collect::<anyhow::Result<_>>()?;
+
+    // Their lines.
+    const LINE_COLUMNS: usize = 9;
+    let lines: Vec<(i64, i32, &DraftLine)> = drafts
+        .iter()
+        .zip(&ids)
+        .flat_map(|(inv, id)| {
+            inv.lines
+                .iter()
+                .enumerate()
+                .map(move |(i, l)| (*id, i as i32 + 1, l))
+        })
+        .collect();
+    for chunk in statement_chunks(&lines, LINE_COLUMNS) {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
+             VALUES {}",
+            Placeholders::for_tx(tx).values(LINE_COLUMNS, chunk.len())
+        ));
+        with_tx!(tx, c => {
+            let mut q = sqlx::query(sql);
+            for (id, position, l) in chunk {
+                q = q.bind(*id).bind(*position).bind(&l.description)
+                    .bind(l.app_id.as_ref().map(|a| a.as_str())).bind(l.kind.as_str()).bind(&l.item)
+                    .bind(DbDecimal(l.quantity_hours)).bind(DbDecimal(l.unit_price)).bind(l.amount_minor);
+            }
+            q.execute(c).await?.rows_affected()
+        });
+    }
+
+    // Discounts and balances brought forward: few, one by one as in `finalize`.
+    for (inv, &id) in drafts.iter().zip(&ids) {
+        for (i, d) in inv.discounts.iter().enumerate() {
+            if let Some(reward) = d.reward_id {
+                if !super::collection::use_reward(tx, reward, d.amount_minor).await? {
+                    return Ok(None);
+                }
+            }
+            with_tx!(tx, c => sqlx::query(
+                "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id).bind(i as i32 + 1).bind(&d.description).bind(d.reward_id).bind(d.amount_minor)
+                .execute(c).await?.rows_affected());
+        }
+        for (from, _, _) in &inv.brought_forward {
+            if !super::collection::take_transfer(tx, *from, id).await? {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(
+        ids.into_iter()
+            .map(InvoiceId)
+            .zip(numbers)
+            .collect(),
+    ))
+}

@@ -26,6 +26,7 @@ pub mod hds;
 pub mod invoices;
 pub mod lifecycle;
 pub mod outbox;
+pub mod runs;
 
 pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -159,6 +160,12 @@ impl Db {
                     .context("beginning a transaction")?,
             ),
         })
+    }
+
+    /// Whether the store answers (the daemon's `/healthz`).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let _: (i32,) = with_db!(self, p => sqlx::query_as("SELECT 1").fetch_one(p).await?);
+        Ok(())
     }
 
     pub async fn close(&self) {

@@ -40,3 +40,26 @@ pub async fn latest_data(
     row.map(|r| serde_json::from_str(&r.0).map_err(Into::into))
         .transpose()
 }
+
+/// [`enqueue`] for several emails, in their order, in a few multi-row statements (an email
+/// already queued under the same dedupe key is skipped, as there).
+pub async fn enqueue_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::Result<()> {
+    use super::invoices::{Placeholders, statement_chunks};
+    const COLUMNS: usize = 8;
+    for chunk in statement_chunks(emails, COLUMNS) {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+             VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
+            Placeholders::for_tx(tx).values(COLUMNS, chunk.len())
+        ));
+        with_tx!(tx, c => {
+            let mut q = sqlx::query(sql);
+            for e in chunk {
+                q = q.bind(e.account_id).bind(e.kind).bind(&e.dedupe_key).bind(e.language).bind(e.to_address)
+                    .bind(e.invoice_id).bind(e.data.to_string()).bind(e.at);
+            }
+            q.execute(c).await?.rows_affected()
+        });
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod bench;
 mod cli;
 mod collect;
 mod deletion;
@@ -14,6 +15,7 @@ mod fake_stripe_selftest;
 mod imports;
 mod invoice_job;
 mod lifecycle;
+mod operating;
 mod pdf;
 mod properties;
 mod referrals;

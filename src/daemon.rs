@@ -1,0 +1,228 @@
+//! `billrun daemon`: runs the enabled jobs on their schedules (tokio-cron-scheduler, UTC).
+//!
+//! - Each tick is claimed in `job_runs` (see [`crate::runner`]): with several daemons on one
+//!   PostgreSQL each tick runs once; runs of one job never overlap.
+//! - At start, a tick missed while every daemon was down runs once (catch-up), if it is at
+//!   most `catch_up_hours` old (a setting in each `jobs/<job>.toml`).
+//! - SIGTERM or SIGINT: no new tick starts, the runs in hand finish their current batch and
+//!   stop; the daemon exits 0 once they have, or after `--shutdown-timeout` seconds.
+//! - `/healthz` (the store answers) and `/metrics` (Prometheus) on `--listen`, loopback by
+//!   default.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::RwLock;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::{error, info, warn};
+
+use crate::core::period::{Period, whole_seconds};
+use crate::core::schedule::Schedule;
+use crate::jobs::{ALL_JOBS, Env, JobName, RunOptions, Stop};
+use crate::runner::{self, Claim, Trigger};
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub listen: SocketAddr,
+    pub shutdown_timeout: Duration,
+}
+
+struct Shared {
+    env: Env,
+    owner: String,
+    stop: Stop,
+    /// Each run holds a read guard; shutdown takes the write guard to wait for them.
+    in_flight: RwLock<()>,
+}
+
+pub async fn run(env: Env, opts: DaemonOptions) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared {
+        owner: runner::owner_id(),
+        env,
+        stop: Stop::default(),
+        in_flight: RwLock::new(()),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("listening on {} (--listen)", opts.listen))?;
+    // With port 0 the system picks one: say which (tests and supervisors read it).
+    let bound = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    let http = tokio::spawn(serve(listener, shared.env.db.clone()));
+
+    let mut scheduler = JobScheduler::new()
+        .await
+        .context("starting the scheduler")?;
+    let mut enabled = Vec::new();
+    for &job in ALL_JOBS {
+        let meta = shared
+            .env
+            .jobs
+            .meta(job.as_str())
+            .expect("every job has a file");
+        if !meta.enabled {
+            info!(job = job.as_str(), "disabled in its jobs file");
+            continue;
+        }
+        let schedule = Schedule::parse(meta.schedule).map_err(crate::config::BadInput)?;
+        let sh = shared.clone();
+        let sched = schedule.clone();
+        let cron_job = Job::new_async(schedule.six_fields.as_str(), move |_id, _lock| {
+            let sh = sh.clone();
+            let sched = sched.clone();
+            Box::pin(async move {
+                // The tick this firing belongs to (the timer may wake a hair early or late).
+                let now = Utc::now() + chrono::Duration::milliseconds(500);
+                if let Some(tick) = sched.latest_at_or_before(whole_seconds(now)) {
+                    tick_once(sh, job, tick, Trigger::Schedule).await;
+                }
+            })
+        })
+        .map_err(|e| anyhow::anyhow!("scheduling {}: {e}", job.as_str()))?;
+        scheduler
+            .add(cron_job)
+            .await
+            .map_err(|e| anyhow::anyhow!("scheduling {}: {e}", job.as_str()))?;
+        enabled.push((job, schedule, meta.catch_up_hours));
+    }
+
+    // Catch-up: the latest tick of each job, if no process claimed it.
+    let now = whole_seconds(Utc::now());
+    for (job, schedule, hours) in &enabled {
+        let last = crate::store::runs::last_tick(&shared.env.db, job.as_str()).await?;
+        if let Some(tick) =
+            schedule.missed_tick(now, last, chrono::Duration::hours(i64::from(*hours)))
+        {
+            info!(job = job.as_str(), tick = %tick, "catching up a tick missed while no daemon ran");
+            tokio::spawn(tick_once(shared.clone(), *job, tick, Trigger::CatchUp));
+        }
+    }
+
+    scheduler.start().await.context("starting the scheduler")?;
+    info!(listen = %bound, jobs = enabled.len(), owner = %shared.owner, "daemon started");
+    eprintln!(
+        "billrun daemon: {} job(s) scheduled, /healthz and /metrics on http://{bound}",
+        enabled.len()
+    );
+
+    shutdown_signal().await;
+    info!("shutdown requested: no new runs; waiting for the runs in hand");
+    shared.stop.request();
+    if let Err(e) = scheduler.shutdown().await {
+        warn!(error = %e, "stopping the scheduler");
+    }
+    match tokio::time::timeout(opts.shutdown_timeout, shared.in_flight.write()).await {
+        Ok(_) => info!("every run finished; exiting"),
+        Err(_) => warn!(
+            seconds = opts.shutdown_timeout.as_secs(),
+            "runs still going at the shutdown timeout: exiting anyway (they are marked interrupted once stale)"
+        ),
+    }
+    http.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Claims and runs one tick, unless shutting down, another process has it, or the job is busy.
+async fn tick_once(sh: Arc<Shared>, job: JobName, tick: DateTime<Utc>, trigger: Trigger) {
+    if sh.stop.requested() {
+        return;
+    }
+    let Ok(_guard) = sh.in_flight.try_read() else {
+        return; // shutting down
+    };
+    let now = whole_seconds(Utc::now());
+    let claim = match runner::claim(&sh.env.db, job, Some(tick), trigger, now, &sh.owner).await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(job = job.as_str(), tick = %tick, error = %format!("{e:#}"), "cannot claim the tick");
+            crate::metrics::record_run(job, "failed", Duration::ZERO, None);
+            return;
+        }
+    };
+    let run_id = match claim {
+        Claim::Won(id) => id,
+        Claim::TickTaken(row) => {
+            info!(job = job.as_str(), tick = %tick, by = %row.owner, "tick taken by another process");
+            return;
+        }
+        Claim::Busy(row) => {
+            info!(job = job.as_str(), tick = %tick, running = row.id, "skipped: the previous run is still going");
+            return;
+        }
+    };
+    let mut opts = RunOptions::at(now);
+    opts.stop = sh.stop.clone();
+    if job == JobName::Invoice {
+        opts.period = Some(Period::previous_to(tick));
+    }
+    match runner::execute(&sh.env, job, &opts, run_id).await {
+        Ok(report) => info!(job = job.as_str(), run.id = run_id, "{}", report.summary()),
+        Err(e) => {
+            error!(job = job.as_str(), run.id = run_id, error = %format!("{e:#}"), "run failed")
+        }
+    }
+}
+
+/// A small HTTP/1.1 server for `/healthz` and `/metrics`.
+async fn serve(listener: tokio::net::TcpListener, db: crate::store::Db) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let db = db.clone();
+        tokio::spawn(async move {
+            // Read the request head (up to the blank line, 8 KiB at most).
+            let mut buf = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf);
+            let path = head
+                .lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("/");
+            let (status, ctype, body) = match path {
+                "/healthz" => match db.ping().await {
+                    Ok(()) => ("200 OK", "text/plain", "ok\n".to_string()),
+                    Err(e) => (
+                        "503 Service Unavailable",
+                        "text/plain",
+                        format!("store unreachable: {e:#}\n"),
+                    ),
+                },
+                "/metrics" => (
+                    "200 OK",
+                    "text/plain; version=0.0.4",
+                    crate::metrics::render(),
+                ),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(reply.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}

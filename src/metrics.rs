@@ -1,0 +1,207 @@
+//! Prometheus metrics of this process's runs, served by the daemon at `/metrics` in the text
+//! exposition format. Kept by hand (a few counters and sums) rather than through a metrics
+//! crate: what is counted comes from each run's report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::jobs::{JobName, JobReport};
+
+#[derive(Default)]
+struct State {
+    /// (job, status) → runs.
+    runs: BTreeMap<(String, String), u64>,
+    /// job → (Σ seconds, count).
+    durations: BTreeMap<String, (f64, u64)>,
+    /// job → unix time of the last run that succeeded.
+    last_success: BTreeMap<String, i64>,
+    invoices_issued: u64,
+    /// outcome → charges.
+    charges: BTreeMap<String, u64>,
+    /// status → emails.
+    emails: BTreeMap<String, u64>,
+    /// job → failed items and failed runs.
+    errors: BTreeMap<String, u64>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// Counts one finished run.
+pub fn record_run(job: JobName, status: &str, took: Duration, report: Option<&JobReport>) {
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let s = guard.get_or_insert_with(State::default);
+    let j = job.as_str().to_string();
+    *s.runs.entry((j.clone(), status.to_string())).or_default() += 1;
+    let d = s.durations.entry(j.clone()).or_default();
+    d.0 += took.as_secs_f64();
+    d.1 += 1;
+    if status == "succeeded" {
+        s.last_success
+            .insert(j.clone(), chrono::Utc::now().timestamp());
+    }
+    let errors = match report {
+        Some(r) => r.failures.len() as u64,
+        None => 1,
+    };
+    *s.errors.entry(j).or_default() += errors;
+    let Some(r) = report else { return };
+    let count = |k: &str| r.counts.get(k).copied().unwrap_or(0);
+    match job {
+        JobName::Invoice => s.invoices_issued += count("invoiced"),
+        JobName::Collect => {
+            for (key, outcome) in [
+                ("paid", "succeeded"),
+                ("failed_attempts", "failed"),
+                ("pending", "processing"),
+                ("outcome_unknown", "unknown"),
+                ("carried_forward", "carried_forward"),
+                ("waived", "waived"),
+            ] {
+                *s.charges.entry(outcome.to_string()).or_default() += count(key);
+            }
+        }
+        JobName::Deliver => {
+            for key in ["sent", "rejected", "to_retry"] {
+                *s.emails.entry(key.to_string()).or_default() += count(key);
+            }
+        }
+        JobName::Suspend | JobName::Hds | JobName::Delete => {}
+    }
+}
+
+/// The metrics in Prometheus' text format.
+pub fn render() -> String {
+    let guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let empty = State::default();
+    let s = guard.as_ref().unwrap_or(&empty);
+    let mut out = String::new();
+    let head = |name: &str, kind: &str, help: &str, out: &mut String| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    head(
+        "billrun_job_runs_total",
+        "counter",
+        "Job runs finished, by job and status.",
+        &mut out,
+    );
+    for ((job, status), n) in &s.runs {
+        let _ = writeln!(
+            out,
+            "billrun_job_runs_total{{job=\"{job}\",status=\"{status}\"}} {n}"
+        );
+    }
+    head(
+        "billrun_job_run_duration_seconds",
+        "summary",
+        "Wall time of job runs.",
+        &mut out,
+    );
+    for (job, (sum, n)) in &s.durations {
+        let _ = writeln!(
+            out,
+            "billrun_job_run_duration_seconds_sum{{job=\"{job}\"}} {sum:.6}"
+        );
+        let _ = writeln!(
+            out,
+            "billrun_job_run_duration_seconds_count{{job=\"{job}\"}} {n}"
+        );
+    }
+    head(
+        "billrun_job_last_success_timestamp_seconds",
+        "gauge",
+        "When each job last succeeded (unix time).",
+        &mut out,
+    );
+    for (job, t) in &s.last_success {
+        let _ = writeln!(
+            out,
+            "billrun_job_last_success_timestamp_seconds{{job=\"{job}\"}} {t}"
+        );
+    }
+    head(
+        "billrun_invoices_issued_total",
+        "counter",
+        "Invoices finalized.",
+        &mut out,
+    );
+    let _ = writeln!(out, "billrun_invoices_issued_total {}", s.invoices_issued);
+    head(
+        "billrun_charges_total",
+        "counter",
+        "Collection outcomes, by outcome.",
+        &mut out,
+    );
+    for (outcome, n) in &s.charges {
+        let _ = writeln!(out, "billrun_charges_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    head(
+        "billrun_emails_total",
+        "counter",
+        "Emails handed to SMTP, by result.",
+        &mut out,
+    );
+    for (status, n) in &s.emails {
+        let _ = writeln!(out, "billrun_emails_total{{status=\"{status}\"}} {n}");
+    }
+    head(
+        "billrun_errors_total",
+        "counter",
+        "Items that failed and runs that could not run, by job.",
+        &mut out,
+    );
+    for (job, n) in &s.errors {
+        let _ = writeln!(out, "billrun_errors_total{{job=\"{job}\"}} {n}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_and_their_outcomes_are_counted() {
+        let opts = crate::jobs::RunOptions::at(chrono::Utc::now());
+        let mut r = JobReport::new(JobName::Collect, &opts);
+        r.counts.insert("paid".into(), 3);
+        r.counts.insert("failed_attempts".into(), 2);
+        record_run(
+            JobName::Collect,
+            "succeeded",
+            Duration::from_millis(1500),
+            Some(&r),
+        );
+        record_run(JobName::Invoice, "failed", Duration::from_millis(10), None);
+        let text = render();
+        assert!(
+            text.contains("billrun_job_runs_total{job=\"collect\",status=\"succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("billrun_job_runs_total{job=\"invoice\",status=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("billrun_charges_total{outcome=\"succeeded\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("billrun_charges_total{outcome=\"failed\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("billrun_errors_total{job=\"invoice\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("billrun_job_run_duration_seconds_count{job=\"collect\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE billrun_job_runs_total counter"),
+            "{text}"
+        );
+    }
+}

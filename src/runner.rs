@@ -1,0 +1,391 @@
+//! Running a job as one claimed, recorded run: the daemon's ticks, `billrun run` from cron or
+//! by hand, and scale-out workers all go through here.
+//!
+//! - A tick is claimed in `job_runs`, keyed by (job, scheduled time): however many daemons or
+//!   cron entries fire it, it runs once. Manual runs have no tick.
+//! - Runs of one job never overlap: one `running` row per job (a partial unique index). A run
+//!   whose process stops beating for [`STALE_AFTER`] is marked `interrupted` so that the job can
+//!   run again.
+//! - Scale-out (PostgreSQL): the claiming process cuts the accounts into ranges; every process
+//!   that joins takes ranges with `FOR UPDATE SKIP LOCKED` and runs the job on each. The jobs'
+//!   own guarantees (one invoice per account and period, the gapless counter locked until
+//!   commit, one attempt number per invoice) make any split produce what one process would.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::config::BadInput;
+use crate::jobs::{self, Env, JobName, JobReport, RunOptions};
+use crate::store::runs::{self, Finish, NewRun, RunRow};
+use crate::store::{Db, accounts};
+
+/// A run whose process has not beaten for this long is considered dead.
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The daemon's scheduler fired the tick.
+    Schedule,
+    /// The daemon found the tick missed while every daemon was down.
+    CatchUp,
+    /// `billrun run <job> --scheduled` from the system's cron.
+    Cron,
+    /// An operator's `billrun run <job>`.
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch_up",
+            Trigger::Cron => "cron",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// Another run of the job holds the claim: exit code 5.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Busy(pub String);
+
+/// What a claim found.
+#[derive(Debug)]
+pub enum Claim {
+    /// This process holds the run.
+    Won(i64),
+    /// The tick was already claimed (and maybe finished) by another process.
+    TickTaken(RunRow),
+    /// Another run of the job is in progress.
+    Busy(RunRow),
+}
+
+/// `host:pid`, naming the process that holds a claim.
+pub fn owner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Whether `owner` (`host:pid`) is a process of this machine that no longer exists.
+fn owner_is_dead(owner: &str, me: &str) -> bool {
+    let (Some((host, pid)), Some((my_host, _))) = (owner.rsplit_once(':'), me.rsplit_once(':'))
+    else {
+        return false;
+    };
+    host == my_host
+        && pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+}
+
+pub async fn claim(
+    db: &Db,
+    job: JobName,
+    tick: Option<DateTime<Utc>>,
+    trigger: Trigger,
+    clock: DateTime<Utc>,
+    owner: &str,
+) -> anyhow::Result<Claim> {
+    for _ in 0..3 {
+        let wall = crate::core::period::whole_seconds(Utc::now());
+        let stale = chrono::Duration::from_std(STALE_AFTER).expect("small");
+        let expired = runs::expire_stale(db, job.as_str(), wall - stale, wall).await?;
+        if expired > 0 {
+            warn!(
+                job = job.as_str(),
+                "an earlier run stopped reporting: marked interrupted"
+            );
+        }
+        let new = NewRun {
+            job: job.as_str(),
+            scheduled_at: tick,
+            trigger: trigger.as_str(),
+            clock,
+            owner,
+            started_at: wall,
+        };
+        if let Some(id) = runs::claim(db, &new).await? {
+            return Ok(Claim::Won(id));
+        }
+        if let Some(t) = tick
+            && let Some(row) = runs::by_tick(db, job.as_str(), t).await?
+        {
+            if row.status == "running" && owner_is_dead(&row.owner, owner) {
+                runs::interrupt(db, row.id, wall, "its process is gone (crashed or killed)")
+                    .await?;
+                continue;
+            }
+            if row.status == "interrupted" {
+                // An interrupted tick is run again (the jobs resume where it stopped).
+                if runs::reclaim(db, row.id, owner, trigger.as_str(), clock, wall).await? {
+                    return Ok(Claim::Won(row.id));
+                }
+                if let Some(busy) = runs::running(db, job.as_str()).await? {
+                    return Ok(Claim::Busy(busy));
+                }
+                continue;
+            }
+            return Ok(if row.status == "running" {
+                Claim::Busy(row)
+            } else {
+                Claim::TickTaken(row)
+            });
+        }
+        if let Some(row) = runs::running(db, job.as_str()).await? {
+            if owner_is_dead(&row.owner, owner) {
+                // Its process, on this machine, is gone (crashed or killed): no need to wait
+                // for its heartbeat to go stale.
+                runs::interrupt(db, row.id, wall, "its process is gone (crashed or killed)")
+                    .await?;
+                warn!(job = job.as_str(), run.id = row.id, owner = %row.owner, "an earlier run's process is gone: marked interrupted");
+                continue;
+            }
+            return Ok(Claim::Busy(row));
+        }
+        // The other run finished between our insert and our look: try again.
+    }
+    anyhow::bail!(
+        "could not claim a run of {}: the claim kept changing",
+        job.as_str()
+    )
+}
+
+/// Runs the job under a claim won, beating while it runs, and records how it ended.
+pub async fn execute(
+    env: &Env,
+    job: JobName,
+    opts: &RunOptions,
+    run_id: i64,
+) -> anyhow::Result<JobReport> {
+    let beat = heartbeat(env.db.clone(), run_id);
+    let started = std::time::Instant::now();
+    let result = jobs::run(env, job, opts).await;
+    beat.abort();
+    record(env, job, run_id, &result, started.elapsed()).await?;
+    result
+}
+
+fn heartbeat(db: Db, run_id: i64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT_EVERY).await;
+            let now = crate::core::period::whole_seconds(Utc::now());
+            if let Err(e) = runs::heartbeat(&db, run_id, now).await {
+                warn!(run.id = run_id, error = %format!("{e:#}"), "cannot record the heartbeat");
+            }
+        }
+    })
+}
+
+fn status_of(result: &anyhow::Result<JobReport>) -> &'static str {
+    match result {
+        Err(_) => "failed",
+        Ok(r) if r.stopped => "interrupted",
+        Ok(r) if !r.failures.is_empty() => "failed",
+        Ok(_) => "succeeded",
+    }
+}
+
+async fn record(
+    env: &Env,
+    job: JobName,
+    run_id: i64,
+    result: &anyhow::Result<JobReport>,
+    took: Duration,
+) -> anyhow::Result<()> {
+    let status = status_of(result);
+    let finish = match result {
+        Ok(r) => Finish {
+            status,
+            at: crate::core::period::whole_seconds(Utc::now()),
+            counts: serde_json::to_string(&r.counts)?,
+            failures: r.failures.len() as i32,
+            summary: Some(r.summary()),
+            error: r
+                .failures
+                .first()
+                .map(|f| format!("{}: {}", f.item, f.error)),
+        },
+        Err(e) => Finish {
+            status,
+            at: crate::core::period::whole_seconds(Utc::now()),
+            counts: "{}".into(),
+            failures: 1,
+            summary: None,
+            error: Some(format!("{e:#}")),
+        },
+    };
+    runs::finish(&env.db, run_id, &finish).await?;
+    crate::metrics::record_run(job, status, took, result.as_ref().ok());
+    info!(
+        job = job.as_str(),
+        run.id = run_id,
+        status,
+        seconds = took.as_secs_f64(),
+        "run finished"
+    );
+    Ok(())
+}
+
+/// Waits until the job has no running run (`--wait`), polling.
+pub async fn wait_idle(db: &Db, job: JobName) -> anyhow::Result<()> {
+    loop {
+        let wall = crate::core::period::whole_seconds(Utc::now());
+        let stale = chrono::Duration::from_std(STALE_AFTER).expect("small");
+        runs::expire_stale(db, job.as_str(), wall - stale, wall).await?;
+        if runs::running(db, job.as_str()).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The jobs whose work can be shared between processes.
+pub fn scales_out(job: JobName) -> bool {
+    match job {
+        JobName::Invoice | JobName::Collect => true,
+        JobName::Suspend | JobName::Hds | JobName::Delete | JobName::Deliver => false,
+    }
+}
+
+/// Scale-out, for the process that won the claim: cuts the accounts into ranges, works on them
+/// with whoever joins, waits for the others' ranges, records the whole run.
+pub async fn execute_shared(
+    env: &Env,
+    job: JobName,
+    opts: &RunOptions,
+    run_id: i64,
+    batch_size: usize,
+) -> anyhow::Result<JobReport> {
+    let beat = heartbeat(env.db.clone(), run_id);
+    let started = std::time::Instant::now();
+    let result = async {
+        let ids = accounts::ordered_account_ids(&env.db).await?;
+        let ranges: Vec<(String, String)> = ids
+            .chunks(batch_size.max(1))
+            .map(|c| (c[0].clone(), c[c.len() - 1].clone()))
+            .collect();
+        runs::add_batches(&env.db, run_id, &ranges).await?;
+        let mut mine = work_batches(env, job, opts, run_id).await?;
+        // Wait for the ranges other processes hold, taking back those of a process that died.
+        loop {
+            let (open, counts, _) = runs::batches(&env.db, run_id).await?;
+            if open == 0 {
+                mine.counts = sum_counts(&counts)?;
+                break;
+            }
+            let cutoff = Utc::now() - chrono::Duration::from_std(STALE_AFTER).expect("small");
+            if runs::requeue_stale_batches(&env.db, run_id, cutoff).await? > 0 {
+                let more = work_batches(env, job, opts, run_id).await?;
+                mine.invoices.extend(more.invoices);
+                mine.failures.extend(more.failures);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(mine)
+    }
+    .await;
+    beat.abort();
+    record(env, job, run_id, &result, started.elapsed()).await?;
+    result
+}
+
+/// Scale-out, for a process joining a run another one claimed.
+pub async fn join(
+    env: &Env,
+    job: JobName,
+    opts: &RunOptions,
+    run: &RunRow,
+) -> anyhow::Result<JobReport> {
+    // The claiming process adds the ranges right after its claim: give it a moment.
+    for _ in 0..100 {
+        let (open, counts, _) = runs::batches(&env.db, run.id).await?;
+        if open > 0 || !counts.is_empty() {
+            return work_batches(env, job, opts, run.id).await;
+        }
+        if runs::get(&env.db, run.id)
+            .await?
+            .is_none_or(|r| r.status != "running")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(crate::closing::Refused(format!(
+        "run #{} of {} (started by {} at {}) does not share its work: it was not started with --join",
+        run.id,
+        run.job,
+        run.owner,
+        run.started_at.to_rfc3339()
+    ))
+    .into())
+}
+
+async fn work_batches(
+    env: &Env,
+    job: JobName,
+    opts: &RunOptions,
+    run_id: i64,
+) -> anyhow::Result<JobReport> {
+    let worker = owner_id();
+    let mut total = JobReport::new(job, opts);
+    loop {
+        if opts.stop.requested() {
+            total.stop_early();
+            break;
+        }
+        let now = crate::core::period::whole_seconds(Utc::now());
+        let Some((first, last)) = runs::take_batch(&env.db, run_id, &worker, now).await? else {
+            break;
+        };
+        let mut o = opts.clone();
+        o.range = Some((first.clone(), last.clone()));
+        let r = jobs::run(env, job, &o).await?;
+        runs::finish_batch(&env.db, run_id, &first, &serde_json::to_string(&r.counts)?).await?;
+        for (k, v) in &r.counts {
+            *total.counts.entry(k.clone()).or_default() += *v;
+        }
+        total.period = r.period.clone();
+        total.gateway = r.gateway;
+        total.invoices.extend(r.invoices);
+        total.collections.extend(r.collections);
+        total.failures.extend(r.failures);
+        total.notes.extend(r.notes);
+    }
+    Ok(total)
+}
+
+fn sum_counts(all: &[String]) -> anyhow::Result<crate::views::Counts> {
+    let mut out = crate::views::Counts::new();
+    for c in all {
+        let m: crate::views::Counts = serde_json::from_str(c)?;
+        for (k, v) in m {
+            *out.entry(k).or_default() += v;
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses scale-out where it cannot work.
+pub fn check_join(db: &Db, job: JobName) -> Result<(), BadInput> {
+    if !scales_out(job) {
+        return Err(BadInput(format!(
+            "--join: the {} job runs in one process; only invoice and collect scale out",
+            job.as_str()
+        )));
+    }
+    match db {
+        Db::Postgres(_) => Ok(()),
+        Db::Sqlite(_) => Err(BadInput(
+            "--join: scale-out needs PostgreSQL; on SQLite one runner at a time (the database takes one writer)".into(),
+        )),
+    }
+}

@@ -1,0 +1,231 @@
+//! Job runs: claims keyed by (job, scheduled tick), the one-running-run-per-job guard, the
+//! history `billrun runs` prints, and the batches processes share when a run scales out.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::Db;
+use crate::with_db;
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub job: String,
+    /// The tick claimed (`None` for a manual run).
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub trigger: String,
+    /// The run's clock (`--now`).
+    pub clock: DateTime<Utc>,
+    pub owner: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// JSON object of the run's counts.
+    pub counts: String,
+    pub failures: i32,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+}
+
+const RUN_COLUMNS: &str = "id, job, scheduled_at, trigger, clock, owner, status, started_at, heartbeat_at, finished_at, counts, failures, summary, error";
+
+pub struct NewRun<'a> {
+    pub job: &'a str,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub trigger: &'a str,
+    pub clock: DateTime<Utc>,
+    pub owner: &'a str,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Marks runs of `job` whose owner stopped beating before `cutoff` as interrupted (a crashed
+/// or killed process), so that the job can run again.
+pub async fn expire_stale(
+    db: &Db,
+    job: &str,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    Ok(with_db!(db, p => sqlx::query(
+        "UPDATE job_runs SET status = 'interrupted', finished_at = $3,
+             error = COALESCE(error, 'its process stopped reporting (crashed or killed)')
+         WHERE job = $1 AND status = 'running' AND heartbeat_at < $2")
+        .bind(job).bind(cutoff).bind(now).execute(p).await?.rows_affected()))
+}
+
+/// Takes an interrupted tick's run again; false when another run of the job is going (the
+/// one-running-run index refuses) or someone else took it first.
+pub async fn reclaim(
+    db: &Db,
+    id: i64,
+    owner: &str,
+    trigger: &str,
+    clock: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let r = with_db!(db, p => sqlx::query(
+        "UPDATE job_runs SET status = 'running', owner = $2, trigger = $3, clock = $4, started_at = $5,
+             heartbeat_at = $5, finished_at = NULL, error = NULL, summary = NULL
+         WHERE id = $1 AND status = 'interrupted'")
+        .bind(id).bind(owner).bind(trigger).bind(clock).bind(at).execute(p).await.map(|d| d.rows_affected()));
+    match r {
+        Ok(n) => Ok(n == 1),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Marks one running run interrupted.
+pub async fn interrupt(db: &Db, id: i64, at: DateTime<Utc>, why: &str) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "UPDATE job_runs SET status = 'interrupted', finished_at = $2, error = COALESCE(error, $3)
+         WHERE id = $1 AND status = 'running'")
+        .bind(id).bind(at).bind(why).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// Claims a run: `Some(id)`, or `None` when the tick is taken or the job is running.
+pub async fn claim(db: &Db, r: &NewRun<'_>) -> anyhow::Result<Option<i64>> {
+    let row: Option<(i64,)> = with_db!(db, p => sqlx::query_as(
+        "INSERT INTO job_runs (job, scheduled_at, trigger, clock, owner, status, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $5, 'running', $6, $6) ON CONFLICT DO NOTHING RETURNING id")
+        .bind(r.job).bind(r.scheduled_at).bind(r.trigger).bind(r.clock).bind(r.owner).bind(r.started_at)
+        .fetch_optional(p).await?);
+    Ok(row.map(|r| r.0))
+}
+
+pub async fn by_tick(db: &Db, job: &str, tick: DateTime<Utc>) -> anyhow::Result<Option<RunRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM job_runs WHERE job = $1 AND scheduled_at = $2"
+    ));
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, RunRow>(sql).bind(job).bind(tick).fetch_optional(p).await?),
+    )
+}
+
+pub async fn running(db: &Db, job: &str) -> anyhow::Result<Option<RunRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM job_runs WHERE job = $1 AND status = 'running'"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, RunRow>(sql).bind(job).fetch_optional(p).await?))
+}
+
+pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<RunRow>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM job_runs WHERE id = $1"));
+    Ok(with_db!(db, p => sqlx::query_as::<_, RunRow>(sql).bind(id).fetch_optional(p).await?))
+}
+
+pub async fn heartbeat(db: &Db, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query("UPDATE job_runs SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'")
+        .bind(id).bind(at).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+pub struct Finish<'a> {
+    pub status: &'a str,
+    pub at: DateTime<Utc>,
+    pub counts: String,
+    pub failures: i32,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+}
+
+pub async fn finish(db: &Db, id: i64, f: &Finish<'_>) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "UPDATE job_runs SET status = $2, finished_at = $3, heartbeat_at = $3, counts = $4, failures = $5, summary = $6, error = $7
+         WHERE id = $1")
+        .bind(id).bind(f.status).bind(f.at).bind(&f.counts).bind(f.failures).bind(&f.summary).bind(&f.error)
+        .execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// History, newest first.
+pub async fn list(db: &Db, job: Option<&str>, limit: i64) -> anyhow::Result<Vec<RunRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM job_runs WHERE ($1 IS NULL OR job = $1) ORDER BY id DESC LIMIT $2"
+    ));
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, RunRow>(sql).bind(job).bind(limit).fetch_all(p).await?),
+    )
+}
+
+/// The latest tick claimed for `job` (by any daemon or cron run) that was not interrupted.
+pub async fn last_tick(db: &Db, job: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let row: Option<(Option<DateTime<Utc>>,)> = with_db!(db, p => sqlx::query_as(
+        "SELECT MAX(scheduled_at) FROM job_runs WHERE job = $1 AND status <> 'interrupted'")
+        .bind(job).fetch_optional(p).await?);
+    Ok(row.and_then(|r| r.0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scale-out batches (PostgreSQL)
+
+/// Cuts the run into account ranges; the claim's process does it right after claiming.
+pub async fn add_batches(db: &Db, run: i64, ranges: &[(String, String)]) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    for (first, last) in ranges {
+        crate::with_tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO job_run_batches (run_id, first_account, last_account) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING")
+            .bind(run).bind(first).bind(last).execute(c).await?.rows_affected());
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Takes the next pending batch of the run, skipping those other processes hold.
+pub async fn take_batch(
+    db: &Db,
+    run: i64,
+    worker: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Option<(String, String)>> {
+    match db {
+        Db::Postgres(p) => Ok(sqlx::query_as(
+            "UPDATE job_run_batches SET status = 'running', worker = $2, claimed_at = $3
+             WHERE (run_id, first_account) = (
+                 SELECT run_id, first_account FROM job_run_batches
+                 WHERE run_id = $1 AND status = 'pending' ORDER BY first_account
+                 LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING first_account, last_account",
+        )
+        .bind(run)
+        .bind(worker)
+        .bind(at)
+        .fetch_optional(p)
+        .await?),
+        Db::Sqlite(_) => anyhow::bail!("scale-out batches need PostgreSQL"),
+    }
+}
+
+pub async fn finish_batch(db: &Db, run: i64, first: &str, counts: &str) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "UPDATE job_run_batches SET status = 'done', counts = $3 WHERE run_id = $1 AND first_account = $2")
+        .bind(run).bind(first).bind(counts).execute(p).await?.rows_affected());
+    Ok(())
+}
+
+/// (pending or running batches, the counts JSON of each done batch, the workers that did them).
+pub async fn batches(db: &Db, run: i64) -> anyhow::Result<(i64, Vec<String>, Vec<String>)> {
+    let rows: Vec<(String, Option<String>, Option<String>)> = with_db!(db, p => sqlx::query_as(
+        "SELECT status, counts, worker FROM job_run_batches WHERE run_id = $1 ORDER BY first_account")
+        .bind(run).fetch_all(p).await?);
+    let open = rows.iter().filter(|r| r.0 != "done").count() as i64;
+    let counts = rows.iter().filter_map(|r| r.1.clone()).collect();
+    let workers = rows.iter().filter_map(|r| r.2.clone()).collect();
+    Ok((open, counts, workers))
+}
+
+/// Puts back the ranges held by a process that has not finished them in time (it died).
+pub async fn requeue_stale_batches(
+    db: &Db,
+    run: i64,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    Ok(with_db!(db, p => sqlx::query(
+        "UPDATE job_run_batches SET status = 'pending', worker = NULL
+         WHERE run_id = $1 AND status = 'running' AND claimed_at < $2")
+        .bind(run).bind(cutoff).execute(p).await?.rows_affected()))
+}

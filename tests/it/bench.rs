@@ -1,0 +1,153 @@
+//! `billrun bench`: the shape of its JSON and the consistency of its counts (never its timings),
+//! and the deferred PDFs it renders being the very documents `finalize` would have stored.
+
+use billrun::jobs::JobName;
+use serde_json::Value;
+
+use crate::common::{Store, TestApp};
+
+const STEPS: [&str; 5] = ["import", "invoice", "collect", "pdf", "deliver"];
+
+/// Runs `billrun bench --accounts 50 --format json` (plus `extra`) in `dir`; its JSON report.
+fn bench(dir: &std::path::Path, extra: &[&str]) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args(["bench", "--accounts", "50", "--format", "json"])
+        .args(extra)
+        .env("BILLRUN_DATABASE_URL", "postgres://must-not-be-used")
+        .env_remove("BILLRUN_SMTP_URL")
+        .current_dir(dir)
+        .output()
+        .expect("run billrun bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn check_report(r: &Value) {
+    let steps = r["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, STEPS);
+    let items = |name: &str| -> u64 {
+        let s = steps.iter().find(|s| s["name"] == name).unwrap();
+        assert!(s["seconds"].as_f64().unwrap() >= 0.0, "{s}");
+        assert!(s["items_per_second"].as_f64().unwrap() >= 0.0, "{s}");
+        s["items"].as_u64().unwrap()
+    };
+    for key in ["floor_seconds", "invoice_to_floor_ratio"] {
+        assert!(r[key].as_f64().unwrap() >= 0.0, "{key}: {r}");
+    }
+    assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["accounts"], 50);
+
+    // 50 accounts and their apps and usage, plus the catalog, credits and payment methods.
+    assert!(items("import") > 50 * 3, "{r}");
+    // Nearly every account has usage to bill; each invoice gets its PDF and its email.
+    let invoices = items("invoice");
+    assert!((40..=50).contains(&invoices), "{invoices} invoices: {r}");
+    assert_eq!(items("pdf"), invoices, "{r}");
+    // Every invoice with something due is collected once (one with nothing due is paid at issue).
+    assert!(items("collect") <= invoices && items("collect") > 0, "{r}");
+    // One "invoice issued" email per invoice, and payment emails on top.
+    assert!(items("deliver") >= invoices, "{r}");
+    // The floor finds the same invoices, with the same totals.
+    assert_eq!(r["floor_invoices"].as_u64().unwrap(), invoices, "{r}");
+    assert_eq!(r["floor_matching"].as_u64().unwrap(), invoices, "{r}");
+}
+
+#[test]
+fn bench_on_a_fresh_embedded_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(dir.path(), &[]);
+    assert_eq!(r["store"], "sqlite");
+    assert!(dir.path().join("billrun-bench.db").exists());
+    check_report(&r);
+    // A fresh file each time: the same platform and counts again.
+    let again = bench(dir.path(), &[]);
+    let counts = |r: &Value| -> Vec<u64> {
+        r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["items"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(counts(&again), counts(&r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_on_postgres_and_refusing_a_store_in_use() {
+    let app = TestApp::new(Store::Postgres).await;
+    let r = bench(app.dir.path(), &["--database-url", &app.url]);
+    assert_eq!(r["store"], "postgres");
+    check_report(&r);
+    // The store now holds a platform: a second run refuses it (bad usage, exit code 2).
+    let out = app.cli(&["bench", "--accounts", "50", "--database-url", &app.url]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty store"));
+}
+
+both_stores!(
+    deferred_pdfs_are_the_documents_finalize_stores,
+    |app: TestApp| async move {
+        // The same platform billed twice: PDFs made at finalization, and PDFs deferred then
+        // rendered after collection changed the invoices (credit applied, payments).
+        let deferred = TestApp::new(app.store).await;
+        for a in [&app, &deferred] {
+            a.seed_fixtures().await;
+            a.set_pm(
+                "acc-fr-consumer",
+                "card",
+                "pm_card_visa",
+                "2026-10-01T00:00:00Z",
+            )
+            .await;
+            a.set_pm(
+                "acc-de-business",
+                "sepa_debit",
+                "pm_sepa_debit_ok",
+                "2026-10-01T00:00:00Z",
+            )
+            .await;
+            a.add_credit(
+                "acc-fr-business",
+                500_000,
+                "PAYPAL-1",
+                "2026-10-20T00:00:00Z",
+            )
+            .await;
+        }
+        let mut env = deferred.env.clone();
+        env.defer_documents = true;
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        let report = billrun::jobs::run(
+            &env,
+            JobName::Invoice,
+            &crate::common::opts("2026-11-01T06:00:00Z"),
+        )
+        .await
+        .unwrap();
+        assert!(report.counts["invoiced"] >= 3, "{:?}", report.counts);
+        assert_eq!(deferred.count("invoice_documents").await, 0);
+        deferred.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
+        let rendered = billrun::bench::render_deferred(&env).await.unwrap();
+        assert_eq!(rendered, report.counts["invoiced"]);
+        assert_eq!(billrun::bench::render_deferred(&env).await.unwrap(), 0);
+
+        let docs = |a: &TestApp| {
+            let db = a.db().clone();
+            async move {
+                let rows: Vec<(String, String)> = billrun::with_db!(&db, p => sqlx::query_as(
+                    "SELECT i.number, d.sha256 FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id ORDER BY i.number")
+                    .fetch_all(p).await.unwrap());
+                rows
+            }
+        };
+        let (inline, later) = (docs(&app).await, docs(&deferred).await);
+        assert_eq!(inline.len() as u64, rendered);
+        assert_eq!(inline, later);
+    }
+);
