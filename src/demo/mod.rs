@@ -58,6 +58,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let platform = generate::generate(args.seed, period, args.accounts);
     seed(&env.db, &platform).await?;
+    seed_platform_extras(&env.db, &platform, period).await?;
     let eu = platform
         .accounts
         .iter()
@@ -194,6 +195,65 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What accounts own besides apps, for the deletion the demo shows: an alias per account, two
+/// deployments per app, a domain with its certificate for every other app.
+async fn seed_platform_extras(
+    db: &Db,
+    p: &generate::DemoPlatform,
+    period: Period,
+) -> anyhow::Result<()> {
+    use crate::model::{Alias, Certificate, Deployment, Domain};
+    let mut tx = db.begin().await?;
+    for a in &p.accounts {
+        accounts::insert_alias(
+            &mut tx,
+            &Alias {
+                id: format!("alias-{}", a.id.as_str()),
+                account_id: a.id.clone(),
+                name: a.id.as_str().to_string(),
+            },
+        )
+        .await?;
+    }
+    for (i, app) in p.apps.iter().enumerate() {
+        for n in 0..2 {
+            accounts::insert_deployment(
+                &mut tx,
+                &Deployment {
+                    id: format!("dep-{}-{n}", app.id.as_str()),
+                    app_id: app.id.clone(),
+                    git_ref: if n == 0 { "main".into() } else { format!("v1.{i}.0") },
+                    created_at: period.start() + Duration::days(3 + 10 * n),
+                },
+            )
+            .await?;
+        }
+        if i % 2 == 0 {
+            let domain = format!("dom-{}", app.id.as_str());
+            accounts::insert_domain(
+                &mut tx,
+                &Domain {
+                    id: domain.clone(),
+                    app_id: app.id.clone(),
+                    name: format!("{}.example.com", app.id.as_str()),
+                },
+            )
+            .await?;
+            accounts::insert_certificate(
+                &mut tx,
+                &Certificate {
+                    id: format!("cert-{}", app.id.as_str()),
+                    domain_id: domain,
+                    issuer: "Let's Encrypt".into(),
+                    expires_at: period.end() + Duration::days(60),
+                },
+            )
+            .await?;
+        }
+    }
+    tx.commit().await.context("seeding the demo's deployments, domains and certificates")
 }
 
 /// Writes a generated platform (accounts, apps, prices, usage, credit, payment methods) in one
