@@ -507,6 +507,8 @@ both_stores!(
         .unwrap();
         let (sw, lw) = finish(waiting, Duration::from_secs(120));
         assert!(sw.success(), "{lw}");
+    assert!(!lw.contains(" eta "), "no progress bar outside a terminal: {lw}");
+    assert!(lw.contains("invoice ") && lw.contains(" invoiced"), "the one-line summary: {lw}");
         let issued = app.count("invoices").await;
         assert!(issued > 0, "{lw}");
         // The same tick again (another cron entry, another machine): already ran, nothing done.
