@@ -120,6 +120,16 @@ pub fn compute(
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    run_in_batches(env, opts, &mut |_| {}).await
+}
+
+/// [`run`], handing the report to `after_batch` after each batch of accounts: the benchmark
+/// takes the batch's invoices out, so that a run over a large platform keeps flat memory.
+pub async fn run_in_batches(
+    env: &Env,
+    opts: &RunOptions,
+    after_batch: &mut (dyn FnMut(&mut JobReport) + Send),
+) -> anyhow::Result<JobReport> {
     let mut report = JobReport::new(JobName::Invoice, opts);
     let period = opts.period.unwrap_or_else(|| Period::previous_to(opts.now));
     report.period = Some(period.to_string());
@@ -151,35 +161,121 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             named.len() as u64
         });
     }
+    // Every account in id order is read a page ahead: the next page and what its accounts are
+    // billed from load (on another worker thread) while this one is billed. Pages do not
+    // depend on each other (each account is billed from its own rows), and finalizing
+    // re-checks in its transaction what another run may have changed meanwhile.
+    let paged = opts.range.is_none() && opts.accounts.is_empty();
+    let page_size = i64::from(settings.batch_size);
+    let mut ahead: Option<tokio::task::JoinHandle<anyhow::Result<(Vec<AccountRow>, Loaded)>>> =
+        None;
     loop {
         if opts.stop.requested() {
             report.stop_early();
             break;
         }
-        let batch: Vec<AccountRow> = if let Some((first, last)) = &opts.range {
-            // A scale-out batch: its accounts in one go.
-            if after.is_some() {
-                Vec::new()
-            } else {
-                accounts::accounts_between(&env.db, first, last).await?
-            }
-        } else if opts.accounts.is_empty() {
-            accounts::accounts_page(&env.db, after.as_deref(), i64::from(settings.batch_size))
-                .await?
-        } else if after.is_none() {
-            std::mem::take(&mut named)
+        let (batch, loaded) = if let Some(next) = ahead.take() {
+            next.await.context("reading the next page of accounts")??
         } else {
-            Vec::new()
+            let batch: Vec<AccountRow> = if let Some((first, last)) = &opts.range {
+                // A scale-out batch: its accounts in one go.
+                if after.is_some() {
+                    Vec::new()
+                } else {
+                    accounts::accounts_between(&env.db, first, last).await?
+                }
+            } else if paged {
+                accounts::accounts_page(&env.db, after.as_deref(), page_size).await?
+            } else if after.is_none() {
+                std::mem::take(&mut named)
+            } else {
+                Vec::new()
+            };
+            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                break;
+            };
+            let loaded = load(&env.db, &first.id, &last.id, window, opts.now).await?;
+            (batch, loaded)
         };
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        let Some(last) = batch.last() else {
             break;
         };
-        let (first, last) = (first.id.clone(), last.id.clone());
-        after = Some(last.clone());
-        bill_batch(env, opts, &cat, &window, &batch, &first, &last, &mut report).await?;
+        after = Some(last.id.clone());
+        if paged {
+            let (db, after, now) = (env.db.clone(), last.id.clone(), opts.now);
+            ahead = Some(tokio::spawn(async move {
+                let batch = accounts::accounts_page(&db, Some(&after), page_size).await?;
+                let loaded = match (batch.first(), batch.last()) {
+                    (Some(first), Some(last)) => {
+                        load(&db, &first.id, &last.id, window, now).await?
+                    }
+                    _ => Loaded::default(),
+                };
+                Ok((batch, loaded))
+            }));
+        }
+        bill_batch(env, opts, &cat, &window, &batch, &loaded, &mut report).await?;
         opts.progress.advance(batch.len() as u64);
+        after_batch(&mut report);
+    }
+    if let Some(next) = ahead {
+        next.abort();
     }
     Ok(report)
+}
+
+/// What a batch of accounts is billed from, read in a few queries.
+#[derive(Default)]
+struct Loaded {
+    usage: HashMap<String, Vec<UsageRecord>>,
+    app_names: HashMap<String, String>,
+    invoiced: HashSet<String>,
+    carried: HashMap<String, Carried>,
+}
+
+/// Reads what the accounts with ids in `[first, last]` are billed from.
+async fn load(
+    db: &crate::store::Db,
+    first: &str,
+    last: &str,
+    window: BillingWindow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Loaded> {
+    let usage_rows = accounts::usage_in_range(db, first, last, &window).await?;
+    let mut usage: HashMap<String, Vec<UsageRecord>> = HashMap::new();
+    for (account, row) in usage_rows {
+        usage.entry(account).or_default().push(row.into_usage()?);
+    }
+    let app_names: HashMap<String, String> = accounts::apps_in_range(db, first, last)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect();
+    let invoiced: HashSet<String> = invoices::invoiced_in_range(db, first, last, window.period)
+        .await?
+        .into_iter()
+        .collect();
+    let mut carried: HashMap<String, Carried> = HashMap::new();
+    for r in coll::open_rewards_in_range(db, first, last, now).await? {
+        carried
+            .entry(r.referrer_id.clone())
+            .or_default()
+            .rewards
+            .push(r);
+    }
+    for (account, from, number, amount) in coll::open_transfers_in_range(db, first, last).await? {
+        carried
+            .entry(account)
+            .or_default()
+            .balances
+            .push((from, number, amount));
+    }
+    Ok(Loaded {
+        usage,
+        app_names,
+        invoiced,
+        carried,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -189,46 +285,19 @@ async fn bill_batch(
     cat: &Catalog,
     window: &BillingWindow,
     batch: &[AccountRow],
-    first: &str,
-    last: &str,
+    loaded: &Loaded,
     report: &mut JobReport,
 ) -> anyhow::Result<()> {
     let settings = &env.jobs.invoice.settings;
-    let usage_rows = accounts::usage_in_range(&env.db, first, last, window).await?;
-    let mut usage: HashMap<String, Vec<UsageRecord>> = HashMap::new();
-    for (account, row) in usage_rows {
-        usage.entry(account).or_default().push(row.to_usage()?);
-    }
-    let app_names: HashMap<String, String> = accounts::apps_in_range(&env.db, first, last)
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect();
-    let invoiced: HashSet<String> =
-        invoices::invoiced_in_range(&env.db, first, last, window.period)
-            .await?
-            .into_iter()
-            .collect();
-    let mut carried: HashMap<String, Carried> = HashMap::new();
-    for r in coll::open_rewards_in_range(&env.db, first, last, opts.now).await? {
-        carried
-            .entry(r.referrer_id.clone())
-            .or_default()
-            .rewards
-            .push(r);
-    }
-    for (account, from, number, amount) in
-        coll::open_transfers_in_range(&env.db, first, last).await?
-    {
-        carried
-            .entry(account)
-            .or_default()
-            .balances
-            .push((from, number, amount));
-    }
+    let Loaded {
+        usage,
+        app_names,
+        invoiced,
+        carried,
+    } = loaded;
     let nothing_carried = Carried::default();
 
-    let mut pending: Vec<NewInvoice> = Vec::with_capacity(GROUP);
+    let mut finalizer = Finalizer::new(env);
     for row in batch {
         if invoiced.contains(&row.id) {
             report.bump("already_invoiced");
@@ -247,7 +316,7 @@ async fn bill_batch(
             compute(
                 &account,
                 records,
-                &app_names,
+                app_names,
                 cat,
                 window,
                 opts.now,
@@ -263,7 +332,7 @@ async fn bill_batch(
             }
             Err(e) => {
                 // What is pending goes first, so that the report keeps the accounts' order.
-                finalize_pending(env, &mut pending, report).await;
+                finalizer.flush(report).await;
                 warn!(account.id = %row.id, error = %e, "cannot invoice account");
                 report.failures.push(Failure {
                     item: format!("account {}", row.id),
@@ -277,48 +346,117 @@ async fn bill_batch(
             report.invoices.push(InvoiceView::from_new(&draft));
             continue;
         }
-        pending.push(draft);
-        if pending.len() >= GROUP {
-            finalize_pending(env, &mut pending, report).await;
-        }
+        finalizer.push(draft, report).await;
     }
-    finalize_pending(env, &mut pending, report).await;
+    finalizer.flush(report).await;
     Ok(())
 }
 
 /// Invoices finalized together in one transaction (a group commit): the database does a few
 /// multi-row statements and one commit for them instead of a dozen statements and a commit
 /// each. The per-year number counter stays locked until that commit, as for one invoice.
-const GROUP: usize = 100;
+static GROUP: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    std::env::var("BILLRUN_GROUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+});
 
-/// Finalizes the pending drafts, in order: together when that works, else (some account was
-/// invoiced meanwhile, a reward or balance used by another run, an error) one by one as
-/// before, which reports each outcome. Either way every draft is finalized at most once and
-/// the numbers follow the order of the drafts without a gap.
-async fn finalize_pending(env: &Env, pending: &mut Vec<NewInvoice>, report: &mut JobReport) {
-    let drafts = std::mem::take(pending);
-    if drafts.len() > 1 {
-        match finalize_together(env, &drafts).await {
+/// Finalizes drafts in groups, in order: each group together when that works, else (some
+/// account was invoiced meanwhile, a reward or balance used by another run, an error) one by
+/// one as before, which reports each outcome. Either way every draft is finalized at most
+/// once and the numbers follow the order of the drafts without a gap. One group is finalized
+/// (in its own task) while the next is computed; the next starts only once it is settled.
+struct Finalizer {
+    env: std::sync::Arc<Env>,
+    pending: Vec<NewInvoice>,
+    in_flight: Option<tokio::task::JoinHandle<Together>>,
+}
+
+/// A group finalized together: its drafts and the outcome.
+type Together = (Vec<NewInvoice>, anyhow::Result<Option<Vec<InvoiceView>>>);
+
+impl Finalizer {
+    fn new(env: &Env) -> Finalizer {
+        Finalizer {
+            env: std::sync::Arc::new(env.clone()),
+            pending: Vec::with_capacity(*GROUP),
+            in_flight: None,
+        }
+    }
+
+    async fn push(&mut self, draft: NewInvoice, report: &mut JobReport) {
+        self.pending.push(draft);
+        if self.pending.len() >= *GROUP {
+            self.send(report).await;
+        }
+    }
+
+    /// Starts finalizing what is pending, once the group in flight is settled.
+    async fn send(&mut self, report: &mut JobReport) {
+        self.settle(report).await;
+        let drafts = std::mem::take(&mut self.pending);
+        match drafts.len() {
+            0 => {}
+            1 => one_by_one(&self.env, &drafts, report).await,
+            _ => {
+                let env = self.env.clone();
+                self.in_flight = Some(tokio::spawn(async move {
+                    let outcome = finalize_together(&env, &drafts).await;
+                    (drafts, outcome)
+                }));
+                if std::env::var_os("BILLRUN_NO_OVERLAP").is_some() {
+                    self.settle(report).await;
+                }
+            }
+        }
+    }
+
+    /// Waits for the group in flight and reports it.
+    async fn settle(&mut self, report: &mut JobReport) {
+        let Some(task) = self.in_flight.take() else {
+            return;
+        };
+        let (drafts, outcome) = match task.await {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        match outcome {
             Ok(Some(views)) => {
                 for (draft, view) in drafts.iter().zip(views) {
                     info!(account.id = %draft.account.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");
                     report.bump("invoiced");
                     report.invoices.push(view);
                 }
-                return;
             }
-            Ok(None) => debug!(
-                invoices = drafts.len(),
-                "a group of invoices could not be finalized together; one by one"
-            ),
-            Err(e) => debug!(
-                invoices = drafts.len(),
-                error = %format!("{e:#}"),
-                "a group of invoices could not be finalized together; one by one"
-            ),
+            Ok(None) => {
+                debug!(
+                    invoices = drafts.len(),
+                    "a group of invoices could not be finalized together; one by one"
+                );
+                one_by_one(&self.env, &drafts, report).await;
+            }
+            Err(e) => {
+                debug!(
+                    invoices = drafts.len(),
+                    error = %format!("{e:#}"),
+                    "a group of invoices could not be finalized together; one by one"
+                );
+                one_by_one(&self.env, &drafts, report).await;
+            }
         }
     }
-    for draft in &drafts {
+
+    /// Everything pending finalized and reported.
+    async fn flush(&mut self, report: &mut JobReport) {
+        self.send(report).await;
+        self.settle(report).await;
+    }
+}
+
+/// Finalizes drafts one at a time, each in its own transaction, reporting each outcome.
+async fn one_by_one(env: &Env, drafts: &[NewInvoice], report: &mut JobReport) {
+    for draft in drafts {
         match finalize(env, draft).await {
             Ok(Some(view)) => {
                 info!(account.id = %draft.account.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");

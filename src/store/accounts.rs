@@ -162,6 +162,21 @@ pub struct UsageRow {
 }
 
 impl UsageRow {
+    /// [`UsageRow::to_usage`], moving the strings instead of copying them.
+    pub fn into_usage(self) -> anyhow::Result<UsageRecord> {
+        let kind = UsageKind::parse(&self.kind)
+            .with_context(|| format!("usage {}: bad kind `{}` in store", self.id, self.kind))?;
+        Ok(UsageRecord {
+            id: self.id,
+            app_id: AppId(self.app_id),
+            kind,
+            item: self.item,
+            quantity: self.quantity,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+        })
+    }
+
     pub fn to_usage(&self) -> anyhow::Result<UsageRecord> {
         Ok(UsageRecord {
             id: self.id.clone(),
@@ -216,13 +231,18 @@ pub async fn usage_in_range(
     last: &str,
     window: &BillingWindow,
 ) -> anyhow::Result<Vec<(String, UsageRow)>> {
-    #[derive(FromRow)]
-    struct UsageWithAccount {
-        account_id: String,
-        #[sqlx(flatten)]
-        u: UsageRow,
-    }
-    let rows: Vec<UsageWithAccount> = with_db!(db, p => sqlx::query_as::<_, UsageWithAccount>(
+    // Decoded by position: the invoice job reads every usage record of the period through here.
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = with_db!(db, p => sqlx::query_as::<_, Row>(
         "SELECT a.account_id, u.id, u.app_id, u.kind, u.item, u.quantity, u.started_at, u.ended_at
          FROM usage_records u JOIN apps a ON a.id = u.app_id
          WHERE a.account_id >= $1 AND a.account_id <= $2
@@ -230,7 +250,25 @@ pub async fn usage_in_range(
          ORDER BY a.account_id, u.id")
         .bind(first).bind(last).bind(window.from).bind(window.to)
         .fetch_all(p).await?);
-    Ok(rows.into_iter().map(|r| (r.account_id, r.u)).collect())
+    Ok(rows
+        .into_iter()
+        .map(
+            |(account_id, id, app_id, kind, item, quantity, started_at, ended_at)| {
+                (
+                    account_id,
+                    UsageRow {
+                        id,
+                        app_id,
+                        kind,
+                        item,
+                        quantity,
+                        started_at,
+                        ended_at,
+                    },
+                )
+            },
+        )
+        .collect())
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -52,6 +52,24 @@ pub struct NewEvent<'a> {
 pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result<()> {
     use super::invoices::{Placeholders, statement_chunks};
     const COLUMNS: usize = 5;
+    if let Tx::Postgres(t) = tx {
+        // One array per column (see `invoices::finalize_group`).
+        sqlx::query(
+            "INSERT INTO account_events (account_id, at, kind, invoice_id, message)
+             SELECT v.account_id, v.at, v.kind, v.invoice_id, v.message
+             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[])
+                WITH ORDINALITY AS v(account_id, at, kind, invoice_id, message, ord)
+             ORDER BY v.ord",
+        )
+        .bind(events.iter().map(|e| e.account_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.invoice_id.map(|i| i.0)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.message).collect::<Vec<_>>())
+        .execute(&mut **t)
+        .await?;
+        return Ok(());
+    }
     for chunk in statement_chunks(events, COLUMNS) {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES {}",

@@ -488,7 +488,20 @@ pub async fn finalize_group(
     let mut ids: std::collections::HashMap<String, i64> =
         std::collections::HashMap::with_capacity(drafts.len());
     let indexed: Vec<(&NewInvoice, &String)> = drafts.iter().zip(&numbers).collect();
-    for chunk in statement_chunks(&indexed, COLUMNS) {
+    if let Tx::Postgres(t) = tx {
+        // PostgreSQL: one statement with one array per column (a multi-row VALUES would bind
+        // thousands of parameters, each parsed apart).
+        let Some(rows) = pg::insert_invoices(&mut **t, &indexed).await? else {
+            return Ok(None);
+        };
+        ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
+    }
+    let sqlite_rows: &[(&NewInvoice, &String)] = if matches!(tx, Tx::Sqlite(_)) {
+        &indexed
+    } else {
+        &[]
+    };
+    for chunk in statement_chunks(sqlite_rows, COLUMNS) {
         // The same row as `finalize` writes: currency EUR, nothing applied, paid or carried yet.
         let mut p = Placeholders::for_tx(tx);
         let mut row = || {
@@ -544,7 +557,15 @@ pub async fn finalize_group(
                 .map(move |(i, l)| (*id, i as i32 + 1, l))
         })
         .collect();
-    for chunk in statement_chunks(&lines, LINE_COLUMNS) {
+    if let Tx::Postgres(t) = tx {
+        pg::insert_lines(&mut **t, &lines).await?;
+    }
+    let sqlite_lines: &[(i64, i32, &DraftLine)] = if matches!(tx, Tx::Sqlite(_)) {
+        &lines
+    } else {
+        &[]
+    };
+    for chunk in statement_chunks(sqlite_lines, LINE_COLUMNS) {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
              VALUES {}",
@@ -586,4 +607,164 @@ pub async fn finalize_group(
             .zip(numbers)
             .collect(),
     ))
+}
+
+/// PostgreSQL's bulk inserts of [`finalize_group`]: `INSERT … SELECT … FROM UNNEST(arrays)`,
+/// one array per column, rows in the arrays' order.
+mod pg {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use rust_decimal::Decimal;
+    use sqlx::PgConnection;
+
+    use super::{InvoiceStatus, NewInvoice};
+    use crate::core::invoice::DraftLine;
+
+    /// The invoices' rows as `finalize` writes them; `None` unless every one was inserted.
+    pub(super) async fn insert_invoices(
+        c: &mut PgConnection,
+        rows: &[(&NewInvoice, &String)],
+    ) -> anyhow::Result<Option<Vec<(i64, String)>>> {
+        let n = rows.len();
+        let mut number: Vec<&str> = Vec::with_capacity(n);
+        let mut account_id: Vec<&str> = Vec::with_capacity(n);
+        let mut period: Vec<String> = Vec::with_capacity(n);
+        let mut period_start: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+        let mut period_end: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+        let mut status: Vec<&str> = Vec::with_capacity(n);
+        let mut language: Vec<&str> = Vec::with_capacity(n);
+        let mut buyer_name: Vec<&str> = Vec::with_capacity(n);
+        let mut buyer_company: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut buyer_address: Vec<&str> = Vec::with_capacity(n);
+        let mut buyer_country: Vec<&str> = Vec::with_capacity(n);
+        let mut buyer_vat_number: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut subtotal: Vec<i64> = Vec::with_capacity(n);
+        let mut discount: Vec<i64> = Vec::with_capacity(n);
+        let mut tax_case: Vec<&str> = Vec::with_capacity(n);
+        let mut tax_rate: Vec<Decimal> = Vec::with_capacity(n);
+        let mut tax: Vec<i64> = Vec::with_capacity(n);
+        let mut total: Vec<i64> = Vec::with_capacity(n);
+        let mut brought_forward: Vec<i64> = Vec::with_capacity(n);
+        let mut amount_due: Vec<i64> = Vec::with_capacity(n);
+        let mut issued_at: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+        let mut due_at: Vec<NaiveDate> = Vec::with_capacity(n);
+        for (inv, num) in rows {
+            let (t, a) = (&inv.totals, &inv.account);
+            let due = inv.amount_due_minor();
+            number.push(num.as_str());
+            account_id.push(a.id.as_str());
+            period.push(inv.period.to_string());
+            period_start.push(inv.period_start);
+            period_end.push(inv.period_end);
+            status.push(if due == 0 {
+                InvoiceStatus::Paid.as_str()
+            } else {
+                InvoiceStatus::Open.as_str()
+            });
+            language.push(a.language.as_str());
+            buyer_name.push(&a.name);
+            buyer_company.push(a.company.as_deref());
+            buyer_address.push(&a.address);
+            buyer_country.push(&a.country);
+            buyer_vat_number.push(a.vat_number.as_deref());
+            subtotal.push(t.subtotal);
+            discount.push(t.discount);
+            tax_case.push(t.tax_case.as_str());
+            tax_rate.push(t.tax_rate);
+            tax.push(t.tax);
+            total.push(t.total);
+            brought_forward.push(inv.brought_forward_minor());
+            amount_due.push(due);
+            issued_at.push(inv.issued_at);
+            due_at.push(inv.due_at);
+        }
+        let returned: Vec<(i64, String)> = sqlx::query_as(
+            "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
+                buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
+                discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
+                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
+             SELECT v.number, v.account_id, v.period, v.period_start, v.period_end, v.status, 'EUR', v.language,
+                v.buyer_name, v.buyer_company, v.buyer_address, v.buyer_country, v.buyer_vat_number, v.subtotal,
+                v.discount, v.tax_case, v.tax_rate, v.tax, v.total, v.brought_forward, 0, 0, 0, v.amount_due,
+                v.issued_at, v.due_at
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
+                $14::bigint[], $15::text[], $16::numeric[], $17::bigint[], $18::bigint[], $19::bigint[],
+                $20::bigint[], $21::timestamptz[], $22::date[])
+                WITH ORDINALITY AS v(number, account_id, period, period_start, period_end, status, language,
+                    buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal, discount,
+                    tax_case, tax_rate, tax, total, brought_forward, amount_due, issued_at, due_at, ord)
+             ORDER BY v.ord
+             ON CONFLICT (account_id, period) DO NOTHING RETURNING id, number",
+        )
+        .bind(number)
+        .bind(account_id)
+        .bind(period)
+        .bind(period_start)
+        .bind(period_end)
+        .bind(status)
+        .bind(language)
+        .bind(buyer_name)
+        .bind(buyer_company)
+        .bind(buyer_address)
+        .bind(buyer_country)
+        .bind(buyer_vat_number)
+        .bind(subtotal)
+        .bind(discount)
+        .bind(tax_case)
+        .bind(tax_rate)
+        .bind(tax)
+        .bind(total)
+        .bind(brought_forward)
+        .bind(amount_due)
+        .bind(issued_at)
+        .bind(due_at)
+        .fetch_all(c)
+        .await?;
+        Ok((returned.len() == n).then_some(returned))
+    }
+
+    /// The lines: (invoice id, position, line).
+    pub(super) async fn insert_lines(
+        c: &mut PgConnection,
+        lines: &[(i64, i32, &DraftLine)],
+    ) -> anyhow::Result<()> {
+        let n = lines.len();
+        let mut invoice_id: Vec<i64> = Vec::with_capacity(n);
+        let mut position: Vec<i32> = Vec::with_capacity(n);
+        let mut description: Vec<&str> = Vec::with_capacity(n);
+        let mut app_id: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut kind: Vec<&str> = Vec::with_capacity(n);
+        let mut item: Vec<&str> = Vec::with_capacity(n);
+        let mut quantity_hours: Vec<Decimal> = Vec::with_capacity(n);
+        let mut unit_price: Vec<Decimal> = Vec::with_capacity(n);
+        let mut amount: Vec<i64> = Vec::with_capacity(n);
+        for (id, pos, l) in lines {
+            invoice_id.push(*id);
+            position.push(*pos);
+            description.push(&l.description);
+            app_id.push(l.app_id.as_ref().map(|a| a.as_str()));
+            kind.push(l.kind.as_str());
+            item.push(&l.item);
+            quantity_hours.push(l.quantity_hours);
+            unit_price.push(l.unit_price);
+            amount.push(l.amount_minor);
+        }
+        sqlx::query(
+            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
+             SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::numeric[], $8::numeric[], $9::bigint[])",
+        )
+        .bind(invoice_id)
+        .bind(position)
+        .bind(description)
+        .bind(app_id)
+        .bind(kind)
+        .bind(item)
+        .bind(quantity_hours)
+        .bind(unit_price)
+        .bind(amount)
+        .execute(c)
+        .await?;
+        Ok(())
+    }
 }

@@ -25,6 +25,7 @@ pub mod events;
 pub mod hds;
 pub mod invoices;
 pub mod lifecycle;
+mod nodelay;
 pub mod outbox;
 pub mod runs;
 
@@ -97,9 +98,17 @@ impl Db {
             .and_then(|r| r.map_err(anyhow::Error::from))
             .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;
             probe.close().await.ok();
+            let port = opts.get_port();
+            let tcp = opts.get_socket().is_none();
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |_, _| {
+                    if tcp {
+                        nodelay::set_on_sockets_to(port);
+                    }
+                    Box::pin(async { Ok(()) })
+                })
                 .connect_with(opts)
                 .await
                 .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))?;

@@ -46,6 +46,30 @@ pub async fn latest_data(
 pub async fn enqueue_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::Result<()> {
     use super::invoices::{Placeholders, statement_chunks};
     const COLUMNS: usize = 8;
+    if let Tx::Postgres(t) = tx {
+        // One array per column (see `invoices::finalize_group`).
+        sqlx::query(
+            "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+             SELECT v.account_id, v.kind, v.dedupe_key, v.language, v.to_address, v.invoice_id, v.data, v.created_at
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                $8::timestamptz[])
+                WITH ORDINALITY AS v(account_id, kind, dedupe_key, language, to_address, invoice_id, data,
+                    created_at, ord)
+             ORDER BY v.ord
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(emails.iter().map(|e| e.account_id).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.dedupe_key.as_str()).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.language).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.to_address).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.invoice_id).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.data.to_string()).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.at).collect::<Vec<_>>())
+        .execute(&mut **t)
+        .await?;
+        return Ok(());
+    }
     for chunk in statement_chunks(emails, COLUMNS) {
         let sql = sqlx::AssertSqlSafe(format!(
             "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)

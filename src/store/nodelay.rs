@@ -1,0 +1,41 @@
+//! `TCP_NODELAY` on the PostgreSQL connections.
+//!
+//! sqlx 0.9.0 no longer sets it (sqlx issue #4335; fixed upstream by PR #4336, not in a release
+//! yet). A message larger than the socket's send buffer — an invoice PDF, a multi-row insert —
+//! then goes out in two writes, and Nagle's algorithm holds the second until the server has
+//! acknowledged the first, which PostgreSQL's kernel delays by up to 40 ms: on loopback every
+//! PDF stored cost 45 ms (`billrun bench`, README "Benchmarks"). sqlx gives no access to its
+//! socket, so after each new connection the process's TCP sockets connected to the server's
+//! port get `TCP_NODELAY` (what libpq sets on every connection). Remove this module once sqlx
+//! sets it again.
+
+/// Sets `TCP_NODELAY` on this process's TCP sockets whose peer port is `port`.
+#[cfg(target_os = "linux")]
+pub fn set_on_sockets_to(port: u16) {
+    use std::os::fd::BorrowedFd;
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: the descriptor is only borrowed for the few calls below. Should another
+        // thread close it meanwhile, they fail (EBADF, ignored); should it be reused at once,
+        // they touch that new descriptor only if it is a TCP socket to the same port too, where
+        // TCP_NODELAY is what we want anyway.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        let to_port = socket
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.port() == port);
+        if to_port && socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM) {
+            let _ = socket.set_tcp_nodelay(true);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn set_on_sockets_to(_port: u16) {}
