@@ -12,6 +12,8 @@
 //! as a `VALUES` list. On a fresh bench store (no referral rewards earned yet, no balances
 //! brought forward) its totals are the invoices' totals, and the bench checks that they are.
 
+use std::str::FromStr;
+
 use anyhow::Context;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -29,22 +31,24 @@ pub struct Floor {
     pub matching: i64,
 }
 
-/// Runs the floor statement for `period` on one connection (its table is temporary) and
+/// Runs the floor statement for `period` on a connection of its own to `url` (its table is
+/// temporary; its statements are not logged: the floor is a slow statement on purpose) and
 /// compares its rows with the stored invoices.
-pub async fn run(db: &Db, period: Period) -> anyhow::Result<Floor> {
+pub async fn run(db: &Db, url: &str, period: Period) -> anyhow::Result<Floor> {
+    use sqlx::{ConnectOptions, Connection};
     let rates = rates_values(db, period).await?;
     let (p0, p1) = (period.start().timestamp(), period.end().timestamp());
     let month = period.seconds();
-    match db {
-        Db::Postgres(pool) => {
-            let mut c = pool.acquire().await?;
+    macro_rules! floor_on {
+        ($c:expr, $dialect:expr) => {{
+            let c = $c;
             sqlx::query(
                 "CREATE TEMP TABLE bench_floor (account_id TEXT PRIMARY KEY, subtotal_minor BIGINT NOT NULL,
                  tax_minor BIGINT NOT NULL, total_minor BIGINT NOT NULL)",
             )
             .execute(&mut *c)
             .await?;
-            let sql = statement(Dialect::Postgres, p0, p1, month, &rates);
+            let sql = statement($dialect, p0, p1, month, &rates);
             let started = std::time::Instant::now();
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(period.start())
@@ -57,46 +61,30 @@ pub async fn run(db: &Db, period: Period) -> anyhow::Result<Floor> {
                 .bind(period.to_string())
                 .fetch_one(&mut *c)
                 .await?;
-            sqlx::query("DROP TABLE bench_floor")
-                .execute(&mut *c)
-                .await?;
-            Ok(Floor {
+            Floor {
                 seconds,
                 rows,
                 matching,
-            })
-        }
-        Db::Sqlite(pool) => {
-            let mut c = pool.acquire().await?;
-            sqlx::query(
-                "CREATE TEMP TABLE bench_floor (account_id TEXT PRIMARY KEY, subtotal_minor BIGINT NOT NULL,
-                 tax_minor BIGINT NOT NULL, total_minor BIGINT NOT NULL)",
-            )
-            .execute(&mut *c)
-            .await?;
-            let sql = statement(Dialect::Sqlite, p0, p1, month, &rates);
-            let started = std::time::Instant::now();
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(period.start())
-                .bind(period.end())
-                .execute(&mut *c)
-                .await
-                .context("the floor statement")?;
-            let seconds = started.elapsed().as_secs_f64();
-            let (rows, matching): (i64, i64) = sqlx::query_as(MATCHING)
-                .bind(period.to_string())
-                .fetch_one(&mut *c)
-                .await?;
-            sqlx::query("DROP TABLE bench_floor")
-                .execute(&mut *c)
-                .await?;
-            Ok(Floor {
-                seconds,
-                rows,
-                matching,
-            })
-        }
+            }
+        }};
     }
+    Ok(match db {
+        Db::Postgres(_) => {
+            let opts = sqlx::postgres::PgConnectOptions::from_str(url)?.disable_statement_logging();
+            let mut c = sqlx::PgConnection::connect_with(&opts).await?;
+            let floor = floor_on!(&mut c, Dialect::Postgres);
+            c.close().await.ok();
+            floor
+        }
+        Db::Sqlite(_) => {
+            let opts =
+                sqlx::sqlite::SqliteConnectOptions::from_str(url)?.disable_statement_logging();
+            let mut c = sqlx::SqliteConnection::connect_with(&opts).await?;
+            let floor = floor_on!(&mut c, Dialect::Sqlite);
+            c.close().await.ok();
+            floor
+        }
+    })
 }
 
 const MATCHING: &str = "SELECT CAST(COUNT(*) AS BIGINT),
@@ -118,7 +106,10 @@ async fn rates_values(db: &Db, period: Period) -> anyhow::Result<String> {
     let on = period.last_day();
     let hundredths = |d: Decimal| -> anyhow::Result<i64> {
         let h = d * Decimal::ONE_HUNDRED;
-        anyhow::ensure!(h.fract().is_zero(), "a VAT rate of {d}% has more than 2 decimals");
+        anyhow::ensure!(
+            h.fract().is_zero(),
+            "a VAT rate of {d}% has more than 2 decimals"
+        );
         h.to_i64().context("a VAT rate out of range")
     };
     let mut rows = Vec::with_capacity(countries.len());
@@ -149,7 +140,9 @@ fn statement(d: Dialect, p0: i64, p1: i64, month: i64, rates: &str) -> String {
         Dialect::Sqlite => format!("CAST(strftime('%s', {col}) AS INTEGER)"),
     };
     let epoch_date = |col: &str| match d {
-        Dialect::Postgres => format!("CAST(EXTRACT(EPOCH FROM CAST({col} AS TIMESTAMP)) AS BIGINT)"),
+        Dialect::Postgres => {
+            format!("CAST(EXTRACT(EPOCH FROM CAST({col} AS TIMESTAMP)) AS BIGINT)")
+        }
         Dialect::Sqlite => format!("CAST(strftime('%s', {col}) AS INTEGER)"),
     };
     let scaled = |col: &str, factor: i64| match d {

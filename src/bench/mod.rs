@@ -1,6 +1,7 @@
 //! `billrun bench`: bills a large synthetic platform and times each step of the monthly cycle.
 //!
-//! The platform is the demo's generator (`demo::generate`), drawn a chunk of accounts at a time.
+//! The platform is the demo's generator (`demo::generate`) with 3 apps per account on average
+//! (`BENCH_APP_COUNTS`; the demo's has 2.5), drawn a chunk of accounts at a time.
 //! Steps, each timed on its own:
 //!
 //! 1. **import** — the chunks go through the import code (`import::import_text`, CSV: catalog,
@@ -31,7 +32,7 @@ use sqlx::Connection;
 use crate::cli::OutputFormat;
 use crate::config::{BadInput, GatewayChoice, JobsConfig};
 use crate::core::period::Period;
-use crate::demo::generate::{DemoPlatform, Generator};
+use crate::demo::generate::{BENCH_APP_COUNTS, DemoPlatform, Generator};
 use crate::import::read::Format;
 use crate::import::{self, ImportKind};
 use crate::jobs::{self, Env, JobName, JobReport, RunOptions, Secret};
@@ -50,8 +51,8 @@ const PDF_PAGE: i64 = 256;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Accounts of the synthetic platform (about 2.5 apps each; per app and month 2 to 4
-    /// container runs and one addon).
+    /// Accounts of the synthetic platform (3 apps each on average, 0 to 6; per app and month 2
+    /// to 4 container runs and one addon).
     #[arg(long, default_value_t = 10_000)]
     pub accounts: usize,
     /// The store. Default: a fresh SQLite file `billrun-bench.db` (replaced on each run). A
@@ -195,7 +196,10 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
 
     let mut steps = Vec::new();
     let step = import_step(&env, args, period).await?;
-    progress(format!("  import: {} records in {:.2} s", step.items, step.seconds));
+    progress(format!(
+        "  import: {} records in {:.2} s",
+        step.items, step.seconds
+    ));
     steps.push(step);
 
     let mut opts = RunOptions::at(args.now);
@@ -203,10 +207,9 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
     let started = Instant::now();
     // The job as cron runs it, over every account page by page; the invoices it reports are
     // counted and dropped after each page.
-    let report = jobs::invoice::run_in_batches(&env, &opts, &mut |r: &mut JobReport| {
-        r.invoices.clear()
-    })
-    .await?;
+    let report =
+        jobs::invoice::run_in_batches(&env, &opts, &mut |r: &mut JobReport| r.invoices.clear())
+            .await?;
     let seconds = started.elapsed().as_secs_f64();
     check_failures(&report)?;
     let counts: BTreeMap<String, u64> = report.counts.clone();
@@ -219,15 +222,12 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
     ));
     progress(format!("  invoice: {invoiced} invoices in {seconds:.2} s"));
 
-    let floor = floor::run(&env.db, period).await?;
+    let floor = floor::run(&env.db, url, period).await?;
     progress(format!(
         "  floor: {} invoice totals in {:.2} s ({} equal to the invoice job's)",
         floor.rows, floor.seconds, floor.matching
     ));
 
-    if std::env::var_os("BILLRUN_BENCH_TUNE").is_some() {
-        anyhow::bail!("tuning: invoice {:.3} s, floor {:.3} s", steps[1].seconds, floor.seconds);
-    }
     let started = Instant::now();
     let counts = by_ranges(
         &env,
@@ -244,7 +244,10 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
         seconds,
         format!("invoices ({})", describe(&counts)),
     ));
-    progress(format!("  collect: {} invoices in {seconds:.2} s", counts.values().sum::<u64>()));
+    progress(format!(
+        "  collect: {} invoices in {seconds:.2} s",
+        counts.values().sum::<u64>()
+    ));
 
     let started = Instant::now();
     let pdfs = render_deferred(&env).await?;
@@ -351,7 +354,8 @@ async fn create_pg_database(url: &str) -> anyhow::Result<()> {
 
 /// Step 1: the platform, chunk by chunk, through the import code.
 async fn import_step(env: &Env, args: &BenchArgs, period: Period) -> anyhow::Result<Step> {
-    let mut generator = Generator::new(args.seed, period, args.accounts);
+    let mut generator =
+        Generator::new(args.seed, period, args.accounts).with_app_counts(BENCH_APP_COUNTS);
     let mut seconds = 0.0;
     let mut records = 0u64;
     let import = async |kind: ImportKind, file: &str, text: String| -> anyhow::Result<f64> {
@@ -372,11 +376,7 @@ async fn import_step(env: &Env, args: &BenchArgs, period: Period) -> anyhow::Res
     seconds += import(ImportKind::Catalog, "catalog.csv", catalog_csv(&catalog)?).await?;
     let (mut accounts, mut apps, mut usage, mut credits, mut methods) = (0, 0, 0, 0, 0);
     while let Some(chunk) = generator.next_chunk(IMPORT_CHUNK) {
-        let (a, p, u) = (
-            accounts_csv(&chunk)?,
-            apps_csv(&chunk)?,
-            usage_csv(&chunk)?,
-        );
+        let (a, p, u) = (accounts_csv(&chunk)?, apps_csv(&chunk)?, usage_csv(&chunk)?);
         seconds += import(ImportKind::Accounts, "accounts.csv", a).await?;
         seconds += import(ImportKind::Apps, "apps.csv", p).await?;
         seconds += import(ImportKind::Usage, "usage.csv", u).await?;
@@ -501,13 +501,9 @@ fn accounts_csv(p: &DemoPlatform) -> anyhow::Result<String> {
 fn apps_csv(p: &DemoPlatform) -> anyhow::Result<String> {
     csv_text(
         &["id", "name", "account_id"],
-        p.apps.iter().map(|a| {
-            vec![
-                a.id.to_string(),
-                a.name.clone(),
-                a.account_id.to_string(),
-            ]
-        }),
+        p.apps
+            .iter()
+            .map(|a| vec![a.id.to_string(), a.name.clone(), a.account_id.to_string()]),
     )
 }
 
@@ -586,34 +582,44 @@ fn describe(counts: &BTreeMap<String, u64>) -> String {
 pub async fn render_deferred(env: &Env) -> anyhow::Result<u64> {
     let seller = std::sync::Arc::new(env.jobs.invoice.settings.seller.clone());
     let mut done = 0u64;
-    let mut after = 0i64;
-    loop {
-        let rows = documents::missing(&env.db, after, PDF_PAGE).await?;
-        let Some(last) = rows.last() else { break };
-        after = last.id;
-        let mut work = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let view = jobs::invoice::issued_view(&env.db, row).await?;
-            work.push((view, row.period_start, row.period_end));
-        }
+    let mut page = deferred_page(env, 0).await?;
+    while let Some(&(after, _)) = page.0.last() {
+        let (keys, work) = page;
         let seller = seller.clone();
-        let pdfs = tokio::task::spawn_blocking(move || {
-            jobs::invoice::render_all(&work, &seller)
-        })
-        .await??;
-        let rendered: Vec<(i64, DateTime<Utc>, Vec<u8>)> = rows
-            .iter()
-            .zip(pdfs)
-            .map(|(row, pdf)| (row.id, row.issued_at, pdf))
-            .collect();
+        let render = tokio::task::spawn_blocking(move || jobs::invoice::render_all(&work, &seller));
+        // The next page is read while this one renders.
+        let next = deferred_page(env, after).await;
+        let pdfs = render.await??;
         let mut tx = env.db.begin().await?;
-        for (id, at, pdf) in &rendered {
+        for ((id, at), pdf) in keys.iter().zip(&pdfs) {
             documents::save(&mut tx, *id, pdf, *at).await?;
         }
         tx.commit().await?;
-        done += rendered.len() as u64;
+        done += pdfs.len() as u64;
+        page = next?;
     }
     Ok(done)
+}
+
+/// A page of invoices without their PDF, after invoice id `after`: (id, issue time) each, and
+/// what `render_all` renders them from.
+#[allow(clippy::type_complexity)]
+async fn deferred_page(
+    env: &Env,
+    after: i64,
+) -> anyhow::Result<(
+    Vec<(i64, DateTime<Utc>)>,
+    Vec<(crate::views::InvoiceView, DateTime<Utc>, DateTime<Utc>)>,
+)> {
+    let rows = documents::missing(&env.db, after, PDF_PAGE).await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    let mut work = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let view = jobs::invoice::issued_view(&env.db, row).await?;
+        keys.push((row.id, row.issued_at));
+        work.push((view, row.period_start, row.period_end));
+    }
+    Ok((keys, work))
 }
 
 /// The process's peak resident memory (`VmHWM` in /proc/self/status), 0 where there is none.
@@ -652,7 +658,14 @@ fn table(r: &BenchReport) -> String {
         r.accounts, r.database_url, r.store, r.cores, r.build
     );
     out.push_str(&crate::views::table(
-        &["STEP", "ITEMS", "SECONDS", "ITEMS/S", "PEAK RSS", "ITEMS ARE"],
+        &[
+            "STEP",
+            "ITEMS",
+            "SECONDS",
+            "ITEMS/S",
+            "PEAK RSS",
+            "ITEMS ARE",
+        ],
         &rows,
     ));
     out.push('\n');
@@ -664,9 +677,6 @@ fn table(r: &BenchReport) -> String {
         "invoice step / floor: {:.1}×\n",
         r.invoice_to_floor_ratio
     ));
-    out.push_str(&format!(
-        "peak resident memory: {}\n",
-        mb(r.peak_rss_bytes)
-    ));
+    out.push_str(&format!("peak resident memory: {}\n", mb(r.peak_rss_bytes)));
     out
 }

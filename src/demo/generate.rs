@@ -90,6 +90,9 @@ pub struct Generator {
     apps_so_far: usize,
     usage_so_far: usize,
     credits_so_far: u64,
+    /// How many apps an account has, with weights: [`APP_COUNTS`] (the demo's) unless
+    /// [`Generator::with_app_counts`] says otherwise.
+    app_counts: &'static [(usize, u64)],
 }
 
 impl Generator {
@@ -136,7 +139,17 @@ impl Generator {
             apps_so_far: 0,
             usage_so_far: 0,
             credits_so_far: 0,
+            app_counts: APP_COUNTS,
         }
+    }
+
+    /// The same platform but with apps per account drawn from `counts` ((apps, weight) pairs):
+    /// the benchmark's platform has 3 apps per account on average ([`BENCH_APP_COUNTS`]) where
+    /// the demo's has 2.5. Accounts and credits are drawn from streams of their own, so they
+    /// stay the same.
+    pub fn with_app_counts(mut self, counts: &'static [(usize, u64)]) -> Generator {
+        self.app_counts = counts;
+        self
     }
 
     /// The platform's price catalog.
@@ -180,7 +193,7 @@ impl Generator {
         let mut apps: Vec<App> = Vec::with_capacity(n * 5 / 2 + n / 8 + 16);
         let mut usage: Vec<UsageRecord> = Vec::with_capacity(apps.capacity() * 4);
         for (k, account) in out_accounts.iter().enumerate() {
-            let count = self.rng_apps.weighted(APP_COUNTS);
+            let count = self.rng_apps.weighted(self.app_counts);
             let first_app = apps.len();
             for _ in 0..count {
                 let name = unique_app_name(&mut self.rng_apps, &slugs[k], &apps[first_app..]);
@@ -522,6 +535,11 @@ const ADDON_INDEX: &[(usize, u64)] = &[
 
 /// Apps per account: mean 2.5.
 const APP_COUNTS: &[(usize, u64)] = &[(0, 5), (1, 22), (2, 28), (3, 22), (4, 13), (5, 6), (6, 4)];
+
+/// Apps per account for the benchmark: mean 3.00 exactly (weights sum to 100; 300 apps per
+/// 100 accounts).
+pub const BENCH_APP_COUNTS: &[(usize, u64)] =
+    &[(0, 4), (1, 14), (2, 22), (3, 24), (4, 18), (5, 10), (6, 8)];
 
 const APP_STEMS: &[&str] = &[
     "shop",
@@ -1460,6 +1478,44 @@ mod tests {
             assert_eq!(usage, whole.usage, "chunks of {size}");
             assert_eq!(credits, whole.credits, "chunks of {size}");
         }
+    }
+
+    #[test]
+    fn the_bench_platform_has_three_apps_per_account_and_the_same_accounts() {
+        let weights: u64 = BENCH_APP_COUNTS.iter().map(|(_, w)| w).sum();
+        let apps: u64 = BENCH_APP_COUNTS.iter().map(|&(n, w)| n as u64 * w).sum();
+        assert_eq!(
+            (weights, apps),
+            (100, 300),
+            "exactly 3 apps per account by weight"
+        );
+
+        let mut demo = Generator::new(42, oct(), 10_000);
+        let mut bench = Generator::new(42, oct(), 10_000).with_app_counts(BENCH_APP_COUNTS);
+        let (d, b) = (
+            demo.next_chunk(10_000).unwrap(),
+            bench.next_chunk(10_000).unwrap(),
+        );
+        assert_eq!(d.accounts, b.accounts);
+        assert_eq!(d.credits, b.credits);
+        let per_account = |p: &DemoPlatform| p.apps.len() as f64 / p.accounts.len() as f64;
+        assert!((2.9..3.1).contains(&per_account(&b)), "{}", per_account(&b));
+        assert!((2.4..2.6).contains(&per_account(&d)), "{}", per_account(&d));
+        // Per app 2 to 4 container runs and one addon.
+        let mut per_app: HashMap<&AppId, (usize, usize)> = HashMap::new();
+        for u in &b.usage {
+            let e = per_app.entry(&u.app_id).or_default();
+            match u.kind {
+                UsageKind::Container => e.0 += 1,
+                UsageKind::Addon => e.1 += 1,
+            }
+        }
+        assert_eq!(per_app.len(), b.apps.len());
+        assert!(
+            per_app
+                .values()
+                .all(|&(c, a)| (2..=4).contains(&c) && a == 1)
+        );
     }
 
     #[test]

@@ -224,7 +224,11 @@ async fn seed_platform_extras(
                 &Deployment {
                     id: format!("dep-{}-{n}", app.id.as_str()),
                     app_id: app.id.clone(),
-                    git_ref: if n == 0 { "main".into() } else { format!("v1.{i}.0") },
+                    git_ref: if n == 0 {
+                        "main".into()
+                    } else {
+                        format!("v1.{i}.0")
+                    },
                     created_at: period.start() + Duration::days(3 + 10 * n),
                 },
             )
@@ -253,7 +257,9 @@ async fn seed_platform_extras(
             .await?;
         }
     }
-    tx.commit().await.context("seeding the demo's deployments, domains and certificates")
+    tx.commit()
+        .await
+        .context("seeding the demo's deployments, domains and certificates")
 }
 
 /// Writes a generated platform (accounts, apps, prices, usage, credit, payment methods) in one

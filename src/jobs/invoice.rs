@@ -355,12 +355,7 @@ async fn bill_batch(
 /// Invoices finalized together in one transaction (a group commit): the database does a few
 /// multi-row statements and one commit for them instead of a dozen statements and a commit
 /// each. The per-year number counter stays locked until that commit, as for one invoice.
-static GROUP: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
-    std::env::var("BILLRUN_GROUP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100)
-});
+const GROUP: usize = 100;
 
 /// Finalizes drafts in groups, in order: each group together when that works, else (some
 /// account was invoiced meanwhile, a reward or balance used by another run, an error) one by
@@ -380,14 +375,14 @@ impl Finalizer {
     fn new(env: &Env) -> Finalizer {
         Finalizer {
             env: std::sync::Arc::new(env.clone()),
-            pending: Vec::with_capacity(*GROUP),
+            pending: Vec::with_capacity(GROUP),
             in_flight: None,
         }
     }
 
     async fn push(&mut self, draft: NewInvoice, report: &mut JobReport) {
         self.pending.push(draft);
-        if self.pending.len() >= *GROUP {
+        if self.pending.len() >= GROUP {
             self.send(report).await;
         }
     }
@@ -405,9 +400,6 @@ impl Finalizer {
                     let outcome = finalize_together(&env, &drafts).await;
                     (drafts, outcome)
                 }));
-                if std::env::var_os("BILLRUN_NO_OVERLAP").is_some() {
-                    self.settle(report).await;
-                }
             }
         }
     }

@@ -419,12 +419,12 @@ pub async fn accounts_between(db: &Db, first: &str, last: &str) -> anyhow::Resul
 
 /// Every account id, in order (to cut a run into batches).
 pub async fn ordered_account_ids(db: &Db) -> anyhow::Result<Vec<String>> {
-    let rows: Vec<(String,)> =
-        with_db!(db, p => sqlx::query_as("SELECT id FROM accounts ORDER BY id").fetch_all(p).await?);
+    let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as("SELECT id FROM accounts ORDER BY id").fetch_all(p).await?);
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 pub async fn count_accounts(db: &Db) -> anyhow::Result<i64> {
-    let n: (i64,) = with_db!(db, p => sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(p).await?);
+    let n: (i64,) =
+        with_db!(db, p => sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(p).await?);
     Ok(n.0)
 }

@@ -41,8 +41,10 @@ pub async fn missing(
     after_id: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<super::invoices::InvoiceRow>> {
-    Ok(with_db!(db, p => sqlx::query_as::<_, super::invoices::InvoiceRow>(
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, super::invoices::InvoiceRow>(
         "SELECT i.* FROM invoices i LEFT JOIN invoice_documents d ON d.invoice_id = i.id
          WHERE d.invoice_id IS NULL AND i.id > $1 ORDER BY i.id LIMIT $2")
-        .bind(after_id).bind(limit).fetch_all(p).await?))
+        .bind(after_id).bind(limit).fetch_all(p).await?),
+    )
 }

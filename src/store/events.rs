@@ -50,7 +50,7 @@ pub struct NewEvent<'a> {
 
 /// [`record`] for several events, in their order, in a few multi-row statements.
 pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result<()> {
-    use super::invoices::{Placeholders, statement_chunks};
+    use super::invoices::{multi_row_sql, sqlite_row, sqlite_values, statement_chunks};
     const COLUMNS: usize = 5;
     if let Tx::Postgres(t) = tx {
         // One array per column (see `invoices::finalize_group`).
@@ -64,17 +64,24 @@ pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result
         .bind(events.iter().map(|e| e.account_id).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.invoice_id.map(|i| i.0)).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.invoice_id.map(|i| i.0))
+                .collect::<Vec<_>>(),
+        )
         .bind(events.iter().map(|e| e.message).collect::<Vec<_>>())
         .execute(&mut **t)
         .await?;
         return Ok(());
     }
     for chunk in statement_chunks(events, COLUMNS) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES {}",
-            Placeholders::for_tx(tx).values(COLUMNS, chunk.len())
-        ));
+        let sql = multi_row_sql("insert account_events", chunk.len(), || {
+            format!(
+                "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES {}",
+                sqlite_values(&sqlite_row(COLUMNS), chunk.len())
+            )
+        });
         with_tx!(tx, c => {
             let mut q = sqlx::query(sql);
             for e in chunk {

@@ -397,44 +397,45 @@ pub async fn collectable_between(
         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
          AND account_id >= $1 AND account_id <= $2 ORDER BY account_id, id"
     ));
-    Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql).bind(first).bind(last).fetch_all(p).await?))
+    Ok(
+        with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql).bind(first).bind(last).fetch_all(p).await?),
+    )
 }
 
-/// Bound-parameter placeholders, numbered in order: `$1`, `$2`, … on PostgreSQL; `?` on SQLite,
-/// whose `sqlite3_bind_parameter_name` walks a list of the named ones for each parameter bound
-/// (quadratic in a multi-row statement), where anonymous ones cost nothing.
-pub(crate) struct Placeholders {
-    numbered: bool,
-    next: usize,
+/// `(?, ?, …), (…), …`: a multi-row `VALUES` of `rows` rows, each `row` (its text with one
+/// `?` per bound parameter). Anonymous placeholders: SQLite's `sqlite3_bind_parameter_name`
+/// walks the list of the named ones (`$1`, …) for each parameter bound, which is quadratic in
+/// a multi-row statement; anonymous ones cost nothing.
+pub(crate) fn sqlite_values(row: &str, rows: usize) -> String {
+    let mut out = String::with_capacity((row.len() + 2) * rows);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(row);
+    }
+    out
 }
 
-impl Placeholders {
-    pub(crate) fn for_tx(tx: &Tx) -> Placeholders {
-        Placeholders {
-            numbered: matches!(tx, Tx::Postgres(_)),
-            next: 0,
-        }
-    }
+/// `(?, ?, …)` with `columns` placeholders.
+pub(crate) fn sqlite_row(columns: usize) -> String {
+    format!("({})", vec!["?"; columns].join(", "))
+}
 
-    pub(crate) fn next(&mut self) -> String {
-        self.next += 1;
-        if self.numbered {
-            format!("${}", self.next)
-        } else {
-            "?".to_string()
-        }
-    }
-
-    /// `(…), (…), …`: a multi-row `VALUES` of `rows` rows of `columns` placeholders.
-    pub(crate) fn values(&mut self, columns: usize, rows: usize) -> String {
-        (0..rows)
-            .map(|_| {
-                let row: Vec<String> = (0..columns).map(|_| self.next()).collect();
-                format!("({})", row.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
+/// The text of a multi-row statement, made once per (statement, number of rows) and kept for
+/// the process's life: [`statement_chunks`] gives at most eight sizes per statement.
+pub(crate) fn multi_row_sql(
+    statement: &'static str,
+    rows: usize,
+    make: impl FnOnce() -> String,
+) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static MADE: LazyLock<Mutex<HashMap<(&'static str, usize), &'static str>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    made.entry((statement, rows))
+        .or_insert_with(|| Box::leak(make().into_boxed_str()))
 }
 
 /// Splits rows for multi-row statements of `columns` columns: chunks of 128, 64, 32, …, 1 rows
@@ -503,22 +504,20 @@ pub async fn finalize_group(
     };
     for chunk in statement_chunks(sqlite_rows, COLUMNS) {
         // The same row as `finalize` writes: currency EUR, nothing applied, paid or carried yet.
-        let mut p = Placeholders::for_tx(tx);
-        let mut row = || {
-            let mut v: Vec<String> = (0..COLUMNS).map(|_| p.next()).collect();
-            v.insert(6, "'EUR'".into());
-            v.splice(20..20, ["0".to_string(), "0".to_string(), "0".to_string()]);
-            format!("({})", v.join(", "))
-        };
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
-                buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
-                discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
-                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
-             VALUES {}
-             ON CONFLICT (account_id, period) DO NOTHING RETURNING id, number",
-            (0..chunk.len()).map(|_| row()).collect::<Vec<_>>().join(", ")
-        ));
+        let sql = multi_row_sql("insert invoices", chunk.len(), || {
+            format!(
+                "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
+                    buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
+                    discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
+                    amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
+                 VALUES {}
+                 ON CONFLICT (account_id, period) DO NOTHING RETURNING id, number",
+                sqlite_values(
+                    "(?, ?, ?, ?, ?, ?, 'EUR', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
+                    chunk.len()
+                )
+            )
+        });
         let rows: Vec<(i64, String)> = with_tx!(tx, c => {
             let mut q = sqlx::query_as(sql);
             for (inv, number) in chunk {
@@ -566,11 +565,13 @@ pub async fn finalize_group(
         &[]
     };
     for chunk in statement_chunks(sqlite_lines, LINE_COLUMNS) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
-             VALUES {}",
-            Placeholders::for_tx(tx).values(LINE_COLUMNS, chunk.len())
-        ));
+        let sql = multi_row_sql("insert invoice_lines", chunk.len(), || {
+            format!(
+                "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
+                 VALUES {}",
+                sqlite_values(&sqlite_row(LINE_COLUMNS), chunk.len())
+            )
+        });
         with_tx!(tx, c => {
             let mut q = sqlx::query(sql);
             for (id, position, l) in chunk {
@@ -601,12 +602,7 @@ pub async fn finalize_group(
             }
         }
     }
-    Ok(Some(
-        ids.into_iter()
-            .map(InvoiceId)
-            .zip(numbers)
-            .collect(),
-    ))
+    Ok(Some(ids.into_iter().map(InvoiceId).zip(numbers).collect()))
 }
 
 /// PostgreSQL's bulk inserts of [`finalize_group`]: `INSERT … SELECT … FROM UNNEST(arrays)`,

@@ -17,7 +17,11 @@ pub fn set_on_sockets_to(port: u16) {
         return;
     };
     for entry in dir.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         // SAFETY: the descriptor is only borrowed for the few calls below. Should another

@@ -44,7 +44,7 @@ pub async fn latest_data(
 /// [`enqueue`] for several emails, in their order, in a few multi-row statements (an email
 /// already queued under the same dedupe key is skipped, as there).
 pub async fn enqueue_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::Result<()> {
-    use super::invoices::{Placeholders, statement_chunks};
+    use super::invoices::{multi_row_sql, sqlite_row, sqlite_values, statement_chunks};
     const COLUMNS: usize = 8;
     if let Tx::Postgres(t) = tx {
         // One array per column (see `invoices::finalize_group`).
@@ -71,11 +71,13 @@ pub async fn enqueue_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::Resul
         return Ok(());
     }
     for chunk in statement_chunks(emails, COLUMNS) {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+        let sql = multi_row_sql("insert outbox", chunk.len(), || {
+            format!(
+                "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
              VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
-            Placeholders::for_tx(tx).values(COLUMNS, chunk.len())
-        ));
+                sqlite_values(&sqlite_row(COLUMNS), chunk.len())
+            )
+        });
         with_tx!(tx, c => {
             let mut q = sqlx::query(sql);
             for e in chunk {

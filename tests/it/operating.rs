@@ -507,8 +507,14 @@ both_stores!(
         .unwrap();
         let (sw, lw) = finish(waiting, Duration::from_secs(120));
         assert!(sw.success(), "{lw}");
-    assert!(!lw.contains(" eta "), "no progress bar outside a terminal: {lw}");
-    assert!(lw.contains("invoice ") && lw.contains(" invoiced"), "the one-line summary: {lw}");
+        assert!(
+            !lw.contains(" eta "),
+            "no progress bar outside a terminal: {lw}"
+        );
+        assert!(
+            lw.contains("invoice ") && lw.contains(" invoiced"),
+            "the one-line summary: {lw}"
+        );
         let issued = app.count("invoices").await;
         assert!(issued > 0, "{lw}");
         // The same tick again (another cron entry, another machine): already ran, nothing done.
@@ -609,10 +615,22 @@ both_stores!(
         jobs_dir(&app, &[("hds", "* * * * * *")], 500);
         let d = daemon(&app);
         let port = port_of(&d).await;
-        wait_for("two runs", Duration::from_secs(30), async || {
-            runs(&app, "hds").await.len() >= 2
-        })
+        // A run is counted once it has finished (a run row exists from its claim on): poll the
+        // metrics until two have.
+        let succeeded = |metrics: &str| -> u64 {
+            metrics
+                .lines()
+                .find(|l| l.starts_with("billrun_job_runs_total{job=\"hds\",status=\"succeeded\"}"))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        wait_for(
+            "two succeeded runs in /metrics",
+            Duration::from_secs(30),
+            async || succeeded(&http_get(port, "/metrics")) >= 2,
+        )
         .await;
+        assert!(runs(&app, "hds").await.len() >= 2);
         let health = http_get(port, "/healthz");
         assert!(
             health.starts_with("HTTP/1.1 200 OK") && health.ends_with("ok\n"),
@@ -623,20 +641,7 @@ both_stores!(
             metrics.contains("Content-Type: text/plain; version=0.0.4"),
             "{metrics}"
         );
-        let succeeded = metrics
-            .lines()
-            .find(|l| l.starts_with("billrun_job_runs_total{job=\"hds\",status=\"succeeded\"}"))
-            .unwrap_or_else(|| panic!("{metrics}"));
-        assert!(
-            succeeded
-                .rsplit(' ')
-                .next()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-                >= 2,
-            "{metrics}"
-        );
+        assert!(succeeded(&metrics) >= 2, "{metrics}");
         for name in [
             "# TYPE billrun_job_run_duration_seconds summary",
             "billrun_job_run_duration_seconds_count{job=\"hds\"}",
