@@ -612,13 +612,13 @@ async fn deferred_page(
     Vec<(crate::views::InvoiceView, DateTime<Utc>, DateTime<Utc>)>,
 )> {
     let rows = documents::missing(&env.db, after, PDF_PAGE).await?;
-    let mut keys = Vec::with_capacity(rows.len());
-    let mut work = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let view = jobs::invoice::issued_view(&env.db, row).await?;
-        keys.push((row.id, row.issued_at));
-        work.push((view, row.period_start, row.period_end));
-    }
+    let views = jobs::invoice::issued_views(&env.db, &rows).await?;
+    let keys = rows.iter().map(|r| (r.id, r.issued_at)).collect();
+    let work = rows
+        .iter()
+        .zip(views)
+        .map(|(r, view)| (view, r.period_start, r.period_end))
+        .collect();
     Ok((keys, work))
 }
 

@@ -40,7 +40,8 @@ pub struct DeliveryItem {
 }
 
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The transport and the server's port (see [`smtp_port`]).
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Option<u16>),
     Files(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -64,7 +65,30 @@ fn transport(env: &Env) -> anyhow::Result<(Transport, String)> {
         .timeout(Some(Duration::from_secs(s.smtp_timeout_seconds)))
         .pool_config(PoolConfig::new().max_size(4))
         .build();
-    Ok((Transport::Smtp(t), redact_url(&url)))
+    Ok((Transport::Smtp(t, smtp_port(&url)), redact_url(&url)))
+}
+
+/// The port lettre connects to for `url`: the URL's, else its default for the scheme and `tls`
+/// (smtp 25, smtp with `tls=required|opportunistic` 587, smtps 465).
+///
+/// lettre does not set `TCP_NODELAY` and writes a message's end (`\r\n.\r\n`) apart from its
+/// body: Nagle's algorithm then holds that end until the server acknowledges the body, and a
+/// server that delays its ACKs (Linux's default) adds ~40 ms to every message (README
+/// "Benchmarks", `--smtp-delayed-ack`). After each send the job sets `TCP_NODELAY` on its
+/// sockets to this port, as the PostgreSQL pool does (`store::nodelay`): a pooled connection
+/// waits at most once.
+fn smtp_port(url: &str) -> Option<u16> {
+    let u = url::Url::parse(url).ok()?;
+    let tls = u
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    u.port().or(match (u.scheme(), tls.as_deref()) {
+        ("smtp", None) => Some(25),
+        ("smtp", Some(_)) => Some(587),
+        ("smtps", _) => Some(465),
+        _ => None,
+    })
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
@@ -172,11 +196,13 @@ pub async fn run_in_batches(
                 }
             };
             let sent = match transport {
-                Transport::Smtp(t) => t
-                    .send(message.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(SendError::Smtp),
+                Transport::Smtp(t, port) => {
+                    let sent = t.send(message.clone()).await;
+                    if let Some(port) = port {
+                        crate::store::nodelay::set_on_sockets_to(*port);
+                    }
+                    sent.map(|_| ()).map_err(SendError::Smtp)
+                }
                 Transport::Files(t) => t
                     .send(message.clone())
                     .await
@@ -322,4 +348,22 @@ fn build(
         None => builder.multipart(body)?,
     };
     Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smtp_port;
+
+    #[test]
+    fn the_smtp_port_is_the_one_lettre_connects_to() {
+        assert_eq!(smtp_port("smtp://127.0.0.1:2525"), Some(2525));
+        assert_eq!(smtp_port("smtp://user:pass@mail.example.com"), Some(25));
+        assert_eq!(smtp_port("smtp://mail.example.com?tls=required"), Some(587));
+        assert_eq!(
+            smtp_port("smtp://mail.example.com:2587?tls=opportunistic"),
+            Some(2587)
+        );
+        assert_eq!(smtp_port("smtps://mail.example.com"), Some(465));
+        assert_eq!(smtp_port("not a url"), None);
+    }
 }

@@ -646,36 +646,56 @@ pub fn render_pdf(
         .context("rendering the invoice PDF")
 }
 
-/// A stored invoice as it was when `finalize` issued it (before any collection), which is
-/// what its PDF shows: for the documents `Env::defer_documents` left to render later.
-pub async fn issued_view(
+/// The invoices as issued (before any payment), as the PDF shows them, read a page at a time:
+/// their lines, discounts and balances brought forward in three queries for the whole page
+/// (rows in ascending id order). For the documents `Env::defer_documents` left to render later.
+pub async fn issued_views(
     db: &crate::store::Db,
-    row: &invoices::InvoiceRow,
-) -> anyhow::Result<InvoiceView> {
-    let lines = invoices::lines(db, row.id).await?;
-    let mut view = InvoiceView::from_row(row, &lines);
-    view.discounts = invoices::discounts(db, row.id)
-        .await?
-        .into_iter()
-        .map(|(description, amount)| crate::views::DiscountView {
-            description,
-            amount: crate::core::money::format_minor(amount),
+    rows: &[invoices::InvoiceRow],
+) -> anyhow::Result<Vec<InvoiceView>> {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.id.min(last.id), first.id.max(last.id));
+    let mut lines: HashMap<i64, Vec<invoices::LineRow>> = HashMap::new();
+    for l in invoices::lines_between(db, first, last).await? {
+        lines.entry(l.invoice_id).or_default().push(l);
+    }
+    let mut discounts: HashMap<i64, Vec<crate::views::DiscountView>> = HashMap::new();
+    for (id, description, amount) in invoices::discounts_between(db, first, last).await? {
+        discounts
+            .entry(id)
+            .or_default()
+            .push(crate::views::DiscountView {
+                description,
+                amount: crate::core::money::format_minor(amount),
+            });
+    }
+    let mut transfers: HashMap<i64, Vec<crate::views::TransferView>> = HashMap::new();
+    for (id, invoice_number, amount) in coll::transfers_to_between(db, first, last).await? {
+        transfers
+            .entry(id)
+            .or_default()
+            .push(crate::views::TransferView {
+                invoice_number,
+                amount: crate::core::money::format_minor(amount),
+            });
+    }
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut view =
+                InvoiceView::from_row(row, lines.get(&row.id).map_or(&[][..], Vec::as_slice));
+            view.discounts = discounts.remove(&row.id).unwrap_or_default();
+            view.brought_forward_from = transfers.remove(&row.id).unwrap_or_default();
+            let due = row.total_minor + row.brought_forward_minor;
+            view.status = if due == 0 { "paid" } else { "open" }.into();
+            view.credit_applied = crate::core::money::format_minor(0);
+            view.amount_paid = crate::core::money::format_minor(0);
+            view.carried_forward = crate::core::money::format_minor(0);
+            view.amount_due = crate::core::money::format_minor(due);
+            view.next_attempt_at = None;
+            view
         })
-        .collect();
-    view.brought_forward_from = coll::transfers_to(db, row.id)
-        .await?
-        .into_iter()
-        .map(|(invoice_number, amount)| crate::views::TransferView {
-            invoice_number,
-            amount: crate::core::money::format_minor(amount),
-        })
-        .collect();
-    let due = row.total_minor + row.brought_forward_minor;
-    view.status = if due == 0 { "paid" } else { "open" }.into();
-    view.credit_applied = crate::core::money::format_minor(0);
-    view.amount_paid = crate::core::money::format_minor(0);
-    view.carried_forward = crate::core::money::format_minor(0);
-    view.amount_due = crate::core::money::format_minor(due);
-    view.next_attempt_at = None;
-    Ok(view)
+        .collect())
 }

@@ -388,6 +388,19 @@ pub async fn transfers_to(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<(Strin
         .bind(invoice_id).fetch_all(p).await?))
 }
 
+/// [`transfers_to`] for the invoices with ids in `[first, last]`: (to invoice id, from invoice
+/// number, amount), by invoice.
+pub async fn transfers_to_between(
+    db: &Db,
+    first: i64,
+    last: i64,
+) -> anyhow::Result<Vec<(i64, String, i64)>> {
+    Ok(with_db!(db, p => sqlx::query_as(
+        "SELECT t.to_invoice_id, i.number, t.amount_minor FROM balance_transfers t JOIN invoices i ON i.id = t.from_invoice_id
+         WHERE t.to_invoice_id >= $1 AND t.to_invoice_id <= $2 ORDER BY t.to_invoice_id, t.from_invoice_id")
+        .bind(first).bind(last).fetch_all(p).await?))
+}
+
 /// Open rewards of the referrers with ids in `[first, last]`, earned before `before`.
 pub async fn open_rewards_in_range(
     db: &Db,

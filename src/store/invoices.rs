@@ -387,6 +387,28 @@ pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
         .bind(invoice_id).fetch_all(p).await?))
 }
 
+/// The lines of the invoices with ids in `[first, last]`, by invoice then position: a page of
+/// invoices' lines in one query.
+pub async fn lines_between(db: &Db, first: i64, last: i64) -> anyhow::Result<Vec<LineRow>> {
+    Ok(with_db!(db, p => sqlx::query_as::<_, LineRow>(
+        "SELECT invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor
+         FROM invoice_lines WHERE invoice_id >= $1 AND invoice_id <= $2 ORDER BY invoice_id, position")
+        .bind(first).bind(last).fetch_all(p).await?))
+}
+
+/// (invoice id, description, amount) of the discounts of the invoices with ids in `[first,
+/// last]`, by invoice then position.
+pub async fn discounts_between(
+    db: &Db,
+    first: i64,
+    last: i64,
+) -> anyhow::Result<Vec<(i64, String, i64)>> {
+    Ok(with_db!(db, p => sqlx::query_as(
+        "SELECT invoice_id, description, amount_minor FROM invoice_discounts
+         WHERE invoice_id >= $1 AND invoice_id <= $2 ORDER BY invoice_id, position")
+        .bind(first).bind(last).fetch_all(p).await?))
+}
+
 /// Collectable invoices of the accounts with ids in `[first, last]` (a scale-out batch).
 pub async fn collectable_between(
     db: &Db,

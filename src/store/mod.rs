@@ -25,7 +25,7 @@ pub mod events;
 pub mod hds;
 pub mod invoices;
 pub mod lifecycle;
-mod nodelay;
+pub(crate) mod nodelay;
 pub mod outbox;
 pub mod runs;
 

@@ -43,3 +43,18 @@ pub fn set_on_sockets_to(port: u16) {
 
 #[cfg(not(target_os = "linux"))]
 pub fn set_on_sockets_to(_port: u16) {}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn sets_nodelay_on_sockets_to_the_port_only() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to_server = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let to_other = std::net::TcpStream::connect(other.local_addr().unwrap()).unwrap();
+        assert!(!to_server.nodelay().unwrap() && !to_other.nodelay().unwrap());
+        super::set_on_sockets_to(server.local_addr().unwrap().port());
+        assert!(to_server.nodelay().unwrap());
+        assert!(!to_other.nodelay().unwrap());
+    }
+}

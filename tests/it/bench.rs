@@ -151,3 +151,68 @@ both_stores!(
         assert_eq!(inline, later);
     }
 );
+
+both_stores!(
+    issued_views_read_a_page_as_each_invoice_alone,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        let mut env = app.env.clone();
+        env.defer_documents = true;
+        billrun::jobs::run(
+            &env,
+            JobName::Invoice,
+            &crate::common::opts("2026-11-01T06:00:00Z"),
+        )
+        .await
+        .unwrap();
+        let db = app.db().clone();
+        let ids: Vec<(i64, String)> = billrun::with_db!(&db, p => sqlx::query_as(
+            "SELECT id, account_id FROM invoices ORDER BY id").fetch_all(p).await.unwrap());
+        assert!(ids.len() >= 3, "{ids:?}");
+        // A referral discount on the second invoice; the first's balance brought to the third.
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-01T06:00:00Z".parse().unwrap();
+        billrun::with_db!(&db, p => {
+            sqlx::query("INSERT INTO invoice_discounts (invoice_id, position, description, amount_minor)
+                VALUES ($1, 1, 'Referral reward', 123)").bind(ids[1].0).execute(p).await.unwrap();
+            sqlx::query("INSERT INTO balance_transfers (from_invoice_id, account_id, amount_minor, to_invoice_id, at)
+                VALUES ($1, $2, 45, $3, $4)").bind(ids[0].0).bind(&ids[0].1).bind(ids[2].0).bind(at)
+                .execute(p).await.unwrap();
+        });
+        let rows = billrun::store::documents::missing(&db, 0, 1000)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), ids.len());
+        let page = billrun::jobs::invoice::issued_views(&db, &rows)
+            .await
+            .unwrap();
+        let mut alone = Vec::new();
+        for row in &rows {
+            let mut one = billrun::jobs::invoice::issued_views(&db, std::slice::from_ref(row))
+                .await
+                .unwrap();
+            assert_eq!(one.len(), 1);
+            alone.push(one.remove(0));
+        }
+        assert_eq!(page, alone);
+        for (view, row) in page.iter().zip(&rows) {
+            let (lines,): (i64,) = billrun::with_db!(&db, p => sqlx::query_as(
+                "SELECT COUNT(*) FROM invoice_lines WHERE invoice_id = $1").bind(row.id).fetch_one(p).await.unwrap());
+            assert_eq!(view.lines.len() as i64, lines, "{}", row.number);
+            assert!(lines > 0);
+            assert_eq!(view.number.as_deref(), Some(row.number.as_str()));
+        }
+        assert_eq!(page[1].discounts.len(), 1);
+        assert_eq!(page[1].discounts[0].description, "Referral reward");
+        assert_eq!(page[2].brought_forward_from.len(), 1);
+        assert_eq!(
+            page[2].brought_forward_from[0].invoice_number,
+            rows[0].number
+        );
+        assert!(page[0].discounts.is_empty() && page[0].brought_forward_from.is_empty());
+        assert!(
+            page[3..]
+                .iter()
+                .all(|v| v.discounts.is_empty() && v.brought_forward_from.is_empty())
+        );
+    }
+);
