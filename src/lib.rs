@@ -15,6 +15,7 @@ pub mod import;
 pub mod jobs;
 pub mod metrics;
 pub mod model;
+pub(crate) mod nodelay;
 pub mod runner;
 pub mod store;
 pub mod views;

@@ -75,7 +75,7 @@ fn transport(env: &Env) -> anyhow::Result<(Transport, String)> {
 /// body: Nagle's algorithm then holds that end until the server acknowledges the body, and a
 /// server that delays its ACKs (Linux's default) adds ~40 ms to every message (README
 /// "Benchmarks", `--smtp-delayed-ack`). After each send the job sets `TCP_NODELAY` on its
-/// sockets to this port, as the PostgreSQL pool does (`store::nodelay`): a pooled connection
+/// sockets to this port, as the PostgreSQL pool does (`crate::nodelay`): a pooled connection
 /// waits at most once.
 fn smtp_port(url: &str) -> Option<u16> {
     let u = url::Url::parse(url).ok()?;
@@ -199,7 +199,7 @@ pub async fn run_in_batches(
                 Transport::Smtp(t, port) => {
                     let sent = t.send(message.clone()).await;
                     if let Some(port) = port {
-                        crate::store::nodelay::set_on_sockets_to(*port);
+                        crate::nodelay::set_on_sockets_to(*port);
                     }
                     sent.map(|_| ()).map_err(SendError::Smtp)
                 }

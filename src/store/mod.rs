@@ -25,7 +25,6 @@ pub mod events;
 pub mod hds;
 pub mod invoices;
 pub mod lifecycle;
-pub(crate) mod nodelay;
 pub mod outbox;
 pub mod runs;
 
@@ -105,7 +104,7 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(move |_, _| {
                     if tcp {
-                        nodelay::set_on_sockets_to(port);
+                        crate::nodelay::set_on_sockets_to(port);
                     }
                     Box::pin(async { Ok(()) })
                 })

@@ -1,13 +1,16 @@
-//! `TCP_NODELAY` on the PostgreSQL connections.
+//! `TCP_NODELAY` on sockets whose library does not set it: the PostgreSQL pool's and the
+//! deliver job's SMTP connections.
 //!
 //! sqlx 0.9.0 no longer sets it (sqlx issue #4335; fixed upstream by PR #4336, not in a release
-//! yet). A message larger than the socket's send buffer — an invoice PDF, a multi-row insert —
-//! then goes out in two writes, and Nagle's algorithm holds the second until the server has
-//! acknowledged the first, which PostgreSQL's kernel delays by up to 40 ms: on loopback every
-//! PDF stored cost 45 ms (`billrun bench`, README "Benchmarks"). sqlx gives no access to its
-//! socket, so after each new connection the process's TCP sockets connected to the server's
-//! port get `TCP_NODELAY` (what libpq sets on every connection). Remove this module once sqlx
-//! sets it again.
+//! yet), and lettre never does. A message larger than the socket's send buffer — an invoice
+//! PDF, a multi-row insert — or one written in two parts (lettre writes an email's final
+//! `\r\n.\r\n` apart) then waits: Nagle's algorithm holds the second write until the server
+//! has acknowledged the first, which the server's kernel delays by up to 40 ms. On loopback
+//! every PDF stored in PostgreSQL cost 45 ms, and every email to a server with default ACK
+//! timing ~40 ms (`billrun bench`, README "Benchmarks"). Neither library gives access to its
+//! socket, so the process's TCP sockets connected to the server's port get `TCP_NODELAY`
+//! (what libpq and most mail clients set): after each new pool connection, and after each
+//! email sent. Drop the PostgreSQL use once sqlx sets it again.
 
 /// Sets `TCP_NODELAY` on this process's TCP sockets whose peer port is `port`.
 #[cfg(target_os = "linux")]
