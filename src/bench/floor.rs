@@ -22,7 +22,9 @@ use crate::core::period::Period;
 use crate::core::vat;
 use crate::store::Db;
 
-/// What the floor computed, and how many of its rows the invoice job's invoices match.
+/// What the floor computed, and how many of its rows the invoice job's invoices match (all
+/// zero when the bench stopped before it).
+#[derive(Default)]
 pub struct Floor {
     pub seconds: f64,
     /// Rows written: the invoices the statement found.
