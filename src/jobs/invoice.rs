@@ -169,58 +169,78 @@ pub async fn run_in_batches(
     let page_size = i64::from(settings.batch_size);
     let mut ahead: Option<tokio::task::JoinHandle<anyhow::Result<(Vec<AccountRow>, Loaded)>>> =
         None;
-    loop {
-        if opts.stop.requested() {
-            report.stop_early();
-            break;
-        }
-        let (batch, loaded) = if let Some(next) = ahead.take() {
-            next.await.context("reading the next page of accounts")??
-        } else {
-            let batch: Vec<AccountRow> = if let Some((first, last)) = &opts.range {
-                // A scale-out batch: its accounts in one go.
-                if after.is_some() {
-                    Vec::new()
-                } else {
-                    accounts::accounts_between(&env.db, first, last).await?
-                }
-            } else if paged {
-                accounts::accounts_page(&env.db, after.as_deref(), page_size).await?
-            } else if after.is_none() {
-                std::mem::take(&mut named)
+    // Drafts are finalized in groups, one group while the next is computed, across pages;
+    // whatever ends the loop (the last page, a stop, an error), what is pending is finalized
+    // and reported before the run returns.
+    let mut finalizer = Finalizer::new(env);
+    let outcome: anyhow::Result<()> = async {
+        loop {
+            if opts.stop.requested() {
+                report.stop_early();
+                break;
+            }
+            let (batch, loaded) = if let Some(next) = ahead.take() {
+                next.await.context("reading the next page of accounts")??
             } else {
-                Vec::new()
+                let batch: Vec<AccountRow> = if let Some((first, last)) = &opts.range {
+                    // A scale-out batch: its accounts in one go.
+                    if after.is_some() {
+                        Vec::new()
+                    } else {
+                        accounts::accounts_between(&env.db, first, last).await?
+                    }
+                } else if paged {
+                    accounts::accounts_page(&env.db, after.as_deref(), page_size).await?
+                } else if after.is_none() {
+                    std::mem::take(&mut named)
+                } else {
+                    Vec::new()
+                };
+                let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+                    break;
+                };
+                let loaded = load(&env.db, &first.id, &last.id, window, opts.now).await?;
+                (batch, loaded)
             };
-            let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            let Some(last) = batch.last() else {
                 break;
             };
-            let loaded = load(&env.db, &first.id, &last.id, window, opts.now).await?;
-            (batch, loaded)
-        };
-        let Some(last) = batch.last() else {
-            break;
-        };
-        after = Some(last.id.clone());
-        if paged {
-            let (db, after, now) = (env.db.clone(), last.id.clone(), opts.now);
-            ahead = Some(tokio::spawn(async move {
-                let batch = accounts::accounts_page(&db, Some(&after), page_size).await?;
-                let loaded = match (batch.first(), batch.last()) {
-                    (Some(first), Some(last)) => {
-                        load(&db, &first.id, &last.id, window, now).await?
-                    }
-                    _ => Loaded::default(),
-                };
-                Ok((batch, loaded))
-            }));
+            after = Some(last.id.clone());
+            if paged {
+                let (db, after, now) = (env.db.clone(), last.id.clone(), opts.now);
+                ahead = Some(tokio::spawn(async move {
+                    let batch = accounts::accounts_page(&db, Some(&after), page_size).await?;
+                    let loaded = match (batch.first(), batch.last()) {
+                        (Some(first), Some(last)) => {
+                            load(&db, &first.id, &last.id, window, now).await?
+                        }
+                        _ => Loaded::default(),
+                    };
+                    Ok((batch, loaded))
+                }));
+            }
+            bill_batch(
+                env,
+                opts,
+                &cat,
+                &window,
+                &batch,
+                &loaded,
+                &mut finalizer,
+                &mut report,
+            )
+            .await?;
+            opts.progress.advance(batch.len() as u64);
+            after_batch(&mut report);
         }
-        bill_batch(env, opts, &cat, &window, &batch, &loaded, &mut report).await?;
-        opts.progress.advance(batch.len() as u64);
-        after_batch(&mut report);
+        Ok(())
     }
+    .await;
     if let Some(next) = ahead {
         next.abort();
     }
+    finalizer.flush(&mut report).await;
+    outcome?;
     Ok(report)
 }
 
@@ -286,6 +306,7 @@ async fn bill_batch(
     window: &BillingWindow,
     batch: &[AccountRow],
     loaded: &Loaded,
+    finalizer: &mut Finalizer,
     report: &mut JobReport,
 ) -> anyhow::Result<()> {
     let settings = &env.jobs.invoice.settings;
@@ -297,7 +318,6 @@ async fn bill_batch(
     } = loaded;
     let nothing_carried = Carried::default();
 
-    let mut finalizer = Finalizer::new(env);
     for row in batch {
         if invoiced.contains(&row.id) {
             report.bump("already_invoiced");
@@ -348,14 +368,17 @@ async fn bill_batch(
         }
         finalizer.push(draft, report).await;
     }
-    finalizer.flush(report).await;
+    // The page's drafts go out now (while the next page is billed), so that a run commits
+    // page by page however small its pages are, and a stop leaves at most one page in flight.
+    finalizer.send(report).await;
     Ok(())
 }
 
-/// Invoices finalized together in one transaction (a group commit): the database does a few
-/// multi-row statements and one commit for them instead of a dozen statements and a commit
-/// each. The per-year number counter stays locked until that commit, as for one invoice.
-const GROUP: usize = 100;
+/// Invoices finalized together in one transaction (a group commit) at most: the database does a
+/// few bulk statements and one commit for them instead of a dozen statements and a commit
+/// each. A group is also cut at the end of each page of accounts (`batch_size`). The per-year
+/// number counter stays locked until that commit, as for one invoice.
+const GROUP: usize = 500;
 
 /// Finalizes drafts in groups, in order: each group together when that works, else (some
 /// account was invoiced meanwhile, a reward or balance used by another run, an error) one by

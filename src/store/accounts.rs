@@ -242,6 +242,13 @@ pub async fn usage_in_range(
         DateTime<Utc>,
         Option<DateTime<Utc>>,
     );
+    if let Db::Sqlite(pool) = db {
+        // The invoice job reads every usage record of the month through here: on SQLite
+        // through the connection's own handle (see `sqlite_bulk`), without a message per row.
+        let mut conn = pool.acquire().await?;
+        let mut handle = conn.lock_handle().await?;
+        return usage_in_range_sqlite(&mut handle, first, last, window);
+    }
     let rows: Vec<Row> = with_db!(db, p => sqlx::query_as::<_, Row>(
         "SELECT a.account_id, u.id, u.app_id, u.kind, u.item, u.quantity, u.started_at, u.ended_at
          FROM usage_records u JOIN apps a ON a.id = u.app_id
@@ -269,6 +276,52 @@ pub async fn usage_in_range(
             },
         )
         .collect())
+}
+
+fn usage_in_range_sqlite(
+    handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>,
+    first: &str,
+    last: &str,
+    window: &BillingWindow,
+) -> anyhow::Result<Vec<(String, UsageRow)>> {
+    use super::sqlite_bulk::{Raw, Val};
+    let raw = Raw::new(handle);
+    // The same query as for PostgreSQL, with numbered placeholders.
+    let mut q = raw.prepare(
+        "SELECT a.account_id, u.id, u.app_id, u.kind, u.item, u.quantity, u.started_at, u.ended_at
+         FROM usage_records u JOIN apps a ON a.id = u.app_id
+         WHERE a.account_id >= ?1 AND a.account_id <= ?2
+           AND u.started_at < ?4 AND (u.ended_at IS NULL OR u.ended_at > ?3)
+         ORDER BY a.account_id, u.id",
+        "reading usage",
+    )?;
+    let mut out = Vec::new();
+    q.query(
+        &[
+            Val::text(first),
+            Val::text(last),
+            Val::time(window.from),
+            Val::time(window.to),
+        ],
+        |r| {
+            let id = r.text(1)?;
+            let row = (|| {
+                anyhow::Ok(UsageRow {
+                    id: id.to_string(),
+                    app_id: r.text(2)?.to_string(),
+                    kind: r.text(3)?.to_string(),
+                    item: r.text(4)?.to_string(),
+                    quantity: r.int(5),
+                    started_at: r.time(6)?,
+                    ended_at: if r.is_null(7) { None } else { Some(r.time(7)?) },
+                })
+            })()
+            .with_context(|| format!("usage record `{id}` in store"))?;
+            out.push((r.text(0)?.to_string(), row));
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -50,8 +50,6 @@ pub struct NewEvent<'a> {
 
 /// [`record`] for several events, in their order, in a few multi-row statements.
 pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result<()> {
-    use super::invoices::{multi_row_sql, sqlite_row, sqlite_values, statement_chunks};
-    const COLUMNS: usize = 5;
     if let Tx::Postgres(t) = tx {
         // One array per column (see `invoices::finalize_group`).
         sqlx::query(
@@ -75,20 +73,24 @@ pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result
         .await?;
         return Ok(());
     }
-    for chunk in statement_chunks(events, COLUMNS) {
-        let sql = multi_row_sql("insert account_events", chunk.len(), || {
-            format!(
-                "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES {}",
-                sqlite_values(&sqlite_row(COLUMNS), chunk.len())
-            )
-        });
-        with_tx!(tx, c => {
-            let mut q = sqlx::query(sql);
-            for e in chunk {
-                q = q.bind(e.account_id).bind(e.at).bind(e.kind).bind(e.invoice_id.map(|i| i.0)).bind(e.message);
-            }
-            q.execute(c).await?.rows_affected()
-        });
+    if let Tx::Sqlite(t) = tx {
+        // Through the connection's own handle (see `sqlite_bulk`).
+        use super::sqlite_bulk::{Raw, Val};
+        let mut handle = (&mut **t).lock_handle().await?;
+        let raw = Raw::new(&mut handle);
+        let mut insert = raw.prepare(
+            "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES (?, ?, ?, ?, ?)",
+            "recording events",
+        )?;
+        for e in events {
+            insert.run(&[
+                Val::text(e.account_id),
+                Val::time(e.at),
+                Val::text(e.kind),
+                Val::opt_int(e.invoice_id.map(|i| i.0)),
+                Val::text(e.message),
+            ])?;
+        }
     }
     Ok(())
 }

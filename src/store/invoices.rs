@@ -424,59 +424,6 @@ pub async fn collectable_between(
     )
 }
 
-/// `(?, ?, …), (…), …`: a multi-row `VALUES` of `rows` rows, each `row` (its text with one
-/// `?` per bound parameter). Anonymous placeholders: SQLite's `sqlite3_bind_parameter_name`
-/// walks the list of the named ones (`$1`, …) for each parameter bound, which is quadratic in
-/// a multi-row statement; anonymous ones cost nothing.
-pub(crate) fn sqlite_values(row: &str, rows: usize) -> String {
-    let mut out = String::with_capacity((row.len() + 2) * rows);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(row);
-    }
-    out
-}
-
-/// `(?, ?, …)` with `columns` placeholders.
-pub(crate) fn sqlite_row(columns: usize) -> String {
-    format!("({})", vec!["?"; columns].join(", "))
-}
-
-/// The text of a multi-row statement, made once per (statement, number of rows) and kept for
-/// the process's life: [`statement_chunks`] gives at most eight sizes per statement.
-pub(crate) fn multi_row_sql(
-    statement: &'static str,
-    rows: usize,
-    make: impl FnOnce() -> String,
-) -> &'static str {
-    use std::collections::HashMap;
-    use std::sync::{LazyLock, Mutex};
-    static MADE: LazyLock<Mutex<HashMap<(&'static str, usize), &'static str>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
-    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
-    made.entry((statement, rows))
-        .or_insert_with(|| Box::leak(make().into_boxed_str()))
-}
-
-/// Splits rows for multi-row statements of `columns` columns: chunks of 128, 64, 32, …, 1 rows
-/// (largest first), so that a connection prepares and caches at most eight statements per
-/// table however the row counts vary, each well below SQLite's 32,766 bound parameters.
-pub(crate) fn statement_chunks<T>(rows: &[T], columns: usize) -> Vec<&[T]> {
-    let max = (30_000 / columns.max(1)).clamp(1, 128);
-    let mut out = Vec::new();
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let n = rest.len().min(max);
-        let n = 1 << (usize::BITS - 1 - n.leading_zeros());
-        let (chunk, tail) = rest.split_at(n);
-        out.push(chunk);
-        rest = tail;
-    }
-    out
-}
-
 /// Finalizes several invoices together, in the caller's transaction: what [`finalize`] does
 /// for each, in the same order and with the same numbers, in a few multi-row statements.
 /// All or nothing: `None` when any of them cannot be finalized (the account already has an
@@ -507,7 +454,6 @@ pub async fn finalize_group(
     }
 
     // The invoices, with their ids back by number.
-    const COLUMNS: usize = 22;
     let mut ids: std::collections::HashMap<String, i64> =
         std::collections::HashMap::with_capacity(drafts.len());
     let indexed: Vec<(&NewInvoice, &String)> = drafts.iter().zip(&numbers).collect();
@@ -519,90 +465,35 @@ pub async fn finalize_group(
         };
         ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
     }
-    let sqlite_rows: &[(&NewInvoice, &String)] = if matches!(tx, Tx::Sqlite(_)) {
-        &indexed
-    } else {
-        &[]
-    };
-    for chunk in statement_chunks(sqlite_rows, COLUMNS) {
-        // The same row as `finalize` writes: currency EUR, nothing applied, paid or carried yet.
-        let sql = multi_row_sql("insert invoices", chunk.len(), || {
-            format!(
-                "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
-                    buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
-                    discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
-                    amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
-                 VALUES {}
-                 ON CONFLICT (account_id, period) DO NOTHING RETURNING id, number",
-                sqlite_values(
-                    "(?, ?, ?, ?, ?, ?, 'EUR', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)",
-                    chunk.len()
-                )
-            )
-        });
-        let rows: Vec<(i64, String)> = with_tx!(tx, c => {
-            let mut q = sqlx::query_as(sql);
-            for (inv, number) in chunk {
-                let t = &inv.totals;
-                let a = &inv.account;
-                let due = inv.amount_due_minor();
-                let status = if due == 0 { InvoiceStatus::Paid } else { InvoiceStatus::Open };
-                q = q.bind(number.as_str()).bind(a.id.as_str()).bind(inv.period.to_string())
-                    .bind(inv.period_start).bind(inv.period_end).bind(status.as_str())
-                    .bind(a.language.as_str()).bind(&a.name).bind(&a.company).bind(&a.address)
-                    .bind(&a.country).bind(&a.vat_number).bind(t.subtotal).bind(t.discount)
-                    .bind(t.tax_case.as_str()).bind(DbDecimal(t.tax_rate)).bind(t.tax).bind(t.total)
-                    .bind(inv.brought_forward_minor()).bind(due).bind(inv.issued_at).bind(inv.due_at);
-            }
-            q.fetch_all(c).await?
-        });
-        if rows.len() != chunk.len() {
+    if let Tx::Sqlite(t) = tx {
+        // SQLite: the invoices and their lines through the connection's own handle, in the
+        // transaction (see `sqlite_bulk`).
+        let mut handle = (&mut **t).lock_handle().await?;
+        let written = sqlite_group::write(&mut handle, &indexed)?;
+        drop(handle);
+        let Some(written) = written else {
             return Ok(None);
-        }
-        ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
+        };
+        ids.extend(numbers.iter().cloned().zip(written));
     }
     let ids: Vec<i64> = numbers
         .iter()
         .map(|n| ids.get(n).copied().context("an inserted invoice's id"))
         .collect::<anyhow::Result<_>>()?;
 
-    // Their lines.
-    const LINE_COLUMNS: usize = 9;
-    let lines: Vec<(i64, i32, &DraftLine)> = drafts
-        .iter()
-        .zip(&ids)
-        .flat_map(|(inv, id)| {
-            inv.lines
-                .iter()
-                .enumerate()
-                .map(move |(i, l)| (*id, i as i32 + 1, l))
-        })
-        .collect();
+    // Their lines (on SQLite they went in with their invoices).
     if let Tx::Postgres(t) = tx {
+        let lines: Vec<(i64, i32, &DraftLine)> = drafts
+            .iter()
+            .zip(&ids)
+            .flat_map(|(inv, id)| {
+                inv.lines
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, l)| (*id, i as i32 + 1, l))
+            })
+            .collect();
         pg::insert_lines(&mut **t, &lines).await?;
-    }
-    let sqlite_lines: &[(i64, i32, &DraftLine)] = if matches!(tx, Tx::Sqlite(_)) {
-        &lines
-    } else {
-        &[]
-    };
-    for chunk in statement_chunks(sqlite_lines, LINE_COLUMNS) {
-        let sql = multi_row_sql("insert invoice_lines", chunk.len(), || {
-            format!(
-                "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
-                 VALUES {}",
-                sqlite_values(&sqlite_row(LINE_COLUMNS), chunk.len())
-            )
-        });
-        with_tx!(tx, c => {
-            let mut q = sqlx::query(sql);
-            for (id, position, l) in chunk {
-                q = q.bind(*id).bind(*position).bind(&l.description)
-                    .bind(l.app_id.as_ref().map(|a| a.as_str())).bind(l.kind.as_str()).bind(&l.item)
-                    .bind(DbDecimal(l.quantity_hours)).bind(DbDecimal(l.unit_price)).bind(l.amount_minor);
-            }
-            q.execute(c).await?.rows_affected()
-        });
     }
 
     // Discounts and balances brought forward: few, one by one as in `finalize`.
@@ -625,6 +516,92 @@ pub async fn finalize_group(
         }
     }
     Ok(Some(ids.into_iter().map(InvoiceId).zip(numbers).collect()))
+}
+
+/// SQLite's writes of [`finalize_group`]: each invoice then its lines, one prepared statement
+/// per table stepped once per row, on the locked connection.
+mod sqlite_group {
+    use sqlx::sqlite::LockedSqliteHandle;
+
+    use super::super::sqlite_bulk::{Raw, Val};
+    use super::{InvoiceStatus, NewInvoice};
+
+    /// The invoices' ids in order; `None` (the caller rolls back) unless every one was inserted.
+    pub(super) fn write(
+        handle: &mut LockedSqliteHandle<'_>,
+        rows: &[(&NewInvoice, &String)],
+    ) -> anyhow::Result<Option<Vec<i64>>> {
+        let raw = Raw::new(handle);
+        // The same row as `finalize` writes: currency EUR, nothing applied, paid or carried yet.
+        let mut invoice = raw.prepare(
+            "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
+                buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
+                discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
+                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'EUR', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)
+             ON CONFLICT (account_id, period) DO NOTHING",
+            "inserting invoices",
+        )?;
+        let mut line = raw.prepare(
+            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "inserting invoice lines",
+        )?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for (inv, number) in rows {
+            let (t, a) = (&inv.totals, &inv.account);
+            let due = inv.amount_due_minor();
+            let status = if due == 0 {
+                InvoiceStatus::Paid
+            } else {
+                InvoiceStatus::Open
+            };
+            let period = inv.period.to_string();
+            let inserted = invoice.run(&[
+                Val::text(number),
+                Val::text(a.id.as_str()),
+                Val::text(&period),
+                Val::time(inv.period_start),
+                Val::time(inv.period_end),
+                Val::text(status.as_str()),
+                Val::text(a.language.as_str()),
+                Val::text(&a.name),
+                Val::opt_text(a.company.as_deref()),
+                Val::text(&a.address),
+                Val::text(&a.country),
+                Val::opt_text(a.vat_number.as_deref()),
+                Val::Int(t.subtotal),
+                Val::Int(t.discount),
+                Val::text(t.tax_case.as_str()),
+                Val::decimal(t.tax_rate),
+                Val::Int(t.tax),
+                Val::Int(t.total),
+                Val::Int(inv.brought_forward_minor()),
+                Val::Int(due),
+                Val::time(inv.issued_at),
+                Val::date(inv.due_at),
+            ])?;
+            if inserted != 1 {
+                return Ok(None);
+            }
+            let id = invoice.last_rowid();
+            ids.push(id);
+            for (i, l) in inv.lines.iter().enumerate() {
+                line.run(&[
+                    Val::Int(id),
+                    Val::Int(i as i64 + 1),
+                    Val::text(&l.description),
+                    Val::opt_text(l.app_id.as_ref().map(|a| a.as_str())),
+                    Val::text(l.kind.as_str()),
+                    Val::text(&l.item),
+                    Val::decimal(l.quantity_hours),
+                    Val::decimal(l.unit_price),
+                    Val::Int(l.amount_minor),
+                ])?;
+            }
+        }
+        Ok(Some(ids))
+    }
 }
 
 /// PostgreSQL's bulk inserts of [`finalize_group`]: `INSERT … SELECT … FROM UNNEST(arrays)`,
@@ -741,48 +718,61 @@ mod pg {
         Ok((returned.len() == n).then_some(returned))
     }
 
-    /// The lines: (invoice id, position, line).
+    /// The lines: (invoice id, position, line), sent with `COPY … FROM STDIN` (text format):
+    /// PostgreSQL's fastest way in, and no array of decimals to decode.
     pub(super) async fn insert_lines(
         c: &mut PgConnection,
         lines: &[(i64, i32, &DraftLine)],
     ) -> anyhow::Result<()> {
-        let n = lines.len();
-        let mut invoice_id: Vec<i64> = Vec::with_capacity(n);
-        let mut position: Vec<i32> = Vec::with_capacity(n);
-        let mut description: Vec<&str> = Vec::with_capacity(n);
-        let mut app_id: Vec<Option<&str>> = Vec::with_capacity(n);
-        let mut kind: Vec<&str> = Vec::with_capacity(n);
-        let mut item: Vec<&str> = Vec::with_capacity(n);
-        let mut quantity_hours: Vec<Decimal> = Vec::with_capacity(n);
-        let mut unit_price: Vec<Decimal> = Vec::with_capacity(n);
-        let mut amount: Vec<i64> = Vec::with_capacity(n);
+        use std::fmt::Write;
+        let mut data = String::with_capacity(lines.len() * 128);
         for (id, pos, l) in lines {
-            invoice_id.push(*id);
-            position.push(*pos);
-            description.push(&l.description);
-            app_id.push(l.app_id.as_ref().map(|a| a.as_str()));
-            kind.push(l.kind.as_str());
-            item.push(&l.item);
-            quantity_hours.push(l.quantity_hours);
-            unit_price.push(l.unit_price);
-            amount.push(l.amount_minor);
+            write!(data, "{id}\t{pos}\t")?;
+            copy_text(&mut data, &l.description);
+            data.push('\t');
+            match &l.app_id {
+                Some(a) => copy_text(&mut data, a.as_str()),
+                None => data.push_str("\\N"),
+            }
+            data.push('\t');
+            copy_text(&mut data, l.kind.as_str());
+            data.push('\t');
+            copy_text(&mut data, &l.item);
+            writeln!(
+                data,
+                "\t{}\t{}\t{}",
+                l.quantity_hours.normalize(),
+                l.unit_price.normalize(),
+                l.amount_minor
+            )?;
         }
-        sqlx::query(
-            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
-             SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::numeric[], $8::numeric[], $9::bigint[])",
-        )
-        .bind(invoice_id)
-        .bind(position)
-        .bind(description)
-        .bind(app_id)
-        .bind(kind)
-        .bind(item)
-        .bind(quantity_hours)
-        .bind(unit_price)
-        .bind(amount)
-        .execute(c)
-        .await?;
+        let mut copy = c
+            .copy_in_raw(
+                "COPY invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
+                 FROM STDIN",
+            )
+            .await?;
+        if let Err(e) = copy.send(data.into_bytes()).await {
+            copy.abort("billrun: sending invoice lines failed")
+                .await
+                .ok();
+            return Err(e.into());
+        }
+        copy.finish().await?;
         Ok(())
+    }
+
+    /// `s` as a field of COPY's text format: backslash, tab, newline and carriage return
+    /// escaped.
+    fn copy_text(out: &mut String, s: &str) {
+        for ch in s.chars() {
+            match ch {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
     }
 }

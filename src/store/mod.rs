@@ -27,6 +27,7 @@ pub mod invoices;
 pub mod lifecycle;
 pub mod outbox;
 pub mod runs;
+pub(crate) mod sqlite_bulk;
 
 pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

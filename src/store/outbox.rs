@@ -44,8 +44,6 @@ pub async fn latest_data(
 /// [`enqueue`] for several emails, in their order, in a few multi-row statements (an email
 /// already queued under the same dedupe key is skipped, as there).
 pub async fn enqueue_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::Result<()> {
-    use super::invoices::{multi_row_sql, sqlite_row, sqlite_values, statement_chunks};
-    const COLUMNS: usize = 8;
     if let Tx::Postgres(t) = tx {
         // One array per column (see `invoices::finalize_group`).
         sqlx::query(
@@ -70,22 +68,28 @@ pub async fn enqueue_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::Resul
         .await?;
         return Ok(());
     }
-    for chunk in statement_chunks(emails, COLUMNS) {
-        let sql = multi_row_sql("insert outbox", chunk.len(), || {
-            format!(
-                "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
-             VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
-                sqlite_values(&sqlite_row(COLUMNS), chunk.len())
-            )
-        });
-        with_tx!(tx, c => {
-            let mut q = sqlx::query(sql);
-            for e in chunk {
-                q = q.bind(e.account_id).bind(e.kind).bind(&e.dedupe_key).bind(e.language).bind(e.to_address)
-                    .bind(e.invoice_id).bind(e.data.to_string()).bind(e.at);
-            }
-            q.execute(c).await?.rows_affected()
-        });
+    if let Tx::Sqlite(t) = tx {
+        // Through the connection's own handle (see `sqlite_bulk`).
+        use super::sqlite_bulk::{Raw, Val};
+        let mut handle = (&mut **t).lock_handle().await?;
+        let raw = Raw::new(&mut handle);
+        let mut insert = raw.prepare(
+            "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+            "queueing emails",
+        )?;
+        for e in emails {
+            insert.run(&[
+                Val::text(e.account_id),
+                Val::text(e.kind),
+                Val::text(&e.dedupe_key),
+                Val::text(e.language),
+                Val::text(e.to_address),
+                Val::opt_int(e.invoice_id),
+                Val::Owned(e.data.to_string()),
+                Val::time(e.at),
+            ])?;
+        }
     }
     Ok(())
 }
