@@ -1,4 +1,4 @@
-//! Bulk inserts on SQLite through the connection's own handle.
+//! Bulk inserts (and the month's usage reads) on SQLite through the connection's own handle.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands every statement, every
 //! bound value and every returned row across a channel to it. For the few rows of most
@@ -6,7 +6,7 @@
 //! (invoices, their lines, events, emails), it cost several times what SQLite itself spends
 //! writing them. Here the caller locks the connection (`SqliteConnection::lock_handle`, inside
 //! its transaction), prepares one single-row `INSERT` per table and steps it once per row on
-//! its own thread: SQLite's work and no more.
+//! its own thread (or steps a `SELECT` through its rows): SQLite's work and no more.
 //!
 //! Values are bound exactly as sqlx encodes them (see [`Val`]), so that rows written here and
 //! rows written through sqlx are the same bytes; a test compares a group's rows with the rows
@@ -120,9 +120,8 @@ pub(crate) struct Statement<'r> {
 }
 
 impl Statement<'_> {
-    /// Binds `values` (in order) and runs the statement once: the number of rows it changed
-    /// (0 when `ON CONFLICT … DO NOTHING` skipped the row).
-    pub(crate) fn run(&mut self, values: &[Val<'_>]) -> anyhow::Result<u64> {
+    /// Resets the statement and binds `values` in order.
+    fn bind(&mut self, values: &[Val<'_>]) -> anyhow::Result<()> {
         // SAFETY: `raw` is a live statement of the locked connection. Text is bound with
         // SQLITE_TRANSIENT, so SQLite copies it before the call returns.
         unsafe {
@@ -143,6 +142,16 @@ impl Statement<'_> {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Binds `values` (in order) and runs the statement once: the number of rows it changed
+    /// (0 when `ON CONFLICT … DO NOTHING` skipped the row).
+    pub(crate) fn run(&mut self, values: &[Val<'_>]) -> anyhow::Result<u64> {
+        self.bind(values)?;
+        // SAFETY: `raw` is a live statement of the locked connection, its values bound.
+        unsafe {
             let rc = ffi::sqlite3_step(self.raw);
             if rc != ffi::SQLITE_DONE {
                 let e = self.raw_db.error(rc);
@@ -159,25 +168,9 @@ impl Statement<'_> {
         values: &[Val<'_>],
         mut each: impl FnMut(&Row<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
+        self.bind(values)?;
         // SAFETY: as in `run`; a row's values are read before the next step.
         unsafe {
-            ffi::sqlite3_reset(self.raw);
-            for (i, v) in values.iter().enumerate() {
-                let at = c_int::try_from(i + 1)?;
-                let rc = match v {
-                    Val::Int(n) => ffi::sqlite3_bind_int64(self.raw, at, *n),
-                    Val::Text(s) => bind_text(self.raw, at, s),
-                    Val::Owned(s) => bind_text(self.raw, at, s),
-                    Val::Null => ffi::sqlite3_bind_null(self.raw, at),
-                };
-                if rc != ffi::SQLITE_OK {
-                    anyhow::bail!(
-                        "{}: binding value {at}: {}",
-                        self.what,
-                        self.raw_db.error(rc)
-                    );
-                }
-            }
             loop {
                 match ffi::sqlite3_step(self.raw) {
                     ffi::SQLITE_ROW => each(&Row {

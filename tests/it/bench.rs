@@ -78,6 +78,29 @@ fn bench_on_a_fresh_embedded_file() {
     assert_eq!(counts(&again), counts(&r));
 }
 
+#[test]
+fn until_stops_after_the_step_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(dir.path(), &["--until", "invoice"]);
+    let names: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["import", "invoice"]);
+    // The floor runs with the invoice step and finds the same invoices.
+    let invoices = r["steps"][1]["items"].as_u64().unwrap();
+    assert!(invoices >= 40, "{r}");
+    assert_eq!(r["floor_matching"].as_u64().unwrap(), invoices, "{r}");
+    let r = bench(dir.path(), &["--until", "import"]);
+    assert_eq!(r["steps"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(
+        r["floor_invoices"], 0,
+        "no floor without the invoice step: {r}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_on_postgres_and_refusing_a_store_in_use() {
     let app = TestApp::new(Store::Postgres).await;
