@@ -624,25 +624,38 @@ fn describe(counts: &BTreeMap<String, u64>) -> String {
 }
 
 /// Step 4: renders the PDFs the invoice step deferred, as the invoices were issued, on every
-/// core (`jobs::invoice::render_all`), and stores each page of them in one transaction.
+/// core (`jobs::invoice::render_all`), and stores each page of them in one transaction: one
+/// page is stored while the next renders and the one after is read.
 pub async fn render_deferred(env: &Env) -> anyhow::Result<u64> {
     let seller = std::sync::Arc::new(env.jobs.invoice.settings.seller.clone());
     let mut done = 0u64;
+    let mut storing: Option<tokio::task::JoinHandle<anyhow::Result<u64>>> = None;
     let mut page = deferred_page(env, 0).await?;
     while let Some(&(after, _)) = page.0.last() {
         let (keys, work) = page;
         let seller = seller.clone();
         let render = tokio::task::spawn_blocking(move || jobs::invoice::render_all(&work, &seller));
-        // The next page is read while this one renders.
         let next = deferred_page(env, after).await;
         let pdfs = render.await??;
-        let mut tx = env.db.begin().await?;
-        for ((id, at), pdf) in keys.iter().zip(&pdfs) {
-            documents::save(&mut tx, *id, pdf, *at).await?;
+        if let Some(stored) = storing.take() {
+            done += stored.await??;
         }
-        tx.commit().await?;
-        done += pdfs.len() as u64;
+        let db = env.db.clone();
+        storing = Some(tokio::spawn(async move {
+            let docs: Vec<(i64, &[u8], DateTime<Utc>)> = keys
+                .iter()
+                .zip(&pdfs)
+                .map(|((id, at), pdf)| (*id, pdf.as_slice(), *at))
+                .collect();
+            let mut tx = db.begin().await?;
+            documents::save_many(&mut tx, &docs).await?;
+            tx.commit().await?;
+            Ok(docs.len() as u64)
+        }));
         page = next?;
+    }
+    if let Some(stored) = storing {
+        done += stored.await??;
     }
     Ok(done)
 }

@@ -12,6 +12,7 @@
 //! The info-dictionary dates are the issue date at 00:00 UTC.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use chrono::{Datelike, NaiveDate};
@@ -238,10 +239,10 @@ impl Face {
 
 /// Tables kept verbatim: everything a PDF TrueType font program and printpdf's
 /// measuring need. Dropped: OpenType layout (GPOS/GSUB/GDEF/kern: text is not
-/// shaped), MATH and FFTM.
-const KEPT_TABLES: [&[u8; 4]; 12] = [
-    b"OS/2", b"cmap", b"cvt ", b"fpgm", b"gasp", b"glyf", b"head", b"hhea", b"hmtx", b"loca",
-    b"maxp", b"prep",
+/// shaped), MATH and FFTM, and the hinting programs (`fpgm`, `prep`, `cvt `; see
+/// `strip_hinting`). `glyf` and `loca` are rewritten without hinting.
+const KEPT_TABLES: [&[u8; 4]; 9] = [
+    b"OS/2", b"cmap", b"gasp", b"glyf", b"head", b"hhea", b"hmtx", b"loca", b"maxp",
 ];
 
 /// Name records kept (Windows platform only): copyright notice (0), family,
@@ -330,6 +331,7 @@ fn slim_font(font: &[u8]) -> Result<Vec<u8>, String> {
             ));
         }
     }
+    strip_hinting(&mut tables)?;
     tables.sort_by_key(|t| t.0);
 
     let checksum = |data: &[u8]| {
@@ -367,6 +369,113 @@ fn slim_font(font: &[u8]) -> Result<Vec<u8>, String> {
     let adjustment = 0xB1B0_AFBAu32.wrapping_sub(checksum(&out));
     out[head_offset + 8..head_offset + 12].copy_from_slice(&adjustment.to_be_bytes());
     Ok(out)
+}
+
+/// Removes the TrueType hinting instructions from every glyph (`glyf`, with `loca`
+/// rewritten in its long form to match). Hinting is grid-fitting bytecode for screens at
+/// small pixel sizes; PDF viewers render outlines without it, and it was half of every
+/// glyph's bytes, so half of each embedded font program. The outlines themselves (points,
+/// flags, contours, components) are copied untouched.
+fn strip_hinting(tables: &mut [([u8; 4], Vec<u8>)]) -> Result<(), String> {
+    let table = |tables: &[([u8; 4], Vec<u8>)], tag: &[u8; 4]| {
+        tables
+            .iter()
+            .position(|(t, _)| t == tag)
+            .ok_or_else(|| format!("missing table {}", String::from_utf8_lossy(tag)))
+    };
+    let (head, maxp, loca, glyf) = (
+        table(tables, b"head")?,
+        table(tables, b"maxp")?,
+        table(tables, b"loca")?,
+        table(tables, b"glyf")?,
+    );
+    let u16_at = |d: &[u8], o: usize| -> Result<u16, String> {
+        d.get(o..o + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| "truncated glyph data".to_string())
+    };
+    let long = u16_at(&tables[head].1, 50)? == 1;
+    let glyphs = usize::from(u16_at(&tables[maxp].1, 4)?);
+    let offsets: Vec<usize> = (0..=glyphs)
+        .map(|i| {
+            let l = &tables[loca].1;
+            if long {
+                l.get(4 * i..4 * i + 4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                    .ok_or_else(|| "truncated loca".to_string())
+            } else {
+                u16_at(l, 2 * i).map(|o| 2 * usize::from(o))
+            }
+        })
+        .collect::<Result<_, String>>()?;
+    let old = &tables[glyf].1;
+    let mut new_glyf = Vec::with_capacity(old.len());
+    let mut new_loca = Vec::with_capacity(4 * (glyphs + 1));
+    for pair in offsets.windows(2) {
+        new_loca.extend_from_slice(&(new_glyf.len() as u32).to_be_bytes());
+        let g = old.get(pair[0]..pair[1]).ok_or("glyph out of bounds")?;
+        if g.is_empty() {
+            continue;
+        }
+        let contours = u16_at(g, 0)? as i16;
+        if contours >= 0 {
+            // Simple: header, end points, instruction length + instructions, then the
+            // flags and coordinates.
+            let at = 10 + 2 * contours as usize;
+            let skip = usize::from(u16_at(g, at)?);
+            let rest = g.get(at + 2 + skip..).ok_or("truncated simple glyph")?;
+            new_glyf.extend_from_slice(&g[..at]);
+            new_glyf.extend_from_slice(&0u16.to_be_bytes());
+            new_glyf.extend_from_slice(rest);
+        } else {
+            // Composite: its components as they are, without WE_HAVE_INSTRUCTIONS and
+            // the instructions after the last one.
+            const ARGS_ARE_WORDS: u16 = 0x0001;
+            const SCALE: u16 = 0x0008;
+            const MORE: u16 = 0x0020;
+            const XY_SCALE: u16 = 0x0040;
+            const TWO_BY_TWO: u16 = 0x0080;
+            const INSTRUCTIONS: u16 = 0x0100;
+            let start = new_glyf.len();
+            new_glyf.extend_from_slice(g.get(..10).ok_or("truncated composite glyph")?);
+            let mut at = 10;
+            loop {
+                let flags = u16_at(g, at)?;
+                let len = 4
+                    + if flags & ARGS_ARE_WORDS != 0 { 4 } else { 2 }
+                    + if flags & SCALE != 0 {
+                        2
+                    } else if flags & XY_SCALE != 0 {
+                        4
+                    } else if flags & TWO_BY_TWO != 0 {
+                        8
+                    } else {
+                        0
+                    };
+                let component = g.get(at..at + len).ok_or("truncated component")?;
+                let flag_at = new_glyf.len();
+                new_glyf.extend_from_slice(component);
+                new_glyf[flag_at..flag_at + 2]
+                    .copy_from_slice(&(flags & !INSTRUCTIONS).to_be_bytes());
+                at += len;
+                if flags & MORE == 0 {
+                    break;
+                }
+            }
+            debug_assert!(new_glyf.len() - start <= g.len());
+        }
+        new_glyf.resize(new_glyf.len().next_multiple_of(4), 0);
+    }
+    new_loca.extend_from_slice(&(new_glyf.len() as u32).to_be_bytes());
+    tables[glyf].1 = new_glyf;
+    tables[loca].1 = new_loca;
+    // indexToLocFormat: long offsets.
+    tables[head]
+        .1
+        .get_mut(50..52)
+        .ok_or("short head table")?
+        .copy_from_slice(&1u16.to_be_bytes());
+    Ok(())
 }
 
 struct Fonts {
@@ -481,7 +590,7 @@ static LIBRARY: LazyLock<Result<FontLibrary, String>> = LazyLock::new(|| {
     Ok(FontLibrary { latin, full })
 });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Weight {
     Regular,
     Bold,
@@ -1577,22 +1686,35 @@ fn serialize(
     info.subject = format!("{} {} – {}", l.invoice, inv.number, inv.buyer_name);
     info.identifier = inv.number.clone();
 
-    // Fixed font ids instead of `add_font` (which draws random ids). Cloning a
-    // parsed face is cheap: its tables and glyph cache are shared `Arc`s.
-    for face in [&fonts.regular, &fonts.bold] {
+    let pages: Vec<Vec<Op>> = pages.into_iter().map(Canvas::into_ops).collect();
+    // Fixed font ids instead of `add_font` (which draws random ids). Each weight is
+    // embedded as a program already cut to what the document draws, rounded up (see
+    // `Program`), so printpdf embeds it as is (`subset_fonts: false`).
+    let used = drawn_chars(&pages, fonts);
+    let mut programs: Vec<std::sync::Arc<Program>> = Vec::with_capacity(2);
+    for (weight, face) in [
+        (Weight::Regular, &fonts.regular),
+        (Weight::Bold, &fonts.bold),
+    ] {
+        let chars = &used[weight as usize];
+        if chars.is_empty() {
+            continue;
+        }
+        let program = Program::for_chars(weight, &face.id, chars)?;
         doc.resources
             .fonts
             .map
-            .insert(face.id.clone(), PdfFont::new(face.parsed.clone()));
+            .insert(face.id.clone(), PdfFont::new(program.parsed.clone()));
+        programs.push(program);
     }
     doc.pages = pages
         .into_iter()
-        .map(|c| PdfPage::new(Mm(210.0), Mm(297.0), c.into_ops()))
+        .map(|ops| PdfPage::new(Mm(210.0), Mm(297.0), ops))
         .collect();
 
     let opts = PdfSaveOptions {
         optimize: true,
-        subset_fonts: true,
+        subset_fonts: false,
         secure: true,
         image_optimization: None,
     };
@@ -1621,12 +1743,18 @@ fn serialize(
             .map_err(|e| PdfError::Serialize(format!("trailer /ID: {e}")))? = id.into_bytes();
     }
 
-    // Compress every stream at zlib's fast level (see `zlib`).
+    // Compress every stream at zlib's fast level (see `zlib`); a font program was
+    // compressed once, when it was cut.
     for object in lo.objects.values_mut() {
         if let Ok(stream) = object.as_stream_mut()
             && stream.allows_compression
             && stream.dict.get(b"Filter").is_err()
         {
+            if let Some(p) = programs.iter().find(|p| stream.content == p.bytes) {
+                stream.dict.set("Filter", "FlateDecode");
+                stream.set_content(p.compressed.clone());
+                continue;
+            }
             let compressed = zlib(&stream.content);
             if compressed.len() < stream.content.len() {
                 stream.dict.set("Filter", "FlateDecode");
@@ -1638,6 +1766,128 @@ fn serialize(
     lo.save_to(&mut out)
         .map_err(|e| PdfError::Serialize(e.to_string()))?;
     Ok(out)
+}
+
+/// The characters drawn in each weight (indexed by `Weight as usize`), read off the
+/// pages' text operations.
+fn drawn_chars(pages: &[Vec<Op>], fonts: &Fonts) -> [BTreeSet<char>; 2] {
+    let mut used: [BTreeSet<char>; 2] = Default::default();
+    let mut current: Option<usize> = None;
+    for op in pages.iter().flatten() {
+        match op {
+            Op::SetFont {
+                font: PdfFontHandle::External(id),
+                ..
+            } => {
+                current = [Weight::Regular, Weight::Bold]
+                    .into_iter()
+                    .find(|w| fonts.face(*w).id == *id)
+                    .map(|w| w as usize);
+            }
+            Op::ShowText { items } => {
+                if let Some(w) = current {
+                    for item in items {
+                        if let TextItem::Text(t) = item {
+                            used[w].extend(t.chars());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    used
+}
+
+/// A font program as embedded: one weight of DejaVu Sans cut to a set of characters,
+/// parsed, and compressed once.
+///
+/// Cutting a font for each document (printpdf's own subsetting) walks its tables and
+/// parses the result again, and the program is then compressed: together about a third of
+/// a document's rendering. Programs are therefore kept per set of characters, and the set
+/// is rounded up to all of printable ASCII plus whatever else the document draws (a few
+/// accented letters, `€`): nearly every invoice then shares one of a handful of programs,
+/// at the price of a few kilobytes of unused Latin glyphs. The bytes depend on the set
+/// alone, so a document is the same whether its program was cut now or found.
+struct Program {
+    parsed: ParsedFont,
+    /// The program's uncompressed bytes: the stream printpdf writes.
+    bytes: Vec<u8>,
+    /// Its zlib form (`zlib`), written in that stream's place.
+    compressed: Vec<u8>,
+}
+
+/// Programs kept at most: past this, programs are cut for their document alone (the
+/// output is the same). Each weighs some 20 KB compressed plus its parsed tables.
+const PROGRAMS_KEPT: usize = 64;
+
+type ProgramKey = (Weight, Vec<char>);
+
+static PROGRAMS: LazyLock<
+    std::sync::Mutex<std::collections::HashMap<ProgramKey, std::sync::Arc<Program>>>,
+> = LazyLock::new(Default::default);
+
+impl Program {
+    fn for_chars(
+        weight: Weight,
+        id: &FontId,
+        drawn: &BTreeSet<char>,
+    ) -> Result<std::sync::Arc<Program>, PdfError> {
+        let chars: Vec<char> = (' '..='~')
+            .chain(drawn.iter().copied())
+            .collect::<BTreeSet<char>>()
+            .into_iter()
+            .collect();
+        let key = (weight, chars);
+        // A poisoned lock only means another thread panicked while holding it: the map
+        // itself is whole (inserts are single calls).
+        let programs = || PROGRAMS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = programs().get(&key) {
+            return Ok(p.clone());
+        }
+        // Cut outside the lock; two threads may cut the same set at once, and both cuts
+        // are the same bytes.
+        let program = std::sync::Arc::new(Program::cut(weight, id, &key.1)?);
+        let mut map = programs();
+        if map.len() < PROGRAMS_KEPT {
+            map.entry(key).or_insert_with(|| program.clone());
+        }
+        Ok(program)
+    }
+
+    /// Cuts the full face of `weight` to `chars` (those it has glyphs for).
+    fn cut(weight: Weight, id: &FontId, chars: &[char]) -> Result<Program, PdfError> {
+        let library = LIBRARY.as_ref().map_err(|e| PdfError::Font(e.clone()))?;
+        let source = library.full.face(weight);
+        let glyphs: std::collections::BTreeMap<u16, String> = chars
+            .iter()
+            .filter_map(|&c| {
+                let gid = source.parsed.lookup_glyph_index(c as u32)?;
+                (gid != 0).then(|| (gid, c.to_string()))
+            })
+            .collect();
+        let subset = printpdf::font::subset_font(&source.parsed, &glyphs)
+            .map_err(|e| PdfError::Font(format!("cannot cut {}: {e}", id.0)))?;
+        let mut warnings = Vec::new();
+        let mut parsed =
+            ParsedFont::from_bytes(&subset.bytes, 0, &mut warnings).ok_or_else(|| {
+                PdfError::Font(format!("cannot parse the cut of {}: {warnings:?}", id.0))
+            })?;
+        // A cut program carries the subset tag (ISO 32000-1, 9.6.4): printpdf writes this
+        // name on /BaseFont and /FontName as it stands.
+        let name = source
+            .parsed
+            .font_name
+            .clone()
+            .unwrap_or_else(|| id.0.clone());
+        parsed.font_name = Some(format!("{}+{name}", id.0));
+        let compressed = zlib(&subset.bytes);
+        Ok(Program {
+            parsed,
+            bytes: subset.bytes,
+            compressed,
+        })
+    }
 }
 
 fn hex16(digest: &[u8]) -> String {
@@ -1734,6 +1984,102 @@ mod tests {
         pdf.windows(needle.len() + 1)
             .filter(|w| &w[..needle.len()] == needle && !w[needle.len()].is_ascii_alphabetic())
             .count()
+    }
+
+    #[test]
+    fn slimmed_fonts_keep_every_outline_and_drop_hinting() {
+        let sample = (' '..='~')
+            .chain("éèàçùâêîôûëïüÉÈÀÇ€→—–·«»°Øß".chars())
+            .chain("ნש".chars());
+        for bytes in [DEJAVU_SANS, DEJAVU_SANS_BOLD] {
+            let mut warnings = Vec::new();
+            let original = ParsedFont::from_bytes(bytes, 0, &mut warnings).unwrap();
+            let slim_bytes = slim_font(bytes).unwrap();
+            let slim = ParsedFont::from_bytes(&slim_bytes, 0, &mut warnings).unwrap();
+            let (mut hinted, mut compared) = (0, 0);
+            for c in sample.clone() {
+                let gid = original.lookup_glyph_index(c as u32);
+                assert_eq!(slim.lookup_glyph_index(c as u32), gid, "{c:?}");
+                let Some(gid) = gid else { continue };
+                match (
+                    original.get_or_decode_glyph(gid),
+                    slim.get_or_decode_glyph(gid),
+                ) {
+                    (Some(a), Some(b)) => {
+                        assert_eq!(a.outline, b.outline, "outline of {c:?}");
+                        assert_eq!(a.horz_advance, b.horz_advance, "advance of {c:?}");
+                        if a.instructions.as_ref().is_some_and(|i| !i.is_empty()) {
+                            hinted += 1;
+                        }
+                        assert!(
+                            b.instructions.as_ref().is_none_or(|i| i.is_empty()),
+                            "{c:?} kept its hinting"
+                        );
+                        compared += 1;
+                    }
+                    (None, None) => {}
+                    (a, b) => panic!("{c:?}: glyph {:?} became {:?}", a.is_some(), b.is_some()),
+                }
+            }
+            assert!(compared > 100, "only {compared} glyphs compared");
+            assert!(
+                hinted > 50,
+                "the original had hinting on only {hinted} glyphs"
+            );
+            let tags: Vec<&[u8]> =
+                (0..usize::from(u16::from_be_bytes([slim_bytes[4], slim_bytes[5]])))
+                    .map(|i| &slim_bytes[12 + 16 * i..16 + 16 * i])
+                    .collect();
+            for gone in [b"fpgm", b"prep", b"cvt "] {
+                assert!(
+                    !tags.contains(&&gone[..]),
+                    "{} kept",
+                    String::from_utf8_lossy(gone)
+                );
+            }
+            assert!(
+                slim_bytes.len() < bytes.len() * 4 / 5,
+                "{} of {} bytes kept",
+                slim_bytes.len(),
+                bytes.len()
+            );
+        }
+    }
+
+    #[test]
+    fn documents_share_a_font_program_cut_for_their_characters() {
+        let drawn = |s: &str| s.chars().collect::<BTreeSet<char>>();
+        let id = FontId(REGULAR_ID.into());
+        // Two texts within printable ASCII: one program.
+        let a = Program::for_chars(Weight::Regular, &id, &drawn("Cobalt SAS 12,50")).unwrap();
+        let b = Program::for_chars(Weight::Regular, &id, &drawn("Zinc SARL ~99")).unwrap();
+        assert_eq!(a.bytes, b.bytes);
+        // A character beyond it: another program, which has it.
+        let c = Program::for_chars(Weight::Regular, &id, &drawn("Société → €")).unwrap();
+        assert_ne!(a.bytes, c.bytes);
+        for ch in ['é', '→', '€', 'A', '~'] {
+            assert!(
+                c.parsed
+                    .lookup_glyph_index(ch as u32)
+                    .is_some_and(|g| g != 0),
+                "{ch:?}"
+            );
+        }
+        assert!(
+            a.parsed
+                .lookup_glyph_index('é' as u32)
+                .is_none_or(|g| g == 0)
+        );
+        assert_eq!(
+            c.parsed.font_name.as_deref(),
+            Some("BRDJVR+DejaVuSans"),
+            "the cut carries the subset tag"
+        );
+        // A document is the same whether its programs were cut for it or found.
+        let first = render(&invoice(12), &seller()).unwrap();
+        PROGRAMS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let cut_again = render(&invoice(12), &seller()).unwrap();
+        assert_eq!(first, cut_again);
     }
 
     #[test]

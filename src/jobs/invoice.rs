@@ -544,9 +544,13 @@ async fn finalize_together(
         let pdfs = tokio::task::spawn_blocking(move || render_all(&work, &seller))
             .await
             .context("rendering the invoice PDFs")??;
-        for ((d, (id, _)), pdf) in drafts.iter().zip(&done).zip(&pdfs) {
-            crate::store::documents::save(&mut tx, id.0, pdf, d.issued_at).await?;
-        }
+        let docs: Vec<(i64, &[u8], DateTime<Utc>)> = drafts
+            .iter()
+            .zip(&done)
+            .zip(&pdfs)
+            .map(|((d, (id, _)), pdf)| (id.0, pdf.as_slice(), d.issued_at))
+            .collect();
+        crate::store::documents::save_many(&mut tx, &docs).await?;
     }
     tx.commit().await?;
     Ok(Some(views))

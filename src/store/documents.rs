@@ -26,6 +26,45 @@ pub async fn save(
     Ok(())
 }
 
+/// Stores several invoices' PDFs in the caller's transaction: what [`save`] does for each,
+/// in one statement on PostgreSQL (an array per column) and through the connection's own
+/// handle on SQLite (see `sqlite_bulk`).
+pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> anyhow::Result<()> {
+    let hashes: Vec<String> = docs.iter().map(|(_, pdf, _)| sha256_hex(pdf)).collect();
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query(
+                "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at)
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::timestamptz[])",
+            )
+            .bind(docs.iter().map(|d| d.0).collect::<Vec<_>>())
+            .bind(docs.iter().map(|d| d.1).collect::<Vec<_>>())
+            .bind(&hashes)
+            .bind(docs.iter().map(|d| d.2).collect::<Vec<_>>())
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t) => {
+            use super::sqlite_bulk::{Raw, Val};
+            let mut handle = t.lock_handle().await?;
+            let raw = Raw::new(&mut handle);
+            let mut insert = raw.prepare(
+            "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES (?, ?, ?, ?)",
+            "storing invoice PDFs",
+        )?;
+            for ((id, pdf, at), hash) in docs.iter().zip(&hashes) {
+                insert.run(&[
+                    Val::Int(*id),
+                    Val::Blob(pdf),
+                    Val::text(hash),
+                    Val::time(*at),
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The stored PDF and its SHA-256.
 pub async fn get(db: &Db, invoice_id: i64) -> anyhow::Result<Option<(Vec<u8>, String)>> {
     Ok(

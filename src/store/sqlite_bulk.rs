@@ -27,6 +27,8 @@ pub(crate) enum Val<'a> {
     Text(&'a str),
     /// Text made for this row (a time, a date, a decimal).
     Owned(String),
+    /// Bytes, bound as a BLOB (sqlx: `&[u8]`, `Vec<u8>`).
+    Blob(&'a [u8]),
     Null,
 }
 
@@ -132,6 +134,7 @@ impl Statement<'_> {
                     Val::Int(n) => ffi::sqlite3_bind_int64(self.raw, at, *n),
                     Val::Text(s) => bind_text(self.raw, at, s),
                     Val::Owned(s) => bind_text(self.raw, at, s),
+                    Val::Blob(b) => bind_blob(self.raw, at, b),
                     Val::Null => ffi::sqlite3_bind_null(self.raw, at),
                 };
                 if rc != ffi::SQLITE_OK {
@@ -258,6 +261,24 @@ unsafe fn bind_text(stmt: *mut ffi::sqlite3_stmt, at: c_int, s: &str) -> c_int {
             s.len() as u64,
             ffi::SQLITE_TRANSIENT(),
             ffi::SQLITE_UTF8 as u8,
+        )
+    }
+}
+
+/// Binds `b` as a BLOB, copied by SQLite before it returns.
+///
+/// # Safety
+/// `stmt` must be a live statement of a connection the caller has locked.
+unsafe fn bind_blob(stmt: *mut ffi::sqlite3_stmt, at: c_int, b: &[u8]) -> c_int {
+    // SAFETY: per the function's contract; `b` is valid for its length for the call and
+    // SQLITE_TRANSIENT makes SQLite copy it.
+    unsafe {
+        ffi::sqlite3_bind_blob64(
+            stmt,
+            at,
+            b.as_ptr().cast(),
+            b.len() as u64,
+            ffi::SQLITE_TRANSIENT(),
         )
     }
 }
