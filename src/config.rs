@@ -78,6 +78,14 @@ pub struct CollectSettings {
     pub transient_tries: u32,
     pub transient_backoff_ms: u64,
     pub batch_size: u32,
+    /// Accounts collected at once on PostgreSQL (one at a time on SQLite, whose single
+    /// writer would only make them queue).
+    #[serde(default = "default_collect_concurrency")]
+    pub concurrency: u32,
+}
+
+fn default_collect_concurrency() -> u32 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,9 +213,9 @@ impl JobsConfig {
         let file = self.file_name("collect");
         let c = &self.collect.settings;
         check_schedule(&file, &self.collect.text, &self.collect.schedule)?;
-        if c.batch_size == 0 || c.transient_tries == 0 {
+        if c.batch_size == 0 || c.transient_tries == 0 || c.concurrency == 0 {
             return Err(BadInput(format!(
-                "{file}: settings.batch_size and settings.transient_tries must be at least 1"
+                "{file}: settings.batch_size, settings.transient_tries and settings.concurrency must be at least 1"
             )));
         }
         if c.retry_offsets_days.contains(&0) {

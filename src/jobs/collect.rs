@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -112,20 +113,57 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     // Accounts with a deletion request: their small balances are waived, not carried.
     let closing = crate::store::deletion::closing_accounts(&env.db).await?;
     opts.progress.total(candidates.len() as u64);
-    for inv in candidates {
-        if opts.stop.requested() {
-            report.stop_early();
-            break;
+
+    // Several accounts at once on PostgreSQL: each invoice is a dozen round trips and two
+    // commits, so one at a time left the machine waiting on them. An account's invoices
+    // stay in order, one after the other (credit, balances carried forward), and each
+    // invoice's own transaction re-checks what another worker may have changed, as it does
+    // for concurrent runs. SQLite has one writer: one at a time there.
+    let width = match &env.db {
+        crate::store::Db::Postgres(_) => env.jobs.collect.settings.concurrency.max(1) as usize,
+        crate::store::Db::Sqlite(_) => 1,
+    };
+    let mut by_account: Vec<Vec<(usize, InvoiceRow)>> = Vec::new();
+    let mut group_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, inv) in candidates.into_iter().enumerate() {
+        let g = *group_of.entry(inv.account_id.clone()).or_insert_with(|| {
+            by_account.push(Vec::new());
+            by_account.len() - 1
+        });
+        by_account[g].push((i, inv));
+    }
+    let (gateway, schedule, closing) = (&gateway, &schedule, &closing);
+    let outcomes = futures_util::stream::iter(by_account.into_iter().map(|group| async move {
+        let mut done = Vec::with_capacity(group.len());
+        for (i, inv) in group {
+            if opts.stop.requested() {
+                return (done, true);
+            }
+            opts.progress.advance(1);
+            let ctx = Ctx {
+                env,
+                gateway,
+                schedule,
+                now: opts.now,
+                closing: closing.contains(&inv.account_id),
+            };
+            let outcome = ctx.collect_one(&inv, opts.dry_run).await;
+            done.push((i, inv, outcome));
         }
-        opts.progress.advance(1);
-        let ctx = Ctx {
-            env,
-            gateway: &gateway,
-            schedule: &schedule,
-            now: opts.now,
-            closing: closing.contains(&inv.account_id),
-        };
-        match ctx.collect_one(&inv, opts.dry_run).await {
+        (done, false)
+    }))
+    .buffer_unordered(width);
+    let mut outcomes = std::pin::pin!(outcomes);
+    let mut results = Vec::new();
+    let mut stopped = false;
+    while let Some((done, stop)) = outcomes.next().await {
+        results.extend(done);
+        stopped |= stop;
+    }
+    // Reported in the candidates' order, whatever order the accounts finished in.
+    results.sort_by_key(|(i, _, _)| *i);
+    for (_, inv, outcome) in results {
+        match outcome {
             Ok(item) => {
                 report.bump(counter(&item));
                 if item.outcome == "unknown" {
@@ -147,6 +185,9 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                 });
             }
         }
+    }
+    if stopped {
+        report.stop_early();
     }
     Ok(report)
 }

@@ -26,6 +26,9 @@ pub async fn save(
     Ok(())
 }
 
+/// The PDF bytes sent in one statement at most by [`save_many`] on PostgreSQL.
+const STATEMENT_BYTES: usize = 1 << 20;
+
 /// Stores several invoices' PDFs in the caller's transaction: what [`save`] does for each,
 /// in one statement on PostgreSQL (an array per column) and through the connection's own
 /// handle on SQLite (see `sqlite_bulk`).
@@ -33,16 +36,35 @@ pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> any
     let hashes: Vec<String> = docs.iter().map(|(_, pdf, _)| sha256_hex(pdf)).collect();
     match tx {
         Tx::Postgres(t) => {
-            sqlx::query(
-                "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at)
-             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::timestamptz[])",
-            )
-            .bind(docs.iter().map(|d| d.0).collect::<Vec<_>>())
-            .bind(docs.iter().map(|d| d.1).collect::<Vec<_>>())
-            .bind(&hashes)
-            .bind(docs.iter().map(|d| d.2).collect::<Vec<_>>())
-            .execute(&mut **t)
-            .await?;
+            // In statements of about a megabyte: a pooled connection keeps its buffers at
+            // the size of the largest message it sent, so one statement for a whole page
+            // of PDFs left every connection holding several megabytes.
+            let mut rest = docs;
+            let mut hashes = hashes.as_slice();
+            while !rest.is_empty() {
+                let mut size = 0;
+                let n = rest
+                    .iter()
+                    .take_while(|d| {
+                        size += d.1.len();
+                        size <= STATEMENT_BYTES
+                    })
+                    .count()
+                    .max(1);
+                let (chunk, after) = rest.split_at(n);
+                let (chunk_hashes, hashes_after) = hashes.split_at(n);
+                sqlx::query(
+                    "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at)
+                     SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::timestamptz[])",
+                )
+                .bind(chunk.iter().map(|d| d.0).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|d| d.1).collect::<Vec<_>>())
+                .bind(chunk_hashes)
+                .bind(chunk.iter().map(|d| d.2).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await?;
+                (rest, hashes) = (after, hashes_after);
+            }
         }
         Tx::Sqlite(t) => {
             use super::sqlite_bulk::{Raw, Val};
