@@ -176,17 +176,23 @@ impl Face {
 
     /// This face cut down to the characters of `LATIN_REPERTOIRE`.
     fn latin_subset(&self) -> Result<Self, String> {
-        let glyphs: std::collections::BTreeMap<u16, String> = LATIN_REPERTOIRE
+        let latin = LATIN_REPERTOIRE
             .iter()
             .flat_map(|r| r.clone())
-            .filter_map(char::from_u32)
+            .filter_map(char::from_u32);
+        Self::parse(&self.cut(latin)?, &self.id.0)
+    }
+
+    /// The font program of this face cut down to `chars` (those it has a glyph for).
+    fn cut(&self, chars: impl IntoIterator<Item = char>) -> Result<Vec<u8>, String> {
+        let glyphs: std::collections::BTreeMap<u16, String> = chars
+            .into_iter()
             .filter_map(|c| {
                 let gid = self.parsed.lookup_glyph_index(c as u32)?;
                 (gid != 0).then(|| (gid, c.to_string()))
             })
             .collect();
-        let subset = printpdf::font::subset_font(&self.parsed, &glyphs)?;
-        Self::parse(&subset.bytes, &self.id.0)
+        Ok(printpdf::font::subset_font(&self.parsed, &glyphs)?.bytes)
     }
 
     /// Same arithmetic as printpdf's `/W` array: `(advance * 1000 / upm) as i64`.
@@ -436,7 +442,6 @@ fn strip_hinting(tables: &mut [([u8; 4], Vec<u8>)]) -> Result<(), String> {
             const XY_SCALE: u16 = 0x0040;
             const TWO_BY_TWO: u16 = 0x0080;
             const INSTRUCTIONS: u16 = 0x0100;
-            let start = new_glyf.len();
             new_glyf.extend_from_slice(g.get(..10).ok_or("truncated composite glyph")?);
             let mut at = 10;
             loop {
@@ -462,7 +467,6 @@ fn strip_hinting(tables: &mut [([u8; 4], Vec<u8>)]) -> Result<(), String> {
                     break;
                 }
             }
-            debug_assert!(new_glyf.len() - start <= g.len());
         }
         new_glyf.resize(new_glyf.len().next_multiple_of(4), 0);
     }
@@ -1859,20 +1863,13 @@ impl Program {
     fn cut(weight: Weight, id: &FontId, chars: &[char]) -> Result<Program, PdfError> {
         let library = LIBRARY.as_ref().map_err(|e| PdfError::Font(e.clone()))?;
         let source = library.full.face(weight);
-        let glyphs: std::collections::BTreeMap<u16, String> = chars
-            .iter()
-            .filter_map(|&c| {
-                let gid = source.parsed.lookup_glyph_index(c as u32)?;
-                (gid != 0).then(|| (gid, c.to_string()))
-            })
-            .collect();
-        let subset = printpdf::font::subset_font(&source.parsed, &glyphs)
+        let bytes = source
+            .cut(chars.iter().copied())
             .map_err(|e| PdfError::Font(format!("cannot cut {}: {e}", id.0)))?;
         let mut warnings = Vec::new();
-        let mut parsed =
-            ParsedFont::from_bytes(&subset.bytes, 0, &mut warnings).ok_or_else(|| {
-                PdfError::Font(format!("cannot parse the cut of {}: {warnings:?}", id.0))
-            })?;
+        let mut parsed = ParsedFont::from_bytes(&bytes, 0, &mut warnings).ok_or_else(|| {
+            PdfError::Font(format!("cannot parse the cut of {}: {warnings:?}", id.0))
+        })?;
         // A cut program carries the subset tag (ISO 32000-1, 9.6.4): printpdf writes this
         // name on /BaseFont and /FontName as it stands.
         let name = source
@@ -1881,10 +1878,10 @@ impl Program {
             .clone()
             .unwrap_or_else(|| id.0.clone());
         parsed.font_name = Some(format!("{}+{name}", id.0));
-        let compressed = zlib(&subset.bytes);
+        let compressed = zlib(&bytes);
         Ok(Program {
             parsed,
-            bytes: subset.bytes,
+            bytes,
             compressed,
         })
     }
