@@ -167,6 +167,8 @@ async fn tick_once(sh: Arc<Shared>, job: JobName, tick: DateTime<Utc>, trigger: 
     };
     let mut opts = RunOptions::at(now);
     opts.stop = sh.stop.clone();
+    // Only the summary is logged: the run keeps no per-invoice views.
+    opts.counts_only = true;
     if job == JobName::Invoice {
         opts.period = Some(Period::previous_to(tick));
     }

@@ -172,7 +172,9 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                         error: "the payment gateway gave no conclusive answer; the attempt is settled on the next run with the same idempotency key".into(),
                     });
                 }
-                if item.decision != Decision::WaitUntilRetry && item.decision != Decision::Exhausted
+                if item.decision != Decision::WaitUntilRetry
+                    && item.decision != Decision::Exhausted
+                    && !opts.counts_only
                 {
                     report.collections.push(item);
                 }

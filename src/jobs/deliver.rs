@@ -92,7 +92,13 @@ fn smtp_port(url: &str) -> Option<u16> {
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
-    run_in_batches(env, opts, &mut |_| {}).await
+    let counts_only = opts.counts_only;
+    run_in_batches(env, opts, &mut |r: &mut JobReport| {
+        if counts_only {
+            r.deliveries.clear();
+        }
+    })
+    .await
 }
 
 /// [`run`], handing the report to `after_batch` after each batch of rows: the benchmark takes

@@ -120,7 +120,13 @@ pub fn compute(
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
-    run_in_batches(env, opts, &mut |_| {}).await
+    let counts_only = opts.counts_only;
+    run_in_batches(env, opts, &mut |r: &mut JobReport| {
+        if counts_only {
+            r.invoices.clear();
+        }
+    })
+    .await
 }
 
 /// [`run`], handing the report to `after_batch` after each batch of accounts: the benchmark
@@ -240,6 +246,8 @@ pub async fn run_in_batches(
         next.abort();
     }
     finalizer.flush(&mut report).await;
+    // The groups settled by that flush came after the last batch's hand-over.
+    after_batch(&mut report);
     outcome?;
     Ok(report)
 }

@@ -66,6 +66,10 @@ pub struct RunOptions {
     pub stop: Stop,
     /// Where long runs report their progress (a progress bar on a terminal; nothing under cron).
     pub progress: Progress,
+    /// The report keeps counts, failures and notes, not a view of each invoice, collection or
+    /// delivery: set by the daemon, which logs a summary. Otherwise a scheduled run over every
+    /// account would hold every issued invoice's view until it ends.
+    pub counts_only: bool,
 }
 
 impl RunOptions {
@@ -78,6 +82,7 @@ impl RunOptions {
             range: None,
             stop: Stop::default(),
             progress: Progress::default(),
+            counts_only: false,
         }
     }
 

@@ -463,3 +463,27 @@ both_stores!(
         assert_eq!(grouped["invoice_lines"].len(), 8);
     }
 );
+
+both_stores!(
+    a_counts_only_run_keeps_no_views_and_does_the_same_work,
+    |app: TestApp| async move {
+        // The daemon's runs: the report keeps counts, not every invoice's view.
+        app.seed_fixtures().await;
+        let mut o = opts(OCT_RUN);
+        o.counts_only = true;
+        let r = app.run_with(JobName::Invoice, o).await.unwrap();
+        assert!(r.invoices.is_empty(), "{} views kept", r.invoices.len());
+        let issued = invoices_of(&app).await.len() as u64;
+        assert!(issued > 0);
+        assert_eq!(r.counts.get("invoiced"), Some(&issued));
+        assert_eq!(app.count("invoice_documents").await, issued as i64);
+
+        // Collection likewise keeps counts only, and still collects.
+        let mut o = opts("2026-11-01T07:00:00Z");
+        o.counts_only = true;
+        let c = app.run_with(JobName::Collect, o).await.unwrap();
+        assert!(c.collections.is_empty(), "{:#?}", c.collections);
+        assert!(app.count("payment_attempts").await > 0);
+        assert!(c.counts.values().sum::<u64>() > 0, "{:?}", c.counts);
+    }
+);
