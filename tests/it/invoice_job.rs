@@ -418,6 +418,74 @@ both_stores!(
 );
 
 both_stores!(
+    accounts_are_kept_and_what_names_them_names_real_ones,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        app.run(JobName::Invoice, OCT_RUN).await;
+        let before = app.dump().await;
+        // An account is never deleted nor renamed, even by hand (deletion keeps the row).
+        for sql in [
+            "DELETE FROM accounts",
+            "DELETE FROM accounts WHERE id = (SELECT MIN(id) FROM accounts)",
+            "UPDATE accounts SET id = id || '-x' WHERE id = (SELECT MIN(id) FROM accounts)",
+        ] {
+            let err = refused(&app, sql).await;
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("accounts are kept")),
+                "{sql}: {err:?}"
+            );
+        }
+        // An invoice, an event or an email must name an account (and an invoice) that
+        // exists, on insert and on update.
+        let no_account = |e: &str| {
+            e.contains("FOREIGN KEY") || e.contains("names an account that does not exist")
+        };
+        let no_invoice = |e: &str| {
+            e.contains("FOREIGN KEY") || e.contains("names an invoice that does not exist")
+        };
+        for (sql, named) in [
+            ("INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
+                buyer_name, buyer_address, buyer_country, subtotal_minor, discount_minor, tax_case, tax_rate,
+                tax_minor, total_minor, amount_due_minor, issued_at, due_at)
+              SELECT 'F-X', 'nobody', '2026-10', period_start, period_end, status, currency, language,
+                buyer_name, buyer_address, buyer_country, 0, 0, tax_case, tax_rate, 0, 0, 0, issued_at, due_at
+              FROM invoices WHERE id = (SELECT MIN(id) FROM invoices)", no_account as fn(&str) -> bool),
+            ("UPDATE invoices SET account_id = 'nobody' WHERE id = (SELECT MIN(id) FROM invoices)", no_account),
+            ("INSERT INTO account_events (account_id, at, kind, message)
+              VALUES ('nobody', '2026-11-01T00:00:00Z', 'test', 'orphan')", no_account),
+            ("INSERT INTO account_events (account_id, at, kind, invoice_id, message)
+              SELECT account_id, issued_at, 'test', 987654, 'orphan' FROM invoices WHERE id = (SELECT MIN(id) FROM invoices)", no_invoice),
+            ("UPDATE account_events SET account_id = 'nobody' WHERE id = (SELECT MIN(id) FROM account_events)", no_account),
+            ("UPDATE account_events SET invoice_id = 987654 WHERE id = (SELECT MIN(id) FROM account_events)", no_invoice),
+            ("INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, data, created_at)
+              VALUES ('nobody', 'test', 'orphan', 'fr', 'x@example.org', '{}', '2026-11-01T00:00:00Z')", no_account),
+            ("INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+              SELECT account_id, 'test', 'orphan', 'fr', 'x@example.org', 987654, '{}', issued_at FROM invoices WHERE id = (SELECT MIN(id) FROM invoices)", no_invoice),
+            ("UPDATE outbox SET account_id = 'nobody' WHERE id = (SELECT MIN(id) FROM outbox)", no_account),
+            ("UPDATE outbox SET invoice_id = 987654 WHERE id = (SELECT MIN(id) FROM outbox)", no_invoice),
+        ] {
+            let err = refused(&app, sql).await;
+            assert!(err.as_deref().is_some_and(named), "{sql}: {err:?}");
+        }
+        // Nothing changed (but the id sequences the refused inserts drew from); ordinary
+        // updates still work.
+        let (mut after, mut before) = (app.dump().await, before);
+        for d in [&mut after, &mut before] {
+            d.remove("(sequences)");
+        }
+        assert_eq!(after, before);
+        for sql in [
+            "UPDATE accounts SET name = name",
+            "UPDATE outbox SET status = status",
+            "UPDATE account_events SET message = message",
+        ] {
+            assert_eq!(refused(&app, sql).await, None, "{sql}");
+        }
+    }
+);
+
+both_stores!(
     a_group_writes_exactly_what_one_by_one_writes,
     |app: TestApp| async move {
         // The same platform billed twice: here in one run (the invoices finalized together, in
@@ -485,5 +553,121 @@ both_stores!(
         assert!(c.collections.is_empty(), "{:#?}", c.collections);
         assert!(app.count("payment_attempts").await > 0);
         assert!(c.counts.values().sum::<u64>() > 0, "{:?}", c.counts);
+    }
+);
+
+/// The app's environment with the invoice job reading `batch_size` accounts a page.
+fn with_pages(app: &TestApp, batch_size: u32) -> billrun::jobs::Env {
+    let mut env = app.env.clone();
+    env.jobs.invoice.settings.batch_size = batch_size;
+    env
+}
+
+both_stores!(
+    small_pages_chain_their_groups_and_write_what_one_group_writes,
+    |app: TestApp| async move {
+        // Pages of two accounts: groups of two and of one, finalized (on PostgreSQL) two at a
+        // time on two connections, each numbered after the one before. Every table must come
+        // out as from one page, value for value: numbers and ids in account order.
+        let one_page = TestApp::new(app.store).await;
+        for a in [&app, &one_page] {
+            a.seed_fixtures().await;
+        }
+        let paged = billrun::jobs::run(&with_pages(&app, 2), JobName::Invoice, &opts(OCT_RUN))
+            .await
+            .unwrap();
+        let whole = one_page.run(JobName::Invoice, OCT_RUN).await;
+        assert_eq!(paged.counts, whole.counts);
+        assert_eq!(paged.counts.get("invoiced"), Some(&6));
+        // Every group was finalized as a group: none fell back to one by one.
+        assert_eq!(paged.counts.get("regrouped_one_by_one"), None);
+        let numbers: Vec<_> = paged.invoices.iter().map(|i| i.number.clone()).collect();
+        let expected: Vec<_> = EXPECTED.iter().map(|e| Some(e.1.to_string())).collect();
+        assert_eq!(numbers, expected);
+        let (mut paged, mut whole) = (app.dump().await, one_page.dump().await);
+        for d in [&mut paged, &mut whole] {
+            // When each store was migrated: the one table that may differ.
+            d.remove("_sqlx_migrations");
+        }
+        for (table, rows) in &paged {
+            assert_eq!(Some(rows), whole.get(table), "{table}");
+        }
+        assert_eq!(paged.len(), whole.len());
+    }
+);
+
+both_stores!(
+    concurrent_paged_runs_make_each_invoice_once_without_gaps,
+    |app: TestApp| async move {
+        // Three runs with pages of two race: chained groups meet numbers taken by another
+        // run, roll back and go one by one. Whatever wins, each account is invoiced once
+        // and the numbers have no gap.
+        app.seed_fixtures().await;
+        let env = with_pages(&app, 2);
+        let o = opts(OCT_RUN);
+        let run = || billrun::jobs::run(&env, JobName::Invoice, &o);
+        let (a, b, c) = tokio::join!(run(), run(), run());
+        let made: u64 = [a, b, c]
+            .iter()
+            .map(|r| {
+                let r = r.as_ref().unwrap();
+                assert!(r.failures.is_empty(), "{:?}", r.failures);
+                r.counts.get("invoiced").copied().unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(made, 6);
+        let mut rows = invoices::list(app.db(), &ListFilter::default())
+            .await
+            .unwrap();
+        rows.sort_by(|a, b| a.number.cmp(&b.number));
+        let numbers: Vec<String> = rows.iter().map(|r| r.number.clone()).collect();
+        assert_eq!(
+            numbers,
+            (1..=6).map(|n| format!("2026-{n:06}")).collect::<Vec<_>>()
+        );
+        let (last,): (i64,) = match app.db() {
+            billrun::store::Db::Postgres(p) => {
+                sqlx::query_as("SELECT last_value FROM invoice_sequences WHERE year = 2026")
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
+            billrun::store::Db::Sqlite(p) => {
+                sqlx::query_as("SELECT last_value FROM invoice_sequences WHERE year = 2026")
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(last, 6);
+    }
+);
+
+both_stores!(
+    a_chained_group_claims_the_counter_only_from_the_number_it_follows,
+    |app: TestApp| async move {
+        use billrun::store::invoices::claim_numbers;
+        let claim = |after: i64, last: i64| {
+            let db = app.db().clone();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                let ok = claim_numbers(&mut tx, 2026, after, last).await.unwrap();
+                tx.commit().await.unwrap();
+                ok
+            }
+        };
+        // No counter yet: only a group that follows number 0 may start it.
+        assert!(!claim(4, 7).await);
+        assert!(claim(0, 3).await);
+        // The counter reads 3: a group that expected 0 or 2 is refused; 3 moves it.
+        assert!(!claim(0, 5).await);
+        assert!(!claim(2, 6).await);
+        assert!(claim(3, 6).await);
+        assert!(!claim(3, 9).await);
+        // Another year is its own counter.
+        let mut tx = app.db().begin().await.unwrap();
+        assert!(claim_numbers(&mut tx, 2027, 0, 1).await.unwrap());
+        tx.rollback().await.unwrap();
+        assert!(claim(6, 8).await);
     }
 );
