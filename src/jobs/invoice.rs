@@ -178,7 +178,7 @@ pub async fn run_in_batches(
     // Drafts are finalized in groups, one group while the next is computed, across pages;
     // whatever ends the loop (the last page, a stop, an error), what is pending is finalized
     // and reported before the run returns.
-    let mut finalizer = Finalizer::new(env, paged);
+    let mut finalizer = Finalizer::new(env);
     let outcome: anyhow::Result<()> = async {
         loop {
             if opts.stop.requested() {
@@ -384,69 +384,30 @@ async fn bill_batch(
 
 /// Invoices finalized together in one transaction (a group commit) at most: the database does a
 /// few bulk statements and one commit for them instead of a dozen statements and a commit
-/// each. A group is also cut at the end of each page of accounts (`batch_size`).
+/// each. A group is also cut at the end of each page of accounts (`batch_size`). The per-year
+/// number counter stays locked until that commit, as for one invoice.
 const GROUP: usize = 500;
-
-/// Groups being finalized at once on PostgreSQL: a group's statements keep one server process
-/// busy, and the next group is written on another connection meanwhile (chained: see
-/// [`Link`]). SQLite has one writer: one group at a time there.
-const PG_GROUPS_IN_FLIGHT: usize = 2;
 
 /// Finalizes drafts in groups, in order: each group together when that works, else (some
 /// account was invoiced meanwhile, a reward or balance used by another run, an error) one by
 /// one as before, which reports each outcome. Either way every draft is finalized at most
-/// once and the numbers follow the order of the drafts without a gap.
-///
-/// Groups are finalized in their own tasks while the next page is computed: one at a time on
-/// SQLite; on PostgreSQL up to [`PG_GROUPS_IN_FLIGHT`], each chained to the one before (a
-/// group takes the numbers that follow its predecessor's, writes its invoices after it, and
-/// commits only after it, moving the counter from exactly the predecessor's last number).
-/// A group that fails breaks the chain: everything in flight is settled (a group chained to a
-/// failed one cannot commit and falls back too), and the next group locks the counter afresh.
+/// once and the numbers follow the order of the drafts without a gap. One group is finalized
+/// (in its own task) while the next is computed; the next starts only once it is settled.
 struct Finalizer {
     env: std::sync::Arc<Env>,
     pending: Vec<NewInvoice>,
-    in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Together>>,
-    depth: usize,
-    /// The last group sent, for the next to chain to.
-    tail: Option<Tail>,
-}
-
-/// What a group in flight tells the next one.
-struct Tail {
-    /// Its last number (year, value), once its invoices are written.
-    written: tokio::sync::oneshot::Receiver<(i32, i64)>,
-    /// Sent once it has committed.
-    committed: tokio::sync::oneshot::Receiver<()>,
-}
-
-/// A group's place in the chain: what it waits for from its predecessor (none: it locks the
-/// counter itself) and what it tells its successor. A sender dropped unsent (the group failed
-/// or rolled back) makes the successor roll back.
-struct Link {
-    after: Option<Tail>,
-    written: tokio::sync::oneshot::Sender<(i32, i64)>,
-    committed: tokio::sync::oneshot::Sender<()>,
+    in_flight: Option<tokio::task::JoinHandle<Together>>,
 }
 
 /// A group finalized together: its drafts and the outcome.
 type Together = (Vec<NewInvoice>, anyhow::Result<Option<Vec<InvoiceView>>>);
 
 impl Finalizer {
-    /// `chained`: groups may be written two at a time (PostgreSQL only). A run over every
-    /// account chains them; a scale-out batch or named accounts do not (their groups are few,
-    /// and batches run side by side would keep breaking each other's chains).
-    fn new(env: &Env, chained: bool) -> Finalizer {
-        let depth = match env.db {
-            crate::store::Db::Postgres(_) if chained => PG_GROUPS_IN_FLIGHT,
-            crate::store::Db::Postgres(_) | crate::store::Db::Sqlite(_) => 1,
-        };
+    fn new(env: &Env) -> Finalizer {
         Finalizer {
             env: std::sync::Arc::new(env.clone()),
             pending: Vec::with_capacity(GROUP),
-            in_flight: std::collections::VecDeque::with_capacity(depth),
-            depth,
-            tail: None,
+            in_flight: None,
         }
     }
 
@@ -457,90 +418,72 @@ impl Finalizer {
         }
     }
 
-    /// Starts finalizing what is pending, once there is room in flight.
+    /// Starts finalizing what is pending, once the group in flight is settled.
     async fn send(&mut self, report: &mut JobReport) {
-        while self.in_flight.len() >= self.depth {
-            self.settle_oldest(report).await;
-        }
+        self.settle(report).await;
         let drafts = std::mem::take(&mut self.pending);
         match drafts.len() {
             0 => {}
-            1 => {
-                // Alone, after every group before it, the counter locked as usual.
-                self.settle_all(report).await;
-                self.tail = None;
-                one_by_one(&self.env, &drafts, report).await;
-            }
+            1 => one_by_one(&self.env, &drafts, report).await,
             _ => {
-                let (written, written_rx) = tokio::sync::oneshot::channel();
-                let (committed, committed_rx) = tokio::sync::oneshot::channel();
-                let link = Link {
-                    after: self.tail.take(),
-                    written,
-                    committed,
-                };
-                if self.depth > 1 {
-                    self.tail = Some(Tail {
-                        written: written_rx,
-                        committed: committed_rx,
-                    });
-                }
                 let env = self.env.clone();
-                self.in_flight.push_back(tokio::spawn(async move {
-                    let outcome = finalize_together(&env, &drafts, link).await;
+                self.in_flight = Some(tokio::spawn(async move {
+                    let outcome = finalize_together(&env, &drafts).await;
                     (drafts, outcome)
                 }));
             }
         }
     }
 
-    /// Waits for the oldest group in flight and reports it.
-    async fn settle_oldest(&mut self, report: &mut JobReport) {
-        let Some(task) = self.in_flight.pop_front() else {
+    /// Waits for the group in flight and reports it.
+    async fn settle(&mut self, report: &mut JobReport) {
+        let Some(task) = self.in_flight.take() else {
             return;
         };
         let (drafts, outcome) = match task.await {
             Ok(done) => done,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        let why = match outcome {
+        match outcome {
             Ok(Some(views)) => {
                 for (draft, view) in drafts.iter().zip(views) {
                     info!(account.id = %draft.account.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");
                     report.bump("invoiced");
                     report.invoices.push(view);
                 }
-                return;
             }
-            Ok(None) => String::new(),
-            Err(e) => format!("{e:#}"),
-        };
-        debug!(
-            invoices = drafts.len(),
-            error = %why,
-            "a group of invoices could not be finalized together; one by one"
-        );
-        // The chain is broken: whatever follows in flight cannot commit as a group; it is
-        // settled (one by one) after this group, and the next group locks the counter.
-        self.tail = None;
-        for _ in &drafts {
-            report.bump("regrouped_one_by_one");
-        }
-        one_by_one(&self.env, &drafts, report).await;
-        Box::pin(self.settle_all(report)).await;
-    }
-
-    /// Waits for every group in flight, in order.
-    async fn settle_all(&mut self, report: &mut JobReport) {
-        while !self.in_flight.is_empty() {
-            self.settle_oldest(report).await;
+            Ok(None) => {
+                debug!(
+                    invoices = drafts.len(),
+                    "a group of invoices could not be finalized together; one by one"
+                );
+                regrouped(report, &drafts);
+                one_by_one(&self.env, &drafts, report).await;
+            }
+            Err(e) => {
+                debug!(
+                    invoices = drafts.len(),
+                    error = %format!("{e:#}"),
+                    "a group of invoices could not be finalized together; one by one"
+                );
+                regrouped(report, &drafts);
+                one_by_one(&self.env, &drafts, report).await;
+            }
         }
     }
 
     /// Everything pending finalized and reported.
     async fn flush(&mut self, report: &mut JobReport) {
         self.send(report).await;
-        self.settle_all(report).await;
+        self.settle(report).await;
+    }
+}
+
+/// Counts the drafts of a group that fell back to one by one (`regrouped_one_by_one`): rare
+/// (another run got there first), and a sign of contention when it is not.
+fn regrouped(report: &mut JobReport, drafts: &[NewInvoice]) {
+    for _ in drafts {
+        report.bump("regrouped_one_by_one");
     }
 }
 
@@ -566,42 +509,19 @@ async fn one_by_one(env: &Env, drafts: &[NewInvoice], report: &mut JobReport) {
 }
 
 /// What [`finalize`] does for each draft, for all of them in one transaction. `None` (and
-/// nothing written) when one of them cannot be finalized, or when the group it is chained to
-/// (`link`) did not commit.
+/// nothing written) when one of them cannot be finalized.
 async fn finalize_together(
     env: &Env,
     drafts: &[NewInvoice],
-    link: Link,
 ) -> anyhow::Result<Option<Vec<InvoiceView>>> {
-    let Link {
-        after,
-        written,
-        committed,
-    } = link;
-    // Chained: the numbers after the predecessor's last, written once its invoices are (so
-    // that ids, too, follow the drafts' order).
-    let (numbering, after_committed) = match after {
-        None => (invoices::Numbering::Locked, None),
-        Some(tail) => match tail.written.await {
-            Ok((year, after)) => (
-                invoices::Numbering::After { year, after },
-                Some(tail.committed),
-            ),
-            Err(_) => return Ok(None),
-        },
-    };
     let mut tx = env.db.begin().await?;
-    let Some(finalized) = invoices::finalize_group(&mut tx, drafts, numbering)
+    let Some(done) = invoices::finalize_group(&mut tx, drafts)
         .await
         .context("finalizing invoices")?
     else {
         tx.rollback().await?;
         return Ok(None);
     };
-    if let Some(last) = finalized.last {
-        written.send(last).ok();
-    }
-    let done = finalized.invoices;
     let messages: Vec<String> = drafts
         .iter()
         .zip(&done)
@@ -650,20 +570,7 @@ async fn finalize_together(
             .collect();
         crate::store::documents::save_many(&mut tx, &docs).await?;
     }
-    if let invoices::Numbering::After { year, after } = numbering {
-        // The predecessor first; then the counter, from exactly its last number to ours.
-        let predecessor = match after_committed {
-            Some(rx) => rx.await.is_ok(),
-            None => false,
-        };
-        let last = after + drafts.len() as i64;
-        if !predecessor || !invoices::claim_numbers(&mut tx, year, after, last).await? {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-    }
     tx.commit().await?;
-    committed.send(()).ok();
     Ok(Some(views))
 }
 

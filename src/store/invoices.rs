@@ -424,46 +424,6 @@ pub async fn collectable_between(
     )
 }
 
-/// How a group of invoices takes its numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Numbering {
-    /// The year's counter is locked first and the next block taken from it, as for one
-    /// invoice: the row stays locked until the transaction ends.
-    Locked,
-    /// The numbers right after `after` in `year` are written without touching the counter;
-    /// the transaction must end with [`claim_numbers`] (the counter moved from `after` to the
-    /// block's end, or nothing committed). The counter is then locked only from that last
-    /// write to the commit, so the next group can be written while this one commits.
-    After { year: i32, after: i64 },
-}
-
-/// A group finalized by [`finalize_group`]: each invoice's id and number, in the drafts'
-/// order, and the last number taken (year, value) when they are all of one year.
-#[derive(Debug, Clone)]
-pub struct Finalized {
-    pub invoices: Vec<(InvoiceId, String)>,
-    pub last: Option<(i32, i64)>,
-}
-
-/// Ends a group numbered [`Numbering::After`]: moves `year`'s counter from `after` to `last`
-/// if it still reads `after` (waiting for whoever holds it), and says whether it did. The
-/// counter row stays locked until the transaction ends. On `false` the caller must roll back:
-/// the counter moved meanwhile, and the numbers written may be taken or out of order.
-pub async fn claim_numbers(tx: &mut Tx, year: i32, after: i64, last: i64) -> anyhow::Result<bool> {
-    let claimed = if after == 0 {
-        with_tx!(tx, c => sqlx::query(
-            "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, $2)
-             ON CONFLICT (year) DO UPDATE SET last_value = excluded.last_value
-             WHERE invoice_sequences.last_value = 0")
-            .bind(year).bind(last).execute(c).await?.rows_affected())
-    } else {
-        with_tx!(tx, c => sqlx::query(
-            "UPDATE invoice_sequences SET last_value = $3 WHERE year = $1 AND last_value = $2")
-            .bind(year).bind(after).bind(last).execute(c).await?.rows_affected())
-    };
-    Ok(claimed == 1)
-}
-
 /// Finalizes several invoices together, in the caller's transaction: what [`finalize`] does
 /// for each, in the same order and with the same numbers, in a few multi-row statements.
 /// All or nothing: `None` when any of them cannot be finalized (the account already has an
@@ -472,37 +432,25 @@ pub async fn claim_numbers(tx: &mut Tx, year: i32, after: i64, last: i64) -> any
 pub async fn finalize_group(
     tx: &mut Tx,
     drafts: &[NewInvoice],
-    numbering: Numbering,
-) -> anyhow::Result<Option<Finalized>> {
+) -> anyhow::Result<Option<Vec<(InvoiceId, String)>>> {
+    // Numbers: a block per year, taken in the drafts' order (the counter row stays locked
+    // until the transaction ends, as for one invoice).
     let mut numbers: Vec<String> = Vec::with_capacity(drafts.len());
-    let mut last = None;
-    if let Numbering::After { year, after } = numbering {
-        // Written as if taken; `claim_numbers` checks it before the commit.
-        if drafts.iter().any(|d| d.issued_at.year() != year) {
-            return Ok(None);
-        }
-        let end = after + drafts.len() as i64;
-        numbers.extend((after + 1..=end).map(|n| format_number(year, n)));
-        last = Some((year, end));
-    }
-    // Else a block per year, taken in the drafts' order (the counter row stays locked until
-    // the transaction ends, as for one invoice).
     let mut i = 0;
-    while numbering == Numbering::Locked && i < drafts.len() {
+    while i < drafts.len() {
         let year = drafts[i].issued_at.year();
         let run = drafts[i..]
             .iter()
             .take_while(|d| d.issued_at.year() == year)
             .count();
-        let (last_value,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+        let (last,): (i64,) = with_tx!(tx, c => sqlx::query_as(
             "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, $2)
              ON CONFLICT (year) DO UPDATE SET last_value = invoice_sequences.last_value + excluded.last_value
              RETURNING last_value")
             .bind(year).bind(run as i64).fetch_one(c).await?);
-        let first = last_value - run as i64 + 1;
-        numbers.extend((first..=last_value).map(|n| format_number(year, n)));
+        let first = last - run as i64 + 1;
+        numbers.extend((first..=last).map(|n| format_number(year, n)));
         i += run;
-        last = (i == drafts.len() && run == drafts.len()).then_some((year, last_value));
     }
 
     // The invoices, with their ids back by number.
@@ -567,10 +515,7 @@ pub async fn finalize_group(
             }
         }
     }
-    Ok(Some(Finalized {
-        invoices: ids.into_iter().map(InvoiceId).zip(numbers).collect(),
-        last,
-    }))
+    Ok(Some(ids.into_iter().map(InvoiceId).zip(numbers).collect()))
 }
 
 /// SQLite's writes of [`finalize_group`]: each invoice then its lines, one prepared statement

@@ -564,11 +564,11 @@ fn with_pages(app: &TestApp, batch_size: u32) -> billrun::jobs::Env {
 }
 
 both_stores!(
-    small_pages_chain_their_groups_and_write_what_one_group_writes,
+    small_pages_write_what_one_page_writes,
     |app: TestApp| async move {
-        // Pages of two accounts: groups of two and of one, finalized (on PostgreSQL) two at a
-        // time on two connections, each numbered after the one before. Every table must come
-        // out as from one page, value for value: numbers and ids in account order.
+        // Pages of two accounts: groups of two and of one, each finalized while the next page
+        // is billed. Every table must come out as from one page, value for value: numbers
+        // and ids in account order.
         let one_page = TestApp::new(app.store).await;
         for a in [&app, &one_page] {
             a.seed_fixtures().await;
@@ -599,9 +599,9 @@ both_stores!(
 both_stores!(
     concurrent_paged_runs_make_each_invoice_once_without_gaps,
     |app: TestApp| async move {
-        // Three runs with pages of two race: chained groups meet numbers taken by another
-        // run, roll back and go one by one. Whatever wins, each account is invoiced once
-        // and the numbers have no gap.
+        // Three runs with pages of two race: groups meet accounts invoiced by another run,
+        // roll back and go one by one. Whatever wins, each account is invoiced once and the
+        // numbers have no gap.
         app.seed_fixtures().await;
         let env = with_pages(&app, 2);
         let o = opts(OCT_RUN);
@@ -640,34 +640,5 @@ both_stores!(
             }
         };
         assert_eq!(last, 6);
-    }
-);
-
-both_stores!(
-    a_chained_group_claims_the_counter_only_from_the_number_it_follows,
-    |app: TestApp| async move {
-        use billrun::store::invoices::claim_numbers;
-        let claim = |after: i64, last: i64| {
-            let db = app.db().clone();
-            async move {
-                let mut tx = db.begin().await.unwrap();
-                let ok = claim_numbers(&mut tx, 2026, after, last).await.unwrap();
-                tx.commit().await.unwrap();
-                ok
-            }
-        };
-        // No counter yet: only a group that follows number 0 may start it.
-        assert!(!claim(4, 7).await);
-        assert!(claim(0, 3).await);
-        // The counter reads 3: a group that expected 0 or 2 is refused; 3 moves it.
-        assert!(!claim(0, 5).await);
-        assert!(!claim(2, 6).await);
-        assert!(claim(3, 6).await);
-        assert!(!claim(3, 9).await);
-        // Another year is its own counter.
-        let mut tx = app.db().begin().await.unwrap();
-        assert!(claim_numbers(&mut tx, 2027, 0, 1).await.unwrap());
-        tx.rollback().await.unwrap();
-        assert!(claim(6, 8).await);
     }
 );
