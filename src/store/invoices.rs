@@ -613,6 +613,7 @@ mod pg {
 
     use super::{InvoiceStatus, NewInvoice};
     use crate::core::invoice::DraftLine;
+    use crate::store::pg_copy::CopyRows;
 
     /// The invoices' rows as `finalize` writes them; `None` unless every one was inserted.
     pub(super) async fn insert_invoices(
@@ -718,61 +719,31 @@ mod pg {
         Ok((returned.len() == n).then_some(returned))
     }
 
-    /// The lines: (invoice id, position, line), sent with `COPY … FROM STDIN` (text format):
-    /// PostgreSQL's fastest way in, and no array of decimals to decode.
+    /// The lines: (invoice id, position, line), sent with `COPY … FROM STDIN`: PostgreSQL's
+    /// fastest way in, and no array of decimals to decode.
     pub(super) async fn insert_lines(
         c: &mut PgConnection,
         lines: &[(i64, i32, &DraftLine)],
     ) -> anyhow::Result<()> {
-        use std::fmt::Write;
-        let mut data = String::with_capacity(lines.len() * 128);
+        let mut rows = CopyRows::with_capacity(lines.len() * 128);
         for (id, pos, l) in lines {
-            write!(data, "{id}\t{pos}\t")?;
-            copy_text(&mut data, &l.description);
-            data.push('\t');
-            match &l.app_id {
-                Some(a) => copy_text(&mut data, a.as_str()),
-                None => data.push_str("\\N"),
-            }
-            data.push('\t');
-            copy_text(&mut data, l.kind.as_str());
-            data.push('\t');
-            copy_text(&mut data, &l.item);
-            writeln!(
-                data,
-                "\t{}\t{}\t{}",
-                l.quantity_hours.normalize(),
-                l.unit_price.normalize(),
-                l.amount_minor
-            )?;
+            rows.int(*id)
+                .int(i64::from(*pos))
+                .text(&l.description)
+                .opt_text(l.app_id.as_ref().map(|a| a.as_str()))
+                .text(l.kind.as_str())
+                .text(&l.item)
+                .decimal(l.quantity_hours)
+                .decimal(l.unit_price)
+                .int(l.amount_minor)
+                .end_row();
         }
-        let mut copy = c
-            .copy_in_raw(
-                "COPY invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
-                 FROM STDIN",
-            )
-            .await?;
-        if let Err(e) = copy.send(data.into_bytes()).await {
-            copy.abort("billrun: sending invoice lines failed")
-                .await
-                .ok();
-            return Err(e.into());
-        }
-        copy.finish().await?;
+        rows.send(
+            c,
+            "COPY invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
+             FROM STDIN",
+        )
+        .await?;
         Ok(())
-    }
-
-    /// `s` as a field of COPY's text format: backslash, tab, newline and carriage return
-    /// escaped.
-    fn copy_text(out: &mut String, s: &str) {
-        for ch in s.chars() {
-            match ch {
-                '\\' => out.push_str("\\\\"),
-                '\t' => out.push_str("\\t"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                c => out.push(c),
-            }
-        }
     }
 }

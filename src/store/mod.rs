@@ -26,6 +26,7 @@ pub mod hds;
 pub mod invoices;
 pub mod lifecycle;
 pub mod outbox;
+pub(crate) mod pg_copy;
 pub mod runs;
 pub(crate) mod sqlite_bulk;
 
