@@ -41,6 +41,8 @@ fn check_report(r: &Value) {
         assert!(r[key].as_f64().unwrap() >= 0.0, "{key}: {r}");
     }
     assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    // The tests' stores let the bench settle them between steps.
+    assert!(r["flush_seconds"].as_f64().unwrap() >= 0.0, "{r}");
     assert_eq!(r["accounts"], 50);
 
     // 50 accounts and their apps and usage, plus the catalog, credits and payment methods.
@@ -111,6 +113,57 @@ async fn bench_on_postgres_and_refusing_a_store_in_use() {
     let out = app.cli(&["bench", "--accounts", "50", "--database-url", &app.url]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty store"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_without_the_right_to_checkpoint_times_the_steps_unsettled() {
+    use sqlx::Connection;
+    // A role that is no superuser and lacks `pg_checkpoint`, owning a database of its own.
+    let role = format!(
+        "billrun_plain_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let mut admin = sqlx::PgConnection::connect(&crate::common::pg_admin_url())
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("CREATE DATABASE {role} OWNER {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let mut url = url::Url::parse(&crate::common::pg_admin_url()).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(None).unwrap();
+    url.set_path(&role);
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &["--database-url", url.as_str(), "--until", "invoice"],
+    );
+    for sql in [
+        format!("DROP DATABASE {role} WITH (FORCE)"),
+        format!("DROP ROLE {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    // CHECKPOINT was refused: the run went on, and says its steps were not settled.
+    assert_eq!(r["flush_seconds"], Value::Null, "{r}");
+    assert_eq!(r["floor_matching"], r["floor_invoices"], "{r}");
+    let steps: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["import", "invoice"]);
 }
 
 both_stores!(
