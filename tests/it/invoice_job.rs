@@ -642,3 +642,84 @@ both_stores!(
         assert_eq!(last, 6);
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_meets_an_invoice_made_meanwhile_goes_one_by_one() {
+    // Another writer invoices the first page's first account after the run has read that
+    // page and before its group is written (PostgreSQL, where the other writer can hold the
+    // year's counter while the run waits for it). The group is refused whole, rolled back
+    // (giving its numbers back), and finalized one by one: that account is already
+    // invoiced, the rest are invoiced, and the numbers have no gap.
+    use sqlx::Connection;
+    let app = TestApp::new(crate::common::Store::Postgres).await;
+    app.seed_fixtures().await;
+    let mut other = sqlx::PgConnection::connect(&app.url).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    // The other writer holds the year's counter: the run's first group waits for it.
+    let (n,): (i64,) = sqlx::query_as(
+        "INSERT INTO invoice_sequences (year, last_value) VALUES (2026, 1)
+         ON CONFLICT (year) DO UPDATE SET last_value = invoice_sequences.last_value + 1
+         RETURNING last_value",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    let env = with_pages(&app, 2);
+    let run =
+        tokio::spawn(
+            async move { billrun::jobs::run(&env, JobName::Invoice, &opts(OCT_RUN)).await },
+        );
+    let mut waited = 0;
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 500, "the run never waited for the counter");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sqlx::query(
+        "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency,
+            language, buyer_name, buyer_address, buyer_country, subtotal_minor, discount_minor, tax_case,
+            tax_rate, tax_minor, total_minor, amount_due_minor, issued_at, due_at)
+         VALUES ('2026-000001', 'acc-de-business', '2026-10', '2026-10-01T00:00:00Z', '2026-11-01T00:00:00Z',
+            'paid', 'EUR', 'en', 'Other writer', 'Somewhere', 'DE', 0, 0, 'reverse_charge', 0, 0, 0, 0,
+            '2026-11-01T05:00:00Z', '2026-11-15')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = run.await.unwrap().unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(r.counts.get("already_invoiced"), Some(&1), "{:?}", r.counts);
+    assert_eq!(r.counts.get("invoiced"), Some(&5), "{:?}", r.counts);
+    // The refused group (the first page: two accounts) went one by one.
+    assert_eq!(
+        r.counts.get("regrouped_one_by_one"),
+        Some(&2),
+        "{:?}",
+        r.counts
+    );
+    let mut rows = invoices::list(app.db(), &ListFilter::default())
+        .await
+        .unwrap();
+    rows.sort_by(|a, b| a.number.cmp(&b.number));
+    let numbers: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.number.clone(), r.account_id.clone()))
+        .collect();
+    assert_eq!(numbers.len(), 6, "{numbers:?}");
+    for (i, (number, _)) in numbers.iter().enumerate() {
+        assert_eq!(number, &format!("2026-{:06}", i + 1), "{numbers:?}");
+    }
+    assert_eq!(numbers[0].1, "acc-de-business");
+}
