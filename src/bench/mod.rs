@@ -399,7 +399,6 @@ async fn create_pg_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Step 1: the platform, chunk by chunk, through the import code.
 /// Writes what the last step left in memory and in the log to the store's files before the
 /// next step starts (PostgreSQL: `CHECKPOINT`; SQLite: a WAL checkpoint), so that each step
 /// is timed from a settled store instead of paying for the writeback of the one before it.
@@ -428,6 +427,7 @@ async fn flush_store(db: &Db) -> anyhow::Result<Option<f64>> {
     Ok(Some(started.elapsed().as_secs_f64()))
 }
 
+/// Step 1: the platform, chunk by chunk, through the import code.
 async fn import_step(env: &Env, args: &BenchArgs, period: Period) -> anyhow::Result<Step> {
     let mut generator =
         Generator::new(args.seed, period, args.accounts).with_app_counts(BENCH_APP_COUNTS);
