@@ -127,15 +127,22 @@ async fn bench_without_the_right_to_checkpoint_times_the_steps_unsettled() {
     let mut admin = sqlx::PgConnection::connect(&crate::common::pg_admin_url())
         .await
         .unwrap();
-    for sql in [
-        format!("CREATE ROLE {role} LOGIN"),
-        format!("CREATE DATABASE {role} OWNER {role}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
+    let admin_sql = async |admin: &mut sqlx::PgConnection, statements: [String; 2]| {
+        for sql in statements {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *admin)
+                .await
+                .unwrap();
+        }
+    };
+    admin_sql(
+        &mut admin,
+        [
+            format!("CREATE ROLE {role} LOGIN"),
+            format!("CREATE DATABASE {role} OWNER {role}"),
+        ],
+    )
+    .await;
     let mut url = url::Url::parse(&crate::common::pg_admin_url()).unwrap();
     url.set_username(&role).unwrap();
     url.set_password(None).unwrap();
@@ -145,15 +152,14 @@ async fn bench_without_the_right_to_checkpoint_times_the_steps_unsettled() {
         dir.path(),
         &["--database-url", url.as_str(), "--until", "invoice"],
     );
-    for sql in [
-        format!("DROP DATABASE {role} WITH (FORCE)"),
-        format!("DROP ROLE {role}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
+    admin_sql(
+        &mut admin,
+        [
+            format!("DROP DATABASE {role} WITH (FORCE)"),
+            format!("DROP ROLE {role}"),
+        ],
+    )
+    .await;
     // CHECKPOINT was refused: the run went on, and says its steps were not settled.
     assert_eq!(r["flush_seconds"], Value::Null, "{r}");
     assert_eq!(r["floor_matching"], r["floor_invoices"], "{r}");
