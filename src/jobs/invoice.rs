@@ -578,7 +578,7 @@ async fn finalize_together(
         .zip(&done)
         .map(|(d, (id, number))| issued_email(d, *id, number))
         .collect();
-    outbox::enqueue_many(&mut tx, &emails).await?;
+    outbox::enqueue_new_many(&mut tx, &emails).await?;
     if !env.defer_documents {
         let views: Vec<InvoiceView> = drafts
             .iter()

@@ -206,6 +206,125 @@ both_stores!(a_second_run_changes_nothing, |app: TestApp| async move {
     assert_eq!(app.dump().await, before);
 });
 
+/// A November draft for `account` (one line of 10.00 €), for the store-level group tests.
+async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
+    use billrun::core::invoice::{DraftLine, totals};
+    use billrun::core::period::Period;
+    use billrun::core::pricing::UsageKind;
+    let a = billrun::store::accounts::get_account(app.db(), account)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no account {account}"))
+        .to_account()
+        .unwrap();
+    let period: Period = "2026-11".parse().unwrap();
+    let vat = billrun::core::vat::treatment(&a.country, a.vat_number.as_deref(), period.last_day())
+        .unwrap();
+    let issued_at: chrono::DateTime<chrono::Utc> = "2026-12-01T06:00:00Z".parse().unwrap();
+    invoices::NewInvoice {
+        account: a,
+        period,
+        period_start: period.start(),
+        period_end: period.end(),
+        lines: vec![DraftLine {
+            description: "api — container M".into(),
+            app_id: None,
+            kind: UsageKind::Container,
+            item: "M".into(),
+            quantity_hours: rust_decimal::Decimal::from(100),
+            unit_price: rust_decimal::Decimal::new(1, 1),
+            amount_minor: 1000,
+        }],
+        discounts: vec![],
+        brought_forward: vec![],
+        totals: totals([1000], 0, vat),
+        issued_at,
+        due_at: issued_at.date_naive() + chrono::Duration::days(30),
+    }
+}
+
+both_stores!(
+    a_group_with_an_account_already_invoiced_is_refused_whole,
+    |app: TestApp| async move {
+        // The group write's own contract: a group naming an account already invoiced for the
+        // period is refused (`None`, not an error: the job then goes one by one), and its
+        // rollback gives every number back.
+        app.seed_fixtures().await;
+        app.run(JobName::Invoice, OCT_RUN).await; // 2026-000001 … 2026-000006
+        let fr = november_draft(&app, "acc-fr-business").await;
+        let de = november_draft(&app, "acc-de-business").await;
+        let mut tx = app.db().begin().await.unwrap();
+        let done = invoices::finalize_group(&mut tx, std::slice::from_ref(&fr))
+            .await
+            .unwrap()
+            .expect("a group of one new invoice goes through");
+        tx.commit().await.unwrap();
+        assert_eq!(done[0].1, "2026-000007");
+
+        let mut tx = app.db().begin().await.unwrap();
+        let refused = invoices::finalize_group(&mut tx, &[de.clone(), fr.clone()])
+            .await
+            .expect("a taken (account, period) is a refusal, not an error");
+        assert!(refused.is_none());
+        tx.rollback().await.unwrap();
+
+        let mut tx = app.db().begin().await.unwrap();
+        let done = invoices::finalize_group(&mut tx, std::slice::from_ref(&de))
+            .await
+            .unwrap()
+            .expect("the other account alone goes through");
+        tx.commit().await.unwrap();
+        assert_eq!(
+            done[0].1, "2026-000008",
+            "the refused group's numbers came back"
+        );
+        let rows = invoices::list(app.db(), &ListFilter::default())
+            .await
+            .unwrap();
+        let november: Vec<(&str, &str)> = rows
+            .iter()
+            .filter(|r| r.period == "2026-11")
+            .map(|r| (r.account_id.as_str(), r.number.as_str()))
+            .collect();
+        assert_eq!(november.len(), 2, "{november:?}");
+        assert!(november.contains(&("acc-fr-business", "2026-000007")));
+        assert!(november.contains(&("acc-de-business", "2026-000008")));
+    }
+);
+
+both_stores!(
+    emails_queued_together_never_share_a_key,
+    |app: TestApp| async move {
+        // `enqueue_new_many` is for keys nobody can have queued: one that is already queued
+        // fails the statement (the caller's transaction rolls back) rather than being skipped.
+        use billrun::store::outbox::{NewEmail, enqueue_new_many};
+        app.seed_fixtures().await;
+        let at: chrono::DateTime<chrono::Utc> = "2026-12-01T06:00:00Z".parse().unwrap();
+        let email = |key: &str| NewEmail {
+            account_id: "acc-fr-business",
+            kind: "invoice_issued",
+            dedupe_key: key.to_string(),
+            language: "fr",
+            to_address: "billing@example.fr",
+            invoice_id: None,
+            data: serde_json::json!({}),
+            at,
+        };
+        let mut tx = app.db().begin().await.unwrap();
+        enqueue_new_many(&mut tx, &[email("k:1"), email("k:2")])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = app.db().begin().await.unwrap();
+        let err = enqueue_new_many(&mut tx, &[email("k:3"), email("k:2")])
+            .await
+            .expect_err("a key already queued");
+        assert!(format!("{err:#}").contains("dedupe_key"), "{err:#}");
+        tx.rollback().await.unwrap();
+        assert_eq!(app.count("outbox").await, 2);
+    }
+);
+
 both_stores!(
     a_dry_run_writes_nothing_and_shows_the_real_run,
     |app: TestApp| async move {
