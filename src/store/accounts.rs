@@ -137,10 +137,11 @@ pub async fn app_ids(db: &Db) -> anyhow::Result<HashSet<String>> {
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// The apps of the accounts with ids in `[first, last]`.
+/// The apps of the accounts with ids in `[first, last]`, in no particular order (the invoice
+/// job looks them up by id; a sort by the database's collation was most of this query).
 pub async fn apps_in_range(db: &Db, first: &str, last: &str) -> anyhow::Result<Vec<AppRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, AppRow>(
-        "SELECT id, name, account_id FROM apps WHERE account_id >= $1 AND account_id <= $2 ORDER BY id")
+        "SELECT id, name, account_id FROM apps WHERE account_id >= $1 AND account_id <= $2")
         .bind(first).bind(last).fetch_all(p).await?))
 }
 
@@ -224,8 +225,25 @@ pub async fn invoiced_until_tx(tx: &mut Tx, app_id: &str) -> anyhow::Result<Opti
 }
 
 /// Usage of the accounts with ids in `[first, last]` that overlaps the window, with the owning
-/// account id, in a stable order.
+/// account id, by account id then record id (byte order).
+///
+/// Sorted here, not by the database: on PostgreSQL sorting them by the database's collation
+/// (`strcoll` per comparison) took longer than reading them (at 10k accounts, a page of 500:
+/// 15–23 ms with `ORDER BY`, 9 ms without). On a large table both stores read the apps through
+/// their account index, so rows come grouped by account already, and Rust's stable sort runs
+/// through such near-sorted input in about one pass (any order comes out right, tested).
 pub async fn usage_in_range(
+    db: &Db,
+    first: &str,
+    last: &str,
+    window: &BillingWindow,
+) -> anyhow::Result<Vec<(String, UsageRow)>> {
+    let mut rows = usage_in_range_unordered(db, first, last, window).await?;
+    rows.sort_by(|(a, x), (b, y)| (a.as_str(), x.id.as_str()).cmp(&(b.as_str(), y.id.as_str())));
+    Ok(rows)
+}
+
+async fn usage_in_range_unordered(
     db: &Db,
     first: &str,
     last: &str,
@@ -261,8 +279,7 @@ pub async fn usage_in_range(
              SELECT u.id, u.kind, u.item, u.quantity, u.started_at, u.ended_at FROM usage_records u
              WHERE u.app_id = a.id AND u.started_at < $4 AND (u.ended_at IS NULL OR u.ended_at > $3)
              OFFSET 0) u
-         WHERE a.account_id >= $1 AND a.account_id <= $2
-         ORDER BY a.account_id, u.id")
+         WHERE a.account_id >= $1 AND a.account_id <= $2")
         .bind(first).bind(last).bind(window.from).bind(window.to)
         .fetch_all(p).await?);
     Ok(rows
@@ -294,13 +311,12 @@ fn usage_in_range_sqlite(
 ) -> anyhow::Result<Vec<(String, UsageRow)>> {
     use super::sqlite_bulk::{Raw, Val};
     let raw = Raw::new(handle);
-    // The same query as for PostgreSQL, with numbered placeholders.
+    // The same query as for PostgreSQL, with numbered placeholders (and sorted by the caller).
     let mut q = raw.prepare(
         "SELECT a.account_id, u.id, u.app_id, u.kind, u.item, u.quantity, u.started_at, u.ended_at
          FROM usage_records u JOIN apps a ON a.id = u.app_id
          WHERE a.account_id >= ?1 AND a.account_id <= ?2
-           AND u.started_at < ?4 AND (u.ended_at IS NULL OR u.ended_at > ?3)
-         ORDER BY a.account_id, u.id",
+           AND u.started_at < ?4 AND (u.ended_at IS NULL OR u.ended_at > ?3)",
         "reading usage",
     )?;
     let mut out = Vec::new();

@@ -326,6 +326,45 @@ both_stores!(
 );
 
 both_stores!(
+    usage_comes_by_account_then_record_id,
+    |app: TestApp| async move {
+        // The databases return a page's usage app by app, each app's records by start time;
+        // the job gets them by account then record id whatever the store (sorted in
+        // `usage_in_range`): here a record whose id sorts first starts last.
+        use billrun::core::period::Period;
+        use billrun::core::pricing::BillingWindow;
+        app.seed_fixtures().await;
+        app.import_csv(
+            ImportKind::Usage,
+            "late_ids.csv",
+            "id,app_id,kind,item,quantity,started_at,ended_at
+u-0-late,app-alice-web,container,S,1,2026-10-28T00:00:00Z,2026-10-28T01:00:00Z
+u-z-early,app-alice-web,container,S,1,2026-10-02T00:00:00Z,2026-10-02T01:00:00Z
+",
+        )
+        .await
+        .unwrap();
+        let window = BillingWindow::month("2026-10".parse::<Period>().unwrap());
+        let rows = billrun::store::accounts::usage_in_range(app.db(), "a", "z", &window)
+            .await
+            .unwrap();
+        let keys: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|(account, u)| (account.as_str(), u.id.as_str()))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        let alice: Vec<&str> = keys
+            .iter()
+            .filter(|(a, _)| *a == "acc-fr-consumer")
+            .map(|(_, id)| *id)
+            .collect();
+        assert_eq!(alice, ["u-0-late", "u-a1", "u-a2", "u-a3", "u-z-early"]);
+    }
+);
+
+both_stores!(
     a_dry_run_writes_nothing_and_shows_the_real_run,
     |app: TestApp| async move {
         app.seed_fixtures().await;
