@@ -243,6 +243,17 @@ async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
     }
 }
 
+/// Finalizes `draft` as a group of one and commits: its number.
+async fn finalize_alone(app: &TestApp, draft: &invoices::NewInvoice) -> String {
+    let mut tx = app.db().begin().await.unwrap();
+    let done = invoices::finalize_group(&mut tx, std::slice::from_ref(draft))
+        .await
+        .unwrap()
+        .expect("a group of one new invoice goes through");
+    tx.commit().await.unwrap();
+    done[0].1.clone()
+}
+
 both_stores!(
     a_group_with_an_account_already_invoiced_is_refused_whole,
     |app: TestApp| async move {
@@ -253,13 +264,7 @@ both_stores!(
         app.run(JobName::Invoice, OCT_RUN).await; // 2026-000001 … 2026-000006
         let fr = november_draft(&app, "acc-fr-business").await;
         let de = november_draft(&app, "acc-de-business").await;
-        let mut tx = app.db().begin().await.unwrap();
-        let done = invoices::finalize_group(&mut tx, std::slice::from_ref(&fr))
-            .await
-            .unwrap()
-            .expect("a group of one new invoice goes through");
-        tx.commit().await.unwrap();
-        assert_eq!(done[0].1, "2026-000007");
+        assert_eq!(finalize_alone(&app, &fr).await, "2026-000007");
 
         let mut tx = app.db().begin().await.unwrap();
         let refused = invoices::finalize_group(&mut tx, &[de.clone(), fr.clone()])
@@ -268,14 +273,9 @@ both_stores!(
         assert!(refused.is_none());
         tx.rollback().await.unwrap();
 
-        let mut tx = app.db().begin().await.unwrap();
-        let done = invoices::finalize_group(&mut tx, std::slice::from_ref(&de))
-            .await
-            .unwrap()
-            .expect("the other account alone goes through");
-        tx.commit().await.unwrap();
         assert_eq!(
-            done[0].1, "2026-000008",
+            finalize_alone(&app, &de).await,
+            "2026-000008",
             "the refused group's numbers came back"
         );
         let rows = invoices::list(app.db(), &ListFilter::default())
