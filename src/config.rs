@@ -101,6 +101,14 @@ pub struct DeliverSettings {
     pub retry_backoff_seconds: Vec<u64>,
     pub max_attempts: u32,
     pub smtp_timeout_seconds: u64,
+    /// Accounts whose emails are sent at once, each over its own SMTP connection; an
+    /// account's emails go one after the other, in the order they were queued.
+    #[serde(default = "default_deliver_concurrency")]
+    pub concurrency: u32,
+}
+
+fn default_deliver_concurrency() -> u32 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -230,6 +238,16 @@ impl JobsConfig {
             return Err(BadInput(format!(
                 "{file}: settings.from `{}` is not an email address",
                 d.from
+            )));
+        }
+        if d.batch_size == 0 || d.max_attempts == 0 || d.concurrency == 0 {
+            return Err(BadInput(format!(
+                "{file}: settings.batch_size, settings.max_attempts and settings.concurrency must be at least 1"
+            )));
+        }
+        if d.retry_backoff_seconds.is_empty() {
+            return Err(BadInput(format!(
+                "{file}: settings.retry_backoff_seconds needs at least one wait"
             )));
         }
         let file_s = self.file_name("suspend");
@@ -385,5 +403,29 @@ mod tests {
         let d = JobsConfig::defaults();
         assert_eq!(d.invoice.settings.due_days, 15);
         assert!(d.validate().is_ok());
+    }
+
+    #[test]
+    fn deliver_settings_that_would_stall_or_panic_are_refused() {
+        let cases: [(&str, fn(&mut DeliverSettings)); 4] = [
+            ("concurrency", |d| d.concurrency = 0),
+            ("batch_size", |d| d.batch_size = 0),
+            ("max_attempts", |d| d.max_attempts = 0),
+            ("retry_backoff_seconds", |d| d.retry_backoff_seconds.clear()),
+        ];
+        for (name, break_it) in cases {
+            let mut c = JobsConfig::defaults();
+            break_it(&mut c.deliver.settings);
+            let err = c.validate().unwrap_err();
+            assert!(
+                err.0.contains("deliver.toml") && err.0.contains(name),
+                "{name}: {err}"
+            );
+        }
+        // A deliver.toml from before the setting still parses, four accounts at once.
+        let old = DEFAULT_DELIVER.replace("concurrency = 4\n", "");
+        assert!(!old.contains("concurrency ="));
+        let d = parse::<DeliverSettings>("deliver.toml", &old).unwrap();
+        assert_eq!(d.settings.concurrency, 4);
     }
 }

@@ -9,10 +9,12 @@
 //! would lose that email instead; for invoices, payment failures and deletion confirmations a
 //! rare duplicate is the lesser harm.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
@@ -63,7 +65,7 @@ fn transport(env: &Env) -> anyhow::Result<(Transport, String)> {
     let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
         .map_err(|e| BadInput(format!("bad SMTP URL `{}`: {e}", redact_url(&url))))?
         .timeout(Some(Duration::from_secs(s.smtp_timeout_seconds)))
-        .pool_config(PoolConfig::new().max_size(4))
+        .pool_config(PoolConfig::new().max_size(s.concurrency.max(1)))
         .build();
     Ok((Transport::Smtp(t, smtp_port(&url)), redact_url(&url)))
 }
@@ -132,6 +134,22 @@ pub async fn run_in_batches(
         std::process::id(),
         Utc::now().timestamp_nanos_opt().unwrap_or_default()
     );
+    let lane = Lane {
+        env,
+        opts,
+        templates: &templates,
+        from: &from,
+        transport: transport.as_ref(),
+        token: &token,
+    };
+    // Several accounts at once: each email waits on a handful of round trips (the claim, the
+    // PDF, the SMTP exchange, the mark), so one at a time left the job idle. An account's
+    // emails stay in queue order, one after the other. Dry runs touch nothing: one lane.
+    let width = if opts.dry_run {
+        1
+    } else {
+        s.concurrency.max(1) as usize
+    };
     let mut after = 0;
     loop {
         if opts.stop.requested() {
@@ -141,123 +159,58 @@ pub async fn run_in_batches(
         let rows = delivery::due(&env.db, opts.now, after, i64::from(s.batch_size)).await?;
         let Some(last) = rows.last() else { break };
         after = last.id;
-        for row in rows {
+        let mut by_account: Vec<Vec<(usize, OutboxRow)>> = Vec::new();
+        let mut lane_of: HashMap<String, usize> = HashMap::new();
+        for (i, row) in rows.into_iter().enumerate() {
             if !opts.accounts.is_empty()
                 && !opts.accounts.iter().any(|a| a.as_str() == row.account_id)
             {
                 continue;
             }
-            let message_id = row
-                .message_id
-                .clone()
-                .unwrap_or_else(|| message_id_for(&row, &from));
-            let mut it = DeliveryItem {
-                outbox_id: row.id,
-                kind: row.kind.clone(),
-                to: row.to_address.clone(),
-                subject: String::new(),
-                message_id: message_id.clone(),
-                outcome: "planned".into(),
-                error: None,
-            };
-            let rendered = render(env, &templates, &row);
-            if let Ok(m) = &rendered {
-                it.subject = m.subject.clone();
-            }
-            let Some(transport) = &transport else {
-                if let Err(e) = &rendered {
-                    it.error = Some(format!("{e:#}"));
+            let l = *lane_of.entry(row.account_id.clone()).or_insert_with(|| {
+                by_account.push(Vec::new());
+                by_account.len() - 1
+            });
+            by_account[l].push((i, row));
+        }
+        let lane = &lane;
+        let done = futures_util::stream::iter(by_account.into_iter().map(|rows| async move {
+            let mut done = Vec::with_capacity(rows.len());
+            for (i, row) in rows {
+                let outcome = lane.deliver_one(row).await;
+                let failed = outcome.is_err();
+                done.push((i, outcome));
+                if failed {
+                    // The account's later emails wait for the next run, in order.
+                    break;
                 }
-                report.bump("would_send");
-                report.deliveries.push(it);
-                continue;
-            };
-            let until = opts.now + chrono::Duration::seconds(s.claim_seconds as i64);
-            if !delivery::claim(&env.db, row.id, &token, opts.now, until, &message_id).await? {
-                it.outcome = "skipped".into();
-                report.bump("held_by_another_deliverer");
-                continue;
             }
-            let attachment = match (row.kind.as_str(), row.invoice_id) {
-                ("invoice_issued", Some(invoice_id)) => attachment(env, invoice_id).await?,
-                _ => None,
-            };
-            let message = match rendered
-                .and_then(|m| build(m, &from, &row, &message_id, opts.now, attachment))
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    // A template or data problem does not heal by retrying: failed, with the reason.
-                    let reason = format!("cannot build the email: {e:#}");
-                    delivery::mark_failed(&env.db, row.id, &token, &reason).await?;
-                    warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email failed");
-                    report.failures.push(Failure {
-                        item: format!("email {} ({})", row.id, row.kind),
-                        error: reason.clone(),
-                    });
-                    it.outcome = "failed".into();
-                    it.error = Some(reason);
-                    report.deliveries.push(it);
-                    continue;
-                }
-            };
-            let sent = match transport {
-                Transport::Smtp(t, port) => {
-                    let sent = t.send(message.clone()).await;
-                    if let Some(port) = port {
-                        crate::nodelay::set_on_sockets_to(*port);
+            done
+        }))
+        .buffer_unordered(width)
+        .collect::<Vec<_>>()
+        .await;
+        // Reported in queue order, whatever order the accounts finished in; a store error
+        // ends the run once every lane has finished what it started.
+        let mut done: Vec<_> = done.into_iter().flatten().collect();
+        done.sort_by_key(|(i, _)| *i);
+        let mut error = None;
+        for (_, outcome) in done {
+            match outcome {
+                Ok(d) => {
+                    if let Some(c) = d.count {
+                        report.bump(c);
                     }
-                    sent.map(|_| ()).map_err(SendError::Smtp)
-                }
-                Transport::Files(t) => t
-                    .send(message.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| SendError::Other(e.to_string())),
-            };
-            match sent {
-                Ok(()) => {
-                    delivery::mark_sent(&env.db, row.id, &token, opts.now).await?;
-                    info!(outbox.id = row.id, account.id = %row.account_id, kind = %row.kind, "email sent");
-                    report.bump("sent");
-                    it.outcome = "sent".into();
-                }
-                Err(SendError::Smtp(e)) if e.is_permanent() => {
-                    let reason = format!("rejected by the SMTP server: {e}");
-                    delivery::mark_failed(&env.db, row.id, &token, &reason).await?;
-                    warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email rejected");
-                    report.bump("rejected");
-                    report.failures.push(Failure {
-                        item: format!("email {} ({})", row.id, row.kind),
-                        error: reason.clone(),
-                    });
-                    it.outcome = "failed".into();
-                    it.error = Some(reason);
+                    report.failures.extend(d.failure);
+                    report.deliveries.extend(d.item);
                 }
                 Err(e) => {
-                    let reason = e.to_string();
-                    let attempts = row.attempts as u32 + 1;
-                    if attempts >= s.max_attempts {
-                        let reason = format!("gave up after {attempts} attempts: {reason}");
-                        delivery::mark_failed(&env.db, row.id, &token, &reason).await?;
-                        report.failures.push(Failure {
-                            item: format!("email {} ({})", row.id, row.kind),
-                            error: reason.clone(),
-                        });
-                        it.outcome = "failed".into();
-                        it.error = Some(reason);
-                    } else {
-                        let wait = s.retry_backoff_seconds
-                            [(attempts as usize - 1).min(s.retry_backoff_seconds.len() - 1)];
-                        let next = opts.now + chrono::Duration::seconds(wait as i64);
-                        delivery::mark_retry(&env.db, row.id, &token, next, &reason).await?;
-                        report.bump("to_retry");
-                        it.outcome = "retry".into();
-                        it.error = Some(reason);
-                    }
+                    error.get_or_insert(e);
                 }
             }
-            report.deliveries.push(it);
+        }
+        if let Some(e) = error {
+            return Err(e);
         }
         after_batch(&mut report);
     }
@@ -268,6 +221,148 @@ pub async fn run_in_batches(
         );
     }
     Ok(report)
+}
+
+/// What one email's delivery adds to the report.
+struct Delivered {
+    count: Option<&'static str>,
+    failure: Option<Failure>,
+    item: Option<DeliveryItem>,
+}
+
+/// What every email of a run shares.
+struct Lane<'a> {
+    env: &'a Env,
+    opts: &'a RunOptions,
+    templates: &'a Templates,
+    from: &'a Mailbox,
+    /// None on a dry run.
+    transport: Option<&'a Transport>,
+    token: &'a str,
+}
+
+impl Lane<'_> {
+    /// Claims, builds, sends and marks one email. An error is the store's: the row stays
+    /// claimed and goes out again once its claim expires.
+    async fn deliver_one(&self, row: OutboxRow) -> anyhow::Result<Delivered> {
+        let (env, opts) = (self.env, self.opts);
+        let s = &env.jobs.deliver.settings;
+        let message_id = row
+            .message_id
+            .clone()
+            .unwrap_or_else(|| message_id_for(&row, self.from));
+        let mut it = DeliveryItem {
+            outbox_id: row.id,
+            kind: row.kind.clone(),
+            to: row.to_address.clone(),
+            subject: String::new(),
+            message_id: message_id.clone(),
+            outcome: "planned".into(),
+            error: None,
+        };
+        let failure = |reason: &str| Failure {
+            item: format!("email {} ({})", row.id, row.kind),
+            error: reason.to_string(),
+        };
+        let rendered = render(env, self.templates, &row);
+        if let Ok(m) = &rendered {
+            it.subject = m.subject.clone();
+        }
+        let Some(transport) = self.transport else {
+            if let Err(e) = &rendered {
+                it.error = Some(format!("{e:#}"));
+            }
+            return Ok(Delivered {
+                count: Some("would_send"),
+                failure: None,
+                item: Some(it),
+            });
+        };
+        let until = opts.now + chrono::Duration::seconds(s.claim_seconds as i64);
+        if !delivery::claim(&env.db, row.id, self.token, opts.now, until, &message_id).await? {
+            return Ok(Delivered {
+                count: Some("held_by_another_deliverer"),
+                failure: None,
+                item: None,
+            });
+        }
+        let attachment = match (row.kind.as_str(), row.invoice_id) {
+            ("invoice_issued", Some(invoice_id)) => attachment(env, invoice_id).await?,
+            _ => None,
+        };
+        let message = match rendered
+            .and_then(|m| build(m, self.from, &row, &message_id, opts.now, attachment))
+        {
+            Ok(m) => m,
+            Err(e) => {
+                // A template or data problem does not heal by retrying: failed, with the reason.
+                let reason = format!("cannot build the email: {e:#}");
+                delivery::mark_failed(&env.db, row.id, self.token, &reason).await?;
+                warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email failed");
+                it.outcome = "failed".into();
+                it.error = Some(reason.clone());
+                return Ok(Delivered {
+                    count: None,
+                    failure: Some(failure(&reason)),
+                    item: Some(it),
+                });
+            }
+        };
+        let sent = match transport {
+            Transport::Smtp(t, port) => {
+                let sent = t.send(message).await;
+                if let Some(port) = port {
+                    crate::nodelay::set_on_sockets_to(*port);
+                }
+                sent.map(|_| ()).map_err(SendError::Smtp)
+            }
+            Transport::Files(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError::Other(e.to_string())),
+        };
+        let (count, failed) = match sent {
+            Ok(()) => {
+                delivery::mark_sent(&env.db, row.id, self.token, opts.now).await?;
+                info!(outbox.id = row.id, account.id = %row.account_id, kind = %row.kind, "email sent");
+                it.outcome = "sent".into();
+                (Some("sent"), None)
+            }
+            Err(SendError::Smtp(e)) if e.is_permanent() => {
+                let reason = format!("rejected by the SMTP server: {e}");
+                delivery::mark_failed(&env.db, row.id, self.token, &reason).await?;
+                warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email rejected");
+                it.outcome = "failed".into();
+                it.error = Some(reason.clone());
+                (Some("rejected"), Some(failure(&reason)))
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let attempts = row.attempts as u32 + 1;
+                if attempts >= s.max_attempts {
+                    let reason = format!("gave up after {attempts} attempts: {reason}");
+                    delivery::mark_failed(&env.db, row.id, self.token, &reason).await?;
+                    it.outcome = "failed".into();
+                    it.error = Some(reason.clone());
+                    (None, Some(failure(&reason)))
+                } else {
+                    let wait = s.retry_backoff_seconds
+                        [(attempts as usize - 1).min(s.retry_backoff_seconds.len() - 1)];
+                    let next = opts.now + chrono::Duration::seconds(wait as i64);
+                    delivery::mark_retry(&env.db, row.id, self.token, next, &reason).await?;
+                    it.outcome = "retry".into();
+                    it.error = Some(reason);
+                    (Some("to_retry"), None)
+                }
+            }
+        };
+        Ok(Delivered {
+            count,
+            failure: failed,
+            item: Some(it),
+        })
+    }
 }
 
 enum SendError {

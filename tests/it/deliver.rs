@@ -143,6 +143,43 @@ both_stores!(
 );
 
 both_stores!(
+    accounts_are_served_at_once_each_accounts_emails_in_queue_order,
+    |app: TestApp| async move {
+        let mut app = app;
+        let smtp = SmtpServer::start();
+        app.env.smtp_url = Some(billrun::jobs::Secret(smtp.url()));
+        // Wider than the queue: every email the run may send at once is in flight together.
+        app.env.jobs.deliver.settings.concurrency = 16;
+        billed_and_collected(&app).await;
+        let ids: Vec<(i64,)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT id FROM outbox ORDER BY id").fetch_all(p).await.unwrap());
+        let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
+        let r = deliver(&app, "2026-11-01T08:00:00Z").await;
+        assert_eq!(r.counts.get("sent"), Some(&(ids.len() as u64)));
+        // The report lists the emails in queue order, whichever account finished first.
+        let reported: Vec<i64> = r.deliveries.iter().map(|d| d.outbox_id).collect();
+        assert_eq!(reported, ids);
+        // The server got each account's emails in the order they were queued: the invoice
+        // (with its PDF, the longest to send) before the receipt or the payment failure.
+        let claimed: Vec<(i64, String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT id, account_id, message_id FROM outbox ORDER BY id").fetch_all(p).await.unwrap());
+        let mut arrived: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        for m in smtp.messages() {
+            let (id, account, _) = claimed
+                .iter()
+                .find(|(_, _, mid)| Some(mid.as_str()) == m["Message-ID"].as_str())
+                .expect("every message is a queued email");
+            arrived.entry(account.clone()).or_default().push(*id);
+        }
+        let several = arrived.values().filter(|ids| ids.len() > 1).count();
+        assert!(several >= 5, "accounts with several emails: {arrived:?}");
+        for (account, ids) in &arrived {
+            assert!(ids.is_sorted(), "{account}: received {ids:?}");
+        }
+    }
+);
+
+both_stores!(
     a_down_smtp_server_loses_nothing,
     |app: TestApp| async move {
         let mut app = app;

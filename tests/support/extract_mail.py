@@ -6,7 +6,7 @@ from email.parser import BytesParser
 
 with open(sys.argv[1], "rb") as f:
     msg = BytesParser(policy=policy.default).parse(f)
-out = {k: str(msg[k]) for k in ("From", "To", "Subject", "Message-ID", "Date")}
+out = {k: str(msg[k]) for k in ("From", "To", "Subject", "Message-ID", "Date", "X-Arrival")}
 parts = []
 for part in msg.walk():
     if part.is_multipart():

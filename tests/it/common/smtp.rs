@@ -84,14 +84,14 @@ impl SmtpServer {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    /// Every message received, parsed by Python's email package.
+    /// Every message received, parsed by Python's email package, in the order the server
+    /// received them (`X-Arrival`, added by the handler).
     pub fn messages(&self) -> Vec<serde_json::Value> {
         let dir = self.maildir.path().join("mail/new");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Vec::new();
         };
-        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-        files.sort();
+        let files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
         files
             .iter()
             .map(|f| {
@@ -105,8 +105,15 @@ impl SmtpServer {
                     "{}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                serde_json::from_slice(&out.stdout).unwrap()
+                let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let rank: u64 = m["X-Arrival"]
+                    .as_str()
+                    .and_then(|r| r.parse().ok())
+                    .expect("the handler ranks every message");
+                (rank, m)
             })
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
             .collect()
     }
 }
