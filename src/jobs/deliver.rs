@@ -388,16 +388,9 @@ fn message_id_for(row: &OutboxRow, from: &Mailbox) -> String {
 
 /// The invoice's stored PDF, named after its number.
 async fn attachment(env: &Env, invoice_id: i64) -> anyhow::Result<Option<(String, Vec<u8>)>> {
-    let Some((pdf, _)) = documents::get(&env.db, invoice_id).await? else {
-        return Ok(None);
-    };
-    let number: Option<(String,)> = crate::with_db!(&env.db, p => sqlx::query_as("SELECT number FROM invoices WHERE id = $1")
-        .bind(invoice_id).fetch_optional(p).await?);
-    let name = number.map_or_else(
-        || format!("invoice-{invoice_id}.pdf"),
-        |n| format!("invoice-{}.pdf", n.0),
-    );
-    Ok(Some((name, pdf)))
+    Ok(documents::pdf_with_number(&env.db, invoice_id)
+        .await?
+        .map(|(pdf, number)| (format!("invoice-{number}.pdf"), pdf)))
 }
 
 /// Renders the row's template with its data and the common values.

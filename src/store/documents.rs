@@ -95,6 +95,17 @@ pub async fn get(db: &Db, invoice_id: i64) -> anyhow::Result<Option<(Vec<u8>, St
     )
 }
 
+/// An invoice's stored PDF and its number, in one round trip: the deliver job's attachment.
+pub async fn pdf_with_number(
+    db: &Db,
+    invoice_id: i64,
+) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+    Ok(with_db!(db, p => sqlx::query_as(
+        "SELECT d.pdf, i.number FROM invoice_documents d JOIN invoices i ON i.id = d.invoice_id
+         WHERE d.invoice_id = $1")
+        .bind(invoice_id).fetch_optional(p).await?))
+}
+
 /// Invoices without a stored PDF, in id order after `after_id`: the documents the benchmark
 /// deferred (`jobs::Env::defer_documents`). Empty otherwise: every finalized invoice has one.
 pub async fn missing(
