@@ -197,7 +197,8 @@ pub async fn import_text(
             }
             // A referral must point to an account already stored or valid in this file;
             // rejecting one account may reject those it referred, so repeat until stable.
-            let known = accounts::account_ids(db).await?;
+            let known =
+                accounts::existing_account_ids(db, referenced(&records, "referred_by")).await?;
             loop {
                 let in_file: HashSet<&str> = valid.iter().map(|(_, a)| a.id.as_str()).collect();
                 let (keep, drop): (Vec<_>, Vec<_>) = valid.iter().cloned().partition(|(_, a)| {
@@ -238,7 +239,8 @@ pub async fn import_text(
             }
         }
         ImportKind::Apps => {
-            let known_accounts = accounts::account_ids(db).await?;
+            let known_accounts =
+                accounts::existing_account_ids(db, referenced(&records, "account_id")).await?;
             for (line, f) in &records {
                 let app = match parse_app(file, *line, f, &known_accounts) {
                     Ok(a) => a,
@@ -307,7 +309,7 @@ pub async fn import_text(
             }
         }
         ImportKind::Usage => {
-            let known_apps = accounts::app_ids(db).await?;
+            let known_apps = accounts::existing_app_ids(db, referenced(&records, "app_id")).await?;
             let cat = catalog::load_catalog(db).await?;
             for (line, f) in &records {
                 let u = match parse_usage(file, *line, f, &known_apps, &cat) {
@@ -347,7 +349,7 @@ pub async fn import_text(
             }
         }
         ImportKind::Deployments => {
-            let known_apps = accounts::app_ids(db).await?;
+            let known_apps = accounts::existing_app_ids(db, referenced(&records, "app_id")).await?;
             for (line, f) in &records {
                 let d = match parse_deployment(file, *line, f, &known_apps) {
                     Ok(d) => d,
@@ -383,7 +385,8 @@ pub async fn import_text(
             }
         }
         ImportKind::Aliases => {
-            let known_accounts = accounts::account_ids(db).await?;
+            let known_accounts =
+                accounts::existing_account_ids(db, referenced(&records, "account_id")).await?;
             for (line, f) in &records {
                 let a = match parse_alias(file, *line, f, &known_accounts) {
                     Ok(a) => a,
@@ -418,7 +421,7 @@ pub async fn import_text(
             }
         }
         ImportKind::Domains => {
-            let known_apps = accounts::app_ids(db).await?;
+            let known_apps = accounts::existing_app_ids(db, referenced(&records, "app_id")).await?;
             for (line, f) in &records {
                 let d = match parse_domain(file, *line, f, &known_apps) {
                     Ok(d) => d,
@@ -450,7 +453,8 @@ pub async fn import_text(
         }
         ImportKind::Certificates => {
             // The domain must already be stored (import domains first).
-            let known_domains = accounts::domain_ids(db).await?;
+            let known_domains =
+                accounts::existing_domain_ids(db, referenced(&records, "domain_id")).await?;
             for (line, f) in &records {
                 let c = match parse_certificate(file, *line, f, &known_domains) {
                     Ok(c) => c,
@@ -499,6 +503,19 @@ pub async fn import_text(
     tx.commit().await?;
     report.committed = true;
     Ok(report)
+}
+
+/// The non-empty values of `field` in `records`, as the parsers read them (trimmed): the
+/// references a file makes, to be looked up in the store.
+fn referenced<'r>(
+    records: &'r [(usize, Fields)],
+    field: &'r str,
+) -> impl Iterator<Item = &'r str> + 'r {
+    records
+        .iter()
+        .filter_map(move |(_, f)| f.get(field))
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
 }
 
 fn conflict(file: &str, line: usize, id: &str, diff: &str) -> LineError {

@@ -93,10 +93,64 @@ pub async fn accounts_page(
     )
 }
 
-pub async fn account_ids(db: &Db) -> anyhow::Result<HashSet<String>> {
-    let rows: Vec<(String,)> =
-        with_db!(db, p => sqlx::query_as("SELECT id FROM accounts").fetch_all(p).await?);
-    Ok(rows.into_iter().map(|r| r.0).collect())
+/// Of `ids`, those naming a stored account. An import checks only the references its file
+/// makes: reading every id of a large platform for each file made imports quadratic.
+pub async fn existing_account_ids<'a>(
+    db: &Db,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<HashSet<String>> {
+    existing_ids(db, IdTable::Accounts, ids).await
+}
+
+/// Of `ids`, those naming a stored app (see [`existing_account_ids`]).
+pub async fn existing_app_ids<'a>(
+    db: &Db,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<HashSet<String>> {
+    existing_ids(db, IdTable::Apps, ids).await
+}
+
+#[derive(Clone, Copy)]
+enum IdTable {
+    Accounts,
+    Apps,
+    Domains,
+}
+
+/// Ids per lookup statement: well under SQLite's limit on bound values (32,766).
+const IDS_PER_LOOKUP: usize = 500;
+
+async fn existing_ids<'a>(
+    db: &Db,
+    table: IdTable,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<HashSet<String>> {
+    let table = match table {
+        IdTable::Accounts => "accounts",
+        IdTable::Apps => "apps",
+        IdTable::Domains => "domains",
+    };
+    let mut wanted: Vec<&str> = ids.into_iter().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut found = HashSet::new();
+    for chunk in wanted.chunks(IDS_PER_LOOKUP) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        // Audited: the table is one of three names above; the ids are bound.
+        let sql = format!(
+            "SELECT id FROM {table} WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let rows: Vec<(String,)> = with_db!(db, p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await.with_context(|| format!("looking up {} ids in {table}", chunk.len()))?
+        });
+        found.extend(rows.into_iter().map(|r| r.0));
+    }
+    Ok(found)
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -129,12 +183,6 @@ pub async fn get_app_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<AppRow>>
         with_tx!(tx, c => sqlx::query_as::<_, AppRow>("SELECT id, name, account_id FROM apps WHERE id = $1")
         .bind(id).fetch_optional(c).await?),
     )
-}
-
-pub async fn app_ids(db: &Db) -> anyhow::Result<HashSet<String>> {
-    let rows: Vec<(String,)> =
-        with_db!(db, p => sqlx::query_as("SELECT id FROM apps").fetch_all(p).await?);
-    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// The apps of the accounts with ids in `[first, last]`, in no particular order (the invoice
@@ -444,10 +492,12 @@ pub async fn get_domain_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<Domai
         .bind(id).fetch_optional(c).await?))
 }
 
-pub async fn domain_ids(db: &Db) -> anyhow::Result<HashSet<String>> {
-    let rows: Vec<(String,)> =
-        with_db!(db, p => sqlx::query_as("SELECT id FROM domains").fetch_all(p).await?);
-    Ok(rows.into_iter().map(|r| r.0).collect())
+/// Of `ids`, those naming a stored domain (see [`existing_account_ids`]).
+pub async fn existing_domain_ids<'a>(
+    db: &Db,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<HashSet<String>> {
+    existing_ids(db, IdTable::Domains, ids).await
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -830,3 +830,44 @@ cert-x,dom-ghost,Let's Encrypt,2027-01-01T00:00:00Z
         assert_eq!(app.count("certificates").await, 6);
     }
 );
+
+both_stores!(
+    references_are_looked_up_across_many_lookups,
+    |app: TestApp| async move {
+        // An import looks up only the ids its file names, 500 to a statement: 1,201 apps
+        // make three lookups, and a reference in each must be found.
+        app.seed_fixtures().await;
+        let mut apps = String::from("id,name,account_id\n");
+        for i in 0..1201 {
+            apps.push_str(&format!("app-many-{i:04},many-{i},acc-fr-consumer\n"));
+        }
+        let r = app
+            .import_csv(ImportKind::Apps, "apps-many.csv", &apps)
+            .await
+            .unwrap();
+        assert_eq!(r.inserted, 1201);
+        let mut usage = String::from("id,app_id,kind,item,quantity,started_at,ended_at\n");
+        for i in (0..1201).step_by(100) {
+            usage.push_str(&format!(
+                "u-many-{i},app-many-{i:04},container,S,1,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z\n"
+            ));
+        }
+        // Unknown ids sorted among known ones, a padded known one, and a fixture's app.
+        usage.push_str("u-many-x1,app-many-0000x,container,S,1,2026-10-01T00:00:00Z,\n");
+        usage.push_str("u-many-x2,app-many-1201,container,S,1,2026-10-01T00:00:00Z,\n");
+        usage.push_str("u-many-p, app-many-0777 ,container,S,1,2026-10-01T00:00:00Z,\n");
+        usage.push_str("u-many-f,app-alice-web,container,S,1,2026-10-01T00:00:00Z,\n");
+        let r = import_skipping(&app, ImportKind::Usage, "usage-many.csv", &usage).await;
+        assert_eq!(
+            rejected_lines(&r),
+            vec![(15, "app_id".to_string()), (16, "app_id".to_string())],
+            "{:#?}",
+            r.rejected
+        );
+        assert_eq!(r.inserted, 15);
+        assert_eq!(
+            r.rejected[0].to_string(),
+            "usage-many.csv:15: app_id: unknown app `app-many-0000x`"
+        );
+    }
+);
