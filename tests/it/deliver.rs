@@ -356,3 +356,41 @@ both_stores!(
         }
     }
 );
+
+/// Sets an outbox row as a deliverer's claim would, held until `until`.
+async fn claimed(app: &TestApp, id: i64, until: &str) {
+    let until: chrono::DateTime<chrono::Utc> = until.parse().unwrap();
+    let n = billrun::with_db!(app.db(), p => sqlx::query(
+        "UPDATE outbox SET status = 'sending', claimed_by = 'a-crashed-run', claimed_until = $2 WHERE id = $1")
+        .bind(id).bind(until).execute(p).await.unwrap().rows_affected());
+    assert_eq!(n, 1);
+}
+
+both_stores!(
+    a_claim_left_by_a_crashed_run_is_sent_once_it_expires,
+    |app: TestApp| async move {
+        let mut app = app;
+        let smtp = SmtpServer::start();
+        app.env.smtp_url = Some(billrun::jobs::Secret(smtp.url()));
+        // Pages of two, so that pending and expired claims meet across pages.
+        app.env.jobs.deliver.settings.batch_size = 2;
+        billed_and_collected(&app).await;
+        let queued = app.count("outbox").await;
+        let ids: Vec<(i64,)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT id FROM outbox ORDER BY id").fetch_all(p).await.unwrap());
+        let (expired, held) = (ids[ids.len() / 2].0, ids[ids.len() - 1].0);
+        claimed(&app, expired, "2026-11-01T07:59:00Z").await;
+        claimed(&app, ids[1].0, "2026-11-01T07:30:00Z").await;
+        claimed(&app, held, "2026-11-01T09:00:00Z").await;
+        let r = deliver(&app, "2026-11-01T08:00:00Z").await;
+        assert_eq!(r.counts.get("sent"), Some(&(queued as u64 - 1)));
+        assert_eq!(
+            statuses(&app).await,
+            vec![("sending".to_string(), 1), ("sent".to_string(), queued - 1)],
+            "the claim still held is left to its holder"
+        );
+        let r = deliver(&app, "2026-11-01T09:00:01Z").await;
+        assert_eq!(r.counts.get("sent"), Some(&1));
+        assert_eq!(smtp.messages().len(), queued as usize, "each email once");
+    }
+);
