@@ -407,7 +407,8 @@ mod tests {
 
     #[test]
     fn deliver_settings_that_would_stall_or_panic_are_refused() {
-        let cases: [(&str, fn(&mut DeliverSettings)); 4] = [
+        type Break = fn(&mut DeliverSettings);
+        let cases: [(&str, Break); 4] = [
             ("concurrency", |d| d.concurrency = 0),
             ("batch_size", |d| d.batch_size = 0),
             ("max_attempts", |d| d.max_attempts = 0),

@@ -69,6 +69,9 @@ pub struct Catalog {
     items: BTreeMap<(UsageKind, String), Vec<PriceEntry>>,
 }
 
+/// A part `[start, end)` of an interval and the price in force over it.
+type PriceWindow<'a> = (DateTime<Utc>, DateTime<Utc>, &'a PriceEntry);
+
 impl Catalog {
     pub fn new(entries: impl IntoIterator<Item = PriceEntry>) -> Catalog {
         let mut items: BTreeMap<(UsageKind, String), Vec<PriceEntry>> = BTreeMap::new();
@@ -102,7 +105,7 @@ impl Catalog {
         item: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>, &PriceEntry)>, DateTime<Utc>> {
+    ) -> Result<Vec<PriceWindow<'_>>, DateTime<Utc>> {
         let Some(prices) = self.items.get(&(kind, item.to_string())) else {
             return Err(from);
         };

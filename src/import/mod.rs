@@ -721,20 +721,20 @@ fn parse_account(file: &str, line: usize, f: &Fields) -> Result<Account, Vec<Lin
     let vat_number = c
         .opt("vat_number")
         .map(|v| v.replace([' ', '.', '-'], "").to_uppercase());
-    if let Some(v) = &vat_number {
-        if is_eu_member(&country) {
-            let prefix = vat_prefix(&country);
-            let ok = v.starts_with(prefix)
-                && (4..=14).contains(&(v.len() - prefix.len()))
-                && v[prefix.len()..]
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric());
-            if !ok {
-                c.err(
-                    "vat_number",
-                    format!("`{v}` is not a {country} VAT number (it starts with {prefix})"),
-                );
-            }
+    if let Some(v) = &vat_number
+        && is_eu_member(&country)
+    {
+        let prefix = vat_prefix(&country);
+        let ok = v.starts_with(prefix)
+            && (4..=14).contains(&(v.len() - prefix.len()))
+            && v[prefix.len()..]
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric());
+        if !ok {
+            c.err(
+                "vat_number",
+                format!("`{v}` is not a {country} VAT number (it starts with {prefix})"),
+            );
         }
     }
     let language = c.req("language");
@@ -895,28 +895,28 @@ fn parse_usage(
         Some(v) => c.time("ended_at", &v).map(Some),
         None => Some(None),
     };
-    if let (Some(s), Some(Some(e))) = (started_at, ended_at) {
-        if e <= s {
-            c.err(
-                "ended_at",
-                format!(
-                    "ends at {}, not after its start at {}",
-                    e.to_rfc3339(),
-                    s.to_rfc3339()
-                ),
-            );
-        }
+    if let (Some(s), Some(Some(e))) = (started_at, ended_at)
+        && e <= s
+    {
+        c.err(
+            "ended_at",
+            format!(
+                "ends at {}, not after its start at {}",
+                e.to_rfc3339(),
+                s.to_rfc3339()
+            ),
+        );
     }
-    if let (Some(k), Some(s)) = (kind, started_at) {
-        if !item.is_empty() {
-            if !cat.knows(k, &item) {
-                c.err("item", format!("unknown {k} `{item}`: not in the catalog"));
-            } else if cat.price_at(k, &item, s).is_none() {
-                c.err(
-                    "item",
-                    format!("no price for {k} `{item}` in force at {}", s.to_rfc3339()),
-                );
-            }
+    if let (Some(k), Some(s)) = (kind, started_at)
+        && !item.is_empty()
+    {
+        if !cat.knows(k, &item) {
+            c.err("item", format!("unknown {k} `{item}`: not in the catalog"));
+        } else if cat.price_at(k, &item, s).is_none() {
+            c.err(
+                "item",
+                format!("no price for {k} `{item}` in force at {}", s.to_rfc3339()),
+            );
         }
     }
     let value = match (kind, quantity, started_at, ended_at) {
@@ -995,10 +995,10 @@ fn parse_domain(
         c.err("app_id", format!("unknown app `{app_id}`"));
     }
     let name = c.req("name");
-    if !name.is_empty() {
-        if let Some(why) = dns_name_problem(&name) {
-            c.err("name", format!("`{name}` is not a DNS name: {why}"));
-        }
+    if !name.is_empty()
+        && let Some(why) = dns_name_problem(&name)
+    {
+        c.err("name", format!("`{name}` is not a DNS name: {why}"));
     }
     c.done(Some(Domain {
         id,

@@ -86,7 +86,7 @@ pub fn build_gateway(env: &Env) -> anyhow::Result<Gateway> {
             first_backoff: Duration::from_millis(s.transient_backoff_ms),
         },
     )?;
-    Ok(Gateway::Stripe(g))
+    Ok(Gateway::Stripe(Box::new(g)))
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {

@@ -173,8 +173,7 @@ pub async fn run_in_batches(
     // re-checks in its transaction what another run may have changed meanwhile.
     let paged = opts.range.is_none() && opts.accounts.is_empty();
     let page_size = i64::from(settings.batch_size);
-    let mut ahead: Option<tokio::task::JoinHandle<anyhow::Result<(Vec<AccountRow>, Loaded)>>> =
-        None;
+    let mut ahead: Option<tokio::task::JoinHandle<anyhow::Result<Page>>> = None;
     // Drafts are finalized in groups, one group while the next is computed, across pages;
     // whatever ends the loop (the last page, a stop, an error), what is pending is finalized
     // and reported before the run returns.
@@ -251,6 +250,9 @@ pub async fn run_in_batches(
     outcome?;
     Ok(report)
 }
+
+/// A page of accounts and what they are billed from.
+type Page = (Vec<AccountRow>, Loaded);
 
 /// What a batch of accounts is billed from, read in a few queries.
 #[derive(Default)]

@@ -112,17 +112,7 @@ async fn apply(
     let invoices = lifecycle::owing_invoices(&env.db, &row.id).await?;
     let done = match action {
         LifecycleAction::Suspend { deletion_at } => {
-            if !lifecycle::transition(
-                &mut tx,
-                &row.id,
-                "active",
-                "suspended",
-                Some(now),
-                "stopped",
-                "owner suspended for non-payment",
-                now,
-            )
-            .await?
+            if !lifecycle::transition(&mut tx, &row.id, lifecycle::Transition::Suspend, now).await?
             {
                 false
             } else {
@@ -146,17 +136,8 @@ async fn apply(
             }
         }
         LifecycleAction::Reactivate => {
-            if !lifecycle::transition(
-                &mut tx,
-                &row.id,
-                "suspended",
-                "active",
-                None,
-                "running",
-                "owner paid everything due",
-                now,
-            )
-            .await?
+            if !lifecycle::transition(&mut tx, &row.id, lifecycle::Transition::Reactivate, now)
+                .await?
             {
                 false
             } else {

@@ -54,10 +54,12 @@ pub async fn set_payment_method(
     pm: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    if let Some(cur) = payment_method_tx(tx, account).await? {
-        if cur.kind == kind && cur.stripe_customer == customer && cur.stripe_payment_method == pm {
-            return Ok(false);
-        }
+    if let Some(cur) = payment_method_tx(tx, account).await?
+        && cur.kind == kind
+        && cur.stripe_customer == customer
+        && cur.stripe_payment_method == pm
+    {
+        return Ok(false);
     }
     with_tx!(tx, c => sqlx::query(
         "INSERT INTO payment_methods (account_id, kind, stripe_customer, stripe_payment_method, version, updated_at)

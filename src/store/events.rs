@@ -76,7 +76,7 @@ pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result
     if let Tx::Sqlite(t) = tx {
         // Through the connection's own handle (see `sqlite_bulk`).
         use super::sqlite_bulk::{Raw, Val};
-        let mut handle = (&mut **t).lock_handle().await?;
+        let mut handle = t.lock_handle().await?;
         let raw = Raw::new(&mut handle);
         let mut insert = raw.prepare(
             "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES (?, ?, ?, ?, ?)",

@@ -248,10 +248,10 @@ pub async fn finalize(
             .execute(c).await?.rows_affected());
     }
     for (i, d) in inv.discounts.iter().enumerate() {
-        if let Some(reward) = d.reward_id {
-            if !super::collection::use_reward(tx, reward, d.amount_minor).await? {
-                return Ok(None);
-            }
+        if let Some(reward) = d.reward_id
+            && !super::collection::use_reward(tx, reward, d.amount_minor).await?
+        {
+            return Ok(None);
         }
         with_tx!(tx, c => sqlx::query(
             "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
@@ -460,7 +460,7 @@ pub async fn finalize_group(
     if let Tx::Postgres(t) = tx {
         // PostgreSQL: one statement with one array per column (a multi-row VALUES would bind
         // thousands of parameters, each parsed apart).
-        let Some(rows) = pg::insert_invoices(&mut **t, &indexed).await? else {
+        let Some(rows) = pg::insert_invoices(t, &indexed).await? else {
             return Ok(None);
         };
         ids.extend(rows.into_iter().map(|(id, number)| (number, id)));
@@ -468,7 +468,7 @@ pub async fn finalize_group(
     if let Tx::Sqlite(t) = tx {
         // SQLite: the invoices and their lines through the connection's own handle, in the
         // transaction (see `sqlite_bulk`).
-        let mut handle = (&mut **t).lock_handle().await?;
+        let mut handle = t.lock_handle().await?;
         let written = sqlite_group::write(&mut handle, &indexed)?;
         drop(handle);
         let Some(written) = written else {
@@ -493,16 +493,16 @@ pub async fn finalize_group(
                     .map(move |(i, l)| (*id, i as i32 + 1, l))
             })
             .collect();
-        pg::insert_lines(&mut **t, &lines).await?;
+        pg::insert_lines(t, &lines).await?;
     }
 
     // Discounts and balances brought forward: few, one by one as in `finalize`.
     for (inv, &id) in drafts.iter().zip(&ids) {
         for (i, d) in inv.discounts.iter().enumerate() {
-            if let Some(reward) = d.reward_id {
-                if !super::collection::use_reward(tx, reward, d.amount_minor).await? {
-                    return Ok(None);
-                }
+            if let Some(reward) = d.reward_id
+                && !super::collection::use_reward(tx, reward, d.amount_minor).await?
+            {
+                return Ok(None);
             }
             with_tx!(tx, c => sqlx::query(
                 "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")

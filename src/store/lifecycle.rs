@@ -43,18 +43,48 @@ pub async fn owing_invoices(db: &Db, account: &str) -> anyhow::Result<Vec<String
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
+/// The two moves between an account's `active` and `suspended` states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Non-payment after the last retry: the account is suspended and its apps stopped.
+    Suspend,
+    /// Everything due is paid: the account is active again and its apps started.
+    Reactivate,
+}
+
+impl Transition {
+    /// (from, to, the apps' state, the reason recorded on each app's platform event).
+    fn states(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Transition::Suspend => (
+                "active",
+                "suspended",
+                "stopped",
+                "owner suspended for non-payment",
+            ),
+            Transition::Reactivate => (
+                "suspended",
+                "active",
+                "running",
+                "owner paid everything due",
+            ),
+        }
+    }
+}
+
 /// Sets the account's status and its apps' state, with a platform event per app. Returns false
-/// when the account was not in `from` (another run changed it).
+/// when the account was not in the transition's starting state (another run changed it).
 pub async fn transition(
     tx: &mut Tx,
     account: &str,
-    from: &str,
-    to: &str,
-    suspended_at: Option<DateTime<Utc>>,
-    apps_to: &str,
-    reason: &str,
+    transition: Transition,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
+    let (from, to, apps_to, reason) = transition.states();
+    let suspended_at = match transition {
+        Transition::Suspend => Some(at),
+        Transition::Reactivate => None,
+    };
     let n = with_tx!(tx, c => sqlx::query(
         "UPDATE accounts SET status = $3, suspended_at = $4, deletion_warning_at = CASE WHEN $4 IS NULL THEN NULL ELSE deletion_warning_at END
          WHERE id = $1 AND status = $2")

@@ -74,7 +74,7 @@ pub async fn enqueue_new_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::R
     if let Tx::Sqlite(t) = tx {
         // Through the connection's own handle (see `sqlite_bulk`).
         use super::sqlite_bulk::{Raw, Val};
-        let mut handle = (&mut **t).lock_handle().await?;
+        let mut handle = t.lock_handle().await?;
         let raw = Raw::new(&mut handle);
         let mut insert = raw.prepare(
             "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
