@@ -52,26 +52,6 @@ pub enum Transition {
     Reactivate,
 }
 
-impl Transition {
-    /// (from, to, the apps' state, the reason recorded on each app's platform event).
-    fn states(self) -> (&'static str, &'static str, &'static str, &'static str) {
-        match self {
-            Transition::Suspend => (
-                "active",
-                "suspended",
-                "stopped",
-                "owner suspended for non-payment",
-            ),
-            Transition::Reactivate => (
-                "suspended",
-                "active",
-                "running",
-                "owner paid everything due",
-            ),
-        }
-    }
-}
-
 /// Sets the account's status and its apps' state, with a platform event per app. Returns false
 /// when the account was not in the transition's starting state (another run changed it).
 pub async fn transition(
@@ -80,10 +60,22 @@ pub async fn transition(
     transition: Transition,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let (from, to, apps_to, reason) = transition.states();
-    let suspended_at = match transition {
-        Transition::Suspend => Some(at),
-        Transition::Reactivate => None,
+    // From, to, since when suspended, the apps' state, the reason on each app's event.
+    let (from, to, suspended_at, apps_to, reason) = match transition {
+        Transition::Suspend => (
+            "active",
+            "suspended",
+            Some(at),
+            "stopped",
+            "owner suspended for non-payment",
+        ),
+        Transition::Reactivate => (
+            "suspended",
+            "active",
+            None,
+            "running",
+            "owner paid everything due",
+        ),
     };
     let n = with_tx!(tx, c => sqlx::query(
         "UPDATE accounts SET status = $3, suspended_at = $4, deletion_warning_at = CASE WHEN $4 IS NULL THEN NULL ELSE deletion_warning_at END
