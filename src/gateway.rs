@@ -48,6 +48,66 @@ pub enum ChargeOutcome {
     },
 }
 
+/// A Stripe answer that only the operator can act on: a wrong, revoked or under-privileged API
+/// key, a request Stripe finds invalid, an API version it does not know. It is never an attempt
+/// against the customer (no decline, no schedule move, no email): the run stops at the first one
+/// (a wrong key is wrong for every invoice) and the next run carries on where it stopped.
+///
+/// Stripe API, "Errors" (https://docs.stripe.com/api/errors): 401 = no valid API key, 403 = the
+/// key lacks permissions, 400 `invalid_request_error` = invalid parameters (an unknown
+/// `Stripe-Version` included). None of these executes the request, so nothing is stored under
+/// the idempotency key: the same attempt sent again with a good key charges once.
+///
+/// The texts are billrun's own; Stripe's message is quoted only for a 400, with anything that
+/// looks like a key removed, since Stripe echoes what it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorError {
+    #[error("Stripe rejected the API key ({status}): check STRIPE_SECRET_KEY")]
+    ApiKey { status: u16 },
+    #[error(
+        "Stripe refused this API key access ({status}): check the permissions of STRIPE_SECRET_KEY"
+    )]
+    Forbidden { status: u16 },
+    #[error("Stripe refused the request as invalid ({status}{}{}): {message}; check billrun's Stripe settings and the account's Stripe ids",
+        .code.as_deref().map(|c| format!(", code {c}")).unwrap_or_default(),
+        .param.as_deref().map(|p| format!(", parameter {p}")).unwrap_or_default())]
+    InvalidRequest {
+        status: u16,
+        code: Option<String>,
+        param: Option<String>,
+        message: String,
+    },
+    #[error("the Stripe client is misconfigured: {0}")]
+    Config(String),
+}
+
+/// Removes what looks like a secret from a text Stripe sent back (`sk_…`, `rk_…`, `whsec_…`,
+/// `Bearer …`): Stripe's messages echo the key they were given.
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut after_bearer = false;
+    for word in text.split(' ') {
+        let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+        let secret = after_bearer || ["sk_", "rk_", "whsec_"].iter().any(|p| bare.starts_with(p));
+        after_bearer = bare.eq_ignore_ascii_case("bearer");
+        out.push(if secret && !bare.is_empty() {
+            word.replace(bare, "[redacted]")
+        } else {
+            word.to_string()
+        });
+    }
+    out.join(" ")
+}
+
+/// Why a Stripe customer could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteCustomerError {
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// How hard to insist within one run on 429, 5xx, timeouts and refused connections.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -69,23 +129,25 @@ impl Gateway {
         }
     }
 
-    pub async fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
+    /// The outcome of a charge, or an [`OperatorError`]: then no charge was made and the
+    /// customer has nothing to do with it.
+    pub async fn charge(&self, req: &ChargeRequest) -> Result<ChargeOutcome, OperatorError> {
         match self {
             Gateway::Stripe(g) => g.charge(req).await,
-            Gateway::Simulated(g) => g.charge(req),
+            Gateway::Simulated(g) => Ok(g.charge(req)),
         }
     }
 
     /// Where a processing payment stands now.
-    pub async fn retrieve(&self, payment_intent: &str) -> ChargeOutcome {
+    pub async fn retrieve(&self, payment_intent: &str) -> Result<ChargeOutcome, OperatorError> {
         match self {
             Gateway::Stripe(g) => g.retrieve(payment_intent).await,
-            Gateway::Simulated(g) => g.retrieve(payment_intent),
+            Gateway::Simulated(g) => Ok(g.retrieve(payment_intent)),
         }
     }
 
     /// Deletes a Stripe customer (their saved payment methods go with it).
-    pub async fn delete_customer(&self, customer: &str) -> Result<(), String> {
+    pub async fn delete_customer(&self, customer: &str) -> Result<(), DeleteCustomerError> {
         match self {
             Gateway::Stripe(g) => g.delete_customer(customer).await,
             Gateway::Simulated(_) => Ok(()),
@@ -143,13 +205,14 @@ impl StripeGateway {
                         }
                     }
                     ErrorKind::Conclusive(err) => return Err(Transient::Conclusive(err)),
+                    ErrorKind::Operator(err) => return Err(Transient::Operator(err)),
                 },
             }
         }
         Err(Transient::GaveUp(last))
     }
 
-    async fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
+    async fn charge(&self, req: &ChargeRequest) -> Result<ChargeOutcome, OperatorError> {
         use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
         let metadata: HashMap<String, String> = [
             ("invoice_id".to_string(), req.invoice_id.to_string()),
@@ -159,14 +222,8 @@ impl StripeGateway {
         .collect();
         let key = match stripe::IdempotencyKey::new(req.idempotency_key.clone()) {
             Ok(k) => k,
-            Err(e) => {
-                return ChargeOutcome::Failed {
-                    payment_intent: None,
-                    code: Some("invalid_idempotency_key".into()),
-                    decline_code: None,
-                    message: e.to_string(),
-                };
-            }
+            // A key billrun derived itself: a bug or a setting, never the customer's doing.
+            Err(e) => return Err(OperatorError::Config(format!("idempotency key: {e}"))),
         };
         let result = self
             .with_retries("create payment intent", || {
@@ -188,14 +245,10 @@ impl StripeGateway {
                 }
             })
             .await;
-        match result {
-            Ok(pi) => outcome_of(&pi),
-            Err(Transient::Conclusive(f)) => f,
-            Err(Transient::GaveUp(reason)) => ChargeOutcome::Unknown { reason },
-        }
+        outcome_or_operator(result)
     }
 
-    async fn retrieve(&self, id: &str) -> ChargeOutcome {
+    async fn retrieve(&self, id: &str) -> Result<ChargeOutcome, OperatorError> {
         use stripe_core::payment_intent::RetrievePaymentIntent;
         let result = self
             .with_retries("retrieve payment intent", || {
@@ -203,14 +256,10 @@ impl StripeGateway {
                 async move { req.send(&self.client).await }
             })
             .await;
-        match result {
-            Ok(pi) => outcome_of(&pi),
-            Err(Transient::Conclusive(f)) => f,
-            Err(Transient::GaveUp(reason)) => ChargeOutcome::Unknown { reason },
-        }
+        outcome_or_operator(result)
     }
 
-    async fn delete_customer(&self, customer: &str) -> Result<(), String> {
+    async fn delete_customer(&self, customer: &str) -> Result<(), DeleteCustomerError> {
         use stripe_core::customer::DeleteCustomer;
         let result = self
             .with_retries("delete customer", || {
@@ -220,45 +269,123 @@ impl StripeGateway {
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Already gone: deleting is idempotent.
-            Err(Transient::Conclusive(ChargeOutcome::Failed { code: Some(c), .. }))
-                if c == "resource_missing" =>
-            {
-                Ok(())
+            // Already gone (404 `resource_missing` on the customer): deleting is idempotent.
+            Err(Transient::Operator(OperatorError::InvalidRequest {
+                status: 404,
+                code: Some(c),
+                ..
+            })) if c == "resource_missing" => Ok(()),
+            Err(Transient::Conclusive(ChargeOutcome::Failed { message, .. })) => {
+                Err(DeleteCustomerError::Failed(redact_secrets(&message)))
             }
-            Err(Transient::Conclusive(ChargeOutcome::Failed { message, .. })) => Err(message),
-            Err(Transient::Conclusive(other)) => Err(format!("{other:?}")),
-            Err(Transient::GaveUp(reason)) => Err(reason),
+            Err(Transient::Conclusive(other)) => {
+                Err(DeleteCustomerError::Failed(format!("{other:?}")))
+            }
+            Err(Transient::Operator(e)) => Err(e.into()),
+            Err(Transient::GaveUp(reason)) => Err(DeleteCustomerError::Failed(reason)),
         }
+    }
+}
+
+fn outcome_or_operator(
+    result: Result<stripe_shared::PaymentIntent, Transient>,
+) -> Result<ChargeOutcome, OperatorError> {
+    match result {
+        Ok(pi) => Ok(outcome_of(&pi)),
+        Err(Transient::Conclusive(f)) => Ok(f),
+        Err(Transient::Operator(e)) => Err(e),
+        Err(Transient::GaveUp(reason)) => Ok(ChargeOutcome::Unknown { reason }),
     }
 }
 
 enum Transient {
     Conclusive(ChargeOutcome),
+    Operator(OperatorError),
     GaveUp(String),
 }
 
 enum ErrorKind {
     Transient(String),
+    /// The customer's payment method answered: a decline, a missing method.
     Conclusive(ChargeOutcome),
+    Operator(OperatorError),
+}
+
+/// Who must act on a Stripe error object (issue 19; Stripe API "Errors" and "Error codes"):
+/// - transient, retried with the same key: 429 (`rate_limit`), 409 (an idempotent request
+///   still in flight), 5xx (`api_error`), timeouts, refused connections;
+/// - the operator: any 401 or 403 whatever its type (Stripe answers a wrong key with 401 and
+///   type `invalid_request_error`), `idempotency_error`, and every other
+///   `invalid_request_error` (400, 404), an unknown API version included;
+/// - the customer: `card_error` (HTTP 402: declines, expired cards…), `authentication_required`,
+///   and `resource_missing` on the payment method (detached or gone).
+fn classify_error_object(type_: &str, code: Option<&str>, param: Option<&str>, status: u16) -> Who {
+    if status == 429 || status >= 500 || status == 409 {
+        return Who::Transient;
+    }
+    if status == 401 || status == 403 {
+        return Who::Operator;
+    }
+    if type_ == "card_error" || code == Some("authentication_required") {
+        return Who::Customer;
+    }
+    if code == Some("resource_missing") && param.is_some_and(|p| p == "payment_method") {
+        return Who::Customer;
+    }
+    if type_ == "api_error" {
+        return Who::Transient;
+    }
+    Who::Operator
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Transient,
+    Operator,
+    Customer,
 }
 
 fn classify(e: &stripe::StripeError) -> ErrorKind {
     match e {
         stripe::StripeError::Stripe(err, status) => {
-            if *status == 429 || *status >= 500 || *status == 409 {
-                // 409: a request with this idempotency key is still in progress at Stripe.
-                return ErrorKind::Transient(format!("Stripe answered HTTP {status}"));
+            let code = err.code.as_ref().map(|c| c.as_str().to_string());
+            let type_ = err.type_.as_str();
+            match classify_error_object(type_, code.as_deref(), err.param.as_deref(), *status) {
+                Who::Transient => ErrorKind::Transient(format!("Stripe answered HTTP {status}")),
+                Who::Operator => ErrorKind::Operator(match status {
+                    401 => OperatorError::ApiKey { status: *status },
+                    403 => OperatorError::Forbidden { status: *status },
+                    _ => OperatorError::InvalidRequest {
+                        status: *status,
+                        code,
+                        param: err.param.clone(),
+                        message: redact_secrets(err.message.as_deref().unwrap_or(type_)),
+                    },
+                }),
+                Who::Customer => {
+                    // A payment method that is gone will not come back: a hard decline in
+                    // billrun's own code (core::collection), not Stripe's `resource_missing`.
+                    let missing = code.as_deref() == Some("resource_missing");
+                    ErrorKind::Conclusive(ChargeOutcome::Failed {
+                        payment_intent: err.payment_intent.as_ref().map(|pi| pi.id.to_string()),
+                        code: if missing {
+                            Some(PAYMENT_METHOD_MISSING.into())
+                        } else {
+                            code
+                        },
+                        decline_code: if missing {
+                            Some(PAYMENT_METHOD_MISSING.into())
+                        } else {
+                            err.decline_code.clone()
+                        },
+                        message: redact_secrets(
+                            &err.message
+                                .clone()
+                                .unwrap_or_else(|| format!("Stripe answered HTTP {status}")),
+                        ),
+                    })
+                }
             }
-            ErrorKind::Conclusive(ChargeOutcome::Failed {
-                payment_intent: err.payment_intent.as_ref().map(|pi| pi.id.to_string()),
-                code: err.code.as_ref().map(|c| c.as_str().to_string()),
-                decline_code: err.decline_code.clone(),
-                message: err
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| format!("Stripe answered HTTP {status}")),
-            })
         }
         stripe::StripeError::Timeout => ErrorKind::Transient("timed out".into()),
         stripe::StripeError::ClientError(m) => {
@@ -267,14 +394,15 @@ fn classify(e: &stripe::StripeError) -> ErrorKind {
         stripe::StripeError::JSONDeserialize(m) => {
             ErrorKind::Transient(format!("unreadable answer from Stripe: {m}"))
         }
-        stripe::StripeError::ConfigError(m) => ErrorKind::Conclusive(ChargeOutcome::Failed {
-            payment_intent: None,
-            code: Some("configuration_error".into()),
-            decline_code: None,
-            message: m.clone(),
-        }),
+        stripe::StripeError::ConfigError(m) => {
+            ErrorKind::Operator(OperatorError::Config(m.clone()))
+        }
     }
 }
+
+/// billrun's code for a customer's payment method that Stripe no longer has (detached or
+/// deleted): a hard decline, see `core::collection::HARD_DECLINES`.
+pub const PAYMENT_METHOD_MISSING: &str = "payment_method_missing";
 
 fn outcome_of(pi: &stripe_shared::PaymentIntent) -> ChargeOutcome {
     use stripe_shared::PaymentIntentStatus as S;
@@ -418,6 +546,98 @@ mod tests {
             invoice_id: 1,
             invoice_number: "2026-000001".into(),
         }
+    }
+
+    /// Stripe API "Errors": who must act on each answer (issue 19).
+    #[test]
+    fn stripe_api_errors_are_classified_by_who_must_act() {
+        use Who::*;
+        let cases = [
+            // A wrong key: 401 with type invalid_request_error.
+            ("invalid_request_error", None, None, 401, Operator),
+            ("invalid_request_error", None, None, 403, Operator),
+            ("card_error", Some("card_declined"), None, 401, Operator),
+            (
+                "invalid_request_error",
+                Some("parameter_missing"),
+                Some("amount"),
+                400,
+                Operator,
+            ),
+            (
+                "invalid_request_error",
+                Some("resource_missing"),
+                Some("customer"),
+                400,
+                Operator,
+            ),
+            ("idempotency_error", None, None, 400, Operator),
+            ("card_error", Some("card_declined"), None, 402, Customer),
+            (
+                "card_error",
+                Some("expired_card"),
+                Some("exp_month"),
+                402,
+                Customer,
+            ),
+            (
+                "invalid_request_error",
+                Some("authentication_required"),
+                None,
+                402,
+                Customer,
+            ),
+            (
+                "invalid_request_error",
+                Some("resource_missing"),
+                Some("payment_method"),
+                400,
+                Customer,
+            ),
+            (
+                "invalid_request_error",
+                Some("rate_limit"),
+                None,
+                429,
+                Transient,
+            ),
+            (
+                "idempotency_error",
+                Some("idempotency_key_in_use"),
+                None,
+                409,
+                Transient,
+            ),
+            ("api_error", None, None, 500, Transient),
+            ("api_error", None, None, 503, Transient),
+        ];
+        for (type_, code, param, status, who) in cases {
+            assert_eq!(
+                classify_error_object(type_, code, param, status),
+                who,
+                "{type_} {code:?} {param:?} {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_echoed_by_stripe_are_redacted() {
+        assert_eq!(
+            redact_secrets("Invalid API Key provided: sk_test_abc123."),
+            "Invalid API Key provided: [redacted]."
+        );
+        assert_eq!(
+            redact_secrets("Authorization was 'Bearer garbage'."),
+            "Authorization was 'Bearer [redacted]'."
+        );
+        assert_eq!(
+            redact_secrets("The provided key 'rk_live_x' lacks permissions"),
+            "The provided key '[redacted]' lacks permissions"
+        );
+        assert_eq!(
+            redact_secrets("Your card was declined."),
+            "Your card was declined."
+        );
     }
 
     #[test]

@@ -61,6 +61,8 @@ const HARD_DECLINES: &[&str] = &[
     "bank_account_restricted",
     "debit_not_authorized",
     "no_payment_method",
+    // billrun's code for a payment method Stripe no longer has (`resource_missing` on it).
+    "payment_method_missing",
 ];
 
 /// Classifies a failure by Stripe's `decline_code` (preferred) or `code`. Anything not known to
@@ -145,7 +147,8 @@ pub struct InvoiceCollectionState {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub collection_exhausted: bool,
     pub last_attempt_at: Option<DateTime<Utc>>,
-    pub last_failure_at: Option<DateTime<Utc>>,
+    /// The payment-method version the last attempt used (`None`: it had none).
+    pub last_attempt_pm_version: Option<i64>,
     /// The payment-method version a hard decline or authentication request blocked.
     pub blocked_pm_version: Option<i64>,
     /// An attempt whose outcome is not known (the gateway never answered conclusively).
@@ -158,9 +161,8 @@ pub struct InvoiceCollectionState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountPaymentState {
     pub credit_balance: i64,
+    /// The account's payment method now (its version, bumped at each change).
     pub pm_version: Option<i64>,
-    pub pm_updated_at: Option<DateTime<Utc>>,
-    pub last_credit_purchase_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -196,19 +198,19 @@ pub fn decide(
     if inv.status == "open" && inv.last_attempt_at.is_none() {
         return Decision::Collect(Trigger::Initial);
     }
-    // Something changed since the last failure: try at once, off the schedule.
-    let since = inv.last_attempt_at.or(inv.last_failure_at);
-    let changed_after = |t: Option<DateTime<Utc>>| match (t, since) {
-        (Some(t), Some(s)) => t > s,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    let pm_changed = changed_after(acc.pm_updated_at) && acc.pm_version.is_some();
+    // Something changed since the last attempt: try at once, off the schedule. "Changed" is a
+    // fact about the payment method and the ledger, never a comparison of two clocks (an
+    // operator replaying a date with `--now` would see every run as "changed"):
+    // - a payment method other than the one the last attempt used;
+    // - credit on the account: every attempt applies all the credit it can before charging,
+    //   so an unpaid invoice after an attempt means the balance was spent, and credit now is
+    //   credit bought (or given back) since.
+    let pm_changed = acc.pm_version.is_some() && acc.pm_version != inv.last_attempt_pm_version;
     let blocked = inv.blocked_pm_version.is_some() && inv.blocked_pm_version == acc.pm_version;
     if pm_changed && !blocked {
         return Decision::Collect(Trigger::PaymentMethodChanged);
     }
-    if changed_after(acc.last_credit_purchase_at) && acc.credit_balance > 0 {
+    if acc.credit_balance > 0 {
         return Decision::Collect(Trigger::CreditAdded);
     }
     if inv.collection_exhausted {
@@ -383,7 +385,7 @@ mod tests {
             next_attempt_at: Some(t("2026-11-04T06:00:00Z")),
             collection_exhausted: false,
             last_attempt_at: Some(t("2026-11-01T06:00:00Z")),
-            last_failure_at: Some(t("2026-11-01T06:00:00Z")),
+            last_attempt_pm_version: Some(1),
             blocked_pm_version: None,
             unknown_attempt: false,
             processing_attempt: false,
@@ -394,8 +396,6 @@ mod tests {
         AccountPaymentState {
             credit_balance: 0,
             pm_version: Some(1),
-            pm_updated_at: Some(t("2026-10-01T00:00:00Z")),
-            last_credit_purchase_at: None,
         }
     }
 
@@ -409,7 +409,6 @@ mod tests {
         );
         let new_pm = AccountPaymentState {
             pm_version: Some(2),
-            pm_updated_at: Some(t("2026-11-01T12:00:00Z")),
             ..acc()
         };
         assert_eq!(
@@ -418,7 +417,6 @@ mod tests {
         );
         let credit = AccountPaymentState {
             credit_balance: 500,
-            last_credit_purchase_at: Some(t("2026-11-01T12:00:00Z")),
             ..acc()
         };
         assert_eq!(
@@ -445,7 +443,7 @@ mod tests {
         let open = InvoiceCollectionState {
             status: "open".into(),
             last_attempt_at: None,
-            last_failure_at: None,
+            last_attempt_pm_version: None,
             next_attempt_at: None,
             ..inv()
         };
@@ -461,6 +459,48 @@ mod tests {
         assert_eq!(
             decide(&done, &acc(), t("2026-12-01T00:00:00Z")),
             Decision::Exhausted
+        );
+    }
+
+    /// Issue 19 §2: a payment method set on the wall clock (December) and a collect replayed at
+    /// an earlier date (November) must not make every retry "payment method changed".
+    #[test]
+    fn payment_method_change_is_a_fact_about_the_method_not_two_clocks() {
+        // The last attempt used version 2: the method set "later" on another clock is that one.
+        let after_change = InvoiceCollectionState {
+            last_attempt_pm_version: Some(2),
+            ..inv()
+        };
+        let now_pm = AccountPaymentState {
+            pm_version: Some(2),
+            ..acc()
+        };
+        assert_eq!(
+            decide(&after_change, &now_pm, t("2026-11-04T06:00:00Z")),
+            Decision::Collect(Trigger::Retry),
+            "a retry on the schedule, whatever the clocks"
+        );
+        assert_eq!(
+            decide(&after_change, &now_pm, t("2026-11-02T00:00:00Z")),
+            Decision::WaitUntilRetry
+        );
+        // The last attempt had no method at all: any method now is a change.
+        let none_before = InvoiceCollectionState {
+            last_attempt_pm_version: None,
+            ..inv()
+        };
+        assert_eq!(
+            decide(&none_before, &now_pm, t("2026-11-02T00:00:00Z")),
+            Decision::Collect(Trigger::PaymentMethodChanged)
+        );
+        // No method now and none before: nothing changed.
+        let no_pm = AccountPaymentState {
+            pm_version: None,
+            ..acc()
+        };
+        assert_eq!(
+            decide(&none_before, &no_pm, t("2026-11-02T00:00:00Z")),
+            Decision::WaitUntilRetry
         );
     }
 

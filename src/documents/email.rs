@@ -120,10 +120,10 @@ kinds! {
     "invoice_issued" => ["invoice_number", "period", "total", "amount_due", "due_at"],
     "payment_succeeded" => ["invoice_number", "amount", "method", "payment_intent"],
     "payment_failed" => [
-        "invoice_number", "amount_due", "reason", "message", "next_attempt_at", "retries_exhausted",
+        "invoice_number", "amount_due", "reason", "next_attempt_at", "retries_exhausted",
     ],
     "action_required" => [
-        "invoice_number", "amount_due", "reason", "message", "next_attempt_at", "retries_exhausted",
+        "invoice_number", "amount_due", "reason", "next_attempt_at", "retries_exhausted",
         "decline_class",
     ],
     "account_suspended" => ["amount_due", "invoices", "deletion_date"],
@@ -560,6 +560,11 @@ fn decline_reason(code: &str, lang: Lang) -> &'static str {
         "account_closed" | "bank_account_closed" => {
             ("compte bancaire clôturé", "bank account closed")
         }
+        // billrun's own code for a payment method Stripe no longer has (gateway.rs).
+        "payment_method_missing" => (
+            "moyen de paiement introuvable (retiré ou expiré)",
+            "payment method no longer available (removed or expired)",
+        ),
         "bank_account_restricted" | "bank_account_unusable" => (
             "compte bancaire ne permettant pas le prélèvement",
             "bank account cannot be debited",
@@ -698,7 +703,6 @@ mod tests {
                 "invoice_number": "F-2026-00042",
                 "amount_due": "35.65",
                 "reason": "insufficient_funds",
-                "message": "Your card has insufficient funds.",
                 "decline_class": "soft",
                 "next_attempt_at": "2026-11-19",
                 "retries_exhausted": false,
@@ -707,7 +711,6 @@ mod tests {
                 "invoice_number": "F-2026-00042",
                 "amount_due": "35.65",
                 "reason": "expired_card",
-                "message": "Your card has expired.",
                 "decline_class": "hard",
                 "next_attempt_at": null,
                 "retries_exhausted": false,
@@ -779,7 +782,6 @@ mod tests {
                 } else {
                     "19 November 2026"
                 },
-                "Your card has insufficient funds.",
             ],
             "action_required" => vec![
                 "F-2026-00042",
@@ -975,9 +977,8 @@ mod tests {
             en.text
         );
         assert!(en.text.contains("charged right away"));
-        // No next attempt date known, not exhausted; and no message.
+        // No next attempt date known, not exhausted.
         d["retries_exhausted"] = json!(false);
-        d["message"] = json!(null);
         let en = t.render("payment_failed", "en", &d).unwrap();
         assert!(en.text.contains("try again soon"), "{}", en.text);
         assert!(!en.text.contains("Details from our payment provider"));
@@ -992,7 +993,6 @@ mod tests {
 
         d["decline_class"] = json!("soft");
         d["reason"] = json!("no_payment_method");
-        d["message"] = json!("");
         let fr = t.render("action_required", "fr", &d).unwrap();
         assert!(
             fr.text.contains("Aucun moyen de paiement n'est enregistré"),

@@ -25,7 +25,8 @@ use crate::core::collection::{
 use crate::core::money::format_minor;
 use crate::core::period::Period;
 use crate::gateway::{
-    ChargeOutcome, ChargeRequest, Gateway, RetryPolicy, SimulatedGateway, StripeGateway,
+    ChargeOutcome, ChargeRequest, Gateway, OperatorError, RetryPolicy, SimulatedGateway,
+    StripeGateway,
 };
 use crate::store::accounts::{self, AccountRow};
 use crate::store::collection::{self as coll, AttemptRow, NewAttempt, PaymentMethodRow};
@@ -132,11 +133,14 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
         });
         by_account[g].push((i, inv));
     }
-    let (gateway, schedule, closing) = (&gateway, &schedule, &closing);
+    // Set at the first operator error (a wrong key is wrong for every invoice): no further
+    // invoice is started, and the run ends with that error.
+    let halt = std::sync::atomic::AtomicBool::new(false);
+    let (gateway, schedule, closing, halt) = (&gateway, &schedule, &closing, &halt);
     let outcomes = futures_util::stream::iter(by_account.into_iter().map(|group| async move {
         let mut done = Vec::with_capacity(group.len());
         for (i, inv) in group {
-            if opts.stop.requested() {
+            if opts.stop.requested() || halt.load(std::sync::atomic::Ordering::SeqCst) {
                 return (done, true);
             }
             opts.progress.advance(1);
@@ -148,6 +152,12 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                 closing: closing.contains(&inv.account_id),
             };
             let outcome = ctx.collect_one(&inv, opts.dry_run).await;
+            if outcome
+                .as_ref()
+                .is_err_and(|e| e.downcast_ref::<OperatorError>().is_some())
+            {
+                halt.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             done.push((i, inv, outcome));
         }
         (done, false)
@@ -162,7 +172,15 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     }
     // Reported in the candidates' order, whatever order the accounts finished in.
     results.sort_by_key(|(i, _, _)| *i);
+    let mut operator_error = None;
     for (_, inv, outcome) in results {
+        let outcome = match outcome {
+            Err(e) if e.downcast_ref::<OperatorError>().is_some() => {
+                operator_error.get_or_insert((inv.number.clone(), e));
+                continue;
+            }
+            other => other,
+        };
         match outcome {
             Ok(item) => {
                 report.bump(counter(&item));
@@ -187,6 +205,12 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                 });
             }
         }
+    }
+    if let Some((number, e)) = operator_error {
+        // Logged once, where it is handled: by the caller that prints it and exits 3.
+        return Err(e.context(format!(
+            "collect stopped at invoice {number}: no customer was charged, declined or emailed for it, and the next run carries on from there"
+        )));
     }
     if stopped {
         report.stop_early();
@@ -248,7 +272,7 @@ impl Ctx<'_> {
             next_attempt_at: inv.next_attempt_at,
             collection_exhausted: inv.collection_exhausted_at.is_some(),
             last_attempt_at: attempts.last().map(|a| a.created_at),
-            last_failure_at: inv.last_failure_at,
+            last_attempt_pm_version: attempts.last().and_then(|a| a.payment_method_version),
             blocked_pm_version: inv.blocked_pm_version,
             unknown_attempt: attempts.iter().any(|a| a.outcome == "unknown"),
             processing_attempt: attempts.iter().any(|a| a.outcome == "processing"),
@@ -256,8 +280,6 @@ impl Ctx<'_> {
         let account = AccountPaymentState {
             credit_balance: coll::credit_balance(db, &inv.account_id).await?,
             pm_version: pm.as_ref().map(|p| p.version),
-            pm_updated_at: pm.as_ref().map(|p| p.updated_at),
-            last_credit_purchase_at: coll::last_purchase_at(db, &inv.account_id).await?,
         };
         let decision = decide(&state, &account, self.now);
         let mut out = item(inv, decision);
@@ -282,7 +304,8 @@ impl Ctx<'_> {
                         None => self.gateway.charge(&request_of(inv, attempt)).await,
                     }
                 };
-                self.settle(inv, attempt, outcome, &mut out).await?;
+                // An operator error leaves the attempt unknown: the next run sends it again.
+                self.settle(inv, attempt, outcome?, &mut out).await?;
                 Ok(out)
             }
             Decision::BlockedUntilPaymentMethodChanges => {
@@ -336,7 +359,6 @@ impl Ctx<'_> {
                         DeclineClass::Hard,
                         pm.as_ref(),
                         &code,
-                        &msg,
                     )
                     .await?;
                 tx.commit().await?;
@@ -529,7 +551,6 @@ impl Ctx<'_> {
                     DeclineClass::Soft,
                     None,
                     "no_payment_method",
-                    msg,
                 )
                 .await?;
             tx.commit().await?;
@@ -569,7 +590,10 @@ impl Ctx<'_> {
             .into_iter()
             .find(|a| a.id == attempt_id)
             .context("attempt just written")?;
-        let outcome = self.gateway.charge(&request_of(&fresh, &attempt)).await;
+        // An operator error (a wrong key…) is no answer about this payment: the attempt stays
+        // `unknown`, nothing is said to the customer, and the next run sends the same request
+        // with the same key (Stripe stored nothing under it: 4xx before execution).
+        let outcome = self.gateway.charge(&request_of(&fresh, &attempt)).await?;
         self.settle(&fresh, &attempt, outcome, &mut out).await?;
         Ok(out)
     }
@@ -698,15 +722,7 @@ impl Ctx<'_> {
                     .await?
                     .context("invoice")?;
                 let next = self
-                    .fail(
-                        &mut tx,
-                        &fresh,
-                        trigger,
-                        class,
-                        pm.as_ref(),
-                        &shown,
-                        &message,
-                    )
+                    .fail(&mut tx, &fresh, trigger, class, pm.as_ref(), &shown)
                     .await?;
                 tx.commit().await?;
                 info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, decline_code = %shown, "payment declined");
@@ -739,7 +755,6 @@ impl Ctx<'_> {
         class: DeclineClass,
         pm: Option<&PaymentMethodRow>,
         code: &str,
-        message: &str,
     ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let (failures, next, exhausted) = if trigger.is_scheduled() {
             let failures = inv.scheduled_failures + 1;
@@ -796,7 +811,6 @@ impl Ctx<'_> {
                 "invoice_number": inv.number,
                 "amount_due": format_minor(inv.amount_due_minor),
                 "reason": code,
-                "message": message,
                 "decline_class": class,
                 "next_attempt_at": next.map(|t| t.format("%Y-%m-%d").to_string()),
                 "retries_exhausted": exhausted.is_some(),

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::{Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::deletion::{CATEGORIES, Category};
+use crate::gateway::{DeleteCustomerError, OperatorError};
 use crate::store::accounts;
 use crate::store::deletion::{self, QueueRow};
 use crate::store::outbox::{self, NewEmail};
@@ -123,6 +124,9 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                     item.outcome = "deleted".into();
                     report.bump("deleted");
                 }
+                // A wrong key is wrong for every account (issue 19): the run stops, exits 3,
+                // and the next run resumes this deletion where it stopped.
+                Err(e) if e.downcast_ref::<OperatorError>().is_some() => return Err(e),
                 Err(e) => {
                     warn!(account.id = %q.account_id, error = %format!("{e:#}"), "account deletion stopped; the next run resumes it");
                     report.failures.push(Failure {
@@ -216,9 +220,11 @@ async fn delete_account(
                 let n = match &customer {
                     Some(c) => {
                         gateway.delete_customer(c).await.map_err(|e| {
-                            anyhow::anyhow!(
-                                "deleting the Stripe customer of account {account}: {e}"
-                            )
+                            let e = match e {
+                                DeleteCustomerError::Operator(op) => anyhow::Error::new(op),
+                                DeleteCustomerError::Failed(m) => anyhow::anyhow!(m),
+                            };
+                            e.context(format!("deleting the Stripe customer of account {account}"))
                         })?;
                         1
                     }

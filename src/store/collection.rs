@@ -100,13 +100,6 @@ pub async fn ledger(db: &Db, account: &str) -> anyhow::Result<Vec<LedgerRow>> {
         .bind(account).fetch_all(p).await?))
 }
 
-pub async fn last_purchase_at(db: &Db, account: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let row: Option<(DateTime<Utc>,)> = with_db!(db, p => sqlx::query_as(
-        "SELECT at FROM credit_ledger WHERE account_id = $1 AND kind = 'purchase' ORDER BY id DESC LIMIT 1")
-        .bind(account).fetch_optional(p).await?);
-    Ok(row.map(|r| r.0))
-}
-
 /// Records a credit purchase, idempotent by reference: the same reference with the same account
 /// and amount is a no-op (returns false); with anything else it is refused.
 pub async fn add_credit(

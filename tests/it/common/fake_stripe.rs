@@ -450,25 +450,42 @@ fn sorted(form: &[(String, String)]) -> Vec<(String, String)> {
 }
 
 fn authenticate(req: &Request, request_id: &str) -> Option<Response> {
-    let ok = req
+    let key = req
         .header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|k| k.starts_with("sk_") || k.starts_with("rk_"));
-    if ok {
-        return None;
-    }
-    Some(Response::json(
-        401,
-        &error_json(
-            "invalid_request_error",
-            None,
-            "You did not provide an API key. You need to provide your API key in the \
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let message = match key {
+        // A restricted key without the permission (Stripe: 403, `invalid_request_error`).
+        Some(k) if k.starts_with("rk_") && k.contains("noperm") => {
+            return Some(Response::json(
+                403,
+                &error_json(
+                    "invalid_request_error",
+                    None,
+                    &format!(
+                        "The provided key '{k}' does not have the required permissions for this \
+                         endpoint on account 'acct_billrun'."
+                    ),
+                    None,
+                    request_id,
+                ),
+            ));
+        }
+        // A revoked or mistyped key: Stripe echoes what it was sent.
+        Some(k) if k.contains("revoked") => format!("Invalid API Key provided: {k}"),
+        Some(k) if k.starts_with("sk_") || k.starts_with("rk_") => return None,
+        Some(k) => format!(
+            "Invalid API Key provided: {k}. Authorization was 'Bearer {k}'. You need to provide \
+             your API key in the Authorization header, using Bearer auth."
+        ),
+        None => "You did not provide an API key. You need to provide your API key in the \
              Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). \
              See https://stripe.com/docs/api#authentication for details, or we can help at \
-             https://support.stripe.com/.",
-            None,
-            request_id,
-        ),
+             https://support.stripe.com/."
+            .to_string(),
+    };
+    Some(Response::json(
+        401,
+        &error_json("invalid_request_error", None, &message, None, request_id),
     ))
 }
 
@@ -677,6 +694,23 @@ fn create_payment_intent(st: &mut State, req: &Request, request_id: &str) -> Out
     }
     let confirm = req.param("confirm") == Some("true");
     let pm = req.param("payment_method").map(str::to_string);
+    // A payment method the customer detached (or never had): Stripe answers 400
+    // `resource_missing` on `payment_method`, nothing created.
+    if let Some(id) = pm.as_deref().filter(|p| p.starts_with("pm_detached")) {
+        return Outcome {
+            response: Response::json(
+                400,
+                &error_json(
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    &format!("No such PaymentMethod: '{id}'"),
+                    Some("payment_method"),
+                    request_id,
+                ),
+            ),
+            store: false,
+        };
+    }
     if confirm && pm.is_none() {
         return invalid(
             "parameter_missing",
