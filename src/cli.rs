@@ -138,9 +138,13 @@ pub enum CreditCommand {
         amount: String,
         #[arg(long)]
         reference: String,
-        /// When it was bought (RFC 3339); default: now.
-        #[arg(long, value_parser = parse_time)]
+        /// The clock (RFC 3339): when it was bought, and when owed invoices are charged;
+        /// default: now. `--at` is the older name.
+        #[arg(long = "now", visible_alias = "at", value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
+        /// Only record the credit; leave owed invoices to the next collect run.
+        #[arg(long)]
+        no_charge: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -164,8 +168,8 @@ pub enum MethodKind {
 
 #[derive(Debug, Subcommand)]
 pub enum PaymentMethodCommand {
-    /// Set the default payment method; an account with an unpaid invoice is charged at once
-    /// on the next collect run.
+    /// Set the default payment method; the account's owed invoices are charged to it at once
+    /// (seeds: "the new payment method will be charged right away"), through the collect job.
     Set {
         #[arg(long)]
         account: String,
@@ -175,9 +179,13 @@ pub enum PaymentMethodCommand {
         stripe_customer: String,
         #[arg(long)]
         stripe_payment_method: String,
-        /// When it was set (RFC 3339); default: now.
-        #[arg(long, value_parser = parse_time)]
+        /// The clock (RFC 3339): when it was set, and when owed invoices are charged; default:
+        /// now. `--at` is the older name.
+        #[arg(long = "now", visible_alias = "at", value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
+        /// Only record the method; leave owed invoices to the next collect run.
+        #[arg(long)]
+        no_charge: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -319,8 +327,8 @@ pub enum AppCommand {
     /// the platform is told, and it no longer blocks the account's deletion.
     Delete {
         id: String,
-        /// When (RFC 3339); default: now.
-        #[arg(long, value_parser = parse_time)]
+        /// The clock (RFC 3339); default: now. `--at` is the older name.
+        #[arg(long = "now", visible_alias = "at", value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
         #[command(flatten)]
         store: StoreArgs,
@@ -392,6 +400,57 @@ async fn env(store: &StoreArgs) -> anyhow::Result<Env> {
 }
 
 /// The account, or a bad-input error naming it.
+/// Charges what the account owes at once, through the collect job for that one account (seeds:
+/// a new payment method or new credit "will be charged right away"), and prints each outcome.
+/// An operator's Stripe error is returned (exit 3); a customer's decline is printed, and the
+/// command still succeeds: the method or the credit was recorded.
+async fn charge_owed_now(env: &Env, account: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let mut opts = RunOptions::at(now);
+    opts.accounts = vec![crate::core::ids::AccountId(account.to_string())];
+    let report = jobs::run(env, JobName::Collect, &opts)
+        .await
+        .context("recorded, but charging the owed invoices failed; the next collect run retries")?;
+    if report.collections.is_empty() {
+        println!("nothing owed: no charge");
+    }
+    for c in &report.collections {
+        let how = match c.method.as_deref() {
+            Some("credit") | None => "prepaid credit".to_string(),
+            Some(m) => m.replace('_', " "),
+        };
+        let what = match c.outcome.as_str() {
+            "succeeded" => format!(
+                "paid: {} EUR by {how}, {} EUR of credit",
+                c.charge, c.credit_applied
+            ),
+            "processing" => format!("{} EUR by {how}: processing", c.charge),
+            "failed" => format!(
+                "not paid: {} EUR by {how} declined ({})",
+                c.charge,
+                c.decline_code.as_deref().unwrap_or("declined")
+            ),
+            "unknown" => format!(
+                "{} EUR by {how}: no conclusive answer, settled by the next collect run",
+                c.charge
+            ),
+            "carried_forward" => format!(
+                "{} EUR left is below the €0.50 minimum: carried to the next invoice",
+                c.carried_forward
+            ),
+            "waived" => format!(
+                "{} EUR left is below the €0.50 minimum: waived",
+                c.waived.as_deref().unwrap_or("0.00")
+            ),
+            other => other.to_string(),
+        };
+        println!("invoice {}: {what}", c.invoice_number);
+    }
+    for f in &report.failures {
+        println!("{}: {}", f.item, f.error);
+    }
+    Ok(())
+}
+
 async fn require_account(db: &Db, id: &str) -> anyhow::Result<crate::store::accounts::AccountRow> {
     Ok(accounts::get_account(db, id)
         .await?
@@ -628,6 +687,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             amount,
             reference,
             at,
+            no_charge,
             store,
         }) => {
             let env = env(&store).await?;
@@ -668,6 +728,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 crate::core::money::format_minor(balance)
             );
+            if added && !no_charge {
+                charge_owed_now(&env, &account, at).await?;
+            }
         }
         Command::Credit(CreditCommand::Show {
             account,
@@ -719,10 +782,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stripe_customer,
             stripe_payment_method,
             at,
+            no_charge,
             store,
         }) => {
             let env = env(&store).await?;
-            require_account(&env.db, &account).await?;
+            let row = require_account(&env.db, &account).await?;
+            if kind == MethodKind::SepaDebit {
+                crate::core::collection::sepa_debit_allowed(&row.country).map_err(|why| {
+                    BadInput(format!("--kind sepa_debit for account `{account}`: {why}"))
+                })?;
+            }
             if !stripe_customer.starts_with("cus_") {
                 return Err(BadInput(format!(
                     "--stripe-customer: `{stripe_customer}` is not a Stripe customer id (cus_…)"
@@ -767,6 +836,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "same payment method: nothing changed"
                 }
             );
+            if changed && !no_charge {
+                charge_owed_now(&env, &account, at).await?;
+            }
         }
         Command::Account(AccountCommand::HdsContact(HdsContactCommand::Set {
             id,

@@ -106,6 +106,19 @@ impl RetrySchedule {
     }
 }
 
+/// Whether an account may pay by SEPA debit. The platform's documentation (Billing, current
+/// version): "SEPA payment: for customers located in the European Union". (SEPA's own zone is
+/// wider; the platform promises the EU, and billrun keeps to what it promises.)
+pub fn sepa_debit_allowed(country: &str) -> Result<(), String> {
+    if super::countries::is_eu_member(country) {
+        Ok(())
+    } else {
+        Err(format!(
+            "SEPA debit is offered to customers located in the European Union; the account is located in {country}"
+        ))
+    }
+}
+
 /// Why an attempt is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -502,6 +515,14 @@ mod tests {
             decide(&none_before, &no_pm, t("2026-11-02T00:00:00Z")),
             Decision::WaitUntilRetry
         );
+    }
+
+    #[test]
+    fn sepa_debit_is_for_customers_located_in_the_eu() {
+        assert!(sepa_debit_allowed("FR").is_ok());
+        assert!(sepa_debit_allowed("DE").is_ok());
+        assert!(sepa_debit_allowed("US").unwrap_err().contains("US"));
+        assert!(sepa_debit_allowed("CH").is_err(), "in SEPA, not in the EU");
     }
 
     #[test]

@@ -387,3 +387,172 @@ both_stores!(
         );
     }
 );
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Fixtures invoiced and collected for October on the simulated gateway, `declining` accounts
+/// on a card that is declined for insufficient funds.
+async fn unpaid(app: &TestApp, declining: &[&str]) {
+    app.seed_fixtures().await;
+    for acc in ACCOUNTS {
+        let pm = if declining.contains(&acc) {
+            "pm_card_visa_chargeDeclinedInsufficientFunds"
+        } else {
+            "pm_card_visa"
+        };
+        app.set_pm(acc, "card", pm, "2026-10-01T00:00:00Z").await;
+    }
+    app.run(JobName::Invoice, INVOICED).await;
+    app.run(JobName::Collect, COLLECT).await;
+}
+
+both_stores!(
+    a_new_payment_method_is_charged_right_away_seeds_billing,
+    |app: TestApp| async move {
+        unpaid(&app, &["acc-fr-business", "acc-de-business"]).await;
+        assert_eq!(
+            app.invoice("acc-fr-business", "2026-10").await.status,
+            "unpaid"
+        );
+        let out = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-fr-business",
+            "--kind",
+            "card",
+            "--stripe-customer",
+            "cus_bob",
+            "--stripe-payment-method",
+            "pm_card_visa",
+            "--now",
+            "2026-11-02T10:00:00Z",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let text = stdout(&out);
+        assert!(text.contains("payment method set"), "{text}");
+        assert!(text.contains(": paid: 35.65 EUR by card"), "{text}");
+        let bob = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(bob.status, "paid");
+        let last = bob.attempts.last().unwrap();
+        assert_eq!(
+            (last.trigger.as_str(), last.at),
+            (
+                "payment_method_changed",
+                crate::common::t("2026-11-02T10:00:00Z")
+            ),
+            "charged by the command, at its --now"
+        );
+
+        // --no-charge only records it; the older --at still works.
+        let out = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-de-business",
+            "--kind",
+            "card",
+            "--stripe-customer",
+            "cus_de",
+            "--stripe-payment-method",
+            "pm_card_visa",
+            "--at",
+            "2026-11-02T10:00:00Z",
+            "--no-charge",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(!stdout(&out).contains("invoice"), "{}", stdout(&out));
+        assert_eq!(
+            app.invoice("acc-de-business", "2026-10").await.status,
+            "unpaid"
+        );
+    }
+);
+
+both_stores!(
+    new_credit_pays_an_owed_invoice_right_away_seeds_billing,
+    |app: TestApp| async move {
+        unpaid(&app, &["acc-fr-business"]).await;
+        let out = app.cli(&[
+            "credit",
+            "add",
+            "--account",
+            "acc-fr-business",
+            "--amount",
+            "100.00",
+            "--reference",
+            "PAYPAL-9",
+            "--now",
+            "2026-11-03T09:00:00Z",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let text = stdout(&out);
+        assert!(
+            text.contains("paid: 0.00 EUR by prepaid credit, 35.65 EUR of credit"),
+            "{text}"
+        );
+        let bob = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(
+            (bob.status.as_str(), bob.credit_applied.as_str()),
+            ("paid", "35.65")
+        );
+        // Nothing owed any more: a second purchase charges nothing.
+        let out = app.cli(&[
+            "credit",
+            "add",
+            "--account",
+            "acc-fr-business",
+            "--amount",
+            "5.00",
+            "--reference",
+            "PAYPAL-10",
+            "--now",
+            "2026-11-04T09:00:00Z",
+        ]);
+        assert!(stdout(&out).contains("nothing owed: no charge"), "{out:?}");
+    }
+);
+
+both_stores!(
+    sepa_debit_is_refused_outside_the_european_union_seeds_billing,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        let out = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-us-business",
+            "--kind",
+            "sepa_debit",
+            "--stripe-customer",
+            "cus_us",
+            "--stripe-payment-method",
+            "pm_sepa_us",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("European Union"), "{err}");
+        assert!(
+            billrun::store::collection::payment_method(app.db(), "acc-us-business")
+                .await
+                .unwrap()
+                .is_none(),
+            "nothing recorded"
+        );
+        let out = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-de-business",
+            "--kind",
+            "sepa_debit",
+            "--stripe-customer",
+            "cus_de",
+            "--stripe-payment-method",
+            "pm_sepa_de",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+);
