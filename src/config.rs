@@ -78,14 +78,32 @@ pub struct CollectSettings {
     pub transient_tries: u32,
     pub transient_backoff_ms: u64,
     pub batch_size: u32,
-    /// Accounts collected at once on PostgreSQL (one at a time on SQLite, whose single
-    /// writer would only make them queue).
+    /// Accounts collected at once, each with at most one charge in flight (both stores).
     #[serde(default = "default_collect_concurrency")]
     pub concurrency: u32,
+    /// Stripe requests per second, shared by the collect and delete jobs (0: no limit).
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_second: u32,
+    /// The simulated gateway's answer time: `0`, milliseconds, or `lognormal:MEDIAN_MS:SIGMA`.
+    #[serde(default = "default_simulated_latency")]
+    pub simulated_latency: String,
+    /// Percent of the simulated gateway's requests that get no conclusive answer.
+    #[serde(default)]
+    pub simulated_fault_percent: u32,
 }
 
 fn default_collect_concurrency() -> u32 {
-    4
+    32
+}
+
+/// Stripe allows about 100 requests per second in live mode (25 in test mode): 80 leaves room
+/// for the dashboard's own calls.
+fn default_rate_limit() -> u32 {
+    80
+}
+
+fn default_simulated_latency() -> String {
+    "0".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +247,14 @@ impl JobsConfig {
         if c.retry_offsets_days.contains(&0) {
             return Err(BadInput(format!(
                 "{file}: settings.retry_offsets_days must be whole days of at least 1"
+            )));
+        }
+        if let Err(e) = c.simulated_latency.parse::<crate::gateway::Latency>() {
+            return Err(BadInput(format!("{file}: settings.simulated_latency: {e}")));
+        }
+        if c.simulated_fault_percent > 100 {
+            return Err(BadInput(format!(
+                "{file}: settings.simulated_fault_percent must be between 0 and 100"
             )));
         }
         let file = self.file_name("deliver");

@@ -6,6 +6,8 @@
 //! charge.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -134,7 +136,7 @@ impl Gateway {
     pub async fn charge(&self, req: &ChargeRequest) -> Result<ChargeOutcome, OperatorError> {
         match self {
             Gateway::Stripe(g) => g.charge(req).await,
-            Gateway::Simulated(g) => Ok(g.charge(req)),
+            Gateway::Simulated(g) => Ok(g.charge(req).await),
         }
     }
 
@@ -142,7 +144,7 @@ impl Gateway {
     pub async fn retrieve(&self, payment_intent: &str) -> Result<ChargeOutcome, OperatorError> {
         match self {
             Gateway::Stripe(g) => g.retrieve(payment_intent).await,
-            Gateway::Simulated(g) => Ok(g.retrieve(payment_intent)),
+            Gateway::Simulated(g) => Ok(g.retrieve(payment_intent).await),
         }
     }
 
@@ -161,6 +163,7 @@ impl Gateway {
 pub struct StripeGateway {
     client: stripe::Client,
     retry: RetryPolicy,
+    limiter: Arc<RateLimiter>,
 }
 
 impl StripeGateway {
@@ -171,6 +174,7 @@ impl StripeGateway {
         base_url: &str,
         timeout: Duration,
         retry: RetryPolicy,
+        limiter: Arc<RateLimiter>,
     ) -> anyhow::Result<StripeGateway> {
         let mut base = base_url.to_string();
         if !base.ends_with('/') {
@@ -181,7 +185,11 @@ impl StripeGateway {
             .timeout(timeout)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the Stripe client: {e}"))?;
-        Ok(StripeGateway { client, retry })
+        Ok(StripeGateway {
+            client,
+            retry,
+            limiter,
+        })
     }
 
     /// Sends a request with a fixed idempotency key, retrying transient failures with backoff.
@@ -193,10 +201,19 @@ impl StripeGateway {
         let mut backoff = self.retry.first_backoff;
         let mut last = String::new();
         for attempt in 1..=self.retry.tries.max(1) {
+            // Every request, first or retried, takes its turn in the shared bucket.
+            self.limiter.acquire().await;
             match send().await {
                 Ok(v) => return Ok(v),
                 Err(e) => match classify(&e) {
                     ErrorKind::Transient(reason) => {
+                        if matches!(&e, stripe::StripeError::Stripe(_, 429)) {
+                            // Stripe API "Rate limits": back off. async-stripe does not hand
+                            // back the response's headers (`Retry-After`,
+                            // `Stripe-Should-Retry`), so the bucket halves its rate instead
+                            // and climbs back while no 429 comes.
+                            self.limiter.slow_down();
+                        }
                         debug!(request = what, attempt, reason = %reason, "transient Stripe failure, retrying");
                         last = reason;
                         if attempt < self.retry.tries {
@@ -228,13 +245,20 @@ impl StripeGateway {
         let result = self
             .with_retries("create payment intent", || {
                 // The payment method's own type (card or SEPA debit) decides how it is charged.
-                let create =
+                // Stripe recommends a description and, for cards, a statement descriptor
+                // suffix, so that the customer recognises the charge on the statement.
+                let mut create =
                     CreatePaymentIntent::new(req.amount_minor, stripe_types::Currency::EUR)
                         .customer(req.customer.clone())
                         .payment_method(req.payment_method.clone())
                         .confirm(true)
                         .off_session(CreatePaymentIntentOffSession::Bool(true))
+                        .description(format!("Invoice {}", req.invoice_number))
                         .metadata(metadata.clone());
+                if !req.sepa {
+                    create =
+                        create.statement_descriptor_suffix(statement_suffix(&req.invoice_number));
+                }
                 let key = key.clone();
                 async move {
                     create
@@ -264,7 +288,21 @@ impl StripeGateway {
         let result = self
             .with_retries("delete customer", || {
                 let req = DeleteCustomer::new(customer.to_string());
-                async move { req.send(&self.client).await }
+                // An idempotency key on every mutating request, derived from what it deletes.
+                // Stripe API "Idempotent requests" calls DELETE idempotent by definition and
+                // the key harmless there; it is sent so that every mutating call is keyed.
+                let key = stripe::IdempotencyKey::new(format!("billrun-delete-{customer}"));
+                async move {
+                    match key {
+                        Ok(key) => {
+                            req.customize()
+                                .request_strategy(stripe::RequestStrategy::Idempotent(key))
+                                .send(&self.client)
+                                .await
+                        }
+                        Err(e) => Err(stripe::StripeError::ConfigError(e.to_string())),
+                    }
+                }
             })
             .await;
         match result {
@@ -440,6 +478,183 @@ fn outcome_of(pi: &stripe_shared::PaymentIntent) -> ChargeOutcome {
     }
 }
 
+/// The statement descriptor suffix for an invoice: Stripe allows up to 22 characters for the
+/// whole descriptor and refuses `<`, `>`, `\\`, `'`, `"` and `*` (Stripe API, PaymentIntent
+/// `statement_descriptor_suffix`); an invoice number has none of them, but the rule is kept.
+pub fn statement_suffix(invoice_number: &str) -> String {
+    invoice_number
+        .chars()
+        .filter(|c| c.is_ascii() && !matches!(c, '<' | '>' | '\\' | '\'' | '"' | '*'))
+        .take(22)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rate limit
+
+/// A bucket every Stripe request of the process goes through (the collect and delete jobs
+/// share it, through `Env`): requests leave at most `rate` per second, spaced evenly, so that
+/// no second ever holds more than the rate. A 429 halves the rate; it climbs back by an eighth
+/// of the configured rate each time a second's worth of requests passed without one. Rate 0:
+/// no limit.
+#[derive(Debug)]
+pub struct RateLimiter {
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    configured: u32,
+    rate: u32,
+    next_free: Option<tokio::time::Instant>,
+    since_slow_down: u32,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        RateLimiter::new(0)
+    }
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> RateLimiter {
+        RateLimiter {
+            bucket: Mutex::new(Bucket {
+                configured: per_second,
+                rate: per_second,
+                next_free: None,
+                since_slow_down: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        self.bucket.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the configured rate (the settings may change between runs of a daemon).
+    pub fn set_rate(&self, per_second: u32) {
+        let mut b = self.lock();
+        if b.configured != per_second {
+            b.configured = per_second;
+            b.rate = per_second;
+            b.since_slow_down = 0;
+        }
+    }
+
+    /// The rate now (lower than configured after a 429).
+    pub fn rate(&self) -> u32 {
+        self.lock().rate
+    }
+
+    /// Waits for this request's turn.
+    pub async fn acquire(&self) {
+        let at = {
+            let mut b = self.lock();
+            if b.configured == 0 {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            let at = b.next_free.map_or(now, |t| t.max(now));
+            b.next_free = Some(at + Duration::from_secs(1) / b.rate.max(1));
+            b.since_slow_down += 1;
+            if b.rate < b.configured && b.since_slow_down >= b.rate {
+                b.rate = (b.rate + (b.configured / 8).max(1)).min(b.configured);
+                b.since_slow_down = 0;
+            }
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// After a 429: half the rate, and the next request waits a full interval of it.
+    pub fn slow_down(&self) {
+        let mut b = self.lock();
+        if b.configured == 0 {
+            return;
+        }
+        b.rate = (b.rate / 2).max(1);
+        b.since_slow_down = 0;
+        let gap = Duration::from_secs(1) / b.rate;
+        let now = tokio::time::Instant::now();
+        b.next_free = Some(b.next_free.map_or(now, |t| t.max(now)) + gap);
+    }
+}
+
+/// How long the simulated gateway takes to answer: `0` (at once), `300` (fixed, ms) or
+/// `lognormal:MEDIAN_MS:SIGMA` (a log-normal spread around the median, as real API latencies
+/// are). Drawn from the request's key, so that a run is repeatable.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Latency {
+    #[default]
+    None,
+    Fixed(Duration),
+    LogNormal {
+        median: Duration,
+        /// The spread (σ of the underlying normal), in thousandths: 500 = 0.5.
+        sigma_milli: u32,
+    },
+}
+
+impl std::str::FromStr for Latency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Latency, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a latency: use milliseconds (`300`), or `lognormal:MEDIAN_MS:SIGMA` (`lognormal:300:0.5`)"
+            )
+        };
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("lognormal:") {
+            let (median, sigma) = rest.split_once(':').ok_or_else(bad)?;
+            let median: u64 = median.parse().map_err(|_| bad())?;
+            let sigma: rust_decimal::Decimal = sigma.parse().map_err(|_| bad())?;
+            let sigma_milli = (sigma * rust_decimal::Decimal::from(1000))
+                .round()
+                .try_into()
+                .ok()
+                .filter(|m: &u32| *m <= 3000)
+                .ok_or_else(bad)?;
+            return Ok(Latency::LogNormal {
+                median: Duration::from_millis(median),
+                sigma_milli,
+            });
+        }
+        let ms: u64 = s.parse().map_err(|_| bad())?;
+        Ok(if ms == 0 {
+            Latency::None
+        } else {
+            Latency::Fixed(Duration::from_millis(ms))
+        })
+    }
+}
+
+impl Latency {
+    /// The wait for request `n` with key `key`.
+    pub fn sample(&self, key: &str, n: u64) -> Duration {
+        match self {
+            Latency::None => Duration::ZERO,
+            Latency::Fixed(d) => *d,
+            Latency::LogNormal {
+                median,
+                sigma_milli,
+            } => {
+                // Box–Muller from two uniforms drawn from the key: a timing, not money.
+                let digest = Sha256::digest(format!("{key}/{n}").as_bytes());
+                let uniform = |b: &[u8]| {
+                    let v = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                    ((v >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+                };
+                let (u1, u2) = (uniform(&digest[..8]), uniform(&digest[8..16]));
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let factor_for_duration = (f64::from(*sigma_milli) / 1000.0 * z).exp();
+                median.mul_f64(factor_for_duration.min(50.0))
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The simulator
 
@@ -450,9 +665,43 @@ fn outcome_of(pi: &stripe_shared::PaymentIntent) -> ChargeOutcome {
 /// settles on the next run (failed when its id contains `fail`). Deterministic: the same
 /// idempotency key gives the same PaymentIntent id.
 #[derive(Debug, Default, Clone)]
-pub struct SimulatedGateway;
+pub struct SimulatedGateway {
+    /// How long each answer takes; `Latency::None` answers at once, with no rate limit.
+    pub latency: Latency,
+    /// Percent of requests that get no conclusive answer (as a Stripe 500 would).
+    pub fault_percent: u32,
+    /// Shared with every other gateway of the process; used only when `latency` is set, so
+    /// that the simulator is then held by the rate limit as Stripe would hold billrun.
+    pub limiter: Arc<RateLimiter>,
+    requests: Arc<AtomicU64>,
+}
 
 impl SimulatedGateway {
+    pub fn new(latency: Latency, fault_percent: u32, limiter: Arc<RateLimiter>) -> Self {
+        SimulatedGateway {
+            latency,
+            fault_percent: fault_percent.min(100),
+            limiter,
+            requests: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Waits as a remote gateway would; `Some(reason)` when this request is a simulated fault.
+    async fn wait(&self, key: &str) -> Option<String> {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        if self.latency != Latency::None {
+            self.limiter.acquire().await;
+            tokio::time::sleep(self.latency.sample(key, n)).await;
+        }
+        let draw = u64::from_le_bytes(
+            Sha256::digest(format!("{key}/{n}").as_bytes())[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        ) % 100;
+        (draw < u64::from(self.fault_percent))
+            .then(|| "simulated fault: the gateway answered HTTP 500".to_string())
+    }
+
     fn pi_id(key: &str, sepa: Option<bool>) -> String {
         let digest = Sha256::digest(key.as_bytes());
         let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -463,7 +712,10 @@ impl SimulatedGateway {
         }
     }
 
-    fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
+    async fn charge(&self, req: &ChargeRequest) -> ChargeOutcome {
+        if let Some(reason) = self.wait(&req.idempotency_key).await {
+            return ChargeOutcome::Unknown { reason };
+        }
         if req.sepa {
             let ok = !req.payment_method.to_ascii_lowercase().contains("fail");
             return ChargeOutcome::Processing {
@@ -516,7 +768,10 @@ impl SimulatedGateway {
         }
     }
 
-    fn retrieve(&self, id: &str) -> ChargeOutcome {
+    async fn retrieve(&self, id: &str) -> ChargeOutcome {
+        if let Some(reason) = self.wait(id).await {
+            return ChargeOutcome::Unknown { reason };
+        }
         if id.starts_with("pi_sim_sepa_fail_") {
             ChargeOutcome::Failed {
                 payment_intent: Some(id.to_string()),
@@ -640,38 +895,114 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_simulator_answers_like_stripe_test_methods() {
-        let g = SimulatedGateway;
+    #[tokio::test]
+    async fn the_simulator_answers_like_stripe_test_methods() {
+        let g = SimulatedGateway::default();
         assert!(matches!(
-            g.charge(&req("pm_card_visa", false)),
+            g.charge(&req("pm_card_visa", false)).await,
             ChargeOutcome::Succeeded { .. }
         ));
         assert_eq!(
-            g.charge(&req("pm_card_visa", false)),
-            g.charge(&req("pm_card_visa", false)),
+            g.charge(&req("pm_card_visa", false)).await,
+            g.charge(&req("pm_card_visa", false)).await,
             "same key, same answer"
         );
-        match g.charge(&req("pm_card_chargeDeclinedExpiredCard", false)) {
+        match g
+            .charge(&req("pm_card_chargeDeclinedExpiredCard", false))
+            .await
+        {
             ChargeOutcome::Failed { code, .. } => assert_eq!(code.as_deref(), Some("expired_card")),
             other => panic!("{other:?}"),
         }
         let ChargeOutcome::Processing { payment_intent } =
-            g.charge(&req("pm_sepa_debit_fail", true))
+            g.charge(&req("pm_sepa_debit_fail", true)).await
         else {
             panic!()
         };
         assert!(matches!(
-            g.retrieve(&payment_intent),
+            g.retrieve(&payment_intent).await,
             ChargeOutcome::Failed { .. }
         ));
-        let ChargeOutcome::Processing { payment_intent } = g.charge(&req("pm_sepa_debit_ok", true))
+        let ChargeOutcome::Processing { payment_intent } =
+            g.charge(&req("pm_sepa_debit_ok", true)).await
         else {
             panic!()
         };
         assert!(matches!(
-            g.retrieve(&payment_intent),
+            g.retrieve(&payment_intent).await,
             ChargeOutcome::Succeeded { .. }
         ));
+    }
+
+    #[test]
+    fn latencies_parse_and_sample() {
+        assert_eq!("0".parse::<Latency>(), Ok(Latency::None));
+        assert_eq!(
+            "300".parse::<Latency>(),
+            Ok(Latency::Fixed(Duration::from_millis(300)))
+        );
+        let l: Latency = "lognormal:300:0.5".parse().unwrap();
+        assert_eq!(
+            l,
+            Latency::LogNormal {
+                median: Duration::from_millis(300),
+                sigma_milli: 500
+            }
+        );
+        assert!("fast".parse::<Latency>().unwrap_err().contains("`fast`"));
+        assert!("lognormal:300".parse::<Latency>().is_err());
+        // Repeatable, spread around the median: about half below it.
+        let draws: Vec<Duration> = (0..1000).map(|n| l.sample("k", n)).collect();
+        assert_eq!(
+            draws,
+            (0..1000).map(|n| l.sample("k", n)).collect::<Vec<_>>()
+        );
+        let below = draws
+            .iter()
+            .filter(|d| **d < Duration::from_millis(300))
+            .count();
+        assert!(
+            (400..600).contains(&below),
+            "{below} of 1000 below the median"
+        );
+    }
+
+    /// Stripe API "Rate limits": the bucket never lets more than `rate` requests leave in any
+    /// second, and a 429 halves the pace.
+    #[tokio::test(start_paused = true)]
+    async fn stripe_api_rate_limits_the_bucket_spaces_requests() {
+        let limiter = RateLimiter::new(10);
+        let start = tokio::time::Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            limiter.acquire().await;
+            times.push(start.elapsed());
+        }
+        for w in times.windows(11) {
+            assert!(
+                w[10] - w[0] >= Duration::from_secs(1),
+                "11 requests within a second"
+            );
+        }
+        limiter.slow_down();
+        assert_eq!(limiter.rate(), 5);
+        // It climbs back while no 429 comes.
+        for _ in 0..200 {
+            limiter.acquire().await;
+        }
+        assert_eq!(limiter.rate(), 10);
+        let unlimited = RateLimiter::new(0);
+        let before = tokio::time::Instant::now();
+        for _ in 0..1000 {
+            unlimited.acquire().await;
+        }
+        assert_eq!(before.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn statement_suffix_keeps_stripes_rules() {
+        assert_eq!(statement_suffix("2026-000123"), "2026-000123");
+        assert_eq!(statement_suffix("A<B>'C\"*"), "ABC");
+        assert_eq!(statement_suffix(&"9".repeat(40)).len(), 22);
     }
 }

@@ -72,6 +72,15 @@ pub struct BenchArgs {
     /// mail servers do), instead of acknowledging at once: see the README's "Benchmarks".
     #[arg(long)]
     pub smtp_delayed_ack: bool,
+    /// The simulated gateway's answer time for the collect step: milliseconds (`300`) or
+    /// `lognormal:MEDIAN_MS:SIGMA`. Then the step is held by the rate limit, as against Stripe;
+    /// `0` (the default) answers at once, to time billrun alone.
+    #[arg(long, default_value = "0")]
+    pub gateway_latency_ms: String,
+    /// Stripe requests per second the collect step may make (jobs/collect.toml's
+    /// `rate_limit_per_second`); used with `--gateway-latency-ms`.
+    #[arg(long, default_value_t = 80)]
+    pub rate_limit_per_second: u32,
     /// Stop after this step (the floor runs with `invoice`): to time the first steps alone.
     #[arg(long, value_enum, default_value_t = Until::Deliver)]
     pub until: Until,
@@ -196,6 +205,11 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
     // the SMTP sink, the built-in templates.
     let mut jobs_config = JobsConfig::defaults();
     jobs_config.collect.settings.gateway = GatewayChoice::Simulated;
+    args.gateway_latency_ms
+        .parse::<crate::gateway::Latency>()
+        .map_err(|e| crate::config::BadInput(format!("--gateway-latency-ms: {e}")))?;
+    jobs_config.collect.settings.simulated_latency = args.gateway_latency_ms.clone();
+    jobs_config.collect.settings.rate_limit_per_second = args.rate_limit_per_second;
     let mut env = Env::new(db, jobs_config);
     env.defer_documents = true;
     let period = Period::previous_to(args.now);

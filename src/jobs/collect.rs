@@ -73,7 +73,20 @@ pub fn build_gateway(env: &Env) -> anyhow::Result<Gateway> {
             )
             .into());
         }
-        return Ok(Gateway::Simulated(SimulatedGateway));
+        let latency = s
+            .simulated_latency
+            .parse::<crate::gateway::Latency>()
+            .map_err(|e| {
+                BadInput(format!(
+                    "jobs/collect.toml: settings.simulated_latency: {e}"
+                ))
+            })?;
+        env.stripe_limiter.set_rate(s.rate_limit_per_second);
+        return Ok(Gateway::Simulated(SimulatedGateway::new(
+            latency,
+            s.simulated_fault_percent,
+            env.stripe_limiter.clone(),
+        )));
     }
     let key = env.stripe_key.as_ref().ok_or_else(|| {
         BadInput("jobs/collect.toml asks for Stripe but STRIPE_SECRET_KEY is not set".into())
@@ -85,6 +98,10 @@ pub fn build_gateway(env: &Env) -> anyhow::Result<Gateway> {
         RetryPolicy {
             tries: s.transient_tries,
             first_backoff: Duration::from_millis(s.transient_backoff_ms),
+        },
+        {
+            env.stripe_limiter.set_rate(s.rate_limit_per_second);
+            env.stripe_limiter.clone()
         },
     )?;
     Ok(Gateway::Stripe(Box::new(g)))
@@ -115,15 +132,13 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     let closing = crate::store::deletion::closing_accounts(&env.db).await?;
     opts.progress.total(candidates.len() as u64);
 
-    // Several accounts at once on PostgreSQL: each invoice is a dozen round trips and two
-    // commits, so one at a time left the machine waiting on them. An account's invoices
+    // Several accounts at once, on either store: a charge waits a few hundred milliseconds on
+    // Stripe, and the rate limit, not billrun, should bound the pace. An account's invoices
     // stay in order, one after the other (credit, balances carried forward), and each
     // invoice's own transaction re-checks what another worker may have changed, as it does
-    // for concurrent runs. SQLite has one writer: one at a time there.
-    let width = match &env.db {
-        crate::store::Db::Postgres(_) => env.jobs.collect.settings.concurrency.max(1) as usize,
-        crate::store::Db::Sqlite(_) => 1,
-    };
+    // for concurrent runs. SQLite's single writer only serializes the short transactions
+    // (`BEGIN IMMEDIATE`), never a gateway call.
+    let width = env.jobs.collect.settings.concurrency.max(1) as usize;
     let mut by_account: Vec<Vec<(usize, InvoiceRow)>> = Vec::new();
     let mut group_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, inv) in candidates.into_iter().enumerate() {

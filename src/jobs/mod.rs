@@ -162,10 +162,13 @@ pub struct Env {
     /// bench's PDF step renders afterwards (`invoice::render_deferred`). Every other caller
     /// leaves it false: no finalized invoice without its PDF.
     pub defer_documents: bool,
+    /// The Stripe request bucket every job of the process shares (collect and delete).
+    pub stripe_limiter: std::sync::Arc<crate::gateway::RateLimiter>,
 }
 
 impl Env {
     pub fn new(db: Db, jobs: JobsConfig) -> Env {
+        let rate = jobs.collect.settings.rate_limit_per_second;
         Env {
             db,
             jobs,
@@ -174,6 +177,7 @@ impl Env {
             smtp_url: None,
             templates_dir: None,
             defer_documents: false,
+            stripe_limiter: std::sync::Arc::new(crate::gateway::RateLimiter::new(rate)),
         }
     }
 }

@@ -385,6 +385,16 @@ both_stores!(
             fake.deleted_customers(),
             vec!["cus_acc-fr-consumer".to_string()]
         );
+        // An idempotency key on the deletion too (Stripe API "Idempotent requests").
+        let delete = fake
+            .requests()
+            .into_iter()
+            .rfind(|q| q.method == "DELETE")
+            .unwrap();
+        assert_eq!(
+            delete.header("idempotency-key"),
+            Some("billrun-delete-cus_acc-fr-consumer")
+        );
     }
 );
 

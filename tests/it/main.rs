@@ -9,6 +9,7 @@ mod common;
 mod bench;
 mod cli;
 mod collect;
+mod collect_scale;
 mod collection_truth;
 mod deletion;
 mod deliver;

@@ -51,6 +51,8 @@ pub struct Recorded {
     pub status: u16,
     /// Whether the answer was an idempotent replay of a stored response.
     pub replayed: bool,
+    /// When the request arrived.
+    pub arrived: std::time::Instant,
 }
 
 impl Recorded {
@@ -214,6 +216,31 @@ impl FakeStripe {
         self.hang_next_for(n, Duration::from_secs(secs));
     }
 
+    /// Every answer from now on takes `latency` (processed at once, answered after it).
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// The most requests that waited for their (delayed) answer at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
+    /// The most requests that arrived within any one second.
+    pub fn max_requests_per_second(&self) -> usize {
+        let st = self.lock();
+        let times: Vec<std::time::Instant> = st.requests.iter().map(|r| r.arrived).collect();
+        let mut best = 0;
+        let mut first = 0;
+        for (i, t) in times.iter().enumerate() {
+            while t.duration_since(times[first]) >= Duration::from_secs(1) {
+                first += 1;
+            }
+            best = best.max(i + 1 - first);
+        }
+        best
+    }
+
     /// [`FakeStripe::hang_next`] with any duration.
     pub fn hang_next_for(&self, n: usize, delay: Duration) {
         let mut st = self.lock();
@@ -267,6 +294,11 @@ struct State {
     lose_remaining: usize,
     hang_remaining: usize,
     hang_delay: Duration,
+    /// Every answer waits this long (a remote API's latency).
+    latency: Duration,
+    /// Requests being answered after a delay, now and at most.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 struct Stored {
@@ -335,6 +367,7 @@ fn handle(state: &Mutex<State>, req: Request) -> (Response, Duration, usize) {
     let request_id = format!("req_fake{:010}", st.req_seq);
     let index = st.requests.len();
     st.requests.push(Recorded {
+        arrived: std::time::Instant::now(),
         method: req.method.clone(),
         path: req.path.clone(),
         query: req.query.clone(),
@@ -344,7 +377,7 @@ fn handle(state: &Mutex<State>, req: Request) -> (Response, Duration, usize) {
         replayed: false,
     });
 
-    let mut delay = Duration::ZERO;
+    let mut delay = st.latency;
     if st.hang_remaining > 0 {
         st.hang_remaining -= 1;
         delay = st.hang_delay;
@@ -1138,8 +1171,14 @@ async fn serve_connection(mut sock: TcpStream, state: Arc<Mutex<State>>) {
 
         let (resp, delay, index) = handle(&state, req);
         if !delay.is_zero() {
+            {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                st.in_flight += 1;
+                st.max_in_flight = st.max_in_flight.max(st.in_flight);
+            }
             tokio::time::sleep(delay).await;
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            st.in_flight -= 1;
             st.requests[index].status = resp.status;
         }
 
