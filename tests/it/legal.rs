@@ -170,3 +170,80 @@ both_stores!(
         lacks(&text, "🚀", "ch");
     }
 );
+
+both_stores!(
+    request_deletion_prints_what_is_due_after_credit,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        app.set_pm(
+            "acc-fr-consumer",
+            "card",
+            "pm_card_visa",
+            "2026-10-01T00:00:00Z",
+        )
+        .await;
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        app.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
+        assert_eq!(
+            app.invoice("acc-fr-consumer", "2026-10").await.status,
+            "paid"
+        );
+        // Some November usage, then the app is deleted and credit bought: the final invoice
+        // is paid from the credit at once.
+        app.import_csv(
+            ImportKind::Usage,
+            "nov.csv",
+            "id,app_id,kind,item,quantity,started_at,ended_at\n\
+             u-a-nov,app-alice-web,container,L,4,2026-11-01T00:00:00Z,2026-11-05T00:00:00Z\n",
+        )
+        .await
+        .unwrap();
+        let out = app.cli(&[
+            "app",
+            "delete",
+            "app-alice-web",
+            "--at",
+            "2026-11-10T10:00:00Z",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            app.add_credit(
+                "acc-fr-consumer",
+                50_000,
+                "paypal-1",
+                "2026-11-10T10:30:00Z"
+            )
+            .await
+        );
+        let out = app.cli(&[
+            "account",
+            "request-deletion",
+            "acc-fr-consumer",
+            "--now",
+            "2026-11-10T12:00:00Z",
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let november = app.invoice("acc-fr-consumer", "2026-11").await;
+        assert_eq!(november.status, "paid");
+        assert_ne!(november.credit_applied, "0.00", "{november:?}");
+        assert_eq!(november.amount_due, "0.00");
+        // The table shows the invoice as it stands after the credit: paid, nothing due.
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(november.number.as_deref().unwrap()))
+            .unwrap_or_else(|| panic!("no row for the final invoice in:\n{stdout}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[3], "paid", "{row}");
+        assert_eq!(cells.last(), Some(&"0.00"), "DUE after credit: {row}");
+        assert!(stdout.contains("nothing is due"), "{stdout}");
+    }
+);
