@@ -10,8 +10,7 @@
 
 use chrono::{Datelike, Duration, NaiveDate};
 
-use super::invoice::{Language, month_name};
-use super::money::format_minor;
+use super::invoice::{Language, format_eur, month_name};
 use super::vat::BuyerKind;
 
 /// The fixed compensation for recovery costs owed by a business paying late: 40 €
@@ -95,13 +94,10 @@ pub fn long_date(d: NaiveDate, language: Language) -> String {
     format!("{day} {} {}", month_name(d.month(), language), d.year())
 }
 
+/// Whole euros without cents: `40 €`, `€40`.
 fn euros(minor: i64, language: Language) -> String {
-    let amount = format_minor(minor);
-    let amount = amount.strip_suffix(".00").unwrap_or(&amount).to_string();
-    match language {
-        Language::Fr => format!("{} €", amount.replace('.', ",")),
-        Language::En => format!("€{amount}"),
-    }
+    let s = format_eur(minor, language);
+    s.replace(",00 €", " €").replace(".00", "")
 }
 
 impl PaymentTerms {

@@ -247,3 +247,54 @@ both_stores!(
         assert!(stdout.contains("nothing is due"), "{stdout}");
     }
 );
+
+both_stores!(
+    a_capped_line_says_plafond_mensuel_atteint_with_the_cap_on_the_pdf_and_in_json,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        // bob-api runs 2 × M all month: 1,488 h × €0.02 = €29.76, capped at 2 × €14.40.
+        let bob = app.invoice("acc-fr-business", "2026-10").await;
+        let capped = bob
+            .lines
+            .iter()
+            .find(|l| l.app_id.as_deref() == Some("app-bob-api") && l.item == "M")
+            .unwrap();
+        assert_eq!(capped.amount, "28.80");
+        assert!(
+            capped
+                .description
+                .ends_with(", plafond mensuel atteint : 28,80 €)"),
+            "{}",
+            capped.description
+        );
+        let json = app.cli(&[
+            "invoices",
+            "show",
+            bob.number.as_deref().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert!(
+            v["lines"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("plafond mensuel atteint : 28,80 €"),
+            "{v:#}"
+        );
+        let text = pdf_text(&app, "acc-fr-business").await;
+        has(&text, "plafond mensuel atteint : 28,80 €", "fr business");
+        // An uncapped line says nothing of a cap.
+        let worker = bob
+            .lines
+            .iter()
+            .find(|l| l.app_id.as_deref() == Some("app-bob-worker"))
+            .unwrap();
+        assert!(
+            !worker.description.contains("plafond"),
+            "{}",
+            worker.description
+        );
+    }
+);
