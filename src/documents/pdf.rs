@@ -247,8 +247,16 @@ impl Face {
         }
         let mut out = String::with_capacity(s.len());
         let mut replaced = false;
+        // A replaced regional indicator waiting for the second of its flag's pair.
+        let mut flag_open = false;
         let mut chars = s.chars();
         while let Some(c) = chars.next() {
+            let regional = ('\u{1F1E6}'..='\u{1F1FF}').contains(&c);
+            if regional && flag_open && self.drawn(c) != c {
+                flag_open = false;
+                continue;
+            }
+            flag_open = false;
             if is_cluster_extender(c) {
                 if replaced {
                     if c == ZWJ {
@@ -264,6 +272,7 @@ impl Face {
             }
             let d = self.drawn(c);
             replaced = d != c && !c.is_whitespace();
+            flag_open = regional && replaced;
             out.push(d);
         }
         Cow::Owned(out)
@@ -2284,11 +2293,13 @@ mod tests {
         for fonts in [&library().latin, &library().full] {
             for face in [&fonts.regular, &fonts.bold] {
                 assert_eq!(face.replacement(), REPLACEMENT);
-                // A family (three emoji joined), a flag (two regional indicators are one
-                // cluster each here: the font lacks both), a thumbs-up with a skin tone.
-                let drawn = face
-                    .clean("Zoé \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} \u{1F44D}\u{1F3FD}!");
-                assert_eq!(drawn, "Zoé \u{FFFD} \u{FFFD}!");
+                // A family (three emoji joined), a thumbs-up with a skin tone, two flags
+                // (a pair of regional indicators each).
+                let drawn = face.clean(
+                    "Zoé \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} \u{1F44D}\u{1F3FD}! \
+                     \u{1F1EB}\u{1F1F7}\u{1F1E9}\u{1F1EA}",
+                );
+                assert_eq!(drawn, "Zoé \u{FFFD} \u{FFFD}! \u{FFFD}\u{FFFD}");
                 assert_eq!(face.clean("a\u{0007}b"), "a\u{FFFD}b");
                 assert_eq!(face.clean("Søren"), "Søren");
             }
