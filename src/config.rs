@@ -446,6 +446,16 @@ mod tests {
     #[test]
     fn seller_rcs_r123_237_code_de_commerce_is_checked_at_load_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
+        // Every job's file, so that only invoice.toml is in question.
+        for (job, text) in [
+            ("collect", DEFAULT_COLLECT),
+            ("deliver", DEFAULT_DELIVER),
+            ("suspend", DEFAULT_SUSPEND),
+            ("hds", DEFAULT_HDS),
+            ("delete", DEFAULT_DELETE),
+        ] {
+            std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
+        }
         let good = DEFAULT_INVOICE;
         assert!(good.contains("rcs = \"RCS Strasbourg 812 345 674\""));
         let cases = [
