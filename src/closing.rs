@@ -121,6 +121,18 @@ pub async fn request(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Result<
         info!(account.id = %id, error = %f.error, "final invoice not collected");
     }
 
+    // The final invoices as they stand after that collection (credit applied, paid), so that
+    // what is printed as due agrees with the outcome below.
+    let mut final_invoices = final_invoices;
+    for view in &mut final_invoices {
+        let Some(number) = view.number.clone() else {
+            continue;
+        };
+        if let Some(row) = invoices::find(&env.db, &number).await? {
+            *view = crate::views::load_invoice(&env.db, &row).await?;
+        }
+    }
+
     let owed = deletion::owed_invoices(&env.db, id).await?;
     let outcome = if !owed.is_empty() {
         RequestOutcome::AwaitingPayment { invoices: owed }

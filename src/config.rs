@@ -50,6 +50,10 @@ pub struct SellerSettings {
     pub name: String,
     pub legal_form: String,
     pub address: Vec<String>,
+    /// The trade and companies register entry: "RCS", the registry's city and the SIREN, e.g.
+    /// "RCS Strasbourg 812 345 674" (article R123-237 of the Code de commerce: a company's
+    /// invoices carry it). Checked at load: `check_rcs`.
+    pub rcs: String,
     pub siren: String,
     pub siret: String,
     pub vat_number: String,
@@ -236,6 +240,8 @@ impl JobsConfig {
                 "{file}: settings.batch_size must be at least 1"
             )));
         }
+        check_rcs(&self.invoice.settings.seller)
+            .map_err(|e| BadInput(format!("{file}: settings.seller.rcs: {e}")))?;
         let file = self.file_name("collect");
         let c = &self.collect.settings;
         check_schedule(&file, &self.collect.text, &self.collect.schedule)?;
@@ -373,6 +379,38 @@ pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, 
     Ok(parsed)
 }
 
+/// The seller's RCS entry reads `RCS <city> <SIREN>` (article R123-237 of the Code de
+/// commerce) and its number is the seller's SIREN.
+fn check_rcs(seller: &SellerSettings) -> Result<(), String> {
+    let example = "e.g. `RCS Strasbourg 812 345 674`";
+    let rcs = seller.rcs.trim();
+    let Some(rest) = rcs.strip_prefix("RCS ") else {
+        return Err(format!("`{rcs}` must read `RCS <city> <SIREN>`, {example}"));
+    };
+    // The number is the trailing run of digits and spaces; the city is what comes before.
+    let city_end = rest
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == ' '))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let (city, number) = rest.split_at(city_end);
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    if city.trim().is_empty() || digits.len() != 9 {
+        return Err(format!(
+            "`{rcs}` must read `RCS <city> <SIREN>` with a 9-digit SIREN, {example}"
+        ));
+    }
+    let siren: String = seller.siren.chars().filter(char::is_ascii_digit).collect();
+    if digits != siren {
+        return Err(format!(
+            "`{rcs}` does not carry the seller's SIREN `{}`",
+            seller.siren
+        ));
+    }
+    Ok(())
+}
+
 /// A cron line has 5 fields (minute first) or 6 (seconds first), in UTC; errors name the line
 /// of `schedule =` in the file.
 fn check_schedule(file: &str, text: &str, schedule: &str) -> Result<(), BadInput> {
@@ -429,6 +467,52 @@ mod tests {
         let d = JobsConfig::defaults();
         assert_eq!(d.invoice.settings.due_days, 15);
         assert!(d.validate().is_ok());
+    }
+
+    #[test]
+    fn seller_rcs_r123_237_code_de_commerce_is_checked_at_load_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every job's file, so that only invoice.toml is in question.
+        for (job, text) in [
+            ("collect", DEFAULT_COLLECT),
+            ("deliver", DEFAULT_DELIVER),
+            ("suspend", DEFAULT_SUSPEND),
+            ("hds", DEFAULT_HDS),
+            ("delete", DEFAULT_DELETE),
+        ] {
+            std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
+        }
+        let good = DEFAULT_INVOICE;
+        assert!(good.contains("rcs = \"RCS Strasbourg 812 345 674\""));
+        let cases = [
+            ("812 345 674", "must read `RCS <city> <SIREN>`"),
+            ("RCS 812 345 674", "9-digit SIREN"),
+            ("RCS Strasbourg 812 345", "9-digit SIREN"),
+            (
+                "RCS Strasbourg 999 999 999",
+                "does not carry the seller's SIREN",
+            ),
+        ];
+        for (rcs, why) in cases {
+            let text = good.replace("RCS Strasbourg 812 345 674", rcs);
+            std::fs::write(dir.path().join("invoice.toml"), text).unwrap();
+            let err = JobsConfig::load(Some(dir.path())).unwrap_err();
+            let file = dir.path().join("invoice.toml").display().to_string();
+            assert!(
+                err.0.starts_with(&format!("{file}: settings.seller.rcs: ")) && err.0.contains(why),
+                "{rcs}: {err}"
+            );
+        }
+        let missing = good.replace("rcs = \"RCS Strasbourg 812 345 674\"\n", "");
+        std::fs::write(dir.path().join("invoice.toml"), missing).unwrap();
+        let err = JobsConfig::load(Some(dir.path())).unwrap_err();
+        assert!(
+            err.0.contains("invoice.toml") && err.0.contains("rcs"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("invoice.toml"), good).unwrap();
+        let ok = JobsConfig::load(Some(dir.path())).unwrap();
+        assert_eq!(ok.invoice.settings.seller.rcs, "RCS Strasbourg 812 345 674");
     }
 
     #[test]

@@ -8,8 +8,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::core::invoice::Language;
 use crate::core::money::format_minor;
-use crate::core::vat::VatCase;
+use crate::core::vat::{self, BuyerKind, VatCase};
 use crate::store::Db;
 use crate::store::collection::{self, AttemptRow};
 use crate::store::invoices::{self, InvoiceRow, LineRow, NewInvoice};
@@ -186,9 +187,12 @@ impl InvoiceView {
             subtotal: format_minor(r.subtotal_minor),
             discount: format_minor(r.discount_minor),
             tax_case: r.tax_case.clone(),
-            tax_mention: VatCase::parse(&r.tax_case)
-                .and_then(|c| c.mention())
-                .map(str::to_string),
+            tax_mention: tax_mention(
+                &r.tax_case,
+                r.buyer_company.as_deref(),
+                r.buyer_vat_number.as_deref(),
+                &r.language,
+            ),
             tax_rate: dec(r.tax_rate.0),
             tax: format_minor(r.tax_minor),
             total: format_minor(r.total_minor),
@@ -242,7 +246,12 @@ impl InvoiceView {
             subtotal: format_minor(t.subtotal),
             discount: format_minor(t.discount),
             tax_case: t.tax_case.as_str().into(),
-            tax_mention: t.tax_case.mention().map(str::to_string),
+            tax_mention: tax_mention(
+                t.tax_case.as_str(),
+                a.company.as_deref(),
+                a.vat_number.as_deref(),
+                a.language.as_str(),
+            ),
             tax_rate: dec(t.tax_rate),
             tax: format_minor(t.tax),
             total: format_minor(t.total),
@@ -274,6 +283,20 @@ impl InvoiceView {
             attempts: Vec::new(),
         }
     }
+}
+
+/// The invoice's VAT mention in its language, by the core's rule for its case and buyer.
+fn tax_mention(
+    case: &str,
+    company: Option<&str>,
+    vat_number: Option<&str>,
+    language: &str,
+) -> Option<String> {
+    let language = Language::parse(language).unwrap_or(Language::En);
+    let buyer = BuyerKind::of(company, vat_number);
+    VatCase::parse(case)
+        .and_then(|c| vat::mention(c, buyer, language))
+        .map(str::to_string)
 }
 
 /// A plain text table: a header row and left-aligned columns.

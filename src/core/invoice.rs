@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::ids::AppId;
+use super::money::format_minor;
 use super::period::Period;
 use super::pricing::{PricedLine, UsageKind};
 use super::vat::{VatCase, VatTreatment, vat_on};
@@ -64,12 +65,29 @@ pub fn describe(line: &PricedLine, app_name: &str, language: Language) -> String
     let first = line.from.date_naive();
     // `to` is exclusive: the last day billed is the day of the last second.
     let last = (line.to - chrono::Duration::seconds(1)).date_naive();
+    // A capped line is billed at its cap (the monthly cap × the highest quantity, prorated
+    // to the part of the month its price was in force): it says so, and shows that amount.
     let cap = match (line.capped, language) {
         (false, _) => String::new(),
-        (true, Language::En) => ", monthly cap".to_string(),
-        (true, Language::Fr) => ", plafond mensuel".to_string(),
+        (true, Language::En) => format!(
+            ", monthly cap reached: {}",
+            format_eur(line.amount_minor, language)
+        ),
+        (true, Language::Fr) => format!(
+            ", plafond mensuel atteint : {}",
+            format_eur(line.amount_minor, language)
+        ),
     };
     format!("{app_name} — {what} ({first} → {last}{cap})")
+}
+
+/// An amount in euros as the invoice's language writes it: fr `28,80 €`, en `€28.80`.
+pub fn format_eur(minor: i64, language: Language) -> String {
+    let amount = format_minor(minor);
+    match language {
+        Language::Fr => format!("{} €", amount.replace('.', ",")),
+        Language::En => format!("€{amount}"),
+    }
 }
 
 pub fn draft_line(line: &PricedLine, app_name: &str, language: Language) -> DraftLine {
@@ -181,6 +199,40 @@ mod tests {
         );
         let t = totals([1000, 481], 0, vat);
         assert_eq!((t.tax, t.total), (296, 1777));
+    }
+
+    #[test]
+    fn a_capped_line_says_the_monthly_cap_is_reached_and_shows_it() {
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let mut line = PricedLine {
+            app_id: AppId("app-bob-api".into()),
+            kind: UsageKind::Container,
+            item: "M".into(),
+            unit_price: Decimal::new(2, 2),
+            quantity_seconds: 1488 * 3600,
+            max_quantity: 2,
+            from: t("2026-10-01T00:00:00Z"),
+            to: t("2026-11-01T00:00:00Z"),
+            capped: true,
+            amount_minor: 2880,
+        };
+        assert_eq!(
+            describe(&line, "bob-api", Language::Fr),
+            "bob-api — conteneur M (2026-10-01 → 2026-10-31, plafond mensuel atteint : 28,80 €)"
+        );
+        assert_eq!(
+            describe(&line, "bob-api", Language::En),
+            "bob-api — M container (2026-10-01 → 2026-10-31, monthly cap reached: €28.80)"
+        );
+        line.capped = false;
+        assert_eq!(
+            describe(&line, "bob-api", Language::En),
+            "bob-api — M container (2026-10-01 → 2026-10-31)"
+        );
     }
 
     #[test]

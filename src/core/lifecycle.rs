@@ -1,8 +1,10 @@
 //! Lifecycle rules, pure: when an account is suspended for non-payment, reactivated, warned
 //! and queued for data deletion.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
+
+use super::terms::is_overdue;
 
 /// What the suspend job knows of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,8 +14,9 @@ pub struct DebtState {
     pub deletion_warning_at: Option<DateTime<Utc>>,
     /// Σ amount due over the account's open, unpaid and pending invoices.
     pub owes: i64,
-    /// An unpaid invoice whose last scheduled retry has failed.
-    pub retries_exhausted: bool,
+    /// The earliest due date of the unpaid invoices whose last scheduled retry has failed
+    /// (`None`: no such invoice).
+    pub exhausted_due_at: Option<NaiveDate>,
     pub queued_for_deletion: bool,
 }
 
@@ -57,9 +60,16 @@ pub fn deletion_at(
 
 pub fn decide(s: &DebtState, now: DateTime<Utc>, p: Policy) -> LifecycleAction {
     match s.suspended_at {
-        None if s.retries_exhausted && s.owes > 0 => LifecycleAction::Suspend {
-            deletion_at: now + Duration::days(i64::from(p.grace_days)),
-        },
+        // Suspended once the retries have failed and the due date has passed: from the day
+        // after it, as the invoice's payment terms say (`core::terms`), never on the due date.
+        None if s.owes > 0
+            && s.exhausted_due_at
+                .is_some_and(|due| is_overdue(due, now.date_naive())) =>
+        {
+            LifecycleAction::Suspend {
+                deletion_at: now + Duration::days(i64::from(p.grace_days)),
+            }
+        }
         None => LifecycleAction::Nothing,
         Some(_) if s.owes == 0 => LifecycleAction::Reactivate,
         Some(_) if s.queued_for_deletion => LifecycleAction::Nothing,
@@ -118,7 +128,7 @@ mod tests {
             suspended_at: None,
             deletion_warning_at: None,
             owes: 1000,
-            retries_exhausted: true,
+            exhausted_due_at: Some(NaiveDate::from_ymd_opt(2026, 11, 15).unwrap()),
             queued_for_deletion: false,
         }
     }
@@ -170,6 +180,29 @@ mod tests {
         assert_eq!(
             decide(&late, t("2026-12-27T08:00:00Z"), P),
             LifecycleAction::QueueDeletion
+        );
+    }
+
+    #[test]
+    fn suspends_from_the_day_after_the_due_date_never_on_it() {
+        // Issued 1 November, due 16 November; the last retry (day 15) fails on the 16th at 07:00.
+        let s = DebtState {
+            exhausted_due_at: Some(NaiveDate::from_ymd_opt(2026, 11, 16).unwrap()),
+            ..owing()
+        };
+        assert_eq!(
+            decide(&s, t("2026-11-16T08:00:00Z"), P),
+            LifecycleAction::Nothing
+        );
+        assert_eq!(
+            decide(&s, t("2026-11-16T23:59:59Z"), P),
+            LifecycleAction::Nothing
+        );
+        assert_eq!(
+            decide(&s, t("2026-11-17T08:00:00Z"), P),
+            LifecycleAction::Suspend {
+                deletion_at: t("2026-12-17T08:00:00Z")
+            }
         );
     }
 
@@ -227,7 +260,7 @@ mod tests {
             LifecycleAction::Reactivate
         );
         let trying = DebtState {
-            retries_exhausted: false,
+            exhausted_due_at: None,
             ..owing()
         };
         assert_eq!(

@@ -10,4 +10,5 @@ pub mod money;
 pub mod period;
 pub mod pricing;
 pub mod schedule;
+pub mod terms;
 pub mod vat;

@@ -5,7 +5,8 @@
 //!   Directive 2006/112/EC), the invoice says so;
 //! - customer in another EU state without one (a consumer): that state's standard rate, from
 //!   `vat_rates.csv` (with effective dates) — the OSS rules for e-services;
-//! - customer outside the EU: 0%, outside the scope of EU VAT.
+//! - customer outside the EU: 0%, outside the scope of EU VAT: a business by article 259-1 of
+//!   the CGI, a consumer by article 259 B (electronically supplied services); see [`mention`].
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::countries::is_eu_member;
+use super::invoice::Language;
 use super::money::round_to_minor;
 
 /// The VAT case of an invoice, decided by the customer's country and VAT number.
@@ -51,18 +53,63 @@ impl VatCase {
             _ => None,
         }
     }
+}
 
-    /// The legal mention an invoice in this case must carry, if any.
-    pub fn mention(self) -> Option<&'static str> {
-        match self {
-            VatCase::Domestic | VatCase::EuConsumer => None,
-            VatCase::ReverseCharge => {
-                Some("Autoliquidation — reverse charge, article 196 of Directive 2006/112/EC")
-            }
-            VatCase::OutOfScope => Some(
-                "VAT not applicable — services supplied outside the EU (article 259-1 of the French CGI)",
-            ),
+/// Whether the buyer acts as a business (a taxable person) or as a consumer. A buyer that gives
+/// a VAT number or a company name is a business; anyone else is a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BuyerKind {
+    Business,
+    Consumer,
+}
+
+impl BuyerKind {
+    pub fn of(company: Option<&str>, vat_number: Option<&str>) -> BuyerKind {
+        let given = |s: Option<&str>| s.is_some_and(|v| !v.trim().is_empty());
+        if given(company) || given(vat_number) {
+            BuyerKind::Business
+        } else {
+            BuyerKind::Consumer
         }
+    }
+}
+
+/// The VAT mention an invoice must carry (article 242 nonies A, I-13° of annex II to the CGI:
+/// the provision that exempts or moves the tax), in the invoice's language; `None` when VAT is
+/// charged.
+pub fn mention(case: VatCase, buyer: BuyerKind, language: Language) -> Option<&'static str> {
+    match (case, buyer, language) {
+        // French VAT (article 278 of the CGI) or, for an EU consumer, the VAT of their state
+        // (article 259 D of the CGI, the OSS scheme): VAT is charged, no mention.
+        (VatCase::Domestic | VatCase::EuConsumer, _, _) => None,
+        // EU business: the customer accounts for the VAT (article 196 of Directive 2006/112/EC,
+        // article 283-2 of the CGI); the invoice says "Autoliquidation".
+        (VatCase::ReverseCharge, _, Language::Fr) => Some(
+            "Autoliquidation — TVA due par le preneur (article 196 de la directive 2006/112/CE, \
+             article 283-2 du CGI).",
+        ),
+        (VatCase::ReverseCharge, _, Language::En) => Some(
+            "Autoliquidation — reverse charge: VAT due by the customer (article 196 of Directive \
+             2006/112/EC).",
+        ),
+        // Business outside the EU: the service is supplied where the customer is established
+        // (article 259-1 of the CGI).
+        (VatCase::OutOfScope, BuyerKind::Business, Language::Fr) => Some(
+            "TVA non applicable, article 259-1 du CGI (preneur assujetti établi hors de l'Union européenne).",
+        ),
+        (VatCase::OutOfScope, BuyerKind::Business, Language::En) => Some(
+            "VAT not applicable, article 259-1 of the French CGI (business customer established outside the EU).",
+        ),
+        // Consumer outside the EU: electronically supplied services to a non-taxable person
+        // established outside the EU are not supplied in France (article 259 B, 12° of the CGI).
+        (VatCase::OutOfScope, BuyerKind::Consumer, Language::Fr) => Some(
+            "TVA non applicable, article 259 B du CGI (service fourni par voie électronique à un \
+             non-assujetti établi hors de l'Union européenne).",
+        ),
+        (VatCase::OutOfScope, BuyerKind::Consumer, Language::En) => Some(
+            "VAT not applicable, article 259 B of the French CGI (electronically supplied service \
+             to a non-taxable person established outside the EU).",
+        ),
     }
 }
 
@@ -220,7 +267,6 @@ mod tests {
             (de_b2b.case, de_b2b.rate_percent),
             (VatCase::ReverseCharge, Decimal::ZERO)
         );
-        assert!(de_b2b.case.mention().unwrap().contains("Autoliquidation"));
         let de_b2c = treatment("DE", None, on).unwrap();
         assert_eq!(
             (de_b2c.case, de_b2c.rate_percent),
@@ -233,6 +279,104 @@ mod tests {
         );
         let gb = treatment("GB", None, on).unwrap();
         assert_eq!(gb.case, VatCase::OutOfScope);
+    }
+
+    fn mentions(case: VatCase, buyer: BuyerKind) -> [Option<&'static str>; 2] {
+        [Language::Fr, Language::En].map(|l| mention(case, buyer, l))
+    }
+
+    #[test]
+    fn domestic_art_278_cgi_charges_vat_and_has_no_mention() {
+        let t = treatment("FR", None, d("2026-10-31")).unwrap();
+        assert_eq!(
+            (t.case, t.rate_percent),
+            (VatCase::Domestic, Decimal::from(20))
+        );
+        assert_eq!(
+            mentions(VatCase::Domestic, BuyerKind::Business),
+            [None, None]
+        );
+        assert_eq!(
+            mentions(VatCase::Domestic, BuyerKind::Consumer),
+            [None, None]
+        );
+    }
+
+    #[test]
+    fn eu_consumer_art_259_d_cgi_charges_the_member_state_vat_and_has_no_mention() {
+        let t = treatment("BE", Some(" "), d("2026-10-31")).unwrap();
+        assert_eq!(
+            (t.case, t.rate_percent),
+            (VatCase::EuConsumer, Decimal::from(21))
+        );
+        assert_eq!(
+            mentions(VatCase::EuConsumer, BuyerKind::Consumer),
+            [None, None]
+        );
+    }
+
+    #[test]
+    fn reverse_charge_art_196_directive_2006_112_and_283_2_cgi_says_autoliquidation() {
+        let t = treatment("DE", Some("DE123456789"), d("2026-10-31")).unwrap();
+        assert_eq!(t.case, VatCase::ReverseCharge);
+        let [fr, en] = mentions(VatCase::ReverseCharge, BuyerKind::Business);
+        assert!(fr.unwrap().starts_with("Autoliquidation"), "{fr:?}");
+        assert!(
+            fr.unwrap()
+                .contains("article 196 de la directive 2006/112/CE")
+        );
+        assert!(en.unwrap().contains("Autoliquidation"), "{en:?}");
+        assert!(en.unwrap().contains("article 196 of Directive 2006/112/EC"));
+    }
+
+    #[test]
+    fn business_outside_the_eu_art_259_1_cgi() {
+        let t = treatment("US", Some("12-3456789"), d("2026-10-31")).unwrap();
+        assert_eq!(
+            (t.case, t.rate_percent),
+            (VatCase::OutOfScope, Decimal::ZERO)
+        );
+        assert_eq!(BuyerKind::of(Some("Acme Inc."), None), BuyerKind::Business);
+        let [fr, en] = mentions(VatCase::OutOfScope, BuyerKind::Business);
+        assert!(
+            fr.unwrap()
+                .starts_with("TVA non applicable, article 259-1 du CGI"),
+            "{fr:?}"
+        );
+        assert!(
+            en.unwrap().contains("article 259-1 of the French CGI"),
+            "{en:?}"
+        );
+        for m in [fr, en] {
+            assert!(!m.unwrap().contains("259 B"));
+        }
+    }
+
+    #[test]
+    fn consumer_outside_the_eu_art_259_b_cgi_not_259_1() {
+        let t = treatment("CH", None, d("2026-10-31")).unwrap();
+        assert_eq!(
+            (t.case, t.rate_percent),
+            (VatCase::OutOfScope, Decimal::ZERO)
+        );
+        assert_eq!(BuyerKind::of(None, Some("")), BuyerKind::Consumer);
+        let [fr, en] = mentions(VatCase::OutOfScope, BuyerKind::Consumer);
+        assert!(
+            fr.unwrap()
+                .starts_with("TVA non applicable, article 259 B du CGI"),
+            "{fr:?}"
+        );
+        assert!(
+            fr.unwrap()
+                .contains("non-assujetti établi hors de l'Union européenne")
+        );
+        assert!(
+            en.unwrap().contains("article 259 B of the French CGI"),
+            "{en:?}"
+        );
+        for m in [fr, en] {
+            assert!(!m.unwrap().contains("259-1"));
+        }
     }
 
     #[test]

@@ -27,6 +27,11 @@
 //!   `16 November 2026 at 14:30 UTC`.
 //! - `period`: a billing period `2026-10` → `octobre 2026` / `October 2026`.
 //! - `payment_method`: `card` | `sepa_debit` | `credit` → "carte bancaire" / "card", ….
+//!
+//! Functions:
+//! - `payment_terms(amount_due, due_at)`: how and when the invoice is paid, worded by
+//!   `core::terms` as the PDF words it (charged at issue; the due date; suspension possible
+//!   from the day after).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,6 +41,8 @@ use minijinja::value::merge_maps;
 use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value, context,
 };
+
+use crate::core::invoice::Language;
 
 /// One rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +321,7 @@ fn base_env() -> Environment<'static> {
     env.add_filter("datetime", filter_datetime);
     env.add_filter("period", filter_period);
     env.add_filter("payment_method", filter_payment_method);
+    env.add_function("payment_terms", function_payment_terms);
     env
 }
 
@@ -578,20 +586,49 @@ fn decline_reason(code: &str, lang: Lang) -> &'static str {
 }
 
 fn month_name(month0: u32, lang: Lang) -> &'static str {
-    let language = match lang {
-        Lang::Fr => crate::core::invoice::Language::Fr,
-        Lang::En => crate::core::invoice::Language::En,
-    };
-    crate::core::invoice::month_name(month0 + 1, language)
+    crate::core::invoice::month_name(month0 + 1, language(lang))
+}
+
+fn language(lang: Lang) -> Language {
+    match lang {
+        Lang::Fr => Language::Fr,
+        Lang::En => Language::En,
+    }
 }
 
 /// fr `1er novembre 2026`, `16 novembre 2026`; en `16 November 2026`.
 fn long_date(d: NaiveDate, lang: Lang) -> String {
-    let day = match (lang, d.day()) {
-        (Lang::Fr, 1) => "1er".to_string(),
-        (_, n) => n.to_string(),
-    };
-    format!("{day} {} {}", month_name(d.month0(), lang), d.year())
+    crate::core::terms::long_date(d, language(lang))
+}
+
+/// The payment terms of an invoice, from `core::terms` (the PDF prints the same words). The
+/// buyer's kind only changes the late-payment mention, which the emails do not carry.
+fn function_payment_terms(
+    state: &State,
+    amount_due: Value,
+    due_at: Value,
+) -> Result<String, Error> {
+    let lang = lang(state, None)?;
+    let amount = text_of(&amount_due, "payment_terms: amount_due")?;
+    let amount_due_minor = crate::core::money::parse_major(amount).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("payment_terms: amount_due `{amount}`: {e}"),
+        )
+    })?;
+    let due = text_of(&due_at, "payment_terms: due_at")?;
+    let due_date = NaiveDate::parse_from_str(due, "%Y-%m-%d").map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("payment_terms: due_at `{due}` is not a YYYY-MM-DD date"),
+        )
+    })?;
+    let terms = crate::core::terms::payment_terms(&crate::core::terms::TermsFacts {
+        due_date,
+        amount_due_minor,
+        buyer: crate::core::vat::BuyerKind::Consumer,
+    });
+    Ok(terms.text(language(lang)))
 }
 
 fn filter_date(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {
@@ -1400,6 +1437,41 @@ mod tests {
     fn snapshot_text(kind: &str, lang: &str, data: &serde_json::Value) -> String {
         let e = Templates::builtin().render(kind, lang, data).unwrap();
         format!("Subject: {}\n\n{}", e.subject, e.text)
+    }
+
+    #[test]
+    fn invoice_issued_says_charged_at_issue_as_the_pdf_does_never_on_the_due_date() {
+        let t = Templates::builtin();
+        for lang in ["fr", "en"] {
+            let e = t
+                .render("invoice_issued", lang, &sample("invoice_issued"))
+                .unwrap();
+            let language = Language::parse(lang).unwrap();
+            let terms = crate::core::terms::payment_terms(&crate::core::terms::TermsFacts {
+                due_date: NaiveDate::from_ymd_opt(2026, 11, 16).unwrap(),
+                amount_due_minor: 3565,
+                buyer: crate::core::vat::BuyerKind::Business,
+            });
+            // The same words as the PDF's payment terms, from the core.
+            assert!(e.text.contains(&terms.text(language)), "{lang}: {}", e.text);
+            assert!(
+                html_unescape(&e.html).contains(&terms.text(language)),
+                "{lang}: {}",
+                e.html
+            );
+            for wrong in ["on the due date:", "à l'échéance :", "réception", "receipt"] {
+                assert!(!e.text.contains(wrong), "{lang}: {wrong}: {}", e.text);
+            }
+        }
+        let mut zero = sample("invoice_issued");
+        zero["amount_due"] = json!("0.00");
+        let e = t.render("invoice_issued", "en", &zero).unwrap();
+        assert!(e.text.contains("No payment is needed"), "{}", e.text);
+        assert!(
+            !e.text.contains("Due date: 16 November 2026."),
+            "{}",
+            e.text
+        );
     }
 
     #[test]

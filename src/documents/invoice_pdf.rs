@@ -6,8 +6,10 @@ use chrono::NaiveDate;
 use super::pdf::{self, PdfDiscount, PdfInvoice, PdfLanguage, PdfLine, Seller, VatRow};
 use crate::config::SellerSettings;
 use crate::core::invoice::{Language, period_label};
-use crate::core::money::format_minor;
+use crate::core::money::{format_minor, parse_major};
 use crate::core::period::Period;
+use crate::core::terms::{TermsFacts, payment_terms};
+use crate::core::vat::BuyerKind;
 use crate::views::InvoiceView;
 
 pub fn seller(s: &SellerSettings) -> Seller {
@@ -15,6 +17,7 @@ pub fn seller(s: &SellerSettings) -> Seller {
         name: s.name.clone(),
         legal_form: s.legal_form.clone(),
         address: s.address.clone(),
+        rcs: s.rcs.clone(),
         siren: s.siren.clone(),
         siret: s.siret.clone(),
         vat_number: s.vat_number.clone(),
@@ -32,26 +35,15 @@ pub fn document(
 ) -> anyhow::Result<PdfInvoice> {
     let language = Language::parse(&v.language).unwrap_or(Language::En);
     let period: Period = v.period.parse().map_err(anyhow::Error::msg)?;
-    // Short values: the renderer words the legal sentences (article L441-10 of the Code de
-    // commerce) around them.
-    let (payment_terms, late, indemnity) = match language {
-        Language::Fr => (
-            "Paiement à réception, par carte bancaire, prélèvement SEPA ou crédit prépayé",
-            "trois fois le taux d'intérêt légal",
-            "40 €",
-        ),
-        Language::En => (
-            "Payable on receipt, by card, SEPA direct debit or prepaid credit",
-            "three times the French legal interest rate",
-            "€40",
-        ),
-    };
-    let base = crate::core::money::parse_major(&v.subtotal).map_err(anyhow::Error::msg)?
-        - crate::core::money::parse_major(&v.discount).map_err(anyhow::Error::msg)?;
-    let mention = v.tax_mention.clone().map(|m| match (language, v.tax_case.as_str()) {
-        (Language::Fr, "reverse_charge") => "Autoliquidation — article 196 de la directive 2006/112/CE (TVA due par le preneur).".to_string(),
-        (Language::Fr, "out_of_scope") => "TVA non applicable — prestation hors du champ de la TVA de l'UE (article 259-1 du CGI).".to_string(),
-        _ => m,
+    let base = parse_major(&v.subtotal).map_err(anyhow::Error::msg)?
+        - parse_major(&v.discount).map_err(anyhow::Error::msg)?;
+    // One truth for the PDF and the emails: `core::terms` words how and when it is paid, and
+    // the late-payment mention of a business invoice (article L441-10 of the Code de commerce).
+    let buyer = BuyerKind::of(v.buyer.company.as_deref(), v.buyer.vat_number.as_deref());
+    let terms = payment_terms(&TermsFacts {
+        due_date: v.due_at,
+        amount_due_minor: parse_major(&v.amount_due).map_err(anyhow::Error::msg)?,
+        buyer,
     });
     Ok(PdfInvoice {
         language: match language {
@@ -101,10 +93,10 @@ pub fn document(
         amount_paid: v.amount_paid.clone(),
         amount_due: v.amount_due.clone(),
         currency_symbol: "€".into(),
-        tax_mention: mention,
-        payment_terms: payment_terms.into(),
-        late_penalty_rate: late.into(),
-        recovery_indemnity: indemnity.into(),
+        // The view words it in the invoice's language (`core::vat::mention`).
+        tax_mention: v.tax_mention.clone(),
+        payment_terms: terms.text(language),
+        late_payment: terms.late_payment_sentence(language),
     })
 }
 

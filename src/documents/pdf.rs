@@ -34,6 +34,8 @@ pub struct Seller {
     /// e.g. "SAS au capital de 10 000 €".
     pub legal_form: String,
     pub address: Vec<String>,
+    /// The trade and companies register entry, e.g. "RCS Strasbourg 812 345 674".
+    pub rcs: String,
     pub siren: String,
     pub siret: String,
     pub vat_number: String,
@@ -105,11 +107,11 @@ pub struct PdfInvoice {
     pub currency_symbol: String,
     /// Reverse-charge or out-of-scope mention, already worded.
     pub tax_mention: Option<String>,
+    /// How and when the invoice is paid, worded by the caller (`core::terms`).
     pub payment_terms: String,
-    /// e.g. "3 × the French legal interest rate" (worded by the caller).
-    pub late_penalty_rate: String,
-    /// e.g. "40 €".
-    pub recovery_indemnity: String,
+    /// The late-payment penalties and recovery indemnity sentence (article L441-10 of the Code
+    /// de commerce), worded by the caller; `None` on a consumer's invoice.
+    pub late_payment: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,33 +216,95 @@ impl Face {
     }
 
     /// The character actually drawn for `c`: whitespace becomes a space, and
-    /// characters the font cannot draw (or control characters) become '?'.
+    /// characters the font cannot draw (or control characters) become U+FFFD, the
+    /// replacement character ('?' if the face lacks it).
     fn drawn(&self, c: char) -> char {
         if c.is_whitespace() {
             ' '
         } else if c.is_control() || self.width_of(c).is_none() {
-            '?'
+            self.replacement()
         } else {
             c
         }
     }
 
+    fn replacement(&self) -> char {
+        if self.width_of(REPLACEMENT).is_some() {
+            REPLACEMENT
+        } else {
+            '?'
+        }
+    }
+
+    /// `s` as drawn by this face. A character it lacks (an emoji in a name, say) is drawn
+    /// as one replacement character with whatever extends it (a joiner and the character
+    /// joined, variation selectors, skin tones, tags), so "👨‍👩‍👧" reads as one "�", not
+    /// three; an extender the face lacks after a drawn character is left out. Only the
+    /// drawing changes: the stored invoice keeps the exact text.
     fn clean<'a>(&self, s: &'a str) -> Cow<'a, str> {
         if s.chars().all(|c| self.drawn(c) == c) {
-            Cow::Borrowed(s)
-        } else {
-            Cow::Owned(s.chars().map(|c| self.drawn(c)).collect())
+            return Cow::Borrowed(s);
         }
+        let mut out = String::with_capacity(s.len());
+        let mut replaced = false;
+        // A replaced regional indicator waiting for the second of its flag's pair.
+        let mut flag_open = false;
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            let regional = ('\u{1F1E6}'..='\u{1F1FF}').contains(&c);
+            if regional && flag_open && self.drawn(c) != c {
+                flag_open = false;
+                continue;
+            }
+            flag_open = false;
+            if is_cluster_extender(c) {
+                if replaced {
+                    if c == ZWJ {
+                        chars.next();
+                    }
+                    continue;
+                }
+                if self.drawn(c) != c {
+                    continue;
+                }
+                out.push(c);
+                continue;
+            }
+            let d = self.drawn(c);
+            replaced = d != c && !c.is_whitespace();
+            flag_open = regional && replaced;
+            out.push(d);
+        }
+        Cow::Owned(out)
     }
 
     /// Width in points of `s` as drawn at `size`.
     fn measure(&self, s: &str, size: f32) -> f32 {
-        let units: u32 = s
+        let units: u32 = self
+            .clean(s)
             .chars()
-            .map(|c| u32::from(self.width_of(self.drawn(c)).unwrap_or(0)))
+            .map(|c| u32::from(self.width_of(c).unwrap_or(0)))
             .sum();
         units as f32 * size / 1000.0
     }
+}
+
+/// Drawn for a character the font lacks.
+const REPLACEMENT: char = '\u{FFFD}';
+/// The zero-width joiner of emoji sequences.
+const ZWJ: char = '\u{200D}';
+
+/// Characters that only modify the one before them (or, for the joiner, join the next one
+/// to it): they belong to the replaced character's cluster.
+fn is_cluster_extender(c: char) -> bool {
+    matches!(c,
+        '\u{200D}'                     // zero-width joiner
+        | '\u{20E3}'                   // combining enclosing keycap
+        | '\u{FE00}'..='\u{FE0F}'      // variation selectors
+        | '\u{1F3FB}'..='\u{1F3FF}'    // emoji skin-tone modifiers
+        | '\u{E0020}'..='\u{E007F}'    // tags (flag subdivisions)
+        | '\u{E0100}'..='\u{E01EF}'    // variation selectors supplement
+    )
 }
 
 /// Tables kept verbatim: everything a PDF TrueType font program and printpdf's
@@ -498,8 +562,9 @@ impl Fonts {
 
 /// The character ranges of the everyday font set: Latin (with Extended-A/B and
 /// Additional), Greek, Cyrillic, combining accents, punctuation, currency,
-/// letterlike symbols, arrows and maths operators. About a quarter of DejaVu.
-const LATIN_REPERTOIRE: [std::ops::RangeInclusive<u32>; 12] = [
+/// letterlike symbols, arrows and maths operators, and U+FFFD (drawn for a character
+/// the font lacks). About a quarter of DejaVu.
+const LATIN_REPERTOIRE: [std::ops::RangeInclusive<u32>; 13] = [
     0x20..=0x7E,
     0xA0..=0x24F,
     0x2B0..=0x36F,
@@ -512,6 +577,7 @@ const LATIN_REPERTOIRE: [std::ops::RangeInclusive<u32>; 12] = [
     0x2190..=0x21FF,
     0x2200..=0x22FF,
     0xFB00..=0xFB06,
+    0xFFFD..=0xFFFD,
 ];
 
 /// Both cuts of DejaVu Sans, parsed once per process (`LazyLock`): parsing costs
@@ -557,10 +623,9 @@ fn all_text<'a>(inv: &'a PdfInvoice, seller: &'a Seller) -> impl Iterator<Item =
         &inv.buyer_country,
         &inv.currency_symbol,
         &inv.payment_terms,
-        &inv.late_penalty_rate,
-        &inv.recovery_indemnity,
         &seller.name,
         &seller.legal_form,
+        &seller.rcs,
         &seller.siren,
         &seller.siret,
         &seller.vat_number,
@@ -571,6 +636,7 @@ fn all_text<'a>(inv: &'a PdfInvoice, seller: &'a Seller) -> impl Iterator<Item =
         &inv.buyer_company,
         &inv.buyer_vat_number,
         &inv.tax_mention,
+        &inv.late_payment,
         &inv.balance_brought_forward,
         &seller.iban,
     ];
@@ -1352,6 +1418,7 @@ fn first_page_header(page: &mut Canvas, inv: &PdfInvoice, seller: &Seller) -> f3
     let mut seller_lines: Vec<String> = Vec::new();
     seller_lines.push(seller.legal_form.clone());
     seller_lines.extend(seller.address.iter().cloned());
+    seller_lines.push(seller.rcs.clone());
     seller_lines.push(colon(lang, l.siren, &seller.siren));
     seller_lines.push(colon(lang, l.siret, &seller.siret));
     seller_lines.push(colon(lang, l.vat_number, &seller.vat_number));
@@ -1587,34 +1654,14 @@ fn legal_paragraphs(inv: &PdfInvoice, seller: &Seller) -> Vec<(Weight, String, f
         out.push((Weight::Bold, m.clone(), 8.0));
     }
     out.push((Weight::Bold, l.payment_heading.to_string(), 1.0));
-    let due = format_date(lang, inv.due_date);
-    let terms = match lang {
-        PdfLanguage::Fr => format!(
-            "{} Date d'échéance : {due}.",
-            end_sentence(&inv.payment_terms)
-        ),
-        PdfLanguage::En => format!("{} Due date: {due}.", end_sentence(&inv.payment_terms)),
-    };
-    out.push((Weight::Regular, terms, 2.0));
+    out.push((Weight::Regular, end_sentence(&inv.payment_terms), 2.0));
     if let Some(iban) = seller.iban.as_ref().filter(|s| !s.trim().is_empty()) {
         out.push((Weight::Regular, format!("{} {iban}", l.bank_transfer), 2.0));
     }
     out.push((Weight::Regular, l.no_early_discount.to_string(), 2.0));
-    let penalties = match lang {
-        PdfLanguage::Fr => format!(
-            "En cas de retard de paiement, des pénalités de retard sont exigibles de plein droit \
-             dès le lendemain de la date d'échéance, au taux de {}, ainsi qu'une indemnité \
-             forfaitaire pour frais de recouvrement de {} (article L441-10 du Code de commerce).",
-            inv.late_penalty_rate, inv.recovery_indemnity
-        ),
-        PdfLanguage::En => format!(
-            "In case of late payment, late-payment penalties are due by operation of law from \
-             the day after the due date, at a rate of {}, together with a fixed compensation \
-             for recovery costs of {} (article L441-10 of the French Commercial Code).",
-            inv.late_penalty_rate, inv.recovery_indemnity
-        ),
-    };
-    out.push((Weight::Regular, penalties, 0.0));
+    if let Some(late) = inv.late_payment.as_ref().filter(|s| !s.trim().is_empty()) {
+        out.push((Weight::Regular, end_sentence(late), 0.0));
+    }
     out
 }
 
@@ -1632,10 +1679,16 @@ fn footer(page: &mut Canvas, l: &Labels, seller: &Seller, n: usize, total: usize
     let page_label = format!("{} {n} / {total}", l.page);
     let page_w = page.measure(Weight::Regular, 7.5, &page_label);
     page.text_right(Weight::Regular, 7.5, MR, FOOTER_TEXT_Y, GREY, &page_label);
+    // The RCS entry carries the SIREN: one of the two, so the VAT number still fits.
+    let registration = if seller.rcs.trim().is_empty() {
+        format!("{} {}", l.siren, seller.siren)
+    } else {
+        seller.rcs.clone()
+    };
     let identity = [
         seller.name.as_str(),
         seller.legal_form.as_str(),
-        &format!("{} {}", l.siren, seller.siren),
+        &registration,
         &format!("{} {}", l.vat_number, seller.vat_number),
     ]
     .iter()
@@ -1920,6 +1973,7 @@ mod tests {
                 "69002 Lyon".into(),
                 "France".into(),
             ],
+            rcs: "RCS Lyon 912 345 678".into(),
             siren: "912 345 678".into(),
             siret: "912 345 678 00019".into(),
             vat_number: "FR32912345678".into(),
@@ -1966,9 +2020,8 @@ mod tests {
             amount_due: "143.80".into(),
             currency_symbol: "€".into(),
             tax_mention: Some("Autoliquidation – article 283-2 du CGI".into()),
-            payment_terms: "Paiement à réception".into(),
-            late_penalty_rate: "trois fois le taux d'intérêt légal".into(),
-            recovery_indemnity: "40 €".into(),
+            payment_terms: "Paiement prélevé automatiquement à l'émission de la facture.".into(),
+            late_payment: Some("En cas de retard de paiement, des pénalités de retard sont exigibles (article L441-10 du Code de commerce).".into()),
         }
     }
 
@@ -2229,10 +2282,34 @@ mod tests {
         assert!(canvases[0].ops.iter().any(|op| matches!(op,
             Op::ShowText { items } if matches!(items.as_slice(), [TextItem::Text(t)] if t == "ნინო ბერიძე"))));
         assert!(render(&inv, &seller()).is_ok());
-        // A character no font has stays on the Latin cut and is drawn as '?'.
+        // A character no font has stays on the Latin cut and is drawn as U+FFFD.
         inv.buyer_name = "Ada \u{10FFFD}".into();
         assert!(std::ptr::eq(lib.for_invoice(&inv, &seller()), &lib.latin));
-        assert_eq!(lib.latin.regular.clean("a\u{10FFFD}\tb"), "a? b");
+        assert_eq!(lib.latin.regular.clean("a\u{10FFFD}\tb"), "a\u{FFFD} b");
+    }
+
+    #[test]
+    fn characters_the_font_lacks_are_drawn_as_one_replacement_per_cluster() {
+        for fonts in [&library().latin, &library().full] {
+            for face in [&fonts.regular, &fonts.bold] {
+                assert_eq!(face.replacement(), REPLACEMENT);
+                // A family (three emoji joined), a thumbs-up with a skin tone, two flags
+                // (a pair of regional indicators each).
+                let drawn = face.clean(
+                    "Zoé \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} \u{1F44D}\u{1F3FD}! \
+                     \u{1F1EB}\u{1F1F7}\u{1F1E9}\u{1F1EA}",
+                );
+                assert_eq!(drawn, "Zoé \u{FFFD} \u{FFFD}! \u{FFFD}\u{FFFD}");
+                assert_eq!(face.clean("a\u{0007}b"), "a\u{FFFD}b");
+                assert_eq!(face.clean("Søren"), "Søren");
+            }
+        }
+        // Drawn and measured alike: the width is the replacement's.
+        let face = &library().latin.regular;
+        assert_eq!(
+            face.measure("\u{1F680}\u{FE0F}", 10.0),
+            face.measure("\u{FFFD}", 10.0)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The `suspend` job: suspends accounts whose last scheduled retry failed (apps stopped for
-//! the platform, owner told), reactivates them when everything due is paid, sends the final
-//! warning before data deletion and queues the deletion after the grace period.
+//! The `suspend` job: suspends accounts whose last scheduled retry failed, from the day after
+//! the invoice's due date (apps stopped for the platform, owner told; `core::lifecycle`),
+//! reactivates them when everything due is paid, sends the final warning before data deletion
+//! and queues the deletion after the grace period.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -43,7 +44,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             suspended_at: row.suspended_at,
             deletion_warning_at: row.deletion_warning_at,
             owes: row.owes,
-            retries_exhausted: row.exhausted,
+            exhausted_due_at: row.exhausted_due_at,
             queued_for_deletion: row.queued,
         };
         let action = decide(&state, opts.now, policy);

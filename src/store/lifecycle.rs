@@ -1,6 +1,6 @@
 //! Account lifecycle: suspension, the platform's app states, the deletion queue.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 
 use super::{Db, Tx};
@@ -13,7 +13,8 @@ pub struct DebtRow {
     pub suspended_at: Option<DateTime<Utc>>,
     pub deletion_warning_at: Option<DateTime<Utc>>,
     pub owes: i64,
-    pub exhausted: bool,
+    /// The earliest due date of the unpaid invoices whose retries are exhausted.
+    pub exhausted_due_at: Option<NaiveDate>,
     pub queued: bool,
 }
 
@@ -24,8 +25,8 @@ pub async fn candidates(db: &Db) -> anyhow::Result<Vec<DebtRow>> {
         "SELECT a.id, a.status, a.suspended_at, a.deletion_warning_at,
             CAST(COALESCE((SELECT SUM(i.amount_due_minor) FROM invoices i
                   WHERE i.account_id = a.id AND i.status IN ('open', 'unpaid', 'pending')), 0) AS BIGINT) AS owes,
-            EXISTS (SELECT 1 FROM invoices i WHERE i.account_id = a.id AND i.status = 'unpaid'
-                    AND i.collection_exhausted_at IS NOT NULL) AS exhausted,
+            (SELECT MIN(i.due_at) FROM invoices i WHERE i.account_id = a.id AND i.status = 'unpaid'
+                    AND i.collection_exhausted_at IS NOT NULL) AS exhausted_due_at,
             EXISTS (SELECT 1 FROM deletion_queue q WHERE q.account_id = a.id) AS queued
          FROM accounts a
          WHERE a.status IN ('active', 'suspended')

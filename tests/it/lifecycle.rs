@@ -54,8 +54,17 @@ both_stores!(
         failing_clara(&app).await;
         let inv = app.invoice("acc-de-business", "2026-10").await;
         assert_eq!(inv.attempts.len(), 4, "4 attempts in all");
-        // After the last retry failed, the account is suspended.
-        let r = app.run(JobName::Suspend, "2026-11-16T08:00:00Z").await;
+        // The last retry failed on the due date (16 November): not suspended on it, since the
+        // invoice says payment is due until then (core::terms)...
+        let on_due_date = app.run(JobName::Suspend, "2026-11-16T08:00:00Z").await;
+        assert!(
+            on_due_date.lifecycle.is_empty(),
+            "{:#?}",
+            on_due_date.lifecycle
+        );
+        assert_eq!(status(&app, "acc-de-business").await.0, "active");
+        // ...but from the day after.
+        let r = app.run(JobName::Suspend, "2026-11-17T08:00:00Z").await;
         assert_eq!(r.counts.get("suspended"), Some(&1));
         assert_eq!(
             status(&app, "acc-de-business").await,
@@ -74,7 +83,7 @@ both_stores!(
         );
         // Running again changes nothing.
         let before = app.dump().await;
-        let again = app.run(JobName::Suspend, "2026-11-16T09:00:00Z").await;
+        let again = app.run(JobName::Suspend, "2026-11-17T09:00:00Z").await;
         assert!(again.lifecycle.is_empty());
         assert_eq!(app.dump().await, before);
 
@@ -116,17 +125,17 @@ both_stores!(
     still_owing_warned_then_queued_for_deletion,
     |app: TestApp| async move {
         failing_clara(&app).await;
-        app.run(JobName::Suspend, "2026-11-16T08:00:00Z").await;
+        app.run(JobName::Suspend, "2026-11-17T08:00:00Z").await;
         // 30 days of grace; the final warning 7 days before.
-        let r = app.run(JobName::Suspend, "2026-12-08T08:00:00Z").await;
+        let r = app.run(JobName::Suspend, "2026-12-09T08:00:00Z").await;
         assert!(r.lifecycle.is_empty(), "{:#?}", r.lifecycle);
-        let mut dry = crate::common::opts("2026-12-09T08:00:00Z");
+        let mut dry = crate::common::opts("2026-12-10T08:00:00Z");
         dry.dry_run = true;
         let before = app.dump().await;
         let plan = app.run_with(JobName::Suspend, dry).await.unwrap();
         assert_eq!(plan.counts.get("would_warn"), Some(&1));
         assert_eq!(app.dump().await, before, "a dry-run changes nothing");
-        let r = app.run(JobName::Suspend, "2026-12-09T08:00:00Z").await;
+        let r = app.run(JobName::Suspend, "2026-12-10T08:00:00Z").await;
         assert_eq!(r.counts.get("warned"), Some(&1));
         assert!(
             app.outbox()
@@ -135,12 +144,12 @@ both_stores!(
                 .any(|o| o.0 == "acc-de-business" && o.1 == "data_deletion_warning")
         );
         assert!(
-            app.run(JobName::Suspend, "2026-12-15T08:00:00Z")
+            app.run(JobName::Suspend, "2026-12-16T08:00:00Z")
                 .await
                 .lifecycle
                 .is_empty()
         );
-        let r = app.run(JobName::Suspend, "2026-12-16T08:00:00Z").await;
+        let r = app.run(JobName::Suspend, "2026-12-17T08:00:00Z").await;
         assert_eq!(r.counts.get("queued_for_deletion"), Some(&1));
         let queued: Vec<(String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT account_id, reason FROM deletion_queue").fetch_all(p).await.unwrap());
         assert_eq!(
@@ -148,7 +157,7 @@ both_stores!(
             vec![("acc-de-business".to_string(), "non_payment".to_string())]
         );
         assert!(
-            app.run(JobName::Suspend, "2026-12-17T08:00:00Z")
+            app.run(JobName::Suspend, "2026-12-18T08:00:00Z")
                 .await
                 .lifecycle
                 .is_empty()
@@ -157,7 +166,7 @@ both_stores!(
         // The delete job removes Clara's data; her invoices stay, stripped of her profile.
         app.seed_platform_fixtures().await;
         let invoices_before = app.count("invoices").await;
-        let r = app.run(JobName::Delete, "2026-12-17T08:30:00Z").await;
+        let r = app.run(JobName::Delete, "2026-12-18T08:30:00Z").await;
         assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
         let d = &r.deletions[0];
         assert_eq!(

@@ -16,6 +16,7 @@ mod deliver;
 mod fake_stripe_selftest;
 mod imports;
 mod invoice_job;
+mod legal;
 mod lifecycle;
 mod operating;
 mod pdf;

@@ -7,6 +7,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use billrun::core::invoice::Language;
+use billrun::core::terms::{PaymentTerms, TermsFacts, payment_terms};
+use billrun::core::vat::BuyerKind;
 use billrun::documents::pdf::{
     PdfDiscount, PdfInvoice, PdfLanguage, PdfLine, Seller, VatRow, render,
 };
@@ -21,6 +24,7 @@ fn seller() -> Seller {
             "69002 Lyon".into(),
             "France".into(),
         ],
+        rcs: "RCS Lyon 912 345 678".into(),
         siren: "912 345 678".into(),
         siret: "912 345 678 00019".into(),
         vat_number: "FR32912345678".into(),
@@ -182,20 +186,25 @@ fn invoice(lang: PdfLanguage, kind: Kind) -> PdfInvoice {
             }
             .into()
         }),
-        payment_terms: if fr {
-            "Paiement par prélèvement SEPA ou carte bancaire à 30 jours"
-        } else {
-            "Payment by SEPA direct debit or card within 30 days"
-        }
-        .into(),
-        late_penalty_rate: if fr {
-            "trois fois le taux d'intérêt légal"
-        } else {
-            "three times the French legal interest rate"
-        }
-        .into(),
-        recovery_indemnity: if fr { "40 €" } else { "€40" }.into(),
+        payment_terms: terms(lang).text(language(lang)),
+        late_payment: terms(lang).late_payment_sentence(language(lang)),
     }
+}
+
+fn language(lang: PdfLanguage) -> Language {
+    match lang {
+        PdfLanguage::Fr => Language::Fr,
+        PdfLanguage::En => Language::En,
+    }
+}
+
+/// A business buyer's terms, due 1 December 2026, from the core as the invoice job words them.
+fn terms(_lang: PdfLanguage) -> PaymentTerms {
+    payment_terms(&TermsFacts {
+        due_date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        amount_due_minor: 17368,
+        buyer: BuyerKind::Business,
+    })
 }
 
 /// Writes `pdf`, runs `qpdf --check` (must pass) and returns the text
@@ -301,11 +310,14 @@ fn french_invoices_pass_qpdf_and_show_every_mention() {
             "Montant payé -100,00 €",
             "Reste à payer 173,68 €",
             "Conditions de paiement",
-            "Paiement par prélèvement SEPA ou carte bancaire à 30 jours.",
+            "Paiement prélevé automatiquement à l'émission de la facture",
+            "Date d'échéance : 1er décembre 2026.",
+            "suspension du compte à partir du 2 décembre 2026.",
             "Pas d'escompte pour paiement anticipé.",
-            "pénalités de retard",
+            "des pénalités de retard sont exigibles de plein droit à compter du 2 décembre 2026",
             "au taux de trois fois le taux d'intérêt légal",
-            "indemnité forfaitaire pour frais de recouvrement de 40 € (article L441-10 du Code de commerce)",
+            "indemnité forfaitaire pour frais de recouvrement de 40 € (articles L441-10 et D441-5 du Code de commerce)",
+            "RCS Lyon 912 345 678",
             "IBAN : FR76 3000 6000 0112 3456 7890 189",
         ],
         "fr domestic",
@@ -372,9 +384,11 @@ fn english_invoices_pass_qpdf_and_show_every_mention() {
             "Reverse charge: VAT to be accounted for by the customer (Article 196 of Council Directive 2006/112/EC).",
             "Payment terms",
             "No discount for early payment.",
-            "late-payment penalties",
+            "Payment is collected automatically when the invoice is issued",
+            "Due date: 1 December 2026.",
+            "late-payment penalties are due by operation of law from 2 December 2026",
             "three times the French legal interest rate",
-            "fixed compensation for recovery costs of €40 (article L441-10 of the French Commercial Code)",
+            "fixed compensation for recovery costs of €40 (articles L441-10 and D441-5 of the French Commercial Code)",
         ],
         "en reverse charge",
     );
