@@ -37,6 +37,8 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BILLRUN_LOG_FORMAT")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub global_store: GlobalStoreArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,6 +53,21 @@ pub enum LogFormat {
 pub enum OutputFormat {
     Table,
     Json,
+}
+
+/// `--database-url` and `--jobs-dir` before the subcommand (`billrun --database-url URL
+/// invoices list`). They are global: clap hands a value given here to the subcommand's own
+/// `StoreArgs` (same ids), where a value given after the subcommand wins. No default and no
+/// environment variable here, so that the subcommand's own (and the demo's refusal of
+/// `BILLRUN_DATABASE_URL`) stay as they are; read the subcommand's `StoreArgs`, not these.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalStoreArgs {
+    /// postgres://… or sqlite://FILE: the store, for any subcommand (also after it).
+    #[arg(long = "database-url", id = "database_url", global = true)]
+    pub database_url: Option<String>,
+    /// Directory of the jobs' files, for any subcommand (also after it).
+    #[arg(long = "jobs-dir", id = "jobs_dir", global = true)]
+    pub jobs_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -451,7 +468,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         report.inserted,
                         report.updated,
                         report.unchanged,
-                        report.rejected.len()
+                        report.rejected_records
                     );
                 }
             }
@@ -465,6 +482,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opts.period = args.period;
             opts.accounts = args.accounts.iter().map(|a| AccountId(a.clone())).collect();
             opts.dry_run = args.dry_run;
+            // An unknown --account is bad input, refused before a run is claimed: a typo
+            // never shows as a failed run in `job_runs`.
+            let known =
+                accounts::existing_account_ids(&env.db, args.accounts.iter().map(String::as_str))
+                    .await?;
+            if let Some(a) = args.accounts.iter().find(|a| !known.contains(a.as_str())) {
+                return Err(BadInput(format!(
+                    "--account: unknown account `{}`",
+                    crate::core::bounds::excerpt(a)
+                ))
+                .into());
+            }
             let bar = progress_bar();
             opts.progress = bar.clone().map_or_else(Default::default, |b| {
                 jobs::Progress(Some(std::sync::Arc::new(b)))
