@@ -669,3 +669,58 @@ both_stores!(
         assert_eq!(app.count("job_runs").await, 1);
     }
 );
+
+/// Command arguments have the bounds of imports: refused by the parser (exit 2) before any
+/// store is opened; before, a huge `--amount` panicked converting to cents.
+#[test]
+fn text_and_amount_arguments_are_bounded() {
+    let refused = |args: &[&str], needle: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+            .args(args)
+            .env("BILLRUN_DATABASE_URL", "sqlite:///nonexistent/dir/never.db")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err.len() < 2000, "quoted in part: {}", err.len());
+    };
+    let long = "R".repeat(100_000);
+    let credit = |amount: &str, reference: &str| {
+        vec![
+            "credit".to_string(),
+            "add".into(),
+            "--account".into(),
+            "acc-1".into(),
+            "--amount".into(),
+            amount.into(),
+            "--reference".into(),
+            reference.into(),
+        ]
+    };
+    let args = credit("79228162514264337593543950335", "P-1");
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "is above the maximum of 10000000000.00 EUR",
+    );
+    let args = credit("10", &long);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "… (100000 characters)` is longer than 255 characters",
+    );
+    refused(
+        &[
+            "account",
+            "hds-contact",
+            "set",
+            "acc-1",
+            "--name",
+            "Dr A.\nPetit",
+            "--email",
+            "a@example.com",
+            "--phone",
+            "1",
+        ],
+        "`Dr A.\\nPetit` contains a line break",
+    );
+}
