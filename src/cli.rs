@@ -506,16 +506,22 @@ async fn env(store: &StoreArgs) -> anyhow::Result<Env> {
 
 /// The account, or a bad-input error naming it.
 async fn require_account(db: &Db, id: &str) -> anyhow::Result<crate::store::accounts::AccountRow> {
-    Ok(accounts::get_account(db, id)
-        .await?
-        .ok_or_else(|| BadInput(format!("unknown account `{id}`")))?)
+    Ok(accounts::get_account(db, id).await?.ok_or_else(|| {
+        BadInput(format!(
+            "unknown account `{}`",
+            crate::core::bounds::excerpt(id)
+        ))
+    })?)
 }
 
 /// The invoice by number or id, or a bad-input error naming it.
 async fn require_invoice(db: &Db, key: &str) -> anyhow::Result<crate::store::invoices::InvoiceRow> {
-    Ok(invoices::find(db, key)
-        .await?
-        .ok_or_else(|| BadInput(format!("no invoice `{key}`")))?)
+    Ok(invoices::find(db, key).await?.ok_or_else(|| {
+        BadInput(format!(
+            "no invoice `{}`",
+            crate::core::bounds::excerpt(key)
+        ))
+    })?)
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {

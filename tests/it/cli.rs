@@ -658,6 +658,15 @@ both_stores!(
             0,
             "no run claimed, none failed"
         );
+        // An unknown id is quoted in part.
+        let long = "n".repeat(50_000);
+        let (c, err) = exit_and_stderr(&app.cli(&["account", "show", &long]));
+        assert_eq!(c, 2, "{err}");
+        assert!(
+            err.contains("… (50000 characters)`") && err.len() < 500,
+            "{}",
+            err.len()
+        );
         ok(&app.cli(&[
             "run",
             "invoice",
