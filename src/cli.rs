@@ -37,6 +37,8 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BILLRUN_LOG_FORMAT")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub global_store: GlobalStoreArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,6 +53,33 @@ pub enum LogFormat {
 pub enum OutputFormat {
     Table,
     Json,
+}
+
+/// `--database-url` and `--jobs-dir` before the subcommand (`billrun --database-url URL
+/// invoices list`). They are global: clap hands a value given here to the subcommand's own
+/// `StoreArgs` (same ids), where a value given after the subcommand wins. No default and no
+/// environment variable here, so that the subcommand's own (and the demo's refusal of
+/// `BILLRUN_DATABASE_URL`) stay as they are; read the subcommand's `StoreArgs`, not these.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalStoreArgs {
+    /// postgres://… or sqlite://FILE: the store (BILLRUN_DATABASE_URL, default
+    /// sqlite://billrun.db), before or after the subcommand.
+    #[arg(
+        long = "database-url",
+        id = "database_url",
+        value_name = "DATABASE_URL",
+        global = true
+    )]
+    pub database_url: Option<String>,
+    /// Directory of the jobs' files (BILLRUN_JOBS_DIR, default ./jobs, else built-in), before
+    /// or after the subcommand.
+    #[arg(
+        long = "jobs-dir",
+        id = "jobs_dir",
+        value_name = "JOBS_DIR",
+        global = true
+    )]
+    pub jobs_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -134,9 +163,9 @@ pub enum CreditCommand {
         #[arg(long)]
         account: String,
         /// In euros: 50.00
-        #[arg(long)]
+        #[arg(long, value_parser = amount_arg)]
         amount: String,
-        #[arg(long)]
+        #[arg(long, value_parser = reference_arg)]
         reference: String,
         /// The clock (RFC 3339): when it was bought, and when owed invoices are charged;
         /// default: now. `--at` is the older name.
@@ -175,9 +204,9 @@ pub enum PaymentMethodCommand {
         account: String,
         #[arg(long, value_enum)]
         kind: MethodKind,
-        #[arg(long)]
+        #[arg(long, value_parser = reference_arg)]
         stripe_customer: String,
-        #[arg(long)]
+        #[arg(long, value_parser = reference_arg)]
         stripe_payment_method: String,
         /// The clock (RFC 3339): when it was set, and when owed invoices are charged; default:
         /// now. `--at` is the older name.
@@ -340,11 +369,11 @@ pub enum HdsContactCommand {
     /// Designate or replace the contact.
     Set {
         id: String,
-        #[arg(long)]
+        #[arg(long, value_parser = name_arg)]
         name: String,
-        #[arg(long)]
+        #[arg(long, value_parser = email_arg)]
         email: String,
-        #[arg(long)]
+        #[arg(long, value_parser = phone_arg)]
         phone: String,
         /// When (RFC 3339); default: now.
         #[arg(long, value_parser = parse_time)]
@@ -375,6 +404,90 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| crate::core::period::whole_seconds(t.with_timezone(&Utc)))
         .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-01T06:00:00Z ({e})"))
+}
+
+/// Parses the command line as `Cli::parse` does, except that a value clap quotes back in an
+/// error is cut to `bounds::MAX_QUOTED_CHARS` (a 10 MB argument never gives 10 MB of stderr).
+pub fn parse_args() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version: printed as they are.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            for line in e.render().to_string().lines() {
+                eprintln!("{}", shorten_quoted(line));
+            }
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
+/// `line` with each `'…'`-quoted part (how clap quotes a value) longer than
+/// `MAX_QUOTED_CHARS` cut, and the whole line at most ten times that.
+fn shorten_quoted(line: &str) -> String {
+    use crate::core::bounds::{MAX_QUOTED_CHARS, excerpt, excerpt_to};
+    let parts: Vec<String> = line
+        .split('\'')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 && part.chars().count() > MAX_QUOTED_CHARS {
+                excerpt(part)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect();
+    excerpt_to(&parts.join("'"), 10 * MAX_QUOTED_CHARS)
+}
+
+/// A text argument within its bounds (README "Input bounds"): one line, no control character,
+/// at most `max_chars` characters; a bad value is quoted in part.
+fn bounded_text(s: &str, max_chars: usize) -> Result<String, String> {
+    use crate::core::bounds::excerpt;
+    if s.chars().count() > max_chars {
+        return Err(format!(
+            "`{}` is longer than {max_chars} characters",
+            excerpt(s)
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "`{}` contains a line break or control character",
+            excerpt(s)
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn reference_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_REFERENCE_CHARS)
+}
+
+fn name_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_NAME_CHARS)
+}
+
+fn phone_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_PHONE_CHARS)
+}
+
+fn email_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_EMAIL_CHARS)
+}
+
+/// An amount in euros of at most `MAX_AMOUNT_MINOR` cents (checked before it is converted to
+/// cents, which could not hold a larger one).
+fn amount_arg(s: &str) -> Result<String, String> {
+    use crate::core::bounds::{MAX_AMOUNT_MINOR, excerpt};
+    let max = rust_decimal::Decimal::new(MAX_AMOUNT_MINOR, 2);
+    match s.trim().parse::<rust_decimal::Decimal>() {
+        Ok(d) if d > max => Err(format!(
+            "`{}` is above the maximum of {max} EUR",
+            excerpt(s)
+        )),
+        Ok(_) => Ok(s.to_string()),
+        Err(_) => Err(format!("`{}` is not a decimal amount", excerpt(s))),
+    }
 }
 
 fn parse_status(s: &str) -> Result<InvoiceStatus, String> {
@@ -452,16 +565,22 @@ async fn charge_owed_now(env: &Env, account: &str, now: DateTime<Utc>) -> anyhow
 }
 
 async fn require_account(db: &Db, id: &str) -> anyhow::Result<crate::store::accounts::AccountRow> {
-    Ok(accounts::get_account(db, id)
-        .await?
-        .ok_or_else(|| BadInput(format!("unknown account `{id}`")))?)
+    Ok(accounts::get_account(db, id).await?.ok_or_else(|| {
+        BadInput(format!(
+            "unknown account `{}`",
+            crate::core::bounds::excerpt(id)
+        ))
+    })?)
 }
 
 /// The invoice by number or id, or a bad-input error naming it.
 async fn require_invoice(db: &Db, key: &str) -> anyhow::Result<crate::store::invoices::InvoiceRow> {
-    Ok(invoices::find(db, key)
-        .await?
-        .ok_or_else(|| BadInput(format!("no invoice `{key}`")))?)
+    Ok(invoices::find(db, key).await?.ok_or_else(|| {
+        BadInput(format!(
+            "no invoice `{}`",
+            crate::core::bounds::excerpt(key)
+        ))
+    })?)
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
@@ -510,7 +629,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         report.inserted,
                         report.updated,
                         report.unchanged,
-                        report.rejected.len()
+                        report.rejected_records
                     );
                 }
             }
@@ -524,6 +643,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opts.period = args.period;
             opts.accounts = args.accounts.iter().map(|a| AccountId(a.clone())).collect();
             opts.dry_run = args.dry_run;
+            // An unknown --account is bad input, refused before a run is claimed: a typo
+            // never shows as a failed run in `job_runs`.
+            let known =
+                accounts::existing_account_ids(&env.db, args.accounts.iter().map(String::as_str))
+                    .await?;
+            if let Some(a) = args.accounts.iter().find(|a| !known.contains(a.as_str())) {
+                return Err(BadInput(format!(
+                    "--account: unknown account `{}`",
+                    crate::core::bounds::excerpt(a)
+                ))
+                .into());
+            }
             let bar = progress_bar();
             opts.progress = bar.clone().map_or_else(Default::default, |b| {
                 jobs::Progress(Some(std::sync::Arc::new(b)))

@@ -350,10 +350,15 @@ fn load_file<S: DeserializeOwned>(
     job: &str,
     default: &str,
 ) -> Result<JobFile<S>, BadInput> {
-    match dir
-        .map(|d| d.join(format!("{job}.toml")))
-        .filter(|p| p.exists())
-    {
+    // A jobs directory holds every job's file: a missing one is an error, never a silent
+    // fall-back to the built-in copy (which would run that job, enabled, with settings the
+    // operator never saw). `enabled = false` in its file is how a job is turned off.
+    match dir.map(|d| d.join(format!("{job}.toml"))) {
+        Some(path) if !path.exists() => Err(BadInput(format!(
+            "{}: missing: the jobs directory {} needs a file for every job (set `enabled = false` in it to turn the job off)",
+            path.display(),
+            dir.map(|d| d.display().to_string()).unwrap_or_default()
+        ))),
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
@@ -460,6 +465,31 @@ mod tests {
             err.0.contains("jobs/collect.toml:1:") && err.0.contains("2 fields"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_jobs_directory_missing_a_job_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for (job, text) in [
+            ("invoice", DEFAULT_INVOICE),
+            ("collect", DEFAULT_COLLECT),
+            ("deliver", DEFAULT_DELIVER),
+            ("suspend", DEFAULT_SUSPEND),
+            ("hds", DEFAULT_HDS),
+        ] {
+            std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
+        }
+        let err = JobsConfig::load(Some(dir.path())).unwrap_err();
+        let delete = dir.path().join("delete.toml").display().to_string();
+        assert!(err.0.starts_with(&format!("{delete}: missing")), "{err}");
+        assert!(err.0.contains("enabled = false"), "{err}");
+        // With every file, it loads; a job is turned off by its file.
+        let off = DEFAULT_DELETE.replace("enabled = true", "enabled = false");
+        assert_ne!(off, DEFAULT_DELETE);
+        std::fs::write(dir.path().join("delete.toml"), off).unwrap();
+        let cfg = JobsConfig::load(Some(dir.path())).unwrap();
+        assert!(!cfg.meta("delete").unwrap().enabled);
+        assert!(cfg.meta("invoice").unwrap().enabled);
     }
 
     #[test]

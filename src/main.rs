@@ -1,15 +1,13 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use billrun::cli::{self, Cli, LogFormat};
+use billrun::cli::{self, LogFormat};
 
 /// See Cargo.toml: rendering and billing allocate many small values; mimalloc is cheaper at it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse_args();
     let filter = tracing_subscriber::EnvFilter::try_from_env("BILLRUN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()

@@ -1,5 +1,6 @@
 //! The pure core: plain functions over plain types. No database, no clock, no network.
 
+pub mod bounds;
 pub mod collection;
 pub mod countries;
 pub mod deletion;

@@ -5,11 +5,12 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::config::BadInput;
+use crate::core::bounds::{self, MAX_QUOTED_CHARS, excerpt, excerpt_to};
 use crate::core::countries::{is_eu_member, is_iso_country, vat_prefix};
 use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
@@ -32,12 +33,14 @@ pub struct LineError {
 }
 
 impl LineError {
+    /// The field's name is quoted in part when long (a 10 MB key in a file), and so is a
+    /// message (each bad value in it already is: `excerpt`).
     pub fn new(file: &str, line: usize, field: &str, message: String) -> LineError {
         LineError {
             file: file.to_string(),
             line,
-            field: field.to_string(),
-            message,
+            field: excerpt(field),
+            message: excerpt_to(&message, 4 * MAX_QUOTED_CHARS),
         }
     }
 }
@@ -138,17 +141,30 @@ pub struct ImportReport {
     pub inserted: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Every error, in line order; a record with two bad fields has two.
     pub rejected: Vec<LineError>,
+    /// Records rejected (each line named in `rejected` once).
+    pub rejected_records: usize,
     /// False when errors made the whole file import nothing.
     pub committed: bool,
 }
 
 /// The file was read but holds invalid records, and nothing was imported.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {} invalid record(s); nothing imported (use --skip-invalid to import the rest)", errors.len())]
+#[error(
+    "{file}: {} invalid record(s); nothing imported (use --skip-invalid to import the rest)",
+    invalid_records(errors)
+)]
 pub struct Rejected {
     pub file: String,
+    /// Every error: a record may have several (one per bad field).
     pub errors: Vec<LineError>,
+}
+
+/// The number of records `errors` reject: one per line named, however many fields are bad.
+pub fn invalid_records(errors: &[LineError]) -> usize {
+    let lines: HashSet<usize> = errors.iter().map(|e| e.line).collect();
+    lines.len()
 }
 
 /// Imports a file into the store.
@@ -174,15 +190,19 @@ pub async fn import_text(
     skip_invalid: bool,
 ) -> anyhow::Result<ImportReport> {
     let (columns, required) = kind.columns();
-    let (records, mut errors) = read::read_records(file, text, format, columns, required);
+    // A file without a usable header has no record to import: refused whatever
+    // --skip-invalid says (exit 2).
+    let (records, mut errors) = read::read_records(file, text, format, columns, required)
+        .map_err(|e| BadInput(e.to_string()))?;
     let mut report = ImportReport {
         kind,
         file: file.to_string(),
-        records: records.len() + errors.len(),
+        records: records.len() + invalid_records(&errors),
         inserted: 0,
         updated: 0,
         unchanged: 0,
         rejected: Vec::new(),
+        rejected_records: 0,
         committed: false,
     };
     let mut tx = db.begin().await?;
@@ -215,7 +235,7 @@ pub async fn import_text(
                         file,
                         line,
                         "referred_by",
-                        format!("unknown account `{r}`"),
+                        format!("unknown account `{}`", excerpt(r.as_str())),
                     ));
                 }
                 valid = keep;
@@ -491,6 +511,7 @@ pub async fn import_text(
         }
     }
     errors.sort_by_key(|e| e.line);
+    report.rejected_records = invalid_records(&errors);
     report.rejected = errors;
     if !report.rejected.is_empty() && !skip_invalid {
         tx.rollback().await?;
@@ -523,7 +544,10 @@ fn conflict(file: &str, line: usize, id: &str, diff: &str) -> LineError {
         file,
         line,
         "id",
-        format!("`{id}` was already imported with different content ({diff})"),
+        format!(
+            "`{}` was already imported with different content ({diff})",
+            excerpt(id)
+        ),
     )
 }
 
@@ -569,7 +593,7 @@ fn differences(old: &[(&str, String)], new: &[(&str, String)]) -> Option<String>
         .iter()
         .zip(new)
         .filter(|(a, b)| a.1 != b.1)
-        .map(|(a, b)| format!("{}: {:?} → {:?}", a.0, a.1, b.1))
+        .map(|(a, b)| format!("{}: {:?} → {:?}", a.0, excerpt(&a.1), excerpt(&b.1)))
         .collect();
     (!diffs.is_empty()).then(|| diffs.join("; "))
 }
@@ -645,40 +669,127 @@ impl<'a> Check<'a> {
         }
     }
 
+    /// A required text field: see `check_text`.
+    fn text(&mut self, field: &str, max_chars: usize) -> String {
+        let v = self.req(field);
+        if !v.is_empty() {
+            self.check_text(field, &v, max_chars);
+        }
+        v
+    }
+
+    /// An optional text field: see `check_text`.
+    fn opt_text(&mut self, field: &str, max_chars: usize) -> Option<String> {
+        let v = self.opt(field);
+        if let Some(v) = &v {
+            self.check_text(field, v, max_chars);
+        }
+        v
+    }
+
+    /// At most `max_chars` characters, on one line (a CR or LF would print as two lines on
+    /// the PDF and in emails), without other control characters. False if refused.
+    fn check_text(&mut self, field: &str, v: &str, max_chars: usize) -> bool {
+        let n = v.chars().count();
+        if n > max_chars {
+            self.err(
+                field,
+                format!("`{}` is longer than {max_chars} characters", excerpt(v)),
+            );
+            return false;
+        }
+        if v.contains(['\r', '\n']) {
+            self.err(
+                field,
+                format!(
+                    "`{}` contains a line break (CR or LF): it must be one line",
+                    excerpt(v)
+                ),
+            );
+            return false;
+        }
+        if v.chars().any(char::is_control) {
+            self.err(
+                field,
+                format!("`{}` contains a control character", excerpt(v)),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// An id, or a reference to one: letters, digits, `-`, `_`, `.`; at most `MAX_ID_CHARS`.
     fn id(&mut self, field: &str) -> String {
         let v = self.req(field);
-        if !v.is_empty()
-            && !v
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        if v.is_empty() {
+            return v;
+        }
+        if v.chars().count() > bounds::MAX_ID_CHARS {
+            self.err(
+                field,
+                format!(
+                    "`{}` is longer than {} characters",
+                    excerpt(&v),
+                    bounds::MAX_ID_CHARS
+                ),
+            );
+        } else if !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             self.err(
                 field,
-                format!("`{v}` is not an id (letters, digits, `-`, `_`, `.`)"),
+                format!(
+                    "`{}` is not an id (letters, digits, `-`, `_`, `.`)",
+                    excerpt(&v)
+                ),
             );
         }
         v
     }
 
+    /// An RFC 3339 time in the years `MIN_YEAR` to `MAX_YEAR`.
     fn time(&mut self, field: &str, v: &str) -> Option<DateTime<Utc>> {
         match DateTime::parse_from_rfc3339(v) {
+            Ok(t) if !(bounds::MIN_YEAR..=bounds::MAX_YEAR).contains(&t.year()) => {
+                self.err(
+                    field,
+                    format!(
+                        "`{}` is outside the years {} to {}",
+                        excerpt(v),
+                        bounds::MIN_YEAR,
+                        bounds::MAX_YEAR
+                    ),
+                );
+                None
+            }
             Ok(t) => Some(whole_seconds(t.with_timezone(&Utc))),
             Err(e) => {
-                self.err(field, format!("`{v}` is not an RFC 3339 time ({e})"));
+                self.err(
+                    field,
+                    format!("`{}` is not an RFC 3339 time ({e})", excerpt(v)),
+                );
                 None
             }
         }
     }
 
-    fn decimal(&mut self, field: &str, v: &str) -> Option<Decimal> {
+    /// A price or cap in EUR: not negative, within `bounds::price_problem`.
+    fn price(&mut self, field: &str, v: &str) -> Option<Decimal> {
         match Decimal::from_str(v) {
             Ok(d) if d.is_sign_negative() && !d.is_zero() => {
-                self.err(field, format!("`{v}` is negative"));
+                self.err(field, format!("`{}` is negative", excerpt(v)));
                 None
             }
-            Ok(d) => Some(d.normalize()),
+            Ok(d) => match bounds::price_problem(d) {
+                Some(why) => {
+                    self.err(field, format!("`{}` {why}", excerpt(v)));
+                    None
+                }
+                None => Some(d.normalize()),
+            },
             Err(_) => {
-                self.err(field, format!("`{v}` is not a decimal number"));
+                self.err(field, format!("`{}` is not a decimal number", excerpt(v)));
                 None
             }
         }
@@ -688,7 +799,10 @@ impl<'a> Check<'a> {
         let raw = self.req("kind");
         let kind = UsageKind::parse(&raw);
         if kind.is_none() && !raw.is_empty() {
-            self.err("kind", format!("`{raw}` is not a kind: container or addon"));
+            self.err(
+                "kind",
+                format!("`{}` is not a kind: container or addon", excerpt(&raw)),
+            );
         }
         kind
     }
@@ -705,21 +819,27 @@ fn parse_account(file: &str, line: usize, f: &Fields) -> Result<Account, Vec<Lin
     let mut c = Check::new(file, line, f);
     let id = c.id("id");
     let email = c.req("email");
-    if !email.is_empty() && !looks_like_email(&email) {
-        c.err("email", format!("`{email}` is not an email address"));
+    if !email.is_empty() && !is_deliverable_address(&email) {
+        c.err(
+            "email",
+            format!("`{}` is not an email address", excerpt(&email)),
+        );
     }
-    let name = c.req("name");
-    let company = c.opt("company");
-    let address = c.req("address");
+    let name = c.text("name", bounds::MAX_NAME_CHARS);
+    let company = c.opt_text("company", bounds::MAX_NAME_CHARS);
+    let address = c.text("address", bounds::MAX_ADDRESS_CHARS);
     let country = c.req("country");
     if !country.is_empty() && !is_iso_country(&country) {
         c.err(
             "country",
-            format!("`{country}` is not an ISO 3166 alpha-2 country code (such as FR)"),
+            format!(
+                "`{}` is not an ISO 3166 alpha-2 country code (such as FR)",
+                excerpt(&country)
+            ),
         );
     }
     let vat_number = c
-        .opt("vat_number")
+        .opt_text("vat_number", bounds::MAX_VAT_NUMBER_CHARS)
         .map(|v| v.replace([' ', '.', '-'], "").to_uppercase());
     if let Some(v) = &vat_number
         && is_eu_member(&country)
@@ -742,7 +862,7 @@ fn parse_account(file: &str, line: usize, f: &Fields) -> Result<Account, Vec<Lin
     if lang.is_none() && !language.is_empty() {
         c.err(
             "language",
-            format!("`{language}` is not a language: fr or en"),
+            format!("`{}` is not a language: fr or en", excerpt(&language)),
         );
     }
     let created_raw = c.req("created_at");
@@ -751,7 +871,7 @@ fn parse_account(file: &str, line: usize, f: &Fields) -> Result<Account, Vec<Lin
     } else {
         c.time("created_at", &created_raw)
     };
-    let referred_by = c.opt("referred_by");
+    let referred_by = c.opt("referred_by").map(|_| c.id("referred_by"));
     if referred_by.as_deref() == Some(id.as_str()) {
         c.err("referred_by", "an account cannot refer itself".into());
     }
@@ -773,17 +893,14 @@ fn parse_account(file: &str, line: usize, f: &Fields) -> Result<Account, Vec<Lin
     c.done(value)
 }
 
-fn looks_like_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !s.contains(char::is_whitespace)
-        }
-        None => false,
-    }
+/// An address delivery can send to: lettre's `Address` (the type delivery uses) parses it, and
+/// so does its `Mailbox` (how delivery reads the stored address), giving back the address
+/// itself; at most `MAX_EMAIL_CHARS` (RFC 5321 §4.5.3.1.3).
+fn is_deliverable_address(s: &str) -> bool {
+    s.chars().count() <= bounds::MAX_EMAIL_CHARS
+        && s.parse::<lettre::Address>().is_ok()
+        && s.parse::<lettre::message::Mailbox>()
+            .is_ok_and(|m| m.name.is_none() && AsRef::<str>::as_ref(&m.email) == s)
 }
 
 fn parse_app(
@@ -794,10 +911,13 @@ fn parse_app(
 ) -> Result<App, Vec<LineError>> {
     let mut c = Check::new(file, line, f);
     let id = c.id("id");
-    let name = c.req("name");
-    let account_id = c.req("account_id");
+    let name = c.text("name", bounds::MAX_NAME_CHARS);
+    let account_id = c.id("account_id");
     if !account_id.is_empty() && !accounts.contains(&account_id) {
-        c.err("account_id", format!("unknown account `{account_id}`"));
+        c.err(
+            "account_id",
+            format!("unknown account `{}`", excerpt(&account_id)),
+        );
     }
     c.done(Some(App {
         id: AppId(id),
@@ -809,32 +929,46 @@ fn parse_app(
 fn parse_price(file: &str, line: usize, f: &Fields) -> Result<PriceEntry, Vec<LineError>> {
     let mut c = Check::new(file, line, f);
     let kind = c.kind();
-    let item = c.req("item");
+    let item = c.text("item", bounds::MAX_ITEM_CHARS);
     let price_raw = c.req("hourly_price");
     let hourly_price = if price_raw.is_empty() {
         None
     } else {
-        c.decimal("hourly_price", &price_raw)
+        c.price("hourly_price", &price_raw)
     };
     let monthly_cap = match c.opt("monthly_cap") {
-        Some(v) => c.decimal("monthly_cap", &v).map(Some),
+        Some(v) => c.price("monthly_cap", &v).map(Some),
         None => Some(None),
     };
     let currency = c.req("currency");
     if !currency.is_empty() && currency != "EUR" {
         c.err(
             "currency",
-            format!("`{currency}` is not supported: the catalog is in EUR"),
+            format!(
+                "`{}` is not supported: the catalog is in EUR",
+                excerpt(&currency)
+            ),
         );
     }
     let from_raw = c.req("effective_from");
     let effective_from = match NaiveDate::parse_from_str(&from_raw, "%Y-%m-%d") {
+        Ok(d) if !(bounds::MIN_YEAR..=bounds::MAX_YEAR).contains(&d.year()) => {
+            c.err(
+                "effective_from",
+                format!(
+                    "`{from_raw}` is outside the years {} to {}",
+                    bounds::MIN_YEAR,
+                    bounds::MAX_YEAR
+                ),
+            );
+            None
+        }
         Ok(d) => Some(d),
         Err(_) if from_raw.is_empty() => None,
         Err(_) => {
             c.err(
                 "effective_from",
-                format!("`{from_raw}` is not a date (YYYY-MM-DD)"),
+                format!("`{}` is not a date (YYYY-MM-DD)", excerpt(&from_raw)),
             );
             None
         }
@@ -863,16 +997,26 @@ fn parse_usage(
 ) -> Result<UsageRecord, Vec<LineError>> {
     let mut c = Check::new(file, line, f);
     let id = c.id("id");
-    let app_id = c.req("app_id");
+    let app_id = c.id("app_id");
     if !app_id.is_empty() && !apps.contains(&app_id) {
-        c.err("app_id", format!("unknown app `{app_id}`"));
+        c.err("app_id", format!("unknown app `{}`", excerpt(&app_id)));
     }
     let kind = c.kind();
-    let item = c.req("item");
+    let item = c.text("item", bounds::MAX_ITEM_CHARS);
     let quantity_raw = c.req("quantity");
     let quantity = match quantity_raw.parse::<i64>() {
         Ok(q) if q < 0 => {
             c.err("quantity", format!("`{q}` is negative"));
+            None
+        }
+        Ok(q) if q > bounds::MAX_QUANTITY => {
+            c.err(
+                "quantity",
+                format!(
+                    "`{q}` is above the maximum of {} at once",
+                    bounds::MAX_QUANTITY
+                ),
+            );
             None
         }
         Ok(q) => Some(q),
@@ -880,7 +1024,11 @@ fn parse_usage(
         Err(_) => {
             c.err(
                 "quantity",
-                format!("`{quantity_raw}` is not a whole number of containers"),
+                format!(
+                    "`{}` is not a whole number of containers (0 to {})",
+                    excerpt(&quantity_raw),
+                    bounds::MAX_QUANTITY
+                ),
             );
             None
         }
@@ -911,11 +1059,18 @@ fn parse_usage(
         && !item.is_empty()
     {
         if !cat.knows(k, &item) {
-            c.err("item", format!("unknown {k} `{item}`: not in the catalog"));
+            c.err(
+                "item",
+                format!("unknown {k} `{}`: not in the catalog", excerpt(&item)),
+            );
         } else if cat.price_at(k, &item, s).is_none() {
             c.err(
                 "item",
-                format!("no price for {k} `{item}` in force at {}", s.to_rfc3339()),
+                format!(
+                    "no price for {k} `{}` in force at {}",
+                    excerpt(&item),
+                    s.to_rfc3339()
+                ),
             );
         }
     }
@@ -942,11 +1097,11 @@ fn parse_deployment(
 ) -> Result<Deployment, Vec<LineError>> {
     let mut c = Check::new(file, line, f);
     let id = c.id("id");
-    let app_id = c.req("app_id");
+    let app_id = c.id("app_id");
     if !app_id.is_empty() && !apps.contains(&app_id) {
-        c.err("app_id", format!("unknown app `{app_id}`"));
+        c.err("app_id", format!("unknown app `{}`", excerpt(&app_id)));
     }
-    let git_ref = c.req("git_ref");
+    let git_ref = c.text("git_ref", bounds::MAX_REFERENCE_CHARS);
     let created_raw = c.req("created_at");
     let created_at = if created_raw.is_empty() {
         None
@@ -970,11 +1125,14 @@ fn parse_alias(
 ) -> Result<Alias, Vec<LineError>> {
     let mut c = Check::new(file, line, f);
     let id = c.id("id");
-    let account_id = c.req("account_id");
+    let account_id = c.id("account_id");
     if !account_id.is_empty() && !accounts.contains(&account_id) {
-        c.err("account_id", format!("unknown account `{account_id}`"));
+        c.err(
+            "account_id",
+            format!("unknown account `{}`", excerpt(&account_id)),
+        );
     }
-    let name = c.req("name");
+    let name = c.text("name", bounds::MAX_NAME_CHARS);
     c.done(Some(Alias {
         id,
         account_id: AccountId(account_id),
@@ -990,15 +1148,18 @@ fn parse_domain(
 ) -> Result<Domain, Vec<LineError>> {
     let mut c = Check::new(file, line, f);
     let id = c.id("id");
-    let app_id = c.req("app_id");
+    let app_id = c.id("app_id");
     if !app_id.is_empty() && !apps.contains(&app_id) {
-        c.err("app_id", format!("unknown app `{app_id}`"));
+        c.err("app_id", format!("unknown app `{}`", excerpt(&app_id)));
     }
     let name = c.req("name");
     if !name.is_empty()
         && let Some(why) = dns_name_problem(&name)
     {
-        c.err("name", format!("`{name}` is not a DNS name: {why}"));
+        c.err(
+            "name",
+            format!("`{}` is not a DNS name: {why}", excerpt(&name)),
+        );
     }
     c.done(Some(Domain {
         id,
@@ -1020,7 +1181,7 @@ fn dns_name_problem(name: &str) -> Option<&'static str> {
     if name.starts_with('.') || name.ends_with('.') {
         return Some("it starts or ends with a dot");
     }
-    if name.len() > 253 {
+    if name.len() > bounds::MAX_DNS_NAME_CHARS {
         return Some("longer than 253 characters");
     }
     for label in name.split('.') {
@@ -1045,11 +1206,14 @@ fn parse_certificate(
 ) -> Result<Certificate, Vec<LineError>> {
     let mut c = Check::new(file, line, f);
     let id = c.id("id");
-    let domain_id = c.req("domain_id");
+    let domain_id = c.id("domain_id");
     if !domain_id.is_empty() && !domains.contains(&domain_id) {
-        c.err("domain_id", format!("unknown domain `{domain_id}`"));
+        c.err(
+            "domain_id",
+            format!("unknown domain `{}`", excerpt(&domain_id)),
+        );
     }
-    let issuer = c.req("issuer");
+    let issuer = c.text("issuer", bounds::MAX_NAME_CHARS);
     let expires_raw = c.req("expires_at");
     let expires_at = if expires_raw.is_empty() {
         None
@@ -1067,7 +1231,412 @@ fn parse_certificate(
 
 #[cfg(test)]
 mod tests {
-    use super::dns_name_problem;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn account(over: &[(&str, &str)]) -> Result<Account, Vec<LineError>> {
+        let mut f = fields(&[
+            ("id", "acc-1"),
+            ("email", "alice@example.com"),
+            ("name", "Alice Martin"),
+            ("address", "1 rue de la Paix, 75002 Paris"),
+            ("country", "FR"),
+            ("language", "fr"),
+            ("created_at", "2026-01-01T00:00:00Z"),
+        ]);
+        f.extend(fields(over));
+        parse_account("a.csv", 3, &f)
+    }
+
+    fn errors_of<T: std::fmt::Debug>(r: Result<T, Vec<LineError>>) -> Vec<String> {
+        r.unwrap_err().iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn emails_are_checked_with_lettres_address_parser() {
+        assert!(account(&[]).is_ok());
+        for ok in ["a.b+c@example.com", "x@sub.example.fr"] {
+            assert!(account(&[("email", ok)]).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a@@example.com",
+            "\"a,b\"@example.com",
+            "x<y>@example.com",
+            "Alice <alice@example.com>",
+            "a b@example.com",
+            "no-at-sign",
+            "a@",
+        ] {
+            let e = errors_of(account(&[("email", bad)]));
+            assert_eq!(e.len(), 1, "{bad}: {e:?}");
+            assert!(e[0].starts_with("a.csv:3: email: `"), "{bad}: {e:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(account(&[("email", &long)]).is_err());
+    }
+
+    #[test]
+    fn names_and_addresses_with_a_line_break_are_refused() {
+        for field in ["name", "address", "company"] {
+            for v in [
+                "Alice\nMartin",
+                "1 rue X\r\n75002 Paris",
+                "a\rb",
+                "tab\there",
+            ] {
+                let e = errors_of(account(&[(field, v)]));
+                assert_eq!(e.len(), 1, "{field} {v:?}: {e:?}");
+                assert!(e[0].starts_with(&format!("a.csv:3: {field}: `")), "{e:?}");
+                assert!(
+                    !e[0].contains('\n') && !e[0].contains('\r'),
+                    "one line: {e:?}"
+                );
+            }
+        }
+        let app = parse_app(
+            "apps.csv",
+            2,
+            &fields(&[
+                ("id", "app-1"),
+                ("name", "web\nworker"),
+                ("account_id", "acc-1"),
+            ]),
+            &HashSet::from(["acc-1".to_string()]),
+        );
+        assert_eq!(
+            errors_of(app),
+            vec![
+                "apps.csv:2: name: `web\\nworker` contains a line break (CR or LF): it must be one line"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_text_field_has_a_maximum_length() {
+        let cases: [(&str, usize); 5] = [
+            ("id", bounds::MAX_ID_CHARS),
+            ("name", bounds::MAX_NAME_CHARS),
+            ("company", bounds::MAX_NAME_CHARS),
+            ("address", bounds::MAX_ADDRESS_CHARS),
+            ("vat_number", bounds::MAX_VAT_NUMBER_CHARS),
+        ];
+        for (field, max) in cases {
+            let (ok, long) = ("é".repeat(max), "é".repeat(max + 1));
+            if field != "id" && field != "vat_number" {
+                assert!(account(&[(field, &ok)]).is_ok(), "{field} at {max}");
+            }
+            let e = errors_of(account(&[("country", "US"), (field, &long)]));
+            assert!(
+                e.iter()
+                    .any(|e| e.starts_with(&format!("a.csv:3: {field}: `"))
+                        && e.contains(&format!("longer than {max} characters"))),
+                "{field}: {e:?}"
+            );
+        }
+        // A 10 MB name is refused and quoted in part.
+        let huge = "n".repeat(10_000_000);
+        let e = errors_of(account(&[("name", &huge)]));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].len() < 300, "{}", e[0].len());
+        assert!(e[0].contains("… (10000000 characters)"), "{}", &e[0][..200]);
+    }
+
+    fn usage(over: &[(&str, &str)]) -> Result<UsageRecord, Vec<LineError>> {
+        let mut f = fields(&[
+            ("id", "u-1"),
+            ("app_id", "app-1"),
+            ("kind", "container"),
+            ("item", "M"),
+            ("quantity", "2"),
+            ("started_at", "2026-10-01T00:00:00Z"),
+        ]);
+        f.extend(fields(over));
+        let cat = Catalog::new([PriceEntry {
+            kind: UsageKind::Container,
+            item: "M".into(),
+            hourly_price: Decimal::new(12, 3),
+            monthly_cap: None,
+            effective_from: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        }]);
+        parse_usage("u.csv", 4, &f, &HashSet::from(["app-1".to_string()]), &cat)
+    }
+
+    fn price(over: &[(&str, &str)]) -> Result<PriceEntry, Vec<LineError>> {
+        let mut f = fields(&[
+            ("kind", "container"),
+            ("item", "M"),
+            ("hourly_price", "0.012"),
+            ("currency", "EUR"),
+            ("effective_from", "2024-01-01"),
+        ]);
+        f.extend(fields(over));
+        parse_price("c.csv", 2, &f)
+    }
+
+    #[test]
+    fn values_that_cannot_be_billed_are_refused_at_import() {
+        assert!(usage(&[]).is_ok());
+        assert!(usage(&[("quantity", "10000")]).is_ok());
+        for (q, why) in [
+            ("10001", "above the maximum of 10000"),
+            ("9223372036854775807", "above the maximum"),
+            ("9223372036854775808", "not a whole number"),
+            ("-1", "negative"),
+        ] {
+            let e = errors_of(usage(&[("quantity", q)]));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].starts_with("u.csv:4: quantity: ") && e[0].contains(why),
+                "{e:?}"
+            );
+        }
+        for (at, field) in [
+            ("1970-01-01T00:00:00Z", "started_at"),
+            ("9999-12-31T23:59:59Z", "started_at"),
+        ] {
+            let e = errors_of(usage(&[(field, at)]));
+            assert!(e[0].contains("outside the years 2000 to 2999"), "{e:?}");
+        }
+        assert!(price(&[]).is_ok());
+        assert!(price(&[("hourly_price", "1000000"), ("monthly_cap", "0.000001")]).is_ok());
+        for (field, v, why) in [
+            (
+                "hourly_price",
+                "79228162514264337593543950335",
+                "above the maximum",
+            ),
+            ("hourly_price", "1000000.000001", "above the maximum"),
+            ("hourly_price", "0.0000001", "more than 6 decimal places"),
+            ("monthly_cap", "1e9", "above the maximum"),
+            ("monthly_cap", "twelve", "not a decimal number"),
+            ("monthly_cap", "99999999999", "above the maximum"),
+            (
+                "hourly_price",
+                "792281625142643375935439503350",
+                "not a decimal number",
+            ),
+        ] {
+            let e = errors_of(price(&[(field, v)]));
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].starts_with(&format!("c.csv:2: {field}: ")) && e[0].contains(why),
+                "{e:?}"
+            );
+        }
+        let e = errors_of(price(&[("effective_from", "1999-12-31")]));
+        assert!(e[0].contains("outside the years"), "{e:?}");
+    }
+
+    /// Tokens a fuzzer would try: separators, quotes, line breaks, huge numbers, long text,
+    /// control and non-ASCII characters, JSON fragments, and plausible values.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just(",".to_string()),
+            Just("\"".to_string()),
+            Just("\r\n".to_string()),
+            Just("\n".to_string()),
+            Just("\r".to_string()),
+            Just("\u{0}".to_string()),
+            Just("{".to_string()),
+            Just("}".to_string()),
+            Just(":".to_string()),
+            Just("null".to_string()),
+            Just("9223372036854775807".to_string()),
+            Just("-9223372036854775809".to_string()),
+            Just("79228162514264337593543950335".to_string()),
+            Just("1e400".to_string()),
+            Just("0.0000000000000000000000000001".to_string()),
+            Just("2026-10-01T00:00:00Z".to_string()),
+            Just("+275760-09-13T00:00:00Z".to_string()),
+            Just("2024-01-01".to_string()),
+            Just("container".to_string()),
+            Just("M".to_string()),
+            Just("EUR".to_string()),
+            Just("acc-1".to_string()),
+            Just("app-1".to_string()),
+            Just("a@@example.com".to_string()),
+            Just("é🙂".to_string()),
+            "[a-z0-9@.\\-]{0,12}",
+            "\\PC{0,8}",
+            (1usize..600).prop_map(|n| "x".repeat(n)),
+        ]
+    }
+
+    fn csv_text(columns: &'static [&'static str]) -> impl Strategy<Value = String> {
+        let header = prop_oneof![
+            Just(columns.join(",")),
+            Just(columns.join(",")),
+            prop::collection::vec(token(), 0..4).prop_map(|t| t.join(",")),
+        ];
+        let line = prop::collection::vec(token(), 0..10).prop_map(|t| t.join(","));
+        let eol = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
+        (header, prop::collection::vec((line, eol), 0..6)).prop_map(|(h, lines)| {
+            let mut text = h;
+            for (l, e) in lines {
+                text.push_str(e);
+                text.push_str(&l);
+            }
+            text
+        })
+    }
+
+    fn ndjson_text(columns: &'static [&'static str]) -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            prop::sample::select(columns.to_vec()).prop_map(str::to_string),
+            token(),
+        ];
+        let value = prop_oneof![
+            token().prop_map(|t| serde_json::to_string(&t).unwrap()),
+            token(),
+            Just("[1,2]".to_string()),
+            Just("{\"a\":1}".to_string()),
+            Just("true".to_string()),
+        ];
+        let object = prop::collection::vec((key, value), 0..9).prop_map(|kv| {
+            let members: Vec<String> = kv
+                .into_iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        });
+        let line = prop_oneof![object.clone(), object, token()];
+        let eol = prop_oneof![Just("\n"), Just("\r\n")];
+        prop::collection::vec((line, eol), 0..6)
+            .prop_map(|lines| lines.into_iter().map(|(l, e)| format!("{l}{e}")).collect())
+    }
+
+    const KINDS: [ImportKind; 8] = [
+        ImportKind::Accounts,
+        ImportKind::Apps,
+        ImportKind::Catalog,
+        ImportKind::Usage,
+        ImportKind::Deployments,
+        ImportKind::Aliases,
+        ImportKind::Domains,
+        ImportKind::Certificates,
+    ];
+
+    /// Reads and validates `text` as an import of `kind` would, without a store: no panic; every
+    /// refusal is an error naming the file and a line of the file; what is accepted is within
+    /// the bounds.
+    fn read_and_validate(kind: ImportKind, text: &str, format: read::Format) {
+        let file = "fuzz.in";
+        let (columns, required) = kind.columns();
+        let line_count = text.split('\n').count().max(1);
+        let names_a_line = |e: &LineError| {
+            assert_eq!(e.file, file);
+            assert!(
+                (1..=line_count).contains(&e.line),
+                "{e} of {line_count} lines"
+            );
+            assert!(e.to_string().starts_with(&format!("{file}:{}: ", e.line)));
+            assert!(
+                e.to_string().chars().count() < 1000,
+                "{}",
+                e.to_string().len()
+            );
+        };
+        let (records, errors) = match read::read_records(file, text, format, columns, required) {
+            Ok(r) => r,
+            Err(e) => {
+                names_a_line(&e);
+                return;
+            }
+        };
+        errors.iter().for_each(names_a_line);
+        let ids = HashSet::from(["acc-1".to_string(), "app-1".to_string()]);
+        let cat = Catalog::new([PriceEntry {
+            kind: UsageKind::Container,
+            item: "M".into(),
+            hourly_price: Decimal::new(12, 3),
+            monthly_cap: None,
+            effective_from: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        }]);
+        for (line, f) in &records {
+            let refused = |errors: Vec<LineError>| {
+                assert!(!errors.is_empty());
+                for e in &errors {
+                    names_a_line(e);
+                    assert_eq!(e.line, *line);
+                }
+            };
+            let one_line = |s: &str| !s.contains(['\r', '\n']);
+            match kind {
+                ImportKind::Accounts => match parse_account(file, *line, f) {
+                    Ok(a) => {
+                        assert!(one_line(&a.name) && one_line(&a.address));
+                        assert!(a.name.chars().count() <= bounds::MAX_NAME_CHARS);
+                        assert!(a.email.parse::<lettre::Address>().is_ok());
+                    }
+                    Err(e) => refused(e),
+                },
+                ImportKind::Apps => {
+                    if let Err(e) = parse_app(file, *line, f, &ids) {
+                        refused(e)
+                    }
+                }
+                ImportKind::Catalog => match parse_price(file, *line, f) {
+                    Ok(p) => assert!(bounds::price_problem(p.hourly_price).is_none()),
+                    Err(e) => refused(e),
+                },
+                ImportKind::Usage => match parse_usage(file, *line, f, &ids, &cat) {
+                    Ok(u) => assert!((0..=bounds::MAX_QUANTITY).contains(&u.quantity)),
+                    Err(e) => refused(e),
+                },
+                ImportKind::Deployments => {
+                    if let Err(e) = parse_deployment(file, *line, f, &ids) {
+                        refused(e)
+                    }
+                }
+                ImportKind::Aliases => {
+                    if let Err(e) = parse_alias(file, *line, f, &ids) {
+                        refused(e)
+                    }
+                }
+                ImportKind::Domains => {
+                    if let Err(e) = parse_domain(file, *line, f, &ids) {
+                        refused(e)
+                    }
+                }
+                ImportKind::Certificates => {
+                    if let Err(e) = parse_certificate(file, *line, f, &ids) {
+                        refused(e)
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        // A bounded run (CI runs it with every `cargo test`): 8 kinds × 2 formats per case.
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fuzzed_csv_imports_never_panic_and_name_file_and_line(
+            k in 0usize..8,
+            text in (0usize..8).prop_flat_map(|k| csv_text(KINDS[k].columns().0)),
+        ) {
+            read_and_validate(KINDS[k], &text, read::Format::Csv);
+            read_and_validate(KINDS[(k + 3) % 8], &text, read::Format::Csv);
+        }
+
+        #[test]
+        fn fuzzed_ndjson_imports_never_panic_and_name_file_and_line(
+            k in 0usize..8,
+            text in (0usize..8).prop_flat_map(|k| ndjson_text(KINDS[k].columns().0)),
+        ) {
+            read_and_validate(KINDS[k], &text, read::Format::Ndjson);
+            read_and_validate(KINDS[(k + 3) % 8], &text, read::Format::Ndjson);
+        }
+    }
 
     #[test]
     fn dns_names() {

@@ -434,3 +434,302 @@ both_stores!(
         );
     }
 );
+
+fn exit_and_stderr(out: &std::process::Output) -> (i32, String) {
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+both_stores!(
+    a_file_without_a_usable_header_exits_2_even_with_skip_invalid,
+    |app: TestApp| async move {
+        import_all(&app);
+        let before = app.dump().await;
+        let file = |name: &str, text: &str| {
+            let p = app.dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let empty = file("empty.csv", "");
+        let headerless = file(
+            "headerless.csv",
+            "u-z,app-alice-web,container,S,1,2026-10-01T00:00:00Z,\n",
+        );
+        let wrong = file(
+            "wrong.csv",
+            "id,app,kind,item,quantity,started_at,ended_at\nu-z,app-alice-web,container,S,1,2026-10-01T00:00:00Z,\n",
+        );
+        for skip in [false, true] {
+            let run = |path: &str| {
+                let mut args = vec!["import", "usage", path];
+                if skip {
+                    args.push("--skip-invalid");
+                }
+                exit_and_stderr(&app.cli(&args))
+            };
+            let (c, err) = run(&empty);
+            assert_eq!(c, 2, "{err}");
+            assert!(
+                err.contains("empty.csv:1: header: the file is empty: no header"),
+                "{err}"
+            );
+            let (c, err) = run(&headerless);
+            assert_eq!(c, 2, "{err}");
+            assert!(
+                err.contains("headerless.csv:1: header: the header is missing"),
+                "{err}"
+            );
+            let (c, err) = run(&wrong);
+            assert_eq!(c, 2, "{err}");
+            assert!(
+                err.contains("wrong.csv:1: header: `app` unknown field")
+                    && err.contains("`app_id` missing field"),
+                "{err}"
+            );
+        }
+        // Names and addresses on one line (issue 19 §6): exit 2 naming file, line and field.
+        let accounts = file(
+            "accounts-lf.csv",
+            "id,email,name,company,address,country,vat_number,language,created_at,referred_by\n\
+             acc-lf,lf@example.com,\"Line\nBreak\",,1 rue X,FR,,fr,2025-01-10T09:00:00Z,\n",
+        );
+        let (c, err) = exit_and_stderr(&app.cli(&["import", "accounts", &accounts]));
+        assert_eq!(c, 2, "{err}");
+        assert!(
+            err.contains("accounts-lf.csv:2: name: `Line\\nBreak` contains a line break"),
+            "{err}"
+        );
+        assert_eq!(app.dump().await, before, "nothing imported");
+    }
+);
+
+both_stores!(
+    global_options_work_before_or_after_the_subcommand_issue_19,
+    |app: TestApp| async move {
+        import_all(&app);
+        ok(&app.cli(&["run", "invoice", "--now", "2026-11-01T06:00:00Z"]));
+        // The store given before the subcommand, with the environment pointing elsewhere.
+        let elsewhere = format!("sqlite://{}", app.dir.path().join("other.db").display());
+        let listed = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+                .args(args)
+                .env("BILLRUN_DATABASE_URL", &elsewhere)
+                .env_remove("BILLRUN_JOBS_DIR")
+                .current_dir(app.dir.path())
+                .output()
+                .unwrap();
+            let v: Value = serde_json::from_str(&ok(&out)).unwrap();
+            v.as_array().unwrap().len()
+        };
+        let url = app.url.as_str();
+        assert_eq!(
+            listed(&[
+                "--database-url",
+                url,
+                "invoices",
+                "list",
+                "--format",
+                "json"
+            ]),
+            6
+        );
+        assert_eq!(
+            listed(&[
+                "invoices",
+                "--database-url",
+                url,
+                "list",
+                "--format",
+                "json"
+            ]),
+            6
+        );
+        assert_eq!(
+            listed(&[
+                "invoices",
+                "list",
+                "--database-url",
+                url,
+                "--format",
+                "json"
+            ]),
+            6
+        );
+        assert_eq!(
+            listed(&["invoices", "list", "--format", "json"]),
+            0,
+            "the environment's store"
+        );
+        // After the subcommand wins over before it.
+        assert_eq!(
+            listed(&[
+                "--database-url",
+                &elsewhere,
+                "invoices",
+                "list",
+                "--database-url",
+                url,
+                "--format",
+                "json"
+            ]),
+            6
+        );
+        // --jobs-dir and --log-format before the subcommand too.
+        let jobs = app.dir.path().join("jobs-missing-one");
+        std::fs::create_dir_all(&jobs).unwrap();
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/invoice.toml"),
+            jobs.join("invoice.toml"),
+        )
+        .unwrap();
+        let (c, err) = exit_and_stderr(&app.cli(&[
+            "--log-format",
+            "json",
+            "--jobs-dir",
+            jobs.to_str().unwrap(),
+            "jobs",
+        ]));
+        assert_eq!(c, 2, "{err}");
+        assert!(err.contains("collect.toml: missing"), "{err}");
+        let (c, err) = exit_and_stderr(&app.cli(&[
+            "jobs",
+            "--log-format",
+            "json",
+            "--jobs-dir",
+            jobs.to_str().unwrap(),
+        ]));
+        assert_eq!(c, 2, "{err}");
+        assert!(err.contains("collect.toml: missing"), "{err}");
+    }
+);
+
+both_stores!(
+    a_jobs_directory_lacking_a_jobs_file_is_an_error_at_start_issue_25,
+    |app: TestApp| async move {
+        import_all(&app);
+        // ./jobs holds only invoice.toml: before, the built-in collect.toml ran, enabled.
+        let jobs = app.dir.path().join("jobs");
+        std::fs::create_dir_all(&jobs).unwrap();
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/invoice.toml"),
+            jobs.join("invoice.toml"),
+        )
+        .unwrap();
+        let (c, err) =
+            exit_and_stderr(&app.cli(&["run", "collect", "--now", "2026-11-01T06:00:00Z"]));
+        assert_eq!(c, 2, "{err}");
+        assert!(
+            err.contains(&format!(
+                "{}: missing",
+                std::path::Path::new("jobs").join("collect.toml").display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("enabled = false"), "{err}");
+        assert_eq!(app.count("job_runs").await, 0);
+    }
+);
+
+both_stores!(
+    an_unknown_account_is_refused_before_a_run_is_claimed_issue_25,
+    |app: TestApp| async move {
+        import_all(&app);
+        for job in ["invoice", "collect", "suspend", "deliver", "hds", "delete"] {
+            let (c, err) = exit_and_stderr(&app.cli(&[
+                "run",
+                job,
+                "--now",
+                "2026-11-01T06:00:00Z",
+                "--account",
+                "acc-fr-consumer",
+                "--account",
+                "nobody",
+            ]));
+            assert_eq!(c, 2, "{job}: {err}");
+            assert!(
+                err.contains("--account: unknown account `nobody`"),
+                "{job}: {err}"
+            );
+        }
+        assert_eq!(
+            app.count("job_runs").await,
+            0,
+            "no run claimed, none failed"
+        );
+        // An unknown id is quoted in part.
+        let long = "n".repeat(50_000);
+        let (c, err) = exit_and_stderr(&app.cli(&["account", "show", &long]));
+        assert_eq!(c, 2, "{err}");
+        assert!(
+            err.contains("… (50000 characters)`") && err.len() < 500,
+            "{}",
+            err.len()
+        );
+        ok(&app.cli(&[
+            "run",
+            "invoice",
+            "--now",
+            "2026-11-01T06:00:00Z",
+            "--account",
+            "acc-fr-consumer",
+        ]));
+        assert_eq!(app.count("job_runs").await, 1);
+    }
+);
+
+/// Command arguments have the bounds of imports: refused by the parser (exit 2) before any
+/// store is opened; before, a huge `--amount` panicked converting to cents.
+#[test]
+fn text_and_amount_arguments_are_bounded() {
+    let refused = |args: &[&str], needle: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+            .args(args)
+            .env("BILLRUN_DATABASE_URL", "sqlite:///nonexistent/dir/never.db")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err.len() < 2000, "quoted in part: {}", err.len());
+    };
+    let long = "R".repeat(100_000);
+    let credit = |amount: &str, reference: &str| {
+        vec![
+            "credit".to_string(),
+            "add".into(),
+            "--account".into(),
+            "acc-1".into(),
+            "--amount".into(),
+            amount.into(),
+            "--reference".into(),
+            reference.into(),
+        ]
+    };
+    let args = credit("79228162514264337593543950335", "P-1");
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "is above the maximum of 10000000000.00 EUR",
+    );
+    let args = credit("10", &long);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "… (100000 characters)` is longer than 255 characters",
+    );
+    refused(
+        &[
+            "account",
+            "hds-contact",
+            "set",
+            "acc-1",
+            "--name",
+            "Dr A.\nPetit",
+            "--email",
+            "a@example.com",
+            "--phone",
+            "1",
+        ],
+        "`Dr A.\\nPetit` contains a line break",
+    );
+}

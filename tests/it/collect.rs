@@ -648,7 +648,10 @@ both_stores!(
         let jobs = app.dir.path().join("jobs-crash");
         std::fs::create_dir_all(&jobs).unwrap();
         let repo_jobs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
-        std::fs::copy(repo_jobs.join("invoice.toml"), jobs.join("invoice.toml")).unwrap();
+        for job in ["invoice", "suspend", "hds", "delete", "deliver"] {
+            let file = format!("{job}.toml");
+            std::fs::copy(repo_jobs.join(&file), jobs.join(&file)).unwrap();
+        }
         let collect_toml = std::fs::read_to_string(repo_jobs.join("collect.toml"))
             .unwrap()
             .replace("gateway = \"auto\"", "gateway = \"stripe\"")

@@ -504,6 +504,11 @@ both_stores!(
         // One row per batch, and the process aborts after every third committed batch.
         let jobs = app.dir.path().join("jobs");
         std::fs::create_dir_all(&jobs).unwrap();
+        for job in ["invoice", "collect", "suspend", "hds", "deliver"] {
+            let file = format!("{job}.toml");
+            let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+            std::fs::copy(repo.join(&file), jobs.join(&file)).unwrap();
+        }
         let delete_toml =
             include_str!("../../jobs/delete.toml").replace("batch_size = 500", "batch_size = 1");
         std::fs::write(jobs.join("delete.toml"), delete_toml).unwrap();
