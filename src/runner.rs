@@ -219,7 +219,7 @@ fn heartbeat(db: Db, run_id: i64) -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(HEARTBEAT_EVERY).await;
             let now = crate::core::period::whole_seconds(Utc::now());
             if let Err(e) = runs::heartbeat(&db, run_id, now).await {
-                warn!(run.id = run_id, error = %format!("{e:#}"), "cannot record the heartbeat");
+                warn!(run.id = run_id, error = %crate::error_text::chain(&e), "cannot record the heartbeat");
             }
         }
     })
@@ -260,7 +260,7 @@ async fn record(
             counts: "{}".into(),
             failures: 1,
             summary: None,
-            error: Some(format!("{e:#}")),
+            error: Some(crate::error_text::chain(e)),
         },
     };
     runs::finish(&env.db, run_id, &finish).await?;

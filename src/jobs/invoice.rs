@@ -409,12 +409,12 @@ async fn bill_batch(
             Err(e) => {
                 // What is pending goes first, so that the report keeps the accounts' order.
                 finalizer.flush(report).await;
-                warn!(account.id = %row.id, error = %format!("{e:#}"), "cannot invoice account");
+                warn!(account.id = %row.id, error = %crate::error_text::chain(&e), "cannot invoice account");
                 report.failures.push(Failure {
                     item: format!("account {}", row.id),
                     error: match e.downcast_ref::<CannotInvoice>() {
                         Some(c) => c.cause(),
-                        None => format!("{e:#}"),
+                        None => crate::error_text::chain(&e),
                     },
                 });
                 continue;
@@ -543,7 +543,7 @@ impl Finalizer {
             ),
             Err(e) => debug!(
                 invoices = drafts.len(),
-                error = %format!("{e:#}"),
+                error = %crate::error_text::chain(&e),
                 "a group of invoices could not be finalized together; one by one"
             ),
         }
@@ -594,10 +594,10 @@ async fn one_by_one(env: &Env, drafts: &[NewInvoice], report: &mut JobReport) {
             }
             Ok(None) => report.bump("already_invoiced"),
             Err(e) => {
-                warn!(account.id = %draft.account.id, error = %format!("{e:#}"), "cannot store invoice");
+                warn!(account.id = %draft.account.id, error = %crate::error_text::chain(&e), "cannot store invoice");
                 report.failures.push(Failure {
                     item: format!("account {}", draft.account.id),
-                    error: format!("{e:#}"),
+                    error: crate::error_text::chain(&e),
                 });
             }
         }
