@@ -518,23 +518,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store,
         }) => {
             let env = env(&store).await?;
-            let rows = invoices::list(
-                &env.db,
-                &ListFilter {
-                    account,
-                    period,
-                    status,
-                },
-            )
-            .await?;
+            let filter = ListFilter {
+                account,
+                period,
+                status,
+            };
+            if let OutputFormat::Json = format {
+                // Streamed, a page at a time (issue 25: memory grew with the platform).
+                let out = std::io::BufWriter::new(std::io::stdout());
+                views::write_invoice_list_json(&env.db, &filter, 500, out).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows = invoices::list(&env.db, &filter).await?;
             let mut views: Vec<InvoiceView> = Vec::with_capacity(rows.len());
             for r in &rows {
                 views.push(views::load_invoice(&env.db, r).await?);
             }
-            match format {
-                OutputFormat::Json => print_json(&views)?,
-                OutputFormat::Table => print!("{}", views::invoice_table(&views)),
-            }
+            print!("{}", views::invoice_table(&views));
         }
         Command::Invoices(InvoicesCommand::Pdf { key, output, store }) => {
             let env = env(&store).await?;

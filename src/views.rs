@@ -116,6 +116,101 @@ impl AttemptView {
 }
 
 /// An invoice with everything shown about it: lines, discounts, balances moved, attempts.
+/// Writes a JSON array one item at a time, byte for byte as `serde_json::to_string_pretty`
+/// writes the whole array (then a newline, as `println!` would): a long list is never held in
+/// memory, as values or as text.
+pub struct JsonArrayWriter<W: std::io::Write> {
+    out: W,
+    /// Each line of an item is indented by this (the array's own indentation plus one level).
+    indent: String,
+    items: usize,
+    buf: Vec<u8>,
+}
+
+impl<W: std::io::Write> JsonArrayWriter<W> {
+    /// An array at the top level.
+    pub fn new(out: W) -> JsonArrayWriter<W> {
+        JsonArrayWriter::nested(out, 0)
+    }
+
+    /// An array whose opening line is at nesting `level` (as the value of a field of a
+    /// top-level object: level 1). Writes nothing before its first item: see [`Self::item`].
+    pub fn nested(out: W, level: usize) -> JsonArrayWriter<W> {
+        JsonArrayWriter {
+            out,
+            indent: "  ".repeat(level + 1),
+            items: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes one item (`[` first, before the first one).
+    pub fn item<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
+        self.buf.clear();
+        serde_json::to_writer_pretty(&mut self.buf, value)?;
+        self.out
+            .write_all(if self.items == 0 { b"[\n" } else { b",\n" })?;
+        // JSON strings escape their newlines: every newline here is between lines of the item.
+        for (i, line) in self.buf.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            self.out.write_all(self.indent.as_bytes())?;
+            self.out.write_all(line)?;
+        }
+        self.items += 1;
+        Ok(())
+    }
+
+    /// Closes the array (`[]` when it had no item) and returns the writer.
+    pub fn finish(mut self) -> anyhow::Result<W> {
+        if self.items == 0 {
+            self.out.write_all(b"[]")?;
+        } else {
+            self.out.write_all(b"\n")?;
+            self.out.write_all(&self.indent.as_bytes()[2..])?;
+            self.out.write_all(b"]")?;
+        }
+        Ok(self.out)
+    }
+
+    /// How many items were written.
+    pub fn len(&self) -> usize {
+        self.items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+}
+
+/// `billrun invoices list --format json`: the invoices matching `filter`, in number order, read
+/// and written `page` at a time (memory flat however many there are); the same bytes as
+/// `to_string_pretty` of them all, and a newline.
+pub async fn write_invoice_list_json(
+    db: &Db,
+    filter: &invoices::ListFilter,
+    page: i64,
+    out: impl std::io::Write,
+) -> anyhow::Result<()> {
+    let mut json = JsonArrayWriter::new(out);
+    let mut after: Option<String> = None;
+    loop {
+        let rows = invoices::list_page(db, filter, after.as_deref(), page.max(1)).await?;
+        for r in &rows {
+            json.item(&load_invoice(db, r).await?)?;
+        }
+        match rows.last() {
+            Some(last) if rows.len() as i64 >= page.max(1) => after = Some(last.number.clone()),
+            _ => break,
+        }
+    }
+    let mut out = json.finish()?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
 pub async fn load_invoice(db: &Db, r: &InvoiceRow) -> anyhow::Result<InvoiceView> {
     let lines = invoices::lines(db, r.id).await?;
     let mut v = InvoiceView::from_row(r, &lines);
@@ -451,3 +546,50 @@ pub fn invoice_text(i: &InvoiceView) -> String {
 
 /// Counts shown at the end of a job run, in a stable order.
 pub type Counts = BTreeMap<String, u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items() -> Vec<serde_json::Value> {
+        vec![
+            serde_json::json!({"id": 1, "lines": [{"a": "x\ny", "b": []}], "empty": {}, "n": null}),
+            serde_json::json!({"id": 2, "lines": [], "nested": {"deep": [1, 2, {"k": "v"}]}}),
+            serde_json::json!("plain"),
+        ]
+    }
+
+    #[test]
+    fn a_streamed_array_is_byte_for_byte_the_pretty_printed_one() {
+        for n in 0..=3 {
+            let all = &items()[..n];
+            let mut w = JsonArrayWriter::new(Vec::new());
+            for v in all {
+                w.item(v).unwrap();
+            }
+            assert_eq!(w.len(), n);
+            let out = String::from_utf8(w.finish().unwrap()).unwrap();
+            assert_eq!(out, serde_json::to_string_pretty(all).unwrap(), "{n} items");
+        }
+    }
+
+    #[test]
+    fn a_streamed_array_nested_in_an_object_is_byte_for_byte_the_pretty_printed_one() {
+        for n in 0..=3 {
+            let all = &items()[..n];
+            let whole = serde_json::json!({"a": 1, "invoices": all, "z": [2]});
+            let mut w = JsonArrayWriter::nested(Vec::new(), 1);
+            for v in all {
+                w.item(v).unwrap();
+            }
+            let arr = String::from_utf8(w.finish().unwrap()).unwrap();
+            let spliced =
+                format!("{{\n  \"a\": 1,\n  \"invoices\": {arr},\n  \"z\": [\n    2\n  ]\n}}");
+            assert_eq!(
+                spliced,
+                serde_json::to_string_pretty(&whole).unwrap(),
+                "{n} items"
+            );
+        }
+    }
+}

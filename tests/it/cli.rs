@@ -504,3 +504,59 @@ fn a_connection_error_says_its_cause_once() {
         "{err}"
     );
 }
+
+both_stores!(
+    invoices_list_json_is_streamed_page_by_page_with_the_same_bytes,
+    |app: TestApp| async move {
+        import_all(&app);
+        ok(&app.cli(&["run", "invoice", "--now", "2026-11-01T06:00:00Z"]));
+        // What the command printed before it streamed (issue 25 §4): every view, pretty.
+        let filters = [
+            billrun::store::invoices::ListFilter::default(),
+            billrun::store::invoices::ListFilter {
+                period: Some("2026-10".parse().unwrap()),
+                ..Default::default()
+            },
+        ];
+        for filter in &filters {
+            let mut views = Vec::new();
+            for r in billrun::store::invoices::list(app.db(), filter)
+                .await
+                .unwrap()
+            {
+                views.push(billrun::views::load_invoice(app.db(), &r).await.unwrap());
+            }
+            assert_eq!(views.len(), 6);
+            let before = format!("{}\n", serde_json::to_string_pretty(&views).unwrap());
+            // Pages of 1, 4 (a short last page), 6 (a full last page), 500.
+            for page in [1, 4, 6, 500] {
+                let mut out = Vec::new();
+                billrun::views::write_invoice_list_json(app.db(), filter, page, &mut out)
+                    .await
+                    .unwrap();
+                assert_eq!(String::from_utf8(out).unwrap(), before, "pages of {page}");
+            }
+        }
+        let all = app.cli(&["invoices", "list", "--format", "json"]);
+        let mut views = Vec::new();
+        for r in billrun::store::invoices::list(app.db(), &filters[0])
+            .await
+            .unwrap()
+        {
+            views.push(billrun::views::load_invoice(app.db(), &r).await.unwrap());
+        }
+        assert_eq!(
+            ok(&all),
+            format!("{}\n", serde_json::to_string_pretty(&views).unwrap())
+        );
+        let none = app.cli(&[
+            "invoices",
+            "list",
+            "--account",
+            "nobody",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(ok(&none), "[]\n");
+    }
+);
