@@ -211,6 +211,118 @@ pub async fn write_invoice_list_json(
     Ok(())
 }
 
+/// The invoices' views of a run, spooled to a temporary file (removed when dropped) as they
+/// are issued, already written as the items of the report's `invoices` field: `billrun run
+/// invoice --format json` holds none of them in memory (see [`write_run_report_json`]).
+pub struct InvoiceSpool {
+    state: std::sync::Mutex<SpoolState>,
+    path: std::path::PathBuf,
+}
+
+struct SpoolState {
+    json: Option<JsonArrayWriter<std::io::BufWriter<std::fs::File>>>,
+    /// The first write that failed: reported when the report is written.
+    error: Option<String>,
+}
+
+impl InvoiceSpool {
+    pub fn new() -> anyhow::Result<std::sync::Arc<InvoiceSpool>> {
+        use anyhow::Context;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "billrun-invoices-{}-{}.json",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(std::sync::Arc::new(InvoiceSpool {
+            state: std::sync::Mutex::new(SpoolState {
+                json: Some(JsonArrayWriter::nested(std::io::BufWriter::new(file), 1)),
+                error: None,
+            }),
+            path,
+        }))
+    }
+
+    /// The sink a run hands its invoices to.
+    pub fn sink(self: &std::sync::Arc<Self>) -> crate::jobs::InvoiceSink {
+        let spool = self.clone();
+        crate::jobs::InvoiceSink(Some(std::sync::Arc::new(move |views| spool.take(views))))
+    }
+
+    fn take(&self, views: Vec<InvoiceView>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let SpoolState { json, error } = &mut *state;
+        if error.is_some() {
+            return;
+        }
+        let Some(json) = json else {
+            *error = Some("invoices came after the report was written".into());
+            return;
+        };
+        for v in &views {
+            if let Err(e) = json.item(v) {
+                *error = Some(crate::error_text::chain(&e));
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for InvoiceSpool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes a run's report as pretty JSON and a newline (what `println!` of
+/// `to_string_pretty(report)` writes, byte for byte), its invoices first from `spool` (those
+/// the run handed over), then those still in the report. Takes the invoices out of `report`.
+pub fn write_run_report_json(
+    report: &mut crate::jobs::JobReport,
+    spool: Option<&InvoiceSpool>,
+    mut out: impl std::io::Write,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Seek;
+    let Some(spool) = spool else {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        return Ok(());
+    };
+    let rest = std::mem::take(&mut report.invoices);
+    let text = serde_json::to_string_pretty(report)?;
+    // The top-level field, at one level of indentation (a string cannot hold a raw newline).
+    const FIELD: &str = "\n  \"invoices\": []";
+    let at = text
+        .find(FIELD)
+        .context("the report has an invoices field")?
+        + FIELD.len()
+        - 2;
+    let mut state = spool.state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = state.error.take() {
+        anyhow::bail!("spooling the invoices to {}: {e}", spool.path.display());
+    }
+    let mut json = state.json.take().context("a spool is written once")?;
+    for v in &rest {
+        json.item(v)?;
+    }
+    let mut file = json.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    out.write_all(&text.as_bytes()[..at])?;
+    std::io::copy(&mut file, &mut out)?;
+    out.write_all(&text.as_bytes()[at + 2..])?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
 pub async fn load_invoice(db: &Db, r: &InvoiceRow) -> anyhow::Result<InvoiceView> {
     let lines = invoices::lines(db, r.id).await?;
     let mut v = InvoiceView::from_row(r, &lines);

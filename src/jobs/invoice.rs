@@ -167,9 +167,14 @@ pub fn compute(
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     let counts_only = opts.counts_only;
+    let sink = opts.invoice_sink.0.clone();
     run_in_batches(env, opts, &mut |r: &mut JobReport| {
         if counts_only {
             r.invoices.clear();
+        } else if let Some(sink) = &sink
+            && !r.invoices.is_empty()
+        {
+            sink(std::mem::take(&mut r.invoices));
         }
     })
     .await

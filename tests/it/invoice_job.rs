@@ -1002,3 +1002,65 @@ both_stores!(
         assert_eq!(runs[0].status, "failed");
     }
 );
+
+both_stores!(
+    run_invoice_json_spools_its_invoices_with_the_same_bytes,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        let mut dry = opts(OCT_RUN);
+        dry.dry_run = true;
+        // What `run invoice --format json` printed before it spooled (issue 25 §4).
+        let whole = app.run_with(JobName::Invoice, dry.clone()).await.unwrap();
+        assert_eq!(whole.invoices.len(), 6);
+        let before = format!("{}\n", serde_json::to_string_pretty(&whole).unwrap());
+        // Pages of two accounts: the views reach the spool in several hand-overs.
+        for batch_size in [2, 500] {
+            let spool = billrun::views::InvoiceSpool::new().unwrap();
+            let mut o = dry.clone();
+            o.invoice_sink = spool.sink();
+            let mut report =
+                billrun::jobs::run(&with_pages(&app, batch_size), JobName::Invoice, &o)
+                    .await
+                    .unwrap();
+            assert!(report.invoices.is_empty(), "the report holds none");
+            let mut out = Vec::new();
+            billrun::views::write_run_report_json(&mut report, Some(&spool), &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                before,
+                "pages of {batch_size}"
+            );
+        }
+        // Views handed over, then views still in the report: in that order.
+        let spool = billrun::views::InvoiceSpool::new().unwrap();
+        let mut report = whole.clone();
+        let handed: Vec<_> = report.invoices.drain(..4).collect();
+        (spool.sink().0.unwrap())(handed);
+        let mut out = Vec::new();
+        billrun::views::write_run_report_json(&mut report, Some(&spool), &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), before);
+        // The binary, dry-run (deterministic at a given --now), then for real.
+        let out = app.cli(&[
+            "run",
+            "invoice",
+            "--now",
+            OCT_RUN,
+            "--dry-run",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), before);
+        let out = app.cli(&["run", "invoice", "--now", OCT_RUN, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let numbers: Vec<&str> = report["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["number"].as_str().unwrap())
+            .collect();
+        assert_eq!(numbers, EXPECTED.iter().map(|e| e.1).collect::<Vec<_>>());
+        assert_eq!(report["counts"]["invoiced"], 6);
+    }
+);
