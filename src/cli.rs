@@ -659,6 +659,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opts.progress = bar.clone().map_or_else(Default::default, |b| {
                 jobs::Progress(Some(std::sync::Arc::new(b)))
             });
+            // `--format json` of the invoice job: the invoices go to a file as they are issued
+            // and are copied out at the end (issue 25: memory grew with the platform).
+            let spool = match (args.format, args.job) {
+                (OutputFormat::Json, JobName::Invoice) => Some(views::InvoiceSpool::new()?),
+                _ => None,
+            };
+            if let Some(s) = &spool {
+                opts.invoice_sink = s.sink();
+            }
             let report = if args.dry_run {
                 // A dry-run changes nothing, so it takes no claim either.
                 jobs::run(&env, args.job, &opts).await.map(Some)
@@ -668,11 +677,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(b) = bar {
                 b.0.finish_and_clear();
             }
-            let Some(report) = report? else {
+            let Some(mut report) = report? else {
                 return Ok(ExitCode::SUCCESS);
             };
             match args.format {
-                OutputFormat::Json => print_json(&report)?,
+                OutputFormat::Json => views::write_run_report_json(
+                    &mut report,
+                    spool.as_deref(),
+                    std::io::BufWriter::new(std::io::stdout()),
+                )?,
                 OutputFormat::Table => {
                     if !report.invoices.is_empty() {
                         if report.invoices.len() <= 50 {
@@ -708,23 +721,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store,
         }) => {
             let env = env(&store).await?;
-            let rows = invoices::list(
-                &env.db,
-                &ListFilter {
-                    account,
-                    period,
-                    status,
-                },
-            )
-            .await?;
+            let filter = ListFilter {
+                account,
+                period,
+                status,
+            };
+            if let OutputFormat::Json = format {
+                // Streamed, a page at a time (issue 25: memory grew with the platform).
+                let out = std::io::BufWriter::new(std::io::stdout());
+                views::write_invoice_list_json(&env.db, &filter, 500, out).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows = invoices::list(&env.db, &filter).await?;
             let mut views: Vec<InvoiceView> = Vec::with_capacity(rows.len());
             for r in &rows {
                 views.push(views::load_invoice(&env.db, r).await?);
             }
-            match format {
-                OutputFormat::Json => print_json(&views)?,
-                OutputFormat::Table => print!("{}", views::invoice_table(&views)),
-            }
+            print!("{}", views::invoice_table(&views));
         }
         Command::Invoices(InvoicesCommand::Pdf { key, output, store }) => {
             let env = env(&store).await?;

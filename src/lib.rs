@@ -10,6 +10,7 @@ pub mod core;
 pub mod daemon;
 pub mod demo;
 pub mod documents;
+pub mod error_text;
 pub mod gateway;
 pub mod import;
 pub mod jobs;

@@ -48,6 +48,46 @@ impl Trigger {
     }
 }
 
+/// A job that panicked: the run is recorded `failed` with this error (never left `running`)
+/// and the command exits 3.
+#[derive(Debug, thiserror::Error)]
+#[error("the {job} job panicked: {message}")]
+pub struct Panicked {
+    pub job: &'static str,
+    pub message: String,
+}
+
+/// Fault injection for tests: set to a job's name, that job panics as it starts, under its
+/// claim, as a bug in it would (see `runs_caught`).
+pub const PANIC_IN_JOB_ENV: &str = "BILLRUN_TEST_PANIC_IN_JOB";
+
+/// Runs the job, turning a panic anywhere in it (a task it awaits re-raises its own) into a
+/// [`Panicked`] error, so that the caller records the run.
+async fn run_caught(env: &Env, job: JobName, opts: &RunOptions) -> anyhow::Result<JobReport> {
+    use futures_util::FutureExt;
+    let run = async {
+        if std::env::var(PANIC_IN_JOB_ENV).is_ok_and(|j| j == job.as_str()) {
+            panic!("{PANIC_IN_JOB_ENV} asked the {} job to panic", job.as_str());
+        }
+        jobs::run(env, job, opts).await
+    };
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            Err(Panicked {
+                job: job.as_str(),
+                message,
+            }
+            .into())
+        }
+    }
+}
+
 /// Another run of the job holds the claim: exit code 5.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -167,7 +207,7 @@ pub async fn execute(
 ) -> anyhow::Result<JobReport> {
     let beat = heartbeat(env.db.clone(), run_id);
     let started = std::time::Instant::now();
-    let result = jobs::run(env, job, opts).await;
+    let result = run_caught(env, job, opts).await;
     beat.abort();
     record(env, job, run_id, &result, started.elapsed()).await?;
     result
@@ -179,7 +219,7 @@ fn heartbeat(db: Db, run_id: i64) -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(HEARTBEAT_EVERY).await;
             let now = crate::core::period::whole_seconds(Utc::now());
             if let Err(e) = runs::heartbeat(&db, run_id, now).await {
-                warn!(run.id = run_id, error = %format!("{e:#}"), "cannot record the heartbeat");
+                warn!(run.id = run_id, error = %crate::error_text::chain(&e), "cannot record the heartbeat");
             }
         }
     })
@@ -220,7 +260,7 @@ async fn record(
             counts: "{}".into(),
             failures: 1,
             summary: None,
-            error: Some(format!("{e:#}")),
+            error: Some(crate::error_text::chain(e)),
         },
     };
     runs::finish(&env.db, run_id, &finish).await?;
@@ -348,7 +388,7 @@ async fn work_batches(
         };
         let mut o = opts.clone();
         o.range = Some((first.clone(), last.clone()));
-        let r = jobs::run(env, job, &o).await?;
+        let r = run_caught(env, job, &o).await?;
         runs::finish_batch(&env.db, run_id, &first, &serde_json::to_string(&r.counts)?).await?;
         for (k, v) in &r.counts {
             *total.counts.entry(k.clone()).or_default() += *v;

@@ -2,10 +2,9 @@
 //! how credit and referral rewards apply.
 
 use chrono::{DateTime, Duration, Utc};
-use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::money::round_to_minor;
+use super::money::div_round_half_away;
 use super::period::Period;
 
 /// Stripe will not charge less than €0.50.
@@ -258,6 +257,7 @@ pub struct CollectionPlan {
 
 pub fn plan_collection(amount_due: i64, credit_balance: i64, closing: bool) -> CollectionPlan {
     let credit_to_apply = credit_balance.clamp(0, amount_due.max(0));
+    // 0 <= credit_to_apply <= max(amount_due, 0): the difference cannot overflow.
     let rest = amount_due - credit_to_apply;
     let small = rest > 0 && rest < STRIPE_MINIMUM_MINOR;
     CollectionPlan {
@@ -279,12 +279,14 @@ pub fn referral_applies(invitee_created_at: DateTime<Utc>, period: Period) -> bo
     period >= first && period <= last
 }
 
-/// The reward for a paid invoice: 20% of its amount excluding VAT, half away from zero.
+/// The reward for a paid invoice: 20% of its amount excluding VAT, half away from zero. Exact
+/// integer arithmetic: at most 100% of an amount that fits in `i64` fits in `i64`.
 pub fn referral_reward(taxable_base_minor: i64) -> i64 {
-    round_to_minor(
-        Decimal::new(taxable_base_minor, 2) * Decimal::from(REFERRAL_PERCENT)
-            / Decimal::ONE_HUNDRED,
-    )
+    const { assert!(REFERRAL_PERCENT <= 100) };
+    let exact = i128::from(taxable_base_minor) * i128::from(REFERRAL_PERCENT);
+    let reward = div_round_half_away(exact, 100);
+    // |reward| <= |taxable_base_minor| (the assertion above): the fallback is never taken.
+    i64::try_from(reward).unwrap_or(taxable_base_minor)
 }
 
 /// Spreads rewards (id, remaining) over an invoice's subtotal, oldest first; never more than
@@ -608,6 +610,9 @@ mod tests {
         assert_eq!(referral_reward(2971), 594); // 5.942
         assert_eq!(referral_reward(2), 0);
         assert_eq!(referral_reward(3), 1); // 0.006 -> 0.01
+        // Exact at the edges of i64, no overflow (issue 25).
+        assert_eq!(referral_reward(i64::MAX), 1844674407370955161);
+        assert_eq!(referral_reward(i64::MIN), -1844674407370955162);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::ids::AppId;
-use super::money::format_minor;
+use super::money::{Overflow, checked_sum, format_minor};
 use super::period::Period;
 use super::pricing::{PricedLine, UsageKind};
 use super::vat::{VatCase, VatTreatment, vat_on};
@@ -118,26 +118,36 @@ pub struct Totals {
 }
 
 /// Subtotal = Σ lines; discount ≤ subtotal; VAT once on the taxable base; total = base + VAT.
+/// Every step is checked: an amount beyond `i64` minor units is an error, never a panic or a
+/// wrapped total.
 pub fn totals(
     line_amounts: impl IntoIterator<Item = i64>,
     discount_requested: i64,
     vat: VatTreatment,
-) -> Totals {
-    let subtotal: i64 = line_amounts.into_iter().sum();
+) -> Result<Totals, Overflow> {
+    let subtotal = checked_sum(line_amounts, "the invoice's subtotal")?;
     let discount_requested = discount_requested.max(0);
     let discount = discount_requested.min(subtotal.max(0));
-    let taxable_base = subtotal - discount;
-    let tax = vat_on(taxable_base, vat.rate_percent);
-    Totals {
+    // 0 <= discount <= max(subtotal, 0) and discount <= discount_requested: no overflow, but
+    // checked all the same.
+    let taxable_base = subtotal
+        .checked_sub(discount)
+        .ok_or(Overflow::of("the invoice's taxable base"))?;
+    let tax = vat_on(taxable_base, vat.rate_percent)?;
+    Ok(Totals {
         subtotal,
         discount,
-        discount_excess: discount_requested - discount,
+        discount_excess: discount_requested
+            .checked_sub(discount)
+            .ok_or(Overflow::of("the discount carried forward"))?,
         taxable_base,
         tax_case: vat.case,
         tax_rate: vat.rate_percent,
         tax,
-        total: taxable_base + tax,
-    }
+        total: taxable_base
+            .checked_add(tax)
+            .ok_or(Overflow::of("the invoice's total"))?,
+    })
 }
 
 /// A month's name: `month` 1–12; French names are lowercase, as French writes them.
@@ -192,12 +202,12 @@ mod tests {
             case: VatCase::Domestic,
             rate_percent: Decimal::from(20),
         };
-        let t = totals([1000, 500], 2000, vat);
+        let t = totals([1000, 500], 2000, vat).unwrap();
         assert_eq!(
             (t.subtotal, t.discount, t.discount_excess, t.tax, t.total),
             (1500, 1500, 500, 0, 0)
         );
-        let t = totals([1000, 481], 0, vat);
+        let t = totals([1000, 481], 0, vat).unwrap();
         assert_eq!((t.tax, t.total), (296, 1777));
     }
 
@@ -233,6 +243,28 @@ mod tests {
             describe(&line, "bob-api", Language::En),
             "bob-api — M container (2026-10-01 → 2026-10-31)"
         );
+    }
+
+    #[test]
+    fn totals_beyond_i64_minor_units_are_an_error_not_a_panic() {
+        let vat = VatTreatment {
+            case: VatCase::Domestic,
+            rate_percent: Decimal::from(20),
+        };
+        let err = totals([i64::MAX, 1], 0, vat).unwrap_err();
+        assert!(err.to_string().contains("subtotal"), "{err}");
+        // The subtotal fits, its VAT (at an absurd rate) does not.
+        let absurd = VatTreatment {
+            case: VatCase::Domestic,
+            rate_percent: Decimal::from(1000),
+        };
+        let err = totals([i64::MAX / 2], 0, absurd).unwrap_err();
+        assert!(err.to_string().contains("VAT"), "{err}");
+        // The subtotal and VAT fit, the total does not.
+        let err = totals([i64::MAX / 2, i64::MAX / 2], 0, vat).unwrap_err();
+        assert!(err.to_string().contains("total"), "{err}");
+        let ok = totals([i64::MAX / 2], i64::MAX, vat).unwrap();
+        assert_eq!((ok.discount, ok.tax, ok.total), (i64::MAX / 2, 0, 0));
     }
 
     #[test]

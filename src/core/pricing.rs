@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::ids::AppId;
-use super::money::round_to_minor;
+use super::money::{Overflow, div_round_half_away};
 use super::period::Period;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -178,8 +178,11 @@ pub struct PricedLine {
 impl PricedLine {
     /// Quantity in hours (container-hours), to two decimals, for display.
     pub fn quantity_hours(&self) -> Decimal {
-        (Decimal::from_i128_with_scale(self.quantity_seconds, 0) / Decimal::from(3600))
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+        // Hundredths of an hour: Σ seconds × quantity / 36, half away from zero; exact.
+        let hundredths = div_round_half_away(self.quantity_seconds, 36);
+        // `price_usage` refuses a line whose quantity does not fit a Decimal: the fallback is
+        // never taken for a line it priced.
+        Decimal::try_from_i128_with_scale(hundredths, 2).unwrap_or(Decimal::MAX)
     }
 }
 
@@ -194,17 +197,93 @@ pub enum PricingError {
     },
     #[error("usage {usage_id}: quantity {quantity} is negative")]
     NegativeQuantity { usage_id: String, quantity: i64 },
+    #[error("usage {usage_id}: the {kind} price of `{item}` from {effective_from} is negative")]
+    NegativePrice {
+        usage_id: String,
+        kind: UsageKind,
+        item: String,
+        effective_from: NaiveDate,
+    },
+    /// A step of pricing does not fit its type (absurd quantities, durations or prices): the
+    /// record named is the one with the highest quantity on the line.
+    #[error("usage {usage_id} (app {app_id}, {kind} `{item}`): {overflow}")]
+    Overflow {
+        usage_id: String,
+        app_id: AppId,
+        kind: UsageKind,
+        item: String,
+        overflow: Overflow,
+    },
 }
 
 #[derive(Debug, Default)]
 struct Acc {
     quantity_seconds: i128,
     max_quantity: i64,
+    /// The record with the highest quantity (the first one seen), named by errors.
+    max_usage_id: String,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 }
 
+/// An exact non-negative rational amount in major units: `num / den`, `den` > 0.
+#[derive(Debug, Clone, Copy)]
+struct Exact {
+    num: i128,
+    den: i128,
+}
+
+impl Exact {
+    /// `d` × `times`, all exact; `None` when a step does not fit an i128.
+    fn of(d: Decimal, times: &[i128], per: i128) -> Option<Exact> {
+        let d = d.normalize();
+        let mut num = d.mantissa();
+        for t in times {
+            num = num.checked_mul(*t)?;
+        }
+        let den = 10i128.checked_pow(d.scale())?.checked_mul(per)?;
+        Some(Exact { num, den })
+    }
+
+    /// Rounded to minor units, half away from zero (once, on the exact amount).
+    fn to_minor(self) -> Option<i64> {
+        let whole = self.num / self.den;
+        let rest = self.num % self.den;
+        // rest < den <= 10^28 × 2^32: × 100 fits in an i128.
+        let cents = div_round_half_away(rest.checked_mul(100)?, self.den);
+        i64::try_from(whole.checked_mul(100)?.checked_add(cents)?).ok()
+    }
+
+    /// Compares two non-negative fractions without overflow (by their continued fractions:
+    /// equal whole parts, then the remainders' reciprocals).
+    fn cmp(self, other: Exact) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let (mut a, mut b, mut c, mut d) = (self.num, self.den, other.num, other.den);
+        loop {
+            let (qa, qc) = (a / b, c / d);
+            if qa != qc {
+                return qa.cmp(&qc);
+            }
+            let (ra, rc) = (a % b, c % d);
+            match (ra == 0, rc == 0) {
+                (true, true) => return Ordering::Equal,
+                (true, false) => return Ordering::Less,
+                (false, true) => return Ordering::Greater,
+                // ra/b < rc/d  <=>  ra·d < rc·b  <=>  d/rc < b/ra
+                (false, false) => (a, b, c, d) = (d, rc, b, ra),
+            }
+        }
+    }
+}
+
+/// The largest integer a `Decimal` holds (2^96 − 1).
+const DECIMAL_MAX_MANTISSA: i128 = (1i128 << 96) - 1;
+
 /// Prices the usage of one account (or any set of records) over a billing window.
+///
+/// Every step is exact integer arithmetic on the prices' decimal mantissas, checked: a step
+/// that does not fit is a [`PricingError::Overflow`] naming the record, never a panic or a
+/// wrapped amount.
 pub fn price_usage(
     window: &BillingWindow,
     usage: &[UsageRecord],
@@ -234,7 +313,26 @@ pub fn price_usage(
                     item: u.item.clone(),
                     at,
                 })?;
+        let overflow = |what| PricingError::Overflow {
+            usage_id: u.id.clone(),
+            app_id: u.app_id.clone(),
+            kind: u.kind,
+            item: u.item.clone(),
+            overflow: Overflow::of(what),
+        };
         for (lo, hi, price) in pieces {
+            if (price.hourly_price.is_sign_negative() && !price.hourly_price.is_zero())
+                || price
+                    .monthly_cap
+                    .is_some_and(|c| c.is_sign_negative() && !c.is_zero())
+            {
+                return Err(PricingError::NegativePrice {
+                    usage_id: u.id.clone(),
+                    kind: u.kind,
+                    item: u.item.clone(),
+                    effective_from: price.effective_from,
+                });
+            }
             let secs = i128::from((hi - lo).num_seconds());
             let key = (
                 u.app_id.clone(),
@@ -243,8 +341,15 @@ pub fn price_usage(
                 price.effective_from,
             );
             let (a, _) = acc.entry(key).or_insert_with(|| (Acc::default(), price));
-            a.quantity_seconds += secs * i128::from(u.quantity);
-            a.max_quantity = a.max_quantity.max(u.quantity);
+            a.quantity_seconds = secs
+                .checked_mul(i128::from(u.quantity))
+                .and_then(|q| a.quantity_seconds.checked_add(q))
+                .filter(|q| *q <= DECIMAL_MAX_MANTISSA)
+                .ok_or_else(|| overflow("Σ seconds × quantity"))?;
+            if a.max_usage_id.is_empty() || u.quantity > a.max_quantity {
+                a.max_quantity = u.quantity;
+                a.max_usage_id = u.id.clone();
+            }
             a.from = Some(a.from.map_or(lo, |f| f.min(lo)));
             a.to = Some(a.to.map_or(hi, |t| t.max(hi)));
         }
@@ -252,17 +357,26 @@ pub fn price_usage(
 
     let month_from = window.period.start();
     let month_to = window.period.end();
-    let month_secs = Decimal::from(window.period.seconds());
+    let month_secs = i128::from(window.period.seconds());
     let mut lines = Vec::with_capacity(acc.len());
     for ((app_id, kind, item, _), (a, price)) in acc {
         if a.quantity_seconds == 0 {
             continue;
         }
-        let exact = Decimal::from_i128_with_scale(a.quantity_seconds, 0) * price.hourly_price
-            / Decimal::from(3600);
+        let overflow = |what| PricingError::Overflow {
+            usage_id: a.max_usage_id.clone(),
+            app_id: app_id.clone(),
+            kind,
+            item: item.clone(),
+            overflow: Overflow::of(what),
+        };
+        // Σ(seconds × quantity) × hourly price / 3600.
+        let exact = Exact::of(price.hourly_price, &[a.quantity_seconds], 3600)
+            .ok_or_else(|| overflow("Σ seconds × quantity × hourly price"))?;
         let (amount, capped) = match price.monthly_cap {
             Some(cap) => {
-                // The part of the month this price is in force, for a prorated cap.
+                // The part of the month this price is in force, for a prorated cap. The
+                // windows are disjoint parts of one month: their sum cannot overflow.
                 let validity = catalog
                     .windows(kind, &item, month_from, month_to)
                     .unwrap_or_else(|_| Vec::new())
@@ -275,15 +389,26 @@ pub fn price_usage(
                 } else {
                     validity
                 };
-                let cap_exact =
-                    cap * Decimal::from(a.max_quantity) * Decimal::from(validity) / month_secs;
-                if exact > cap_exact {
+                // cap × highest quantity × validity / seconds in the month.
+                let cap_exact = Exact::of(
+                    cap,
+                    &[i128::from(a.max_quantity), i128::from(validity)],
+                    month_secs,
+                )
+                .ok_or_else(|| overflow("monthly cap × quantity"))?;
+                if exact.cmp(cap_exact) == std::cmp::Ordering::Greater {
                     (cap_exact, true)
                 } else {
                     (exact, false)
                 }
             }
             None => (exact, false),
+        };
+        let amount_minor = amount
+            .to_minor()
+            .ok_or_else(|| overflow("the line's amount"))?;
+        let (Some(from), Some(to)) = (a.from, a.to) else {
+            continue; // never: set with the quantity
         };
         lines.push(PricedLine {
             app_id,
@@ -292,10 +417,10 @@ pub fn price_usage(
             unit_price: price.hourly_price,
             quantity_seconds: a.quantity_seconds,
             max_quantity: a.max_quantity,
-            from: a.from.expect("set with quantity"),
-            to: a.to.expect("set with quantity"),
+            from,
+            to,
             capped,
-            amount_minor: round_to_minor(amount),
+            amount_minor,
         });
     }
     Ok(lines)
@@ -433,5 +558,84 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("usage u9"), "{err}");
+    }
+
+    #[test]
+    fn an_i64_max_quantity_is_an_error_naming_the_record_not_a_panic() {
+        let cat = Catalog::new([price("M", "0.03", None, "2026-01-01")]);
+        let err = price_usage(
+            &oct(),
+            &[
+                usage("u-ok", 1, "2026-10-02T00:00:00Z", None),
+                usage("u-huge", i64::MAX, "2026-10-02T00:00:00Z", None),
+            ],
+            &cat,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PricingError::Overflow { ref usage_id, .. } if usage_id == "u-huge"));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("usage u-huge") && msg.contains("app app-1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_price_at_the_decimal_maximum_is_an_error_not_a_panic() {
+        let cat = Catalog::new([price(
+            "M",
+            "79228162514264337593543950335",
+            Some("79228162514264337593543950335"),
+            "2026-01-01",
+        )]);
+        let err = price_usage(
+            &oct(),
+            &[usage("u1", 1, "2026-10-02T00:00:00Z", None)],
+            &cat,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("usage u1"), "{err}");
+        // Running from the dawn of time to the end of time is one month in this window.
+        let cat = Catalog::new([price("M", "1", None, "2026-01-01")]);
+        let far = UsageRecord {
+            started_at: DateTime::<Utc>::MIN_UTC,
+            ended_at: Some(DateTime::<Utc>::MAX_UTC),
+            ..usage("u2", 1, "2026-10-02T00:00:00Z", None)
+        };
+        let lines = price_usage(&oct(), &[far], &cat).unwrap();
+        assert_eq!(lines[0].amount_minor, 744 * 100);
+    }
+
+    #[test]
+    fn the_largest_amounts_that_fit_are_billed_exactly() {
+        // 10^10 containers all month: an amount close to i64::MAX cents, exact to the cent.
+        let cat = Catalog::new([price("M", "12396.7366086757", None, "2026-01-01")]);
+        let lines = price_usage(
+            &oct(),
+            &[usage("u1", 10_000_000_000, "2026-09-01T00:00:00Z", None)],
+            &cat,
+        )
+        .unwrap();
+        // 744 h × 10^10 × 12396.7366086757 = 92 231 720 368 547 208 EUR (exact), in cents:
+        assert_eq!(lines[0].amount_minor, 9_223_172_036_854_720_800);
+        assert_eq!(
+            lines[0].quantity_hours(),
+            Decimal::from(7_440_000_000_000i64)
+        );
+    }
+
+    #[test]
+    fn exact_fractions_compare_without_overflow() {
+        let e = |num, den| Exact { num, den };
+        use std::cmp::Ordering::*;
+        assert_eq!(e(1, 3).cmp(e(1, 3)), Equal);
+        assert_eq!(e(2, 6).cmp(e(1, 3)), Equal);
+        assert_eq!(e(1, 3).cmp(e(1, 2)), Less);
+        assert_eq!(e(5, 2).cmp(e(7, 3)), Greater);
+        assert_eq!(e(0, 7).cmp(e(0, 1)), Equal);
+        assert_eq!(e(0, 7).cmp(e(1, i128::MAX)), Less);
+        let big = i128::MAX;
+        assert_eq!(e(big - 1, big).cmp(e(big - 2, big - 1)), Greater);
+        assert_eq!(e(big, big - 1).cmp(e(big - 1, big - 2)), Less);
     }
 }

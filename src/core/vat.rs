@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::countries::is_eu_member;
 use super::invoice::Language;
-use super::money::round_to_minor;
+use super::money::{Overflow, percent_of};
 
 /// The VAT case of an invoice, decided by the customer's country and VAT number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -208,10 +208,10 @@ pub fn treatment(
     })
 }
 
-/// VAT on a taxable base in minor units, computed once and rounded half away from zero.
-pub fn vat_on(base_minor: i64, rate_percent: Decimal) -> i64 {
-    let base = Decimal::new(base_minor, 2);
-    round_to_minor(base * rate_percent / Decimal::ONE_HUNDRED)
+/// VAT on a taxable base in minor units, computed once and rounded half away from zero; an
+/// error (never a panic) when it does not fit in minor units.
+pub fn vat_on(base_minor: i64, rate_percent: Decimal) -> Result<i64, Overflow> {
+    percent_of(base_minor, rate_percent, "VAT")
 }
 
 #[cfg(test)]
@@ -381,8 +381,8 @@ mod tests {
 
     #[test]
     fn vat_rounds_half_away_from_zero() {
-        assert_eq!(vat_on(1481, Decimal::from(20)), 296); // 2.962
-        assert_eq!(vat_on(1, Decimal::from_str("25.5").unwrap()), 0); // 0.00255
-        assert_eq!(vat_on(2, Decimal::from(25)), 1); // 0.005 -> 0.01
+        assert_eq!(vat_on(1481, Decimal::from(20)), Ok(296)); // 2.962
+        assert_eq!(vat_on(1, Decimal::from_str("25.5").unwrap()), Ok(0)); // 0.00255
+        assert_eq!(vat_on(2, Decimal::from(25)), Ok(1)); // 0.005 -> 0.01
     }
 }

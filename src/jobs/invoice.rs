@@ -12,8 +12,9 @@ use crate::config::BadInput;
 use crate::core::collection::allocate_rewards;
 use crate::core::ids::InvoiceId;
 use crate::core::invoice::{Language, draft_line, period_label, totals};
+use crate::core::money::{Overflow, checked_sum};
 use crate::core::period::Period;
-use crate::core::pricing::{BillingWindow, Catalog, UsageRecord, price_usage};
+use crate::core::pricing::{BillingWindow, Catalog, PricingError, UsageRecord, price_usage};
 use crate::core::vat;
 use crate::model::Account;
 use crate::store::accounts::{self, AccountRow};
@@ -32,6 +33,35 @@ pub struct Carried {
     pub balances: Vec<(i64, String, i64)>,
 }
 
+/// Why an account cannot be invoiced from what it is billed from: the account named, the cause
+/// (which names the app and usage record, for pricing) as its source. The invoice job reports
+/// it in `failures` and invoices every other account.
+#[derive(Debug, thiserror::Error)]
+pub enum CannotInvoice {
+    #[error("account {account}")]
+    Pricing {
+        account: String,
+        #[source]
+        error: PricingError,
+    },
+    #[error("account {account}")]
+    Amounts {
+        account: String,
+        #[source]
+        error: Overflow,
+    },
+}
+
+impl CannotInvoice {
+    /// The cause alone, for a report whose item already names the account.
+    pub fn cause(&self) -> String {
+        match self {
+            CannotInvoice::Pricing { error, .. } => error.to_string(),
+            CannotInvoice::Amounts { error, .. } => error.to_string(),
+        }
+    }
+}
+
 /// Computes the invoice an account would get, from its usage: pure, no I/O.
 #[allow(clippy::too_many_arguments)]
 pub fn compute(
@@ -44,7 +74,15 @@ pub fn compute(
     due_days: u32,
     carried: &Carried,
 ) -> anyhow::Result<Option<NewInvoice>> {
-    let priced = price_usage(window, usage, catalog)?;
+    let account_id = || account.id.as_str().to_string();
+    let priced = price_usage(window, usage, catalog).map_err(|error| CannotInvoice::Pricing {
+        account: account_id(),
+        error,
+    })?;
+    let amounts = |error| CannotInvoice::Amounts {
+        account: account_id(),
+        error,
+    };
     if priced.is_empty() {
         return Ok(None);
     }
@@ -63,7 +101,11 @@ pub fn compute(
         account.vat_number.as_deref(),
         window.period.last_day(),
     )?;
-    let subtotal: i64 = lines.iter().map(|l| l.amount_minor).sum();
+    let subtotal = checked_sum(
+        lines.iter().map(|l| l.amount_minor),
+        "the invoice's subtotal",
+    )
+    .map_err(amounts)?;
     if subtotal == 0 {
         return Ok(None);
     }
@@ -103,8 +145,12 @@ pub fn compute(
             }
         })
         .collect();
-    let discount: i64 = discounts.iter().map(|d| d.amount_minor).sum();
-    let t = totals(lines.iter().map(|l| l.amount_minor), discount, vat);
+    let discount =
+        checked_sum(discounts.iter().map(|d| d.amount_minor), "the discount").map_err(amounts)?;
+    let t = totals(lines.iter().map(|l| l.amount_minor), discount, vat).map_err(amounts)?;
+    let due_at = now
+        .checked_add_signed(Duration::days(i64::from(due_days)))
+        .ok_or_else(|| amounts(Overflow::of("the due date")))?;
     Ok(Some(NewInvoice {
         account: account.clone(),
         period: window.period,
@@ -115,15 +161,20 @@ pub fn compute(
         brought_forward: carried.balances.clone(),
         totals: t,
         issued_at: now,
-        due_at: (now + Duration::days(i64::from(due_days))).date_naive(),
+        due_at: due_at.date_naive(),
     }))
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     let counts_only = opts.counts_only;
+    let sink = opts.invoice_sink.0.clone();
     run_in_batches(env, opts, &mut |r: &mut JobReport| {
         if counts_only {
             r.invoices.clear();
+        } else if let Some(sink) = &sink
+            && !r.invoices.is_empty()
+        {
+            sink(std::mem::take(&mut r.invoices));
         }
     })
     .await
@@ -363,10 +414,13 @@ async fn bill_batch(
             Err(e) => {
                 // What is pending goes first, so that the report keeps the accounts' order.
                 finalizer.flush(report).await;
-                warn!(account.id = %row.id, error = %e, "cannot invoice account");
+                warn!(account.id = %row.id, error = %crate::error_text::chain(&e), "cannot invoice account");
                 report.failures.push(Failure {
                     item: format!("account {}", row.id),
-                    error: format!("{e:#}"),
+                    error: match e.downcast_ref::<CannotInvoice>() {
+                        Some(c) => c.cause(),
+                        None => crate::error_text::chain(&e),
+                    },
                 });
                 continue;
             }
@@ -494,7 +548,7 @@ impl Finalizer {
             ),
             Err(e) => debug!(
                 invoices = drafts.len(),
-                error = %format!("{e:#}"),
+                error = %crate::error_text::chain(&e),
                 "a group of invoices could not be finalized together; one by one"
             ),
         }
@@ -545,10 +599,10 @@ async fn one_by_one(env: &Env, drafts: &[NewInvoice], report: &mut JobReport) {
             }
             Ok(None) => report.bump("already_invoiced"),
             Err(e) => {
-                warn!(account.id = %draft.account.id, error = %format!("{e:#}"), "cannot store invoice");
+                warn!(account.id = %draft.account.id, error = %crate::error_text::chain(&e), "cannot store invoice");
                 report.failures.push(Failure {
                     item: format!("account {}", draft.account.id),
-                    error: format!("{e:#}"),
+                    error: crate::error_text::chain(&e),
                 });
             }
         }

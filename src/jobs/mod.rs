@@ -70,6 +70,26 @@ pub struct RunOptions {
     /// delivery: set by the daemon, which logs a summary. Otherwise a scheduled run over every
     /// account would hold every issued invoice's view until it ends.
     pub counts_only: bool,
+    /// Takes the invoices' views from the report as the invoice job goes, batch by batch, in
+    /// order (`billrun run invoice --format json` spools them), so that the report never holds
+    /// them all.
+    pub invoice_sink: InvoiceSink,
+}
+
+/// See [`RunOptions::invoice_sink`]; none by default (the report keeps the views).
+#[derive(Clone, Default)]
+pub struct InvoiceSink(
+    pub Option<std::sync::Arc<dyn Fn(Vec<crate::views::InvoiceView>) + Send + Sync>>,
+);
+
+impl std::fmt::Debug for InvoiceSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "InvoiceSink(on)"
+        } else {
+            "InvoiceSink(off)"
+        })
+    }
 }
 
 impl RunOptions {
@@ -83,6 +103,7 @@ impl RunOptions {
             stop: Stop::default(),
             progress: Progress::default(),
             counts_only: false,
+            invoice_sink: InvoiceSink::default(),
         }
     }
 

@@ -380,6 +380,29 @@ pub async fn list(db: &Db, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
         .fetch_all(p).await?))
 }
 
+/// [`list`] a page at a time: the next `limit` invoices after number `after` (from the first
+/// when `None`), in number order, for output that streams instead of holding every invoice.
+pub async fn list_page(
+    db: &Db,
+    f: &ListFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<InvoiceRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices
+         WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR period = $2) AND ($3 IS NULL OR status = $3)
+           AND ($4 IS NULL OR number > $4)
+         ORDER BY number LIMIT $5"
+    ));
+    Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql)
+        .bind(f.account.as_deref())
+        .bind(f.period.map(|p| p.to_string()))
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(p).await?))
+}
+
 pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, LineRow>(
         "SELECT invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor

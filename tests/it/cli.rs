@@ -733,3 +733,129 @@ fn text_and_amount_arguments_are_bounded() {
         "`Dr A.\\nPetit` contains a line break",
     );
 }
+
+/// `billrun run hds` on a fresh SQLite file with info logs; `tty` runs it under script(1), so
+/// that its stderr is a terminal. Returns what it wrote on stderr (and stdout, under script).
+fn logged_run(tty: bool, no_color: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_billrun");
+    let mut cmd = if tty {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &format!("'{bin}' run hds"), "/dev/null"]);
+        c
+    } else {
+        let mut c = std::process::Command::new(bin);
+        c.args(["run", "hds"]);
+        c
+    };
+    cmd.env(
+        "BILLRUN_DATABASE_URL",
+        format!("sqlite://{}", dir.path().join("b.db").display()),
+    )
+    .env("BILLRUN_LOG", "info")
+    .env_remove("BILLRUN_JOBS_DIR")
+    .env_remove("NO_COLOR")
+    .current_dir(dir.path());
+    if let Some(v) = no_color {
+        cmd.env("NO_COLOR", v);
+    }
+    let out = cmd.output().expect("run billrun");
+    assert!(out.status.success(), "{out:?}");
+    let text = if tty { &out.stdout } else { &out.stderr };
+    let text = String::from_utf8_lossy(text).to_string();
+    assert!(text.contains("run finished"), "{text}");
+    text
+}
+
+#[test]
+fn logs_have_no_colour_codes_off_a_terminal_or_with_no_color() {
+    // Piped (a file, a pipe, a journal): plain text, whatever NO_COLOR says.
+    for no_color in [None, Some("1"), Some("")] {
+        let text = logged_run(false, no_color);
+        assert!(!text.contains("\x1b["), "{no_color:?}: {text}");
+    }
+    // At a terminal: colours, unless NO_COLOR is set to something (https://no-color.org).
+    assert!(logged_run(true, None).contains("\x1b["));
+    assert!(logged_run(true, Some("")).contains("\x1b["));
+    let text = logged_run(true, Some("1"));
+    assert!(!text.contains("\x1b["), "{text}");
+}
+
+#[test]
+fn a_connection_error_says_its_cause_once() {
+    let admin = crate::common::pg_admin_url();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args(["runs"])
+        .env("BILLRUN_DATABASE_URL", format!("{base}/billrun_no_such_db"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(
+        err.matches("database \"billrun_no_such_db\" does not exist")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.starts_with("error: cannot connect to PostgreSQL at "),
+        "{err}"
+    );
+}
+
+both_stores!(
+    invoices_list_json_is_streamed_page_by_page_with_the_same_bytes,
+    |app: TestApp| async move {
+        import_all(&app);
+        ok(&app.cli(&["run", "invoice", "--now", "2026-11-01T06:00:00Z"]));
+        // What the command printed before it streamed (issue 25 §4): every view, pretty.
+        let filters = [
+            billrun::store::invoices::ListFilter::default(),
+            billrun::store::invoices::ListFilter {
+                period: Some("2026-10".parse().unwrap()),
+                ..Default::default()
+            },
+        ];
+        for filter in &filters {
+            let mut views = Vec::new();
+            for r in billrun::store::invoices::list(app.db(), filter)
+                .await
+                .unwrap()
+            {
+                views.push(billrun::views::load_invoice(app.db(), &r).await.unwrap());
+            }
+            assert_eq!(views.len(), 6);
+            let before = format!("{}\n", serde_json::to_string_pretty(&views).unwrap());
+            // Pages of 1, 4 (a short last page), 6 (a full last page), 500.
+            for page in [1, 4, 6, 500] {
+                let mut out = Vec::new();
+                billrun::views::write_invoice_list_json(app.db(), filter, page, &mut out)
+                    .await
+                    .unwrap();
+                assert_eq!(String::from_utf8(out).unwrap(), before, "pages of {page}");
+            }
+        }
+        let all = app.cli(&["invoices", "list", "--format", "json"]);
+        let mut views = Vec::new();
+        for r in billrun::store::invoices::list(app.db(), &filters[0])
+            .await
+            .unwrap()
+        {
+            views.push(billrun::views::load_invoice(app.db(), &r).await.unwrap());
+        }
+        assert_eq!(
+            ok(&all),
+            format!("{}\n", serde_json::to_string_pretty(&views).unwrap())
+        );
+        let none = app.cli(&[
+            "invoices",
+            "list",
+            "--account",
+            "nobody",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(ok(&none), "[]\n");
+    }
+);

@@ -237,7 +237,7 @@ async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
         }],
         discounts: vec![],
         brought_forward: vec![],
-        totals: totals([1000], 0, vat),
+        totals: totals([1000], 0, vat).unwrap(),
         issued_at,
         due_at: issued_at.date_naive() + chrono::Duration::days(30),
     }
@@ -881,3 +881,186 @@ async fn a_group_that_meets_an_invoice_made_meanwhile_goes_one_by_one() {
     }
     assert_eq!(numbers[0].1, "acc-de-business");
 }
+
+/// Rows no import lets through any more (issue 25), written straight to the store: i64::MAX
+/// containers for a day on acc-de-consumer's app, and 100 containers for a day of a size priced
+/// at the most PostgreSQL's `NUMERIC(24, 10)` holds on acc-fr-consumer's.
+async fn insert_unbillable_usage(app: &TestApp) {
+    use crate::common::t;
+    use billrun::core::ids::AppId;
+    use billrun::core::pricing::{PriceEntry, UsageKind, UsageRecord};
+    let mut tx = app.db().begin().await.unwrap();
+    billrun::store::catalog::insert_price(
+        &mut tx,
+        &PriceEntry {
+            kind: UsageKind::Container,
+            item: "XXL".into(),
+            hourly_price: "99999999999999.9999999999".parse().unwrap(),
+            monthly_cap: None,
+            effective_from: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    for (id, app_id, item, quantity) in [
+        ("u-huge-quantity", "app-dieter-blog", "S", i64::MAX),
+        ("u-huge-price", "app-alice-web", "XXL", 100),
+    ] {
+        let u = UsageRecord {
+            id: id.into(),
+            app_id: AppId(app_id.into()),
+            kind: UsageKind::Container,
+            item: item.into(),
+            quantity,
+            started_at: t("2026-10-05T00:00:00Z"),
+            ended_at: Some(t("2026-10-06T00:00:00Z")),
+        };
+        billrun::store::accounts::insert_usage(&mut tx, &u)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+fn assert_unbillable_failures(failures: &[billrun::jobs::Failure]) {
+    let got: Vec<(&str, &str)> = failures
+        .iter()
+        .map(|f| (f.item.as_str(), f.error.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "account acc-de-consumer");
+    assert!(
+        got[0]
+            .1
+            .contains("usage u-huge-quantity (app app-dieter-blog, container `S`)")
+            && got[0].1.contains("out of range"),
+        "{got:?}"
+    );
+    assert_eq!(got[1].0, "account acc-fr-consumer");
+    assert!(
+        got[1]
+            .1
+            .contains("usage u-huge-price (app app-alice-web, container `XXL`)"),
+        "{got:?}"
+    );
+}
+
+both_stores!(
+    an_unbillable_record_fails_its_account_and_every_other_is_invoiced,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        insert_unbillable_usage(&app).await;
+
+        let before = app.dump().await;
+        let mut dry = opts(OCT_RUN);
+        dry.dry_run = true;
+        let report = app.run_with(JobName::Invoice, dry).await.unwrap();
+        assert_unbillable_failures(&report.failures);
+        assert_eq!(report.counts.get("would_invoice"), Some(&4));
+        assert_eq!(app.dump().await, before, "a dry-run writes nothing");
+
+        // acc-fi-consumer and acc-fr-business, between the two failures, are finalized as one
+        // group; the others alone.
+        let report = app.run(JobName::Invoice, OCT_RUN).await;
+        assert_unbillable_failures(&report.failures);
+        assert_eq!(report.counts.get("invoiced"), Some(&4));
+        assert_eq!(report.counts.get("regrouped_one_by_one"), None);
+        let all = invoices_of(&app).await;
+        let mut accounts: Vec<&str> = all.iter().map(|i| i.account_id.as_str()).collect();
+        accounts.sort();
+        assert_eq!(
+            accounts,
+            [
+                "acc-de-business",
+                "acc-fi-consumer",
+                "acc-fr-business",
+                "acc-us-business"
+            ]
+        );
+        let numbers: Vec<_> = report.invoices.iter().map(|i| i.number.clone()).collect();
+        assert_eq!(
+            numbers,
+            ["2026-000001", "2026-000002", "2026-000003", "2026-000004"].map(|n| Some(n.into()))
+        );
+
+        // The binary: exit 1 (items failed), each failure on stderr, the run recorded failed.
+        for args in [&["--dry-run"][..], &[]] {
+            let out = app.cli(&[&["run", "invoice", "--now", OCT_RUN][..], args].concat());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("failed: account acc-de-consumer: usage u-huge-quantity")
+                    && stderr.contains("failed: account acc-fr-consumer: usage u-huge-price")
+                    && !stderr.contains("panicked"),
+                "{stderr}"
+            );
+        }
+        let runs = billrun::store::runs::list(app.db(), Some("invoice"), 10)
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, "failed");
+    }
+);
+
+both_stores!(
+    run_invoice_json_spools_its_invoices_with_the_same_bytes,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        let mut dry = opts(OCT_RUN);
+        dry.dry_run = true;
+        // What `run invoice --format json` printed before it spooled (issue 25 §4).
+        let whole = app.run_with(JobName::Invoice, dry.clone()).await.unwrap();
+        assert_eq!(whole.invoices.len(), 6);
+        let before = format!("{}\n", serde_json::to_string_pretty(&whole).unwrap());
+        // Pages of two accounts: the views reach the spool in several hand-overs.
+        for batch_size in [2, 500] {
+            let spool = billrun::views::InvoiceSpool::new().unwrap();
+            let mut o = dry.clone();
+            o.invoice_sink = spool.sink();
+            let mut report =
+                billrun::jobs::run(&with_pages(&app, batch_size), JobName::Invoice, &o)
+                    .await
+                    .unwrap();
+            assert!(report.invoices.is_empty(), "the report holds none");
+            let mut out = Vec::new();
+            billrun::views::write_run_report_json(&mut report, Some(&spool), &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                before,
+                "pages of {batch_size}"
+            );
+        }
+        // Views handed over, then views still in the report: in that order.
+        let spool = billrun::views::InvoiceSpool::new().unwrap();
+        let mut report = whole.clone();
+        let handed: Vec<_> = report.invoices.drain(..4).collect();
+        (spool.sink().0.unwrap())(handed);
+        let mut out = Vec::new();
+        billrun::views::write_run_report_json(&mut report, Some(&spool), &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), before);
+        // The binary, dry-run (deterministic at a given --now), then for real.
+        let out = app.cli(&[
+            "run",
+            "invoice",
+            "--now",
+            OCT_RUN,
+            "--dry-run",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), before);
+        let out = app.cli(&["run", "invoice", "--now", OCT_RUN, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let numbers: Vec<&str> = report["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["number"].as_str().unwrap())
+            .collect();
+        assert_eq!(numbers, EXPECTED.iter().map(|e| e.1).collect::<Vec<_>>());
+        assert_eq!(report["counts"]["invoiced"], 6);
+    }
+);

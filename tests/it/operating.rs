@@ -199,6 +199,53 @@ fn assert_gapless(numbers: &[String]) {
 }
 
 both_stores!(
+    a_job_that_panics_is_recorded_failed_never_left_running,
+    |app: TestApp| async move {
+        // Issue 25: a panic used to leave the run `running` (and the job claimed) until its
+        // heartbeat went stale.
+        let run = |panic: bool| {
+            let mut c = billrun(&app);
+            if panic {
+                c.env(billrun::runner::PANIC_IN_JOB_ENV, "invoice");
+            } else {
+                c.env_remove(billrun::runner::PANIC_IN_JOB_ENV);
+            }
+            c.args(["run", "invoice", "--now", "2026-11-01T06:00:00Z"])
+                .output()
+                .unwrap()
+        };
+        let out = run(true);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("error: the invoice job panicked"), "{err}");
+        let r = runs(&app, "invoice").await;
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].status, "failed");
+        assert!(r[0].finished_at.is_some());
+        assert!(
+            r[0].error
+                .as_deref()
+                .is_some_and(|e| e.contains("panicked")),
+            "{:?}",
+            r[0].error
+        );
+        // Nothing holds the job: the next run runs at once.
+        let out = run(false);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = runs(&app, "invoice").await;
+        assert_eq!(
+            r.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
+            ["failed", "succeeded"]
+        );
+    }
+);
+
+both_stores!(
     a_bad_cron_line_stops_at_start_naming_file_and_line,
     |app: TestApp| async move {
         jobs_dir(&app, &[("hds", "0 0 25 * * *")], 500);
