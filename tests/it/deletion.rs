@@ -929,3 +929,50 @@ both_stores!(
         );
     }
 );
+
+#[test]
+fn the_demo_sends_every_email_of_the_closing_account_and_cancels_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args(["demo", "--seed", "7"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}: {out}"))
+            .to_string()
+    };
+    // The owner gets the final invoice, its receipt and the confirmation before confirming,
+    // and the farewell after the deletion: each one sent, none cancelled.
+    for kind in [
+        "invoice_issued",
+        "payment_succeeded",
+        "account_deletion_confirmation",
+        "account_deleted",
+    ] {
+        let l = line(&format!("to the owner: {kind} "));
+        assert!(l.ends_with("(sent)"), "{l}");
+    }
+    assert!(line("asked for its deletion").contains(" paid)"), "{out}");
+    assert!(line("the owner confirmed with the emailed token").contains("deletion queued"));
+    assert!(
+        line("delete [simulated gateway]").contains("1 deleted"),
+        "{out}"
+    );
+    // Every email the demo queued was sent (written as an .eml file): nothing cancelled, none
+    // left pending.
+    let outbox = line("outbox: ");
+    let sent: usize = outbox
+        .strip_prefix("outbox: ")
+        .and_then(|r| r.strip_suffix(" sent"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("only sent emails: {outbox}"));
+    let emls = std::fs::read_dir(dir.path().join("demo-out/emails"))
+        .unwrap()
+        .count();
+    assert_eq!(emls, sent);
+}
