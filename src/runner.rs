@@ -315,20 +315,8 @@ pub async fn execute_shared(
             .collect();
         runs::add_batches(&env.db, run_id, &ranges).await?;
         let mut mine = work_batches(env, job, opts, run_id).await?;
-        // Wait for the ranges other processes hold, taking back those of a process that died.
-        loop {
-            let (open, counts, _) = runs::batches(&env.db, run_id).await?;
-            if open == 0 {
-                mine.counts = sum_counts(&counts)?;
-                break;
-            }
-            let cutoff = Utc::now() - chrono::Duration::from_std(STALE_AFTER).expect("small");
-            if runs::requeue_stale_batches(&env.db, run_id, cutoff).await? > 0 {
-                let more = work_batches(env, job, opts, run_id).await?;
-                mine.invoices.extend(more.invoices);
-                mine.failures.extend(more.failures);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(counts) = finish_open_ranges(env, job, opts, run_id, &mut mine, None).await? {
+            mine.counts = sum_counts(&counts)?;
         }
         Ok(mine)
     }
@@ -338,7 +326,77 @@ pub async fn execute_shared(
     result
 }
 
-/// Scale-out, for a process joining a run another one claimed.
+/// After its own ranges, a process of a shared run waits for the others' and finishes what a
+/// dead process left: the ranges held by a process of this machine that is gone are put back
+/// at once (as a dead run's claim is), those of a process elsewhere once their claim is older
+/// than [`STALE_AFTER`]. A joiner (`takeover: Some(slot)`) also takes the run over when its
+/// claimer is gone, on this machine at once or elsewhere once the run's heartbeat is stale, and
+/// beats for it (the heartbeat's handle goes in `slot`), so that the run is finished and
+/// recorded. Returns the counts of every range once all are done, `None` when the run ended
+/// otherwise (stopped, or no longer running): `mine` then holds this process's work only.
+async fn finish_open_ranges(
+    env: &Env,
+    job: JobName,
+    opts: &RunOptions,
+    run_id: i64,
+    mine: &mut JobReport,
+    mut takeover: Option<&mut Option<tokio::task::JoinHandle<()>>>,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let me = owner_id();
+    loop {
+        if mine.stopped {
+            return Ok(None);
+        }
+        let (open, counts, _) = runs::batches(&env.db, run_id).await?;
+        if open == 0 {
+            return Ok(Some(counts));
+        }
+        if let Some(beat) = takeover.as_deref_mut() {
+            let Some(row) = runs::get(&env.db, run_id).await? else {
+                return Ok(None);
+            };
+            if row.status != "running" {
+                return Ok(None);
+            }
+            let wall = crate::core::period::whole_seconds(Utc::now());
+            let stale = chrono::Duration::from_std(STALE_AFTER).expect("small");
+            if beat.is_none()
+                && row.owner != me
+                && (owner_is_dead(&row.owner, &me) || row.heartbeat_at < wall - stale)
+                && runs::take_over(&env.db, run_id, &row.owner, &me, wall).await?
+            {
+                warn!(job = job.as_str(), run.id = run_id, owner = %row.owner,
+                    "the process that claimed the shared run is gone: this one finishes and records it");
+                *beat = Some(heartbeat(env.db.clone(), run_id));
+            }
+        }
+        for worker in runs::batch_holders(&env.db, run_id).await? {
+            if owner_is_dead(&worker, &me) {
+                warn!(job = job.as_str(), run.id = run_id, worker = %worker,
+                    "a process holding ranges of the shared run is gone: its ranges are put back");
+                runs::requeue_worker_batches(&env.db, run_id, &worker).await?;
+            }
+        }
+        let cutoff = Utc::now() - chrono::Duration::from_std(STALE_AFTER).expect("small");
+        runs::requeue_stale_batches(&env.db, run_id, cutoff).await?;
+        // Any range pending now (put back by this process or by one that left since) is taken.
+        let more = work_batches(env, job, opts, run_id).await?;
+        for (k, v) in &more.counts {
+            *mine.counts.entry(k.clone()).or_default() += *v;
+        }
+        mine.invoices.extend(more.invoices);
+        mine.collections.extend(more.collections);
+        mine.failures.extend(more.failures);
+        mine.notes.extend(more.notes);
+        if more.stopped {
+            mine.stop_early();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Scale-out, for a process joining a run another one claimed: it works on ranges, then waits
+/// for the others' (finishing a dead process's, taking the run over if its claimer died).
 pub async fn join(
     env: &Env,
     job: JobName,
@@ -349,7 +407,26 @@ pub async fn join(
     for _ in 0..100 {
         let (open, counts, _) = runs::batches(&env.db, run.id).await?;
         if open > 0 || !counts.is_empty() {
-            return work_batches(env, job, opts, run.id).await;
+            let started = std::time::Instant::now();
+            let mut mine = work_batches(env, job, opts, run.id).await?;
+            let mut beat = None;
+            let all = finish_open_ranges(env, job, opts, run.id, &mut mine, Some(&mut beat)).await;
+            let Some(beat) = beat else {
+                all?;
+                return Ok(mine);
+            };
+            // This process took the run over: it records it, as its claimer would have.
+            let result = match all {
+                Ok(Some(counts)) => sum_counts(&counts).map(|c| {
+                    mine.counts = c;
+                    mine
+                }),
+                Ok(None) => Ok(mine),
+                Err(e) => Err(e),
+            };
+            beat.abort();
+            record(env, job, run.id, &result, started.elapsed()).await?;
+            return result;
         }
         if runs::get(&env.db, run.id)
             .await?

@@ -1,5 +1,6 @@
 //! Account deletion rules, pure: when a deletion request is accepted, how its confirmation
-//! token is checked, and what the delete job removes, in which order.
+//! token is checked, what the delete job removes, in which order, and which of the account's
+//! emails it waits for before it strips the address they go to.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -185,6 +186,100 @@ pub fn next_category(completed: &[Category]) -> Option<Category> {
     CATEGORIES.iter().copied().find(|c| !completed.contains(c))
 }
 
+/// What the delete job does with an email of the account that is still waiting in the outbox
+/// (`pending`, retrying, or in a deliverer's hands) when it comes to strip the account's
+/// personal data — the address the email goes to among them.
+///
+/// An email in a final state never holds a deletion: `sent`, `cancelled`, or `failed` (rejected
+/// for good by the receiving server, or given up after `max_attempts`: a dead email).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingEmail {
+    /// Sent (or failed for good) before the address is stripped: the deletion waits for it and
+    /// the next run resumes it.
+    Deliver,
+    /// Cancelled when the address is stripped: what it says no longer holds once the account is
+    /// being deleted.
+    Cancel,
+}
+
+/// The rule for each email kind still waiting when an account's personal data is stripped.
+///
+/// Delivered first:
+/// - `invoice_issued`: an invoice is issued to its buyer — CGI art. 289 (the seller issues the
+///   invoice for each supply to a business) and Code de commerce art. L441-9 (the seller must
+///   deliver it upon the supply). The final invoice of a closing account is one of them.
+/// - `payment_succeeded`: the receipt, the buyer's proof that an invoice was paid and how. No
+///   article requires it to be emailed, but it is the paid invoice's counterpart, and the
+///   account's last receipt is often the final invoice's.
+/// - `account_deletion_confirmation`: the answer to the owner's own request (the account
+///   documentation: "a final confirmation will be requested by email"); it also tells an owner
+///   who did not ask to say so. Sent, its token is dropped from the outbox.
+/// - `account_deleted`: the notice that the erasure was done (GDPR art. 12(3): the data subject
+///   is told of the action taken on a request). The stripping itself queues it and it keeps its
+///   address until it is sent; listed here so that a stray copy is delivered too.
+/// - any kind this code does not know (one added later): a late deletion is better than a lost
+///   document, and a kind that cannot be rendered fails for good at delivery, which ends the
+///   wait.
+///
+/// Cancelled:
+/// - `payment_failed`, `action_required`: dunning that asks the owner to pay or act from the
+///   dashboard; the account is being deleted, its dashboard, payment method and retries are
+///   gone. What is owed stays on the kept invoices, which were (or will be) delivered.
+/// - `account_suspended`, `data_deletion_warning`: notices of what happens *unless* the owner
+///   pays; the deletion they announce has started, so they would mislead.
+/// - `hds_review_reminder`: a reminder to review a contact that is about to be erased.
+pub fn pending_email(kind: &str) -> PendingEmail {
+    match kind {
+        "invoice_issued"
+        | "payment_succeeded"
+        | "account_deletion_confirmation"
+        | "account_deleted" => PendingEmail::Deliver,
+        "payment_failed"
+        | "action_required"
+        | "account_suspended"
+        | "data_deletion_warning"
+        | "hds_review_reminder" => PendingEmail::Cancel,
+        _ => PendingEmail::Deliver,
+    }
+}
+
+/// An account's emails of one kind and delivery status, counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitingEmail {
+    pub kind: String,
+    /// The outbox status: `pending` (queued, or retrying after a temporary failure),
+    /// `sending` (claimed by a deliverer), `sent`, `failed` or `cancelled`.
+    pub status: String,
+    pub count: i64,
+}
+
+/// True while an email in this outbox status may still be sent: `pending` and `sending`.
+/// `sent`, `cancelled` and `failed` (dead: rejected for good or given up) are final. A status
+/// this code does not know counts as not final: the deletion waits, and says for what.
+pub fn not_final(status: &str) -> bool {
+    match status {
+        "pending" | "sending" => true,
+        "sent" | "failed" | "cancelled" => false,
+        _ => true,
+    }
+}
+
+/// Of an account's emails (counted by kind and status), those its deletion waits for before
+/// it strips the address: not in a final state, and of a kind that [`pending_email`] delivers.
+pub fn emails_to_wait_for(emails: Vec<WaitingEmail>) -> Vec<WaitingEmail> {
+    emails
+        .into_iter()
+        .filter(|e| {
+            not_final(&e.status)
+                && match pending_email(&e.kind) {
+                    PendingEmail::Deliver => true,
+                    PendingEmail::Cancel => false,
+                }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +362,84 @@ mod tests {
         assert!(pos(Category::Certificates) < pos(Category::Domains));
         assert!(pos(Category::StripeCustomer) < pos(Category::PaymentMethods));
         assert_eq!(CATEGORIES.last(), Some(&Category::PersonalData));
+    }
+
+    #[test]
+    fn invoices_receipts_and_deletion_notices_are_delivered_before_stripping_cgi_289_l441_9_gdpr_12_3()
+     {
+        for kind in [
+            "invoice_issued",
+            "payment_succeeded",
+            "account_deletion_confirmation",
+            "account_deleted",
+        ] {
+            assert_eq!(pending_email(kind), PendingEmail::Deliver, "{kind}");
+        }
+        for kind in [
+            "payment_failed",
+            "action_required",
+            "account_suspended",
+            "data_deletion_warning",
+            "hds_review_reminder",
+        ] {
+            assert_eq!(pending_email(kind), PendingEmail::Cancel, "{kind}");
+        }
+        // A kind added later is delivered until someone decides otherwise.
+        assert_eq!(pending_email("credit_note_issued"), PendingEmail::Deliver);
+    }
+
+    #[test]
+    fn every_email_kind_has_its_rule_written_out() {
+        // The fallback is for kinds added later: every kind known today is listed by name, so
+        // that adding one to the templates makes this test ask which rule it follows.
+        let listed = [
+            "invoice_issued",
+            "payment_succeeded",
+            "account_deletion_confirmation",
+            "account_deleted",
+            "payment_failed",
+            "action_required",
+            "account_suspended",
+            "data_deletion_warning",
+            "hds_review_reminder",
+        ];
+        for kind in crate::documents::email::KINDS {
+            assert!(
+                listed.contains(kind),
+                "email kind {kind}: decide whether an account's deletion waits for it (pending_email)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deletion_waits_only_for_undelivered_emails_it_must_deliver() {
+        let w = |kind: &str, status: &str, count| WaitingEmail {
+            kind: kind.into(),
+            status: status.into(),
+            count,
+        };
+        assert_eq!(
+            emails_to_wait_for(vec![
+                w("invoice_issued", "pending", 1),
+                w("payment_failed", "pending", 3),
+                w("payment_succeeded", "sending", 1),
+                w("data_deletion_warning", "pending", 1),
+            ]),
+            vec![
+                w("invoice_issued", "pending", 1),
+                w("payment_succeeded", "sending", 1)
+            ]
+        );
+        assert!(emails_to_wait_for(vec![w("hds_review_reminder", "pending", 1)]).is_empty());
+        assert!(emails_to_wait_for(vec![]).is_empty());
+        // Sent, cancelled or dead (failed for good): nothing to wait for.
+        assert!(
+            emails_to_wait_for(vec![
+                w("invoice_issued", "sent", 4),
+                w("invoice_issued", "failed", 1),
+                w("payment_succeeded", "cancelled", 1),
+            ])
+            .is_empty()
+        );
     }
 }

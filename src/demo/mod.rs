@@ -101,10 +101,18 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         match job {
             JobName::Invoice => print_invoice_summary(&report.invoices),
             JobName::Collect => print_collection_summary(&report),
-            JobName::Suspend | JobName::Hds | JobName::Delete | JobName::Deliver => {}
+            JobName::Deliver => print_deliveries(&report, ""),
+            JobName::Suspend | JobName::Hds | JobName::Delete => {}
         }
     }
     weeks_after(&env, args.now).await?;
+    // Every email the demo queued, by its state: all sent, none cancelled or left behind.
+    let states: Vec<String> = crate::store::delivery::counts(&env.db)
+        .await?
+        .into_iter()
+        .map(|(status, n)| format!("{n} {status}"))
+        .collect();
+    println!("outbox: {}", states.join(", "));
     let written = write_pdfs(&env).await?;
     println!(
         "wrote {written} invoice PDFs to {DEMO_OUT}/invoices/ and the emails to {DEMO_OUT}/emails/"
@@ -131,7 +139,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
 /// The weeks after billing: the retries on their schedule, the suspensions after the last
 /// one, and one owner closing their account (apps deleted, request, the emailed token,
-/// confirmation, the delete job).
+/// confirmation, the delete job). The deliver job runs after each step, as the daemon runs it
+/// every few minutes.
 async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     println!();
     println!("The weeks after:");
@@ -143,6 +152,7 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
             let report = jobs::run(env, job, &RunOptions::at(at)).await?;
             println!("  day {day:>2}: {}", report.summary());
         }
+        deliver(env, at + Duration::minutes(5), day, None).await?;
     }
 
     // The first account in id order that owes nothing and has a paid invoice closes itself.
@@ -160,41 +170,121 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
         println!("  no account to close");
         return Ok(());
     };
+    let owner = accounts::get_account(&env.db, &id)
+        .await?
+        .context("the closing account exists")?
+        .email;
     for app in accounts::apps_of(&env.db, &id).await? {
         crate::closing::delete_app(env, &app.id, at).await?;
     }
     let request = crate::closing::request(env, &id, at + Duration::minutes(5)).await?;
+    // The final invoices as they stand after the request collected them.
+    let numbers: Vec<Option<&str>> = request
+        .final_invoices
+        .iter()
+        .map(|i| i.number.as_deref())
+        .collect();
+    let finals: Vec<String> = crate::store::invoices::list(
+        &env.db,
+        &crate::store::invoices::ListFilter {
+            account: Some(id.clone()),
+            ..Default::default()
+        },
+    )
+    .await?
+    .into_iter()
+    .filter(|i| numbers.contains(&Some(i.number.as_str())))
+    .map(|i| format!("{} {}", i.number, i.status))
+    .collect();
     println!(
-        "  day {:>2}: account {id} deleted its apps and asked for its deletion: {} final invoice(s), {}",
+        "  day {:>2}: account {id} deleted its apps and asked for its deletion: {} final invoice(s) ({}), {}",
         day + 2,
         request.final_invoices.len(),
+        finals.join(", "),
         match &request.outcome {
-            crate::closing::RequestOutcome::ConfirmationSent { .. } => "confirmation emailed",
+            crate::closing::RequestOutcome::ConfirmationSent { .. } => "confirmation queued",
             crate::closing::RequestOutcome::AwaitingPayment { .. } => "awaiting payment",
         }
     );
-    if let crate::closing::RequestOutcome::ConfirmationSent { .. } = request.outcome {
-        // The demo plays the owner clicking the link in the email.
-        let token =
-            crate::store::outbox::latest_data(&env.db, &id, "account_deletion_confirmation")
-                .await?
-                .and_then(|d| d["token"].as_str().map(str::to_string))
-                .context("the confirmation email carries the token")?;
-        crate::closing::confirm(env, &id, &token, at + Duration::hours(1)).await?;
-        println!(
-            "  day {:>2}: the owner confirmed with the emailed token: account deactivated, deletion queued",
-            day + 2
-        );
-    }
-    let end = at + Duration::days(1);
-    for job in [JobName::Delete, JobName::Deliver] {
-        let report = jobs::run(env, job, &RunOptions::at(end)).await?;
-        println!("  day {:>2}: {}", day + 3, report.summary());
-        for d in &report.deletions {
-            println!("          {}", d.line());
+    // The token as the email carries it: the outbox drops its copy once the email is sent.
+    let token = crate::store::outbox::latest_data(&env.db, &id, "account_deletion_confirmation")
+        .await?
+        .and_then(|d| d["token"].as_str().map(str::to_string));
+    let sent = deliver(env, at + Duration::minutes(10), day + 2, Some(&owner)).await?;
+    let confirmation_sent = sent
+        .deliveries
+        .iter()
+        .any(|d| d.kind == "account_deletion_confirmation" && d.outcome == "sent");
+    match (&request.outcome, token) {
+        (crate::closing::RequestOutcome::ConfirmationSent { .. }, Some(token))
+            if confirmation_sent =>
+        {
+            // The demo plays the owner clicking the link in the email just sent.
+            crate::closing::confirm(env, &id, &token, at + Duration::hours(1)).await?;
+            println!(
+                "  day {:>2}: the owner confirmed with the emailed token: account deactivated, deletion queued",
+                day + 2
+            );
+        }
+        _ => {
+            println!(
+                "  day {:>2}: no confirmation email was sent: the account stays",
+                day + 2
+            );
+            return Ok(());
         }
     }
+    let end = at + Duration::days(1);
+    let report = jobs::run(env, JobName::Delete, &RunOptions::at(end)).await?;
+    println!("  day {:>2}: {}", day + 3, report.summary());
+    for d in &report.deletions {
+        println!("          {}", d.line());
+    }
+    deliver(env, end + Duration::minutes(5), day + 3, Some(&owner)).await?;
     Ok(())
+}
+
+/// Runs the deliver job at `at` and prints what it sent, by kind; with `owner`, every email to
+/// that address one by one.
+async fn deliver(
+    env: &Env,
+    at: DateTime<Utc>,
+    day: i64,
+    owner: Option<&str>,
+) -> anyhow::Result<crate::jobs::JobReport> {
+    let report = jobs::run(env, JobName::Deliver, &RunOptions::at(at)).await?;
+    println!("  day {day:>2}: {}", report.summary());
+    print_deliveries(&report, "          ");
+    if let Some(owner) = owner {
+        for d in report.deliveries.iter().filter(|d| d.to.contains(owner)) {
+            println!(
+                "          to the owner: {} — \"{}\" ({})",
+                d.kind, d.subject, d.outcome
+            );
+        }
+    }
+    for f in &report.failures {
+        println!("          failed: {}: {}", f.item, f.error);
+    }
+    Ok(report)
+}
+
+/// A deliver run's emails by outcome and kind.
+fn print_deliveries(report: &crate::jobs::JobReport, indent: &str) {
+    let mut by: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for d in &report.deliveries {
+        *by.entry((d.outcome.as_str(), d.kind.as_str())).or_default() += 1;
+    }
+    let mut outcomes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for ((outcome, kind), n) in by {
+        outcomes
+            .entry(outcome)
+            .or_default()
+            .push(format!("{n} {kind}"));
+    }
+    for (outcome, kinds) in outcomes {
+        println!("{indent}{outcome}: {}", kinds.join(", "));
+    }
 }
 
 /// What accounts own besides apps, for the deletion the demo shows: an alias per account, two

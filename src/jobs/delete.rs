@@ -9,13 +9,19 @@
 //! (French law: accounting documents, 10 years), stripped of what an invoice does not require.
 //! The last step, in one transaction: the farewell email is queued, personal data stripped, the
 //! deletion marked complete. The queue row and the progress rows stay: the deletion record.
+//!
+//! That step waits while an email the account must receive is still unsent
+//! (`core::deletion::pending_email`: the invoices, receipts and deletion notices; not dunning):
+//! the address stays, the run counts the account as `waiting_for_emails` and lists what it
+//! waits for, and a later run — once the deliver job has sent them, or they failed for good —
+//! resumes the deletion there. Other pending emails are cancelled by the stripping.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{Env, Failure, JobName, JobReport, RunOptions};
-use crate::core::deletion::{CATEGORIES, Category};
+use crate::core::deletion::{CATEGORIES, Category, WaitingEmail, emails_to_wait_for};
 use crate::gateway::{DeleteCustomerError, OperatorError};
 use crate::store::accounts;
 use crate::store::deletion::{self, QueueRow};
@@ -41,7 +47,11 @@ pub struct DeletionItem {
     /// True when an earlier run had started it (resumed after a crash or a failure).
     pub resumed: bool,
     pub categories: Vec<CategoryCount>,
-    /// `deleted`, `planned` (dry-run) or `failed`.
+    /// Emails the account must receive before its address is stripped, not sent yet: the
+    /// deletion waits for them (in a dry-run: would wait).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for_emails: Vec<WaitingEmail>,
+    /// `deleted`, `waiting_for_emails`, `stopped`, `planned` (dry-run) or `failed`.
     pub outcome: String,
 }
 
@@ -53,13 +63,23 @@ impl DeletionItem {
             .iter()
             .map(|c| format!("{} {}", c.category.as_str(), c.count))
             .collect();
+        let waiting: Vec<String> = self
+            .waiting_for_emails
+            .iter()
+            .map(|e| format!("{} {} ({})", e.count, e.kind, e.status))
+            .collect();
         format!(
-            "account {} ({}{}): {}: {}",
+            "account {} ({}{}): {}: {}{}",
             self.account_id,
             self.reason,
             if self.resumed { ", resumed" } else { "" },
             self.outcome,
-            counts.join(", ")
+            counts.join(", "),
+            if waiting.is_empty() {
+                String::new()
+            } else {
+                format!("; waiting for emails to be sent: {}", waiting.join(", "))
+            }
         )
     }
 }
@@ -97,6 +117,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             queued_at: q.queued_at,
             resumed: q.started_at.is_some(),
             categories: Vec::new(),
+            waiting_for_emails: Vec::new(),
             outcome: "planned".into(),
         };
         match &gateway {
@@ -111,18 +132,33 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                         },
                     });
                 }
-                report.bump("would_delete");
+                item.waiting_for_emails =
+                    emails_to_wait_for(deletion::emails_by_status(&env.db, &q.account_id).await?);
+                report.bump(if item.waiting_for_emails.is_empty() {
+                    "would_delete"
+                } else {
+                    "would_wait_for_emails"
+                });
             }
             Some(g) => match delete_account(env, g, &q, opts.now, &mut crash, &opts.stop).await {
-                Ok(None) => {
+                Ok(Ended::Stopped) => {
                     item.outcome = "stopped".into();
                     report.stop_early();
                 }
-                Ok(Some(counts)) => {
+                Ok(Ended::Deleted(counts)) => {
                     info!(account.id = %q.account_id, reason = %q.reason, "account data deleted");
                     item.categories = counts;
                     item.outcome = "deleted".into();
                     report.bump("deleted");
+                }
+                Ok(Ended::WaitingForEmails(counts, waiting)) => {
+                    let kinds: Vec<&str> = waiting.iter().map(|e| e.kind.as_str()).collect();
+                    info!(account.id = %q.account_id, reason = %q.reason, emails = ?kinds,
+                        "account data deleted but the personal data: waiting for emails to be sent");
+                    item.categories = counts;
+                    item.waiting_for_emails = waiting;
+                    item.outcome = "waiting_for_emails".into();
+                    report.bump("waiting_for_emails");
                 }
                 // A wrong key is wrong for every account (issue 19): the run stops, exits 3,
                 // and the next run resumes this deletion where it stopped.
@@ -170,6 +206,17 @@ impl Crash {
     }
 }
 
+/// How a run left one account's deletion.
+enum Ended {
+    /// Complete, with the counts per category.
+    Deleted(Vec<CategoryCount>),
+    /// Every category but the personal data is done (the counts so far); the address stays
+    /// until these emails are sent or failed for good.
+    WaitingForEmails(Vec<CategoryCount>, Vec<WaitingEmail>),
+    /// Stopped for a shutdown between batches.
+    Stopped,
+}
+
 async fn delete_account(
     env: &Env,
     gateway: &crate::gateway::Gateway,
@@ -177,7 +224,7 @@ async fn delete_account(
     now: DateTime<Utc>,
     crash: &mut Crash,
     stop: &super::Stop,
-) -> anyhow::Result<Option<Vec<CategoryCount>>> {
+) -> anyhow::Result<Ended> {
     let account = q.account_id.as_str();
     let batch = i64::from(env.jobs.delete.settings.batch_size);
     let mut tx = env.db.begin().await?;
@@ -195,7 +242,7 @@ async fn delete_account(
             continue;
         }
         if stop.requested() {
-            return Ok(None);
+            return Ok(Ended::Stopped);
         }
         match category {
             Category::Deployments
@@ -256,6 +303,15 @@ async fn delete_account(
             },
             Category::PersonalData => {
                 let mut tx = env.db.begin().await?;
+                let waiting =
+                    emails_to_wait_for(deletion::emails_by_status_tx(&mut tx, account).await?);
+                if !waiting.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(Ended::WaitingForEmails(
+                        counts(env, account).await?,
+                        waiting,
+                    ));
+                }
                 farewell(&mut tx, q, now).await?;
                 let n = deletion::strip_personal_data(&mut tx, account).await?;
                 deletion::add_progress(&mut tx, account, category, n, Some(now)).await?;
@@ -265,19 +321,22 @@ async fn delete_account(
             }
         }
     }
+    Ok(Ended::Deleted(counts(env, account).await?))
+}
+
+/// The counts recorded so far, per category in order.
+async fn counts(env: &Env, account: &str) -> anyhow::Result<Vec<CategoryCount>> {
     let counts = deletion::progress(&env.db, account).await?;
-    Ok(Some(
-        CATEGORIES
-            .iter()
-            .map(|c| CategoryCount {
-                category: *c,
-                count: counts
-                    .iter()
-                    .find(|p| p.category == c.as_str())
-                    .map_or(0, |p| p.deleted),
-            })
-            .collect(),
-    ))
+    Ok(CATEGORIES
+        .iter()
+        .map(|c| CategoryCount {
+            category: *c,
+            count: counts
+                .iter()
+                .find(|p| p.category == c.as_str())
+                .map_or(0, |p| p.deleted),
+        })
+        .collect())
 }
 
 /// The "account deleted" email, queued before the profile is stripped (it carries the name

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{Db, Tx};
-use crate::core::deletion::{Category, OwedInvoice, OwnedApp, PendingRequest};
+use crate::core::deletion::{Category, OwedInvoice, OwnedApp, PendingRequest, WaitingEmail};
 use crate::{with_db, with_tx};
 
 /// Apps the account still owns.
@@ -317,6 +317,37 @@ pub async fn delete_apps_batch(
     Ok(n)
 }
 
+/// The account's emails, counted by kind and outbox status: the delete job decides from them
+/// (`core::deletion::emails_to_wait_for`) whether it may strip the address yet.
+const EMAILS_BY_STATUS: &str = "SELECT kind, status, COUNT(*) FROM outbox WHERE account_id = $1
+     GROUP BY kind, status ORDER BY kind, status";
+
+fn waiting_emails(rows: Vec<(String, String, i64)>) -> Vec<WaitingEmail> {
+    rows.into_iter()
+        .map(|(kind, status, count)| WaitingEmail {
+            kind,
+            status,
+            count,
+        })
+        .collect()
+}
+
+/// [`emails_by_status_tx`] outside a transaction (the dry-run's plan).
+pub async fn emails_by_status(db: &Db, account: &str) -> anyhow::Result<Vec<WaitingEmail>> {
+    let rows: Vec<(String, String, i64)> = with_db!(db, p => sqlx::query_as(EMAILS_BY_STATUS)
+        .bind(account).fetch_all(p).await?);
+    Ok(waiting_emails(rows))
+}
+
+/// The account's emails by kind and status, read in the transaction that strips its personal
+/// data (on SQLite that transaction holds the write lock from its start, so no email is queued
+/// between this read and the stripping).
+pub async fn emails_by_status_tx(tx: &mut Tx, account: &str) -> anyhow::Result<Vec<WaitingEmail>> {
+    let rows: Vec<(String, String, i64)> = with_tx!(tx, c => sqlx::query_as(EMAILS_BY_STATUS)
+        .bind(account).fetch_all(c).await?);
+    Ok(waiting_emails(rows))
+}
+
 /// Strips what an invoice does not require, keeping invoices, lines, payments and the credit
 /// ledger (accounting documents, kept 10 years). Returns how many rows were changed.
 ///
@@ -324,7 +355,8 @@ pub async fn delete_apps_batch(
 /// intent ids (the payment's reference), credit purchase references. Stripped: the profile
 /// (email, name, company, address, VAT number), the HDS contact, the Stripe customer and
 /// payment-method ids on payment attempts, the address and data of sent emails (pending ones
-/// are cancelled), the invitee's name on its referrer's unused rewards.
+/// are cancelled: the delete job strips only once those it must deliver are sent or dead, see
+/// `core::deletion::pending_email`), the invitee's name on its referrer's unused rewards.
 pub async fn strip_personal_data(tx: &mut Tx, account: &str) -> anyhow::Result<i64> {
     let mut n = 0u64;
     n += with_tx!(tx, c => sqlx::query(

@@ -229,3 +229,34 @@ pub async fn requeue_stale_batches(
          WHERE run_id = $1 AND status = 'running' AND claimed_at < $2")
         .bind(run).bind(cutoff).execute(p).await?.rows_affected()))
 }
+
+/// The processes holding ranges of the run now (`running`), each once.
+pub async fn batch_holders(db: &Db, run: i64) -> anyhow::Result<Vec<String>> {
+    let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as(
+        "SELECT DISTINCT worker FROM job_run_batches WHERE run_id = $1 AND status = 'running' AND worker IS NOT NULL")
+        .bind(run).fetch_all(p).await?);
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Puts back the ranges a process holds (it is gone); returns how many.
+pub async fn requeue_worker_batches(db: &Db, run: i64, worker: &str) -> anyhow::Result<u64> {
+    Ok(with_db!(db, p => sqlx::query(
+        "UPDATE job_run_batches SET status = 'pending', worker = NULL
+         WHERE run_id = $1 AND status = 'running' AND worker = $2")
+        .bind(run).bind(worker).execute(p).await?.rows_affected()))
+}
+
+/// Hands a running run whose owner is gone to `owner`, which finishes and records it; false
+/// when it is no longer running or someone else took it first.
+pub async fn take_over(
+    db: &Db,
+    id: i64,
+    from: &str,
+    owner: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let n = with_db!(db, p => sqlx::query(
+        "UPDATE job_runs SET owner = $3, heartbeat_at = $4 WHERE id = $1 AND owner = $2 AND status = 'running'")
+        .bind(id).bind(from).bind(owner).bind(at).execute(p).await?.rows_affected());
+    Ok(n == 1)
+}

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use billrun::core::deletion::{CATEGORIES, Category};
 use billrun::import::ImportKind;
-use billrun::jobs::JobName;
+use billrun::jobs::{JobName, JobReport};
 
 use crate::common::TestApp;
 use crate::common::fake_stripe::FakeStripe;
+use crate::common::smtp::SmtpServer;
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -40,6 +41,25 @@ async fn october_billed(app: &TestApp, declining: Option<&str>) {
     }
     app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
     app.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
+}
+
+/// Points the deliver job at a real SMTP server (aiosmtpd), kept alive by the caller.
+fn with_smtp(app: &mut TestApp) -> SmtpServer {
+    let smtp = SmtpServer::start();
+    app.env.smtp_url = Some(billrun::jobs::Secret(smtp.url()));
+    smtp
+}
+
+/// The deliver job, as the daemon runs it every five minutes.
+async fn deliver(app: &TestApp, now: &str) -> JobReport {
+    app.run(JobName::Deliver, now).await
+}
+
+/// (kind, status, address) of an account's emails, in queue order.
+async fn emails_of(app: &TestApp, account: &str) -> Vec<(String, String, String)> {
+    billrun::with_db!(app.db(), p => sqlx::query_as(
+        "SELECT kind, status, to_address FROM outbox WHERE account_id = $1 ORDER BY id")
+        .bind(account).fetch_all(p).await.unwrap())
 }
 
 async fn latest_token(app: &TestApp, account: &str) -> String {
@@ -89,6 +109,8 @@ async fn recorded_counts(app: &TestApp, account: &str) -> BTreeMap<String, (i64,
 both_stores!(
     a_request_is_refused_then_billed_confirmed_and_deleted,
     |app: TestApp| async move {
+        let mut app = app;
+        let _smtp = with_smtp(&mut app);
         october_billed(&app, Some("acc-fr-business")).await;
         let october = app.invoice("acc-fr-business", "2026-10").await;
         assert_eq!(october.status, "unpaid");
@@ -240,6 +262,11 @@ both_stores!(
         assert_eq!(out.status.code(), Some(4));
         assert!(text(&out).contains("already used"), "{}", text(&out));
         assert_eq!(app.dump().await, before);
+
+        // The daemon's deliver job sends the invoices, receipts and the confirmation (the
+        // delete job waits for them before it strips the address).
+        let r = deliver(&app, "2026-11-11T08:00:00Z").await;
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
 
         // The delete job: a dry-run plans exactly what the run then does.
         let expected = expected_counts(&app, "acc-fr-business").await;
@@ -478,6 +505,8 @@ both_stores!(
 both_stores!(
     a_crash_in_the_middle_of_a_deletion_resumes_with_exact_counts,
     |app: TestApp| async move {
+        let mut app = app;
+        let _smtp = with_smtp(&mut app);
         october_billed(&app, None).await;
         for a in ["app-bob-api", "app-bob-worker"] {
             app.cli(&["app", "delete", a, "--at", "2026-11-10T10:00:00Z"]);
@@ -499,6 +528,8 @@ both_stores!(
             "2026-11-10T13:00:00Z",
         ]);
         assert!(out.status.success(), "{}", text(&out));
+        let r = deliver(&app, "2026-11-11T08:00:00Z").await;
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
         let expected = expected_counts(&app, "acc-fr-business").await;
 
         // One row per batch, and the process aborts after every third committed batch.
@@ -557,6 +588,7 @@ both_stores!(
         let mut app = app;
         let fake = FakeStripe::start().await;
         app.use_stripe(&fake);
+        let _smtp = with_smtp(&mut app);
         october_billed(&app, None).await;
         app.cli(&[
             "app",
@@ -603,7 +635,9 @@ both_stores!(
         assert_eq!(recorded.get("deployments"), Some(&(2, true)));
         assert!(!recorded.contains_key("payment_methods"));
 
-        // Stripe is back: the next run resumes and finishes.
+        // Stripe is back, the emails are sent: the next run resumes and finishes.
+        let r = deliver(&app, "2026-11-07T08:00:00Z").await;
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
         let r = app.run(JobName::Delete, "2026-11-07T08:30:00Z").await;
         assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
         assert!(r.deletions[0].resumed);
@@ -617,3 +651,333 @@ both_stores!(
         assert_eq!(recorded["deployments"], (2, true), "not counted twice");
     }
 );
+
+both_stores!(
+    the_final_invoice_and_its_receipt_reach_the_owner_before_the_address_is_stripped_cgi_289,
+    |app: TestApp| async move {
+        let mut app = app;
+        let smtp = with_smtp(&mut app);
+        october_billed(&app, None).await;
+        let r = deliver(&app, "2026-11-01T08:00:00Z").await;
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        let october_messages = smtp.messages().len();
+
+        // Bob deletes his apps and asks: November so far is billed and paid at once, and the
+        // token is queued; he confirms (the test reads the token from the outbox) before the
+        // deliver job has run again.
+        for a in ["app-bob-api", "app-bob-worker"] {
+            let out = app.cli(&["app", "delete", a, "--at", "2026-11-05T09:00:00Z"]);
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        let out = app.cli(&[
+            "account",
+            "request-deletion",
+            "acc-fr-business",
+            "--now",
+            "2026-11-05T10:00:00Z",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let final_invoice = app.invoice("acc-fr-business", "2026-11").await;
+        assert_eq!(final_invoice.status, "paid");
+        let final_number = final_invoice.number.clone().unwrap();
+        let token = latest_token(&app, "acc-fr-business").await;
+        let out = app.cli(&[
+            "account",
+            "confirm-deletion",
+            "acc-fr-business",
+            &token,
+            "--now",
+            "2026-11-05T11:00:00Z",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+
+        // The delete job removes what it can, and waits with the address intact.
+        let r = app.run(JobName::Delete, "2026-11-05T11:01:00Z").await;
+        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get("deleted"), None, "{r:#?}");
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        let d = &r.deletions[0];
+        assert_eq!(d.outcome, "waiting_for_emails");
+        let mut waiting: Vec<(&str, &str, i64)> = d
+            .waiting_for_emails
+            .iter()
+            .map(|e| (e.kind.as_str(), e.status.as_str(), e.count))
+            .collect();
+        waiting.sort();
+        assert_eq!(
+            waiting,
+            vec![
+                ("account_deletion_confirmation", "pending", 1),
+                ("invoice_issued", "pending", 1),
+                ("payment_succeeded", "pending", 1),
+            ]
+        );
+        assert!(d.line().contains("waiting for emails"), "{}", d.line());
+        assert_eq!(account_status(&app, "acc-fr-business").await, "deleting");
+        let acc = billrun::store::accounts::get_account(app.db(), "acc-fr-business")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(acc.email, "bob@example.com", "not stripped yet");
+        let recorded = recorded_counts(&app, "acc-fr-business").await;
+        assert_eq!(recorded.get("deployments"), Some(&(3, true)));
+        assert!(!recorded.contains_key("personal_data"), "{recorded:?}");
+        let emails = emails_of(&app, "acc-fr-business").await;
+        assert!(
+            emails
+                .iter()
+                .all(|(_, status, to)| status != "cancelled" && to == "bob@example.com"),
+            "{emails:?}"
+        );
+        // Running again before any delivery changes nothing.
+        let before = app.dump().await;
+        let r = app.run(JobName::Delete, "2026-11-05T11:02:00Z").await;
+        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1));
+        assert_eq!(app.dump().await, before);
+
+        // The deliver job sends the three; a dunning email queued meanwhile is not waited for.
+        let r = deliver(&app, "2026-11-05T11:05:00Z").await;
+        assert_eq!(r.counts.get("sent"), Some(&3), "{r:#?}");
+        let mut tx = app.db().begin().await.unwrap();
+        billrun::store::outbox::enqueue(
+            &mut tx,
+            &billrun::store::outbox::NewEmail {
+                account_id: "acc-fr-business",
+                kind: "payment_failed",
+                dedupe_key: "test:late-dunning".into(),
+                language: "fr",
+                to_address: "bob@example.com",
+                invoice_id: None,
+                data: serde_json::json!({}),
+                at: crate::common::t("2026-11-05T11:06:00Z"),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let r = app.run(JobName::Delete, "2026-11-05T11:10:00Z").await;
+        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        assert!(r.deletions[0].resumed);
+        assert!(r.deletions[0].waiting_for_emails.is_empty());
+        let acc = billrun::store::accounts::get_account(app.db(), "acc-fr-business")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(acc.email, "");
+        let r = deliver(&app, "2026-11-05T11:15:00Z").await;
+        assert_eq!(r.counts.get("sent"), Some(&1), "the farewell: {r:#?}");
+
+        // What the account's outbox says, and what the SMTP server received.
+        let emails: Vec<(String, String)> = emails_of(&app, "acc-fr-business")
+            .await
+            .into_iter()
+            .map(|(kind, status, _)| (kind, status))
+            .collect();
+        let pair = |k: &str, s: &str| (k.to_string(), s.to_string());
+        assert_eq!(
+            emails,
+            vec![
+                pair("invoice_issued", "sent"),
+                pair("payment_succeeded", "sent"),
+                pair("invoice_issued", "sent"),
+                pair("payment_succeeded", "sent"),
+                pair("account_deletion_confirmation", "sent"),
+                pair("payment_failed", "cancelled"),
+                pair("account_deleted", "sent"),
+            ]
+        );
+        let messages = smtp.messages();
+        let to_bob: Vec<&serde_json::Value> = messages[october_messages..]
+            .iter()
+            .filter(|m| m["To"].as_str().unwrap().contains("bob@example.com"))
+            .collect();
+        let subjects: Vec<&str> = to_bob
+            .iter()
+            .map(|m| m["Subject"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            subjects.len(),
+            4,
+            "invoice, receipt, confirmation, farewell: {subjects:?}"
+        );
+        assert!(
+            subjects[0].starts_with(&format!("Votre facture {final_number}")),
+            "{subjects:?}"
+        );
+        assert!(
+            subjects[1].contains(&final_number) && subjects[1].starts_with("Paiement reçu"),
+            "{subjects:?}"
+        );
+        assert!(
+            subjects[2].starts_with("Confirmez la suppression"),
+            "{subjects:?}"
+        );
+        assert!(subjects[3].contains("a été supprimé"), "{subjects:?}");
+        let pdf = to_bob[0]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["content_type"] == "application/pdf")
+            .expect("the final invoice's PDF is attached");
+        assert!(pdf["filename"].as_str().unwrap().contains(&final_number));
+    }
+);
+
+both_stores!(
+    an_email_that_failed_for_good_no_longer_holds_a_deletion,
+    |app: TestApp| async move {
+        let mut app = app;
+        let smtp = with_smtp(&mut app);
+        app.seed_fixtures().await;
+        // The receiving server rejects this address for good (550): the email is dead.
+        app.import_csv(
+            ImportKind::Accounts,
+            "a.csv",
+            "id,email,name,company,address,country,vat_number,language,created_at,referred_by\nacc-reject,reject-me@example.com,Rex Reject,,\"1 rue C, Nantes\",FR,,fr,2025-01-01T00:00:00Z,\n",
+        )
+        .await
+        .unwrap();
+        let out = app.cli(&[
+            "account",
+            "request-deletion",
+            "acc-reject",
+            "--now",
+            "2026-11-05T10:00:00Z",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let token = latest_token(&app, "acc-reject").await;
+        let out = app.cli(&[
+            "account",
+            "confirm-deletion",
+            "acc-reject",
+            &token,
+            "--now",
+            "2026-11-05T11:00:00Z",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let r = app.run(JobName::Delete, "2026-11-05T11:01:00Z").await;
+        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1), "{r:#?}");
+
+        let r = deliver(&app, "2026-11-05T11:05:00Z").await;
+        assert_eq!(r.counts.get("rejected"), Some(&1), "{r:#?}");
+        assert_eq!(
+            emails_of(&app, "acc-reject").await,
+            vec![(
+                "account_deletion_confirmation".to_string(),
+                "failed".to_string(),
+                "reject-me@example.com".to_string()
+            )]
+        );
+        let r = app.run(JobName::Delete, "2026-11-05T11:10:00Z").await;
+        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        let acc = billrun::store::accounts::get_account(app.db(), "acc-reject")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(acc.email, "");
+        assert!(smtp.messages().is_empty());
+    }
+);
+
+both_stores!(
+    a_dry_run_says_a_deletion_would_wait_for_emails,
+    |app: TestApp| async move {
+        october_billed(&app, None).await;
+        app.cli(&[
+            "app",
+            "delete",
+            "app-alice-web",
+            "--at",
+            "2026-11-05T09:00:00Z",
+        ]);
+        app.cli(&[
+            "account",
+            "request-deletion",
+            "acc-fr-consumer",
+            "--now",
+            "2026-11-05T10:00:00Z",
+        ]);
+        let token = latest_token(&app, "acc-fr-consumer").await;
+        app.cli(&[
+            "account",
+            "confirm-deletion",
+            "acc-fr-consumer",
+            &token,
+            "--now",
+            "2026-11-05T11:00:00Z",
+        ]);
+        let mut dry = crate::common::opts("2026-11-05T11:01:00Z");
+        dry.dry_run = true;
+        let before = app.dump().await;
+        let plan = app.run_with(JobName::Delete, dry).await.unwrap();
+        assert_eq!(app.dump().await, before);
+        assert_eq!(
+            plan.counts.get("would_wait_for_emails"),
+            Some(&1),
+            "{plan:#?}"
+        );
+        assert_eq!(plan.counts.get("would_delete"), None);
+        // October's invoice and receipt were never delivered, nor the confirmation.
+        let mut kinds: Vec<&str> = plan.deletions[0]
+            .waiting_for_emails
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "account_deletion_confirmation",
+                "invoice_issued",
+                "payment_succeeded"
+            ]
+        );
+    }
+);
+
+#[test]
+fn the_demo_sends_every_email_of_the_closing_account_and_cancels_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args(["demo", "--seed", "7"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = |needle: &str| {
+        out.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}: {out}"))
+            .to_string()
+    };
+    // The owner gets the final invoice, its receipt and the confirmation before confirming,
+    // and the farewell after the deletion: each one sent, none cancelled.
+    for kind in [
+        "invoice_issued",
+        "payment_succeeded",
+        "account_deletion_confirmation",
+        "account_deleted",
+    ] {
+        let l = line(&format!("to the owner: {kind} "));
+        assert!(l.ends_with("(sent)"), "{l}");
+    }
+    assert!(line("asked for its deletion").contains(" paid)"), "{out}");
+    assert!(line("the owner confirmed with the emailed token").contains("deletion queued"));
+    assert!(
+        line("delete [simulated gateway]").contains("1 deleted"),
+        "{out}"
+    );
+    // Every email the demo queued was sent (written as an .eml file): nothing cancelled, none
+    // left pending.
+    let outbox = line("outbox: ");
+    let sent: usize = outbox
+        .strip_prefix("outbox: ")
+        .and_then(|r| r.strip_suffix(" sent"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("only sent emails: {outbox}"));
+    let emls = std::fs::read_dir(dir.path().join("demo-out/emails"))
+        .unwrap()
+        .count();
+    assert_eq!(emls, sent);
+}

@@ -124,6 +124,9 @@ both_stores!(
 both_stores!(
     still_owing_warned_then_queued_for_deletion,
     |app: TestApp| async move {
+        let mut app = app;
+        let smtp = crate::common::smtp::SmtpServer::start();
+        app.env.smtp_url = Some(billrun::jobs::Secret(smtp.url()));
         failing_clara(&app).await;
         app.run(JobName::Suspend, "2026-11-17T08:00:00Z").await;
         // 30 days of grace; the final warning 7 days before.
@@ -163,10 +166,14 @@ both_stores!(
                 .is_empty()
         );
 
-        // The delete job removes Clara's data; her invoices stay, stripped of her profile.
+        // The delete job removes Clara's data; her invoices stay, stripped of her profile. It
+        // strips her address only once her invoice email is sent (the deliver job).
         app.seed_platform_fixtures().await;
         let invoices_before = app.count("invoices").await;
         let r = app.run(JobName::Delete, "2026-12-18T08:30:00Z").await;
+        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1), "{r:#?}");
+        app.run(JobName::Deliver, "2026-12-18T08:35:00Z").await;
+        let r = app.run(JobName::Delete, "2026-12-18T08:40:00Z").await;
         assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
         let d = &r.deletions[0];
         assert_eq!(

@@ -645,6 +645,134 @@ async fn three_processes_share_a_run_on_postgresql_and_match_one() {
     );
 }
 
+/// Three `run invoice --join` processes, each held inside its first range (the invoices table
+/// locked), then one killed (`kill -9`): the claimer, that cut the ranges, or a joiner. The two
+/// left finish every range (the dead one's too) within seconds, exit 0, and the run is recorded
+/// as one process would have: the same invoices, numbered without a gap.
+async fn scale_out_survives_a_killed(claimer: bool) {
+    use sqlx::Connection;
+    let one = TestApp::new(crate::common::Store::Postgres).await;
+    let period = platform(&one, 60).await;
+    let out = billrun(&one)
+        .args(["run", "invoice", "--period", &period.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let app = TestApp::new(crate::common::Store::Postgres).await;
+    platform(&app, 60).await;
+    jobs_dir(&app, &[], 5);
+    let mut lock = sqlx::PgConnection::connect(&app.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE invoices IN SHARE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let holders = || {
+        let db = app.db().clone();
+        async move {
+            let rows: Vec<(String,)> = billrun::with_db!(&db, p => sqlx::query_as(
+                "SELECT DISTINCT worker FROM job_run_batches WHERE status = 'running'").fetch_all(p).await.unwrap());
+            rows.into_iter().map(|r| r.0).collect::<Vec<_>>()
+        }
+    };
+    let join = || {
+        let mut c = billrun(&app);
+        c.args(["run", "invoice", "--join", "--period", &period.to_string()]);
+        spawn(c, app.dir.path())
+    };
+    // The first claims the run and cuts the ranges; the two others join it.
+    let mut procs = vec![join()];
+    wait_for(
+        "the claimer in its first range",
+        Duration::from_secs(30),
+        async || holders().await.len() == 1,
+    )
+    .await;
+    procs.push(join());
+    procs.push(join());
+    wait_for(
+        "three processes in a range each",
+        Duration::from_secs(30),
+        async || holders().await.len() == 3,
+    )
+    .await;
+    let claimer_pid = procs[0].child.id();
+    let owner: (String,) = billrun::with_db!(app.db(), p => sqlx::query_as(
+        "SELECT owner FROM job_runs WHERE job = 'invoice'").fetch_one(p).await.unwrap());
+    assert!(owner.0.ends_with(&format!(":{claimer_pid}")), "{owner:?}");
+    // kill -9, and reaped (a zombie still shows in /proc).
+    drop(procs.remove(if claimer { 0 } else { 1 }));
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+    let killed_at = Instant::now();
+    while procs
+        .iter_mut()
+        .any(|p| p.child.try_wait().unwrap().is_none())
+    {
+        if killed_at.elapsed() > Duration::from_secs(60) {
+            let batches: Vec<(String, String, Option<String>)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+                "SELECT first_account, status, worker FROM job_run_batches ORDER BY first_account").fetch_all(p).await.unwrap());
+            let activity: Vec<(Option<String>, Option<String>, Option<String>)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+                "SELECT state, wait_event, query FROM pg_stat_activity WHERE datname = current_database()").fetch_all(p).await.unwrap());
+            let logs: Vec<String> = procs
+                .iter()
+                .map(|p| std::fs::read_to_string(&p.log).unwrap_or_default())
+                .collect();
+            panic!(
+                "still running after 60 s:\nbatches {batches:#?}\nsessions {activity:#?}\nruns {:#?}\n{}",
+                runs(&app, "invoice").await,
+                logs.join("\n-----\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for p in procs {
+        let (status, log) = finish(p, Duration::from_secs(1));
+        assert!(status.success(), "{log}");
+    }
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(30),
+        "the dead process's range was taken over within seconds, not after the stale delay: {:?}",
+        killed_at.elapsed()
+    );
+    let summary = |a: &TestApp| {
+        let db = a.db().clone();
+        async move {
+            let rows: Vec<(String, i64, i64)> = billrun::with_db!(&db, p => sqlx::query_as(
+                "SELECT account_id, total_minor, (SELECT COUNT(*) FROM invoice_lines l WHERE l.invoice_id = i.id) FROM invoices i ORDER BY account_id")
+                .fetch_all(p).await.unwrap());
+            rows
+        }
+    };
+    assert_eq!(
+        summary(&app).await,
+        summary(&one).await,
+        "the same invoices as one process"
+    );
+    assert_gapless(&invoice_numbers(&app).await);
+    let open: (i64,) = billrun::with_db!(app.db(), p => sqlx::query_as(
+        "SELECT COUNT(*) FROM job_run_batches WHERE status <> 'done'").fetch_one(p).await.unwrap());
+    assert_eq!(open.0, 0, "every range finished");
+    let rows = runs(&app, "invoice").await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].status, "succeeded", "{rows:#?}");
+    let counts: serde_json::Value = serde_json::from_str(&rows[0].counts).unwrap();
+    assert_eq!(
+        counts["invoiced"].as_u64().unwrap() as usize,
+        invoice_numbers(&app).await.len(),
+        "{counts}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_claimer_s_ranges_and_run_are_finished_by_the_joiners() {
+    scale_out_survives_a_killed(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_joiner_s_range_is_taken_over_within_seconds() {
+    scale_out_survives_a_killed(false).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_out_is_refused_on_sqlite() {
     let app = TestApp::new(crate::common::Store::Sqlite).await;
