@@ -154,6 +154,16 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
         }
         deliver(env, at + Duration::minutes(5), day, None).await?;
     }
+    // Suspension comes the day after the due date, never on it (`core::terms`): when the last
+    // retry falls on or before the due date, the suspend job runs again that day.
+    let after_due = i64::from(env.jobs.invoice.settings.due_days) + 1;
+    if after_due > day {
+        day = after_due;
+        let at = now + Duration::days(day) + Duration::hours(1);
+        let report = jobs::run(env, JobName::Suspend, &RunOptions::at(at)).await?;
+        println!("  day {day:>2}: {}", report.summary());
+        deliver(env, at + Duration::minutes(5), day, None).await?;
+    }
 
     // The first account in id order that owes nothing and has a paid invoice closes itself.
     let at = now + Duration::days(day + 2);
