@@ -115,112 +115,158 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
         offsets_days: env.jobs.collect.settings.retry_offsets_days.clone(),
     };
 
-    let mut candidates: Vec<InvoiceRow> = Vec::new();
-    if let Some((first, last)) = &opts.range {
-        candidates = invoices::collectable_between(&env.db, first, last).await?;
-    } else if opts.accounts.is_empty() {
-        candidates = invoices::collectable(&env.db, None).await?;
-    } else {
+    // Named accounts: their invoices, read at once (a handful). Otherwise every collectable
+    // invoice (or a scale-out range), read a page at a time so that memory stays flat
+    // whatever the platform's size.
+    let mut named: Option<Vec<InvoiceRow>> = None;
+    if opts.range.is_none() && !opts.accounts.is_empty() {
+        let mut rows = Vec::new();
         for a in &opts.accounts {
             if accounts::get_account(&env.db, a.as_str()).await?.is_none() {
                 return Err(BadInput(format!("unknown account `{a}`")).into());
             }
-            candidates.extend(invoices::collectable(&env.db, Some(a.as_str())).await?);
+            rows.extend(invoices::collectable(&env.db, Some(a.as_str())).await?);
         }
+        opts.progress.total(rows.len() as u64);
+        named = Some(rows);
+    } else {
+        let range = opts.range.as_ref().map(|(f, l)| (f.as_str(), l.as_str()));
+        opts.progress
+            .total(invoices::count_collectable(&env.db, range).await?.max(0) as u64);
     }
     // Accounts with a deletion request: their small balances are waived, not carried.
     let closing = crate::store::deletion::closing_accounts(&env.db).await?;
-    opts.progress.total(candidates.len() as u64);
 
     // Several accounts at once, on either store: a charge waits a few hundred milliseconds on
     // Stripe, and the rate limit, not billrun, should bound the pace. An account's invoices
     // stay in order, one after the other (credit, balances carried forward), and each
     // invoice's own transaction re-checks what another worker may have changed, as it does
     // for concurrent runs. SQLite's single writer only serializes the short transactions
-    // (`BEGIN IMMEDIATE`), never a gateway call.
+    // (`BEGIN IMMEDIATE`), never a gateway call. Pages are read as the workers need them, so
+    // no page boundary makes them wait for one another; a page never splits an account.
     let width = env.jobs.collect.settings.concurrency.max(1) as usize;
-    let mut by_account: Vec<Vec<(usize, InvoiceRow)>> = Vec::new();
-    let mut group_of: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (i, inv) in candidates.into_iter().enumerate() {
-        let g = *group_of.entry(inv.account_id.clone()).or_insert_with(|| {
-            by_account.push(Vec::new());
-            by_account.len() - 1
-        });
-        by_account[g].push((i, inv));
-    }
+    let page_size = i64::from(env.jobs.collect.settings.batch_size.max(1));
     // Set at the first operator error (a wrong key is wrong for every invoice): no further
     // invoice is started, and the run ends with that error.
-    let halt = std::sync::atomic::AtomicBool::new(false);
-    let (gateway, schedule, closing, halt) = (&gateway, &schedule, &closing, &halt);
-    let outcomes = futures_util::stream::iter(by_account.into_iter().map(|group| async move {
-        let mut done = Vec::with_capacity(group.len());
-        for (i, inv) in group {
+    let halt = &std::sync::atomic::AtomicBool::new(false);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<(usize, InvoiceRow)>>(width * 2);
+    let reader = async move {
+        let sender = sender;
+        if let Some(rows) = named {
+            for group in group_by_account(rows, 0) {
+                if sender.send(group).await.is_err() {
+                    break;
+                }
+            }
+            return Ok::<(), anyhow::Error>(());
+        }
+        let (mut after, mut next_index) = (None::<(String, i64)>, 0usize);
+        loop {
+            // Workers finish what they hold; no page is read after a stop or an operator error.
             if opts.stop.requested() || halt.load(std::sync::atomic::Ordering::SeqCst) {
-                return (done, true);
+                return Ok(());
             }
-            opts.progress.advance(1);
-            let ctx = Ctx {
-                env,
-                gateway,
-                schedule,
-                now: opts.now,
-                closing: closing.contains(&inv.account_id),
-            };
-            let outcome = ctx.collect_one(&inv, opts.dry_run).await;
-            if outcome
-                .as_ref()
-                .is_err_and(|e| e.downcast_ref::<OperatorError>().is_some())
-            {
-                halt.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            done.push((i, inv, outcome));
-        }
-        (done, false)
-    }))
-    .buffer_unordered(width);
-    let mut outcomes = std::pin::pin!(outcomes);
-    let mut results = Vec::new();
-    let mut stopped = false;
-    while let Some((done, stop)) = outcomes.next().await {
-        results.extend(done);
-        stopped |= stop;
-    }
-    // Reported in the candidates' order, whatever order the accounts finished in.
-    results.sort_by_key(|(i, _, _)| *i);
-    let mut operator_error = None;
-    for (_, inv, outcome) in results {
-        let outcome = match outcome {
-            Err(e) if e.downcast_ref::<OperatorError>().is_some() => {
-                operator_error.get_or_insert((inv.number.clone(), e));
-                continue;
-            }
-            other => other,
-        };
-        match outcome {
-            Ok(item) => {
-                report.bump(counter(&item));
-                if item.outcome == "unknown" {
-                    report.failures.push(Failure {
-                        item: format!("invoice {}", inv.number),
-                        error: "the payment gateway gave no conclusive answer; the attempt is settled on the next run with the same idempotency key".into(),
-                    });
+            let (rows, last_page) = next_page(env, opts.range.clone(), after.clone(), page_size)
+                .await
+                .context("reading the invoices to collect")?;
+            after = rows.last().map(|r| (r.account_id.clone(), r.id)).or(after);
+            let count = rows.len();
+            for group in group_by_account(rows, next_index) {
+                if sender.send(group).await.is_err() {
+                    // The workers stopped (shutdown or an operator error): read no further.
+                    return Ok(());
                 }
-                if item.decision != Decision::WaitUntilRetry
-                    && item.decision != Decision::Exhausted
-                    && !opts.counts_only
+            }
+            next_index += count;
+            if last_page || count == 0 {
+                return Ok(());
+            }
+        }
+    };
+    let pages = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|group| (group, receiver))
+    });
+    let (gateway, schedule, closing) = (&gateway, &schedule, &closing);
+    let outcomes = pages
+        .map(|group| async move {
+            let mut done = Vec::with_capacity(group.len());
+            for (i, inv) in group {
+                if opts.stop.requested() || halt.load(std::sync::atomic::Ordering::SeqCst) {
+                    return (done, true);
+                }
+                opts.progress.advance(1);
+                let ctx = Ctx {
+                    env,
+                    gateway,
+                    schedule,
+                    now: opts.now,
+                    closing: closing.contains(&inv.account_id),
+                };
+                let outcome = ctx.collect_one(&inv, opts.dry_run).await;
+                if outcome
+                    .as_ref()
+                    .is_err_and(|e| e.downcast_ref::<OperatorError>().is_some())
                 {
-                    report.collections.push(item);
+                    halt.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                done.push((i, inv.number, inv.id, inv.account_id, outcome));
+            }
+            (done, false)
+        })
+        .buffer_unordered(width);
+    // Only what the report shows is kept: the items (not under `counts_only`), in the
+    // candidates' order whatever order the accounts finished in, and the failures.
+    let mut items: Vec<(usize, CollectionItem)> = Vec::new();
+    let mut failures: Vec<(usize, Failure)> = Vec::new();
+    let mut stopped = false;
+    let mut operator_error: Option<(usize, String, anyhow::Error)> = None;
+    let workers = async {
+        let mut outcomes = std::pin::pin!(outcomes);
+        while let Some((done, stop)) = outcomes.next().await {
+            stopped |= stop;
+            for (i, number, invoice_id, account_id, outcome) in done {
+                match outcome {
+                    Err(e) if e.downcast_ref::<OperatorError>().is_some() => {
+                        if operator_error.as_ref().is_none_or(|(j, _, _)| i < *j) {
+                            operator_error = Some((i, number, e));
+                        }
+                    }
+                    Ok(item) => {
+                        report.bump(counter(&item));
+                        if item.outcome == "unknown" {
+                            failures.push((i, Failure {
+                                item: format!("invoice {number}"),
+                                error: "the payment gateway gave no conclusive answer; the attempt is settled on the next run with the same idempotency key".into(),
+                            }));
+                        }
+                        if item.decision != Decision::WaitUntilRetry
+                            && item.decision != Decision::Exhausted
+                            && !opts.counts_only
+                        {
+                            items.push((i, item));
+                        }
+                    }
+                    Err(e) => {
+                        warn!(invoice.id = invoice_id, account.id = %account_id, error = %format!("{e:#}"), "cannot collect invoice");
+                        failures.push((
+                            i,
+                            Failure {
+                                item: format!("invoice {number}"),
+                                error: format!("{e:#}"),
+                            },
+                        ));
+                    }
                 }
             }
-            Err(e) => {
-                warn!(invoice.id = inv.id, account.id = %inv.account_id, error = %format!("{e:#}"), "cannot collect invoice");
-                report.failures.push(Failure {
-                    item: format!("invoice {}", inv.number),
-                    error: format!("{e:#}"),
-                });
-            }
         }
-    }
+    };
+    let (read, ()) = futures_util::join!(reader, workers);
+    read?;
+    items.sort_by_key(|(i, _)| *i);
+    failures.sort_by_key(|(i, _)| *i);
+    report.collections = items.into_iter().map(|(_, item)| item).collect();
+    report.failures = failures.into_iter().map(|(_, f)| f).collect();
+    let operator_error = operator_error.map(|(_, number, e)| (number, e));
     if let Some((number, e)) = operator_error {
         // Logged once, where it is handled: by the caller that prints it and exits 3.
         return Err(e.context(format!(
@@ -231,6 +277,53 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
         report.stop_early();
     }
     Ok(report)
+}
+
+/// The next page of collectable invoices after `after`, cut at an account boundary (the last
+/// account of a full page is left to the next one, unless it fills the page alone: then all of
+/// its invoices are read at once). `true` with the last page.
+async fn next_page(
+    env: &Env,
+    range: Option<(String, String)>,
+    after: Option<(String, i64)>,
+    page_size: i64,
+) -> anyhow::Result<(Vec<InvoiceRow>, bool)> {
+    let range = range.as_ref().map(|(f, l)| (f.as_str(), l.as_str()));
+    let after_ref = after.as_ref().map(|(a, i)| (a.as_str(), *i));
+    let mut rows = invoices::collectable_page(&env.db, range, after_ref, page_size).await?;
+    if (rows.len() as i64) < page_size {
+        return Ok((rows, true));
+    }
+    let last_account = rows
+        .last()
+        .map(|r| r.account_id.clone())
+        .unwrap_or_default();
+    if rows.first().is_some_and(|r| r.account_id == last_account) {
+        // One account fills the page: take the rest of its invoices too.
+        let last_id = rows.last().map_or(0, |r| r.id);
+        let rest = invoices::collectable(&env.db, Some(&last_account)).await?;
+        rows.extend(rest.into_iter().filter(|r| r.id > last_id));
+        return Ok((rows, false));
+    }
+    rows.retain(|r| r.account_id != last_account);
+    Ok((rows, false))
+}
+
+/// An account's invoices as one group, in order; `first_index` numbers them in the run.
+fn group_by_account(rows: Vec<InvoiceRow>, first_index: usize) -> Vec<Vec<(usize, InvoiceRow)>> {
+    let mut groups: Vec<Vec<(usize, InvoiceRow)>> = Vec::new();
+    for (k, inv) in rows.into_iter().enumerate() {
+        match groups.last_mut() {
+            Some(g)
+                if g.last()
+                    .is_some_and(|(_, l)| l.account_id == inv.account_id) =>
+            {
+                g.push((first_index + k, inv));
+            }
+            _ => groups.push(vec![(first_index + k, inv)]),
+        }
+    }
+    groups
 }
 
 fn counter(item: &CollectionItem) -> &'static str {

@@ -288,6 +288,39 @@ pub async fn collectable(db: &Db, account: Option<&str>) -> anyhow::Result<Vec<I
     Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql).bind(account).fetch_all(p).await?))
 }
 
+/// Up to `limit` collectable invoices in (account, id) order after `after`, within the range
+/// `[first, last]` of account ids when given: the collect job's pages. (The bounds are bound as
+/// NULL when absent rather than as sentinel strings: text order follows the database's
+/// collation, and so do both sides of each comparison here.)
+pub async fn collectable_page(
+    db: &Db,
+    range: Option<(&str, &str)>,
+    after: Option<(&str, i64)>,
+    limit: i64,
+) -> anyhow::Result<Vec<InvoiceRow>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
+         AND ($1 IS NULL OR account_id >= $1) AND ($2 IS NULL OR account_id <= $2)
+         AND ($3 IS NULL OR account_id > $3 OR (account_id = $3 AND id > $4))
+         ORDER BY account_id, id LIMIT $5"
+    ));
+    let (first, last) = (range.map(|r| r.0), range.map(|r| r.1));
+    let (after_account, after_id) = (after.map(|a| a.0), after.map_or(0, |a| a.1));
+    Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(sql)
+        .bind(first).bind(last).bind(after_account).bind(after_id).bind(limit)
+        .fetch_all(p).await?))
+}
+
+/// How many invoices [`collectable_page`] would go through (for the progress bar).
+pub async fn count_collectable(db: &Db, range: Option<(&str, &str)>) -> anyhow::Result<i64> {
+    let (first, last) = (range.map(|r| r.0), range.map(|r| r.1));
+    let (n,): (i64,) = with_db!(db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
+         AND ($1 IS NULL OR account_id >= $1) AND ($2 IS NULL OR account_id <= $2)")
+        .bind(first).bind(last).fetch_one(p).await?);
+    Ok(n)
+}
+
 /// Sets an invoice's status.
 pub async fn set_status(tx: &mut Tx, id: i64, status: InvoiceStatus) -> anyhow::Result<()> {
     with_tx!(tx, c => sqlx::query("UPDATE invoices SET status = $2 WHERE id = $1")

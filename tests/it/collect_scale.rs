@@ -96,10 +96,21 @@ both_stores!(
         }
         // Several charges waited on Stripe at once (one at a time would be 1)…
         assert!(fake.max_in_flight() > 1, "{}", fake.max_in_flight());
-        // …and never more requests in a second than the bucket lets out (one more at most:
-        // two requests a full interval apart may reach the server a little closer).
+        // …and the bucket held them: 64 requests evenly spaced at 20/s span at least 63/20 s
+        // at the server (a loaded machine only spreads them more)…
+        let arrivals: Vec<std::time::Instant> = fake.requests().iter().map(|q| q.arrived).collect();
+        let span = *arrivals.last().unwrap() - arrivals[0];
         assert!(
-            fake.max_requests_per_second() <= 21,
+            span >= Duration::from_millis(63 * 50 - 200),
+            "{} requests within {span:?}",
+            arrivals.len()
+        );
+        // …and no second held much more than the rate. The bucket spaces departures exactly
+        // (`gateway::tests::stripe_api_rate_limits_the_bucket_spaces_requests`, on a paused
+        // clock); on a loaded 2-core test machine a request delayed between the bucket and
+        // the socket can reach the server a little after the next ones, hence the slack.
+        assert!(
+            fake.max_requests_per_second() <= 25,
             "{} requests in one second",
             fake.max_requests_per_second()
         );
@@ -114,6 +125,8 @@ both_stores!(
         app.use_stripe(&fake);
         app.env.jobs.collect.settings.rate_limit_per_second = 40;
         app.env.jobs.collect.settings.transient_backoff_ms = 10;
+        // Small pages: the invoices are read seven at a time as the workers need them.
+        app.env.jobs.collect.settings.batch_size = 7;
         many_invoiced(&app).await;
         fake.set_latency(Duration::from_millis(20));
         fake.fail_next(12, 429);
