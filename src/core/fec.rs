@@ -778,6 +778,104 @@ mod tests {
         assert!(lines.iter().all(|l| l.ecriture_let.is_empty()));
     }
 
+    fn invoice(id: i64, day: u32, total: i64, from: Vec<i64>) -> Event {
+        Event {
+            at: at(day, 6),
+            party: party(),
+            tie: id,
+            kind: EventKind::Invoice {
+                invoice_id: id,
+                number: format!("2026-{id:06}"),
+                case: VatCase::OutOfScope,
+                subtotal_minor: total,
+                discount_minor: 0,
+                vat_minor: 0,
+                total_minor: total,
+                brought_forward_from: from,
+            },
+        }
+    }
+
+    #[test]
+    fn fec_article_a47_a_1_lpf_a_carried_balance_letters_both_invoices_with_the_payment() {
+        let events = vec![
+            invoice(1, 1, 30, vec![]),
+            invoice(2, 20, 1000, vec![1]),
+            Event {
+                at: at(20, 7),
+                party: party(),
+                tie: 5,
+                kind: EventKind::Payment {
+                    invoice_id: 2,
+                    invoice_number: "2026-000002".into(),
+                    method: PayMethod::SepaDebit,
+                    amount_minor: 1030,
+                    reference: "pi_2".into(),
+                },
+            },
+            // A closing account's last cents: waived, lettered with its invoice.
+            invoice(3, 21, 1000, vec![]),
+            Event {
+                at: at(22, 7),
+                party: party(),
+                tie: 7,
+                kind: EventKind::CreditUse {
+                    invoice_id: 3,
+                    invoice_number: "2026-000003".into(),
+                    amount_minor: 990,
+                    reference: "invoice:3:1".into(),
+                },
+            },
+            Event {
+                at: at(22, 7),
+                party: party(),
+                tie: 3,
+                kind: EventKind::Waiver {
+                    invoice_id: 3,
+                    invoice_number: "2026-000003".into(),
+                    amount_minor: 10,
+                },
+            },
+        ];
+        let lines = entries(&chart(), &events).unwrap();
+        let customer: Vec<(&str, i64, i64, &str)> = lines
+            .iter()
+            .filter(|l| l.compte_num == "411000")
+            .map(|l| {
+                (
+                    l.piece_ref.as_str(),
+                    l.debit_minor,
+                    l.credit_minor,
+                    l.ecriture_let.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            customer,
+            [
+                ("2026-000001", 30, 0, "A"),
+                ("2026-000002", 1000, 0, "A"),
+                ("pi_2", 0, 1030, "A"),
+                ("2026-000003", 1000, 0, "B"),
+                ("invoice:3:1", 0, 990, "B"),
+                ("2026-000003", 0, 10, "B"),
+            ]
+        );
+        let date_let: Vec<Option<NaiveDate>> = lines
+            .iter()
+            .filter(|l| l.compte_num == "411000")
+            .map(|l| l.date_let)
+            .collect();
+        assert_eq!(date_let[0], Some(at(20, 0).date_naive()));
+        assert_eq!(date_let[5], Some(at(22, 0).date_naive()));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.compte_num == "658000" && l.debit_minor == 10)
+        );
+        assert_eq!(lines.last().unwrap().ecriture_num, 6);
+    }
+
     #[test]
     fn vat_on_a_reverse_charge_invoice_is_refused() {
         let events = vec![Event {
