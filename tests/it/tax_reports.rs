@@ -292,184 +292,226 @@ fn cents(amount: &str) -> i64 {
     units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
 }
 
-both_stores!(
-    fec_article_a47_a_1_lpf_columns_balance_numbering_and_totals,
-    |app: TestApp| async move {
-        seed_year(&app).await;
-        let dir = app.dir.path().join("fec");
-        let out = ok(&app.cli(&[
-            "export",
-            "fec",
-            "--year",
-            "2026",
-            "-o",
-            dir.to_str().unwrap(),
-        ]));
-        // `<SIREN>FEC<closing date>.txt`, the SIREN of jobs/invoice.toml's seller.
-        let path = dir.join("812345674FEC20261231.txt");
-        assert!(out.starts_with(&path.display().to_string()), "{out}");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut lines = text.lines();
-        // The header: the 18 columns of article A47 A-1, in their order, tab-separated.
-        assert_eq!(
-            lines.next().unwrap(),
-            "JournalCode\tJournalLib\tEcritureNum\tEcritureDate\tCompteNum\tCompteLib\tCompAuxNum\tCompAuxLib\tPieceRef\tPieceDate\tEcritureLib\tDebit\tCredit\tEcritureLet\tDateLet\tValidDate\tMontantdevise\tIdevise"
-        );
-        let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
-        assert!(rows.len() > 20, "{text}");
-        let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
-        let (num, date, compte, aux, debit, credit, let_, date_let, valid) = (
-            col("EcritureNum"),
-            col("EcritureDate"),
-            col("CompteNum"),
-            col("CompAuxNum"),
-            col("Debit"),
-            col("Credit"),
-            col("EcritureLet"),
-            col("DateLet"),
-            col("ValidDate"),
-        );
-        let mut by_entry: BTreeMap<u64, (i64, i64)> = BTreeMap::new();
-        let mut last = (0u64, String::new());
-        for r in &rows {
-            assert_eq!(r.len(), 18, "{r:?}");
-            let n: u64 = r[num].parse().unwrap();
-            // Numbered without gaps, in date order.
-            assert!(n == last.0 || n == last.0 + 1, "{r:?} after {last:?}");
-            assert!(r[date] >= last.1.as_str(), "{r:?} after {last:?}");
-            assert!(r[date].len() == 8 && r[date].starts_with("2026"), "{r:?}");
-            assert!(!r[valid].is_empty(), "{r:?}");
-            last = (n, r[date].to_string());
-            let e = by_entry.entry(n).or_default();
-            e.0 += cents(r[debit]);
-            e.1 += cents(r[credit]);
-        }
-        assert_eq!(*by_entry.keys().next().unwrap(), 1);
-        // Every entry balanced: Σ debit = Σ credit per EcritureNum.
-        for (n, (d, c)) in &by_entry {
-            assert_eq!(d, c, "entry {n}");
-        }
+/// Exports the year's FEC (and its CSV) and checks it against the store: the layout of article
+/// A47 A-1 of the LPF, every entry balanced, gapless numbering in date order, 411 per account =
+/// what the account owes, 4191 per account = its prepaid credit left, revenue, discounts and VAT
+/// = the invoices'. Returns Σ(debit − credit) per account number.
+async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
+    let dir = app.dir.path().join("fec");
+    let out = ok(&app.cli(&[
+        "export",
+        "fec",
+        "--year",
+        "2026",
+        "-o",
+        dir.to_str().unwrap(),
+    ]));
+    // `<SIREN>FEC<closing date>.txt`, the SIREN of jobs/invoice.toml's seller.
+    let path = dir.join("812345674FEC20261231.txt");
+    assert!(out.starts_with(&path.display().to_string()), "{out}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    // The header: the 18 columns of article A47 A-1, in their order, tab-separated.
+    assert_eq!(
+        lines.next().unwrap(),
+        "JournalCode\tJournalLib\tEcritureNum\tEcritureDate\tCompteNum\tCompteLib\tCompAuxNum\tCompAuxLib\tPieceRef\tPieceDate\tEcritureLib\tDebit\tCredit\tEcritureLet\tDateLet\tValidDate\tMontantdevise\tIdevise"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    assert!(rows.len() > 20, "{text}");
+    let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+    let (num, date, compte, aux, debit, credit, let_, date_let, valid) = (
+        col("EcritureNum"),
+        col("EcritureDate"),
+        col("CompteNum"),
+        col("CompAuxNum"),
+        col("Debit"),
+        col("Credit"),
+        col("EcritureLet"),
+        col("DateLet"),
+        col("ValidDate"),
+    );
+    let mut by_entry: BTreeMap<u64, (i64, i64)> = BTreeMap::new();
+    let mut last = (0u64, String::new());
+    for r in &rows {
+        assert_eq!(r.len(), 18, "{r:?}");
+        let n: u64 = r[num].parse().unwrap();
+        // Numbered without gaps, in date order.
+        assert!(n == last.0 || n == last.0 + 1, "{r:?} after {last:?}");
+        assert!(r[date] >= last.1.as_str(), "{r:?} after {last:?}");
+        assert!(r[date].len() == 8 && r[date].starts_with("2026"), "{r:?}");
+        assert!(!r[valid].is_empty(), "{r:?}");
+        last = (n, r[date].to_string());
+        let e = by_entry.entry(n).or_default();
+        e.0 += cents(r[debit]);
+        e.1 += cents(r[credit]);
+    }
+    assert_eq!(*by_entry.keys().next().unwrap(), 1);
+    // Every entry balanced: Σ debit = Σ credit per EcritureNum.
+    for (n, (d, c)) in &by_entry {
+        assert_eq!(d, c, "entry {n}");
+    }
 
-        // Σ per account number (debit − credit), and per auxiliary account of 411 and 4191.
-        let mut by_account: HashMap<&str, i64> = HashMap::new();
-        let mut customers: BTreeMap<String, i64> = BTreeMap::new();
-        let mut advances: BTreeMap<String, i64> = BTreeMap::new();
-        let mut letters: BTreeMap<String, i64> = BTreeMap::new();
-        for r in &rows {
-            let net = cents(r[debit]) - cents(r[credit]);
-            *by_account.entry(r[compte]).or_default() += net;
-            if r[compte] == "411000" {
-                *customers.entry(r[aux].to_string()).or_default() += net;
-                if !r[let_].is_empty() {
-                    assert!(!r[date_let].is_empty(), "{r:?}");
-                    *letters.entry(r[let_].to_string()).or_default() += net;
-                }
-            } else {
-                assert!(r[let_].is_empty(), "{r:?}");
+    // Σ per account number (debit − credit), and per auxiliary account of 411 and 4191.
+    let mut by_account: HashMap<String, i64> = HashMap::new();
+    let mut customers: BTreeMap<String, i64> = BTreeMap::new();
+    let mut advances: BTreeMap<String, i64> = BTreeMap::new();
+    let mut letters: BTreeMap<String, i64> = BTreeMap::new();
+    for r in &rows {
+        let net = cents(r[debit]) - cents(r[credit]);
+        *by_account.entry(r[compte].to_string()).or_default() += net;
+        if r[compte] == "411000" {
+            *customers.entry(r[aux].to_string()).or_default() += net;
+            if !r[let_].is_empty() {
+                assert!(!r[date_let].is_empty(), "{r:?}");
+                *letters.entry(r[let_].to_string()).or_default() += net;
             }
-            if r[compte] == "419100" {
-                *advances.entry(r[aux].to_string()).or_default() += net;
-            }
+        } else {
+            assert!(r[let_].is_empty(), "{r:?}");
         }
-        // A lettered group nets to zero, and some invoices were lettered.
-        assert!(!letters.is_empty());
-        for (code, net) in &letters {
-            assert_eq!(*net, 0, "letter {code}");
+        if r[compte] == "419100" {
+            *advances.entry(r[aux].to_string()).or_default() += net;
         }
+    }
+    // A lettered group nets to zero, and some invoices were lettered.
+    assert!(!letters.is_empty());
+    for (code, net) in &letters {
+        assert_eq!(*net, 0, "letter {code}");
+    }
 
-        // 411 per account = what the account owes (amounts due, and balances waiting for its
-        // next invoice).
-        let owed: Vec<(String, i64)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+    // 411 per account = what the account owes (amounts due, and balances waiting for its
+    // next invoice).
+    let owed: Vec<(String, i64)> = billrun::with_db!(app.db(), p => sqlx::query_as(
             "SELECT a.id, CAST(COALESCE((SELECT SUM(i.amount_due_minor) FROM invoices i WHERE i.account_id = a.id), 0)
                 + COALESCE((SELECT SUM(t.amount_minor) FROM balance_transfers t
                             WHERE t.account_id = a.id AND t.to_invoice_id IS NULL AND t.waived_at IS NULL), 0) AS BIGINT)
              FROM accounts a ORDER BY a.id")
             .fetch_all(p).await.unwrap());
-        for (account, due) in &owed {
-            assert_eq!(
-                customers.get(account).copied().unwrap_or(0),
-                *due,
-                "411 of {account}"
-            );
-        }
-        assert!(
-            owed.iter().any(|(_, d)| *d > 0),
-            "someone still owes: {owed:?}"
+    for (account, due) in &owed {
+        assert_eq!(
+            customers.get(account).copied().unwrap_or(0),
+            *due,
+            "411 of {account}"
         );
-        // 4191 per account = the prepaid credit left (a credit balance).
-        let credit: Vec<(String, i64)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+    }
+    assert!(
+        owed.iter().any(|(_, d)| *d > 0),
+        "someone still owes: {owed:?}"
+    );
+    // 4191 per account = the prepaid credit left (a credit balance).
+    let credit: Vec<(String, i64)> = billrun::with_db!(app.db(), p => sqlx::query_as(
             "SELECT id, credit_balance_minor FROM accounts ORDER BY id").fetch_all(p).await.unwrap());
-        for (account, left) in &credit {
-            assert_eq!(
-                -advances.get(account).copied().unwrap_or(0),
-                *left,
-                "4191 of {account}"
-            );
-        }
+    for (account, left) in &credit {
+        assert_eq!(
+            -advances.get(account).copied().unwrap_or(0),
+            *left,
+            "4191 of {account}"
+        );
+    }
 
-        // Revenue, discounts and VAT equal the invoices'.
-        let (subtotal, discount, tax, domestic_tax): (i64, i64, i64, i64) = billrun::with_db!(app.db(), p => sqlx::query_as(
+    // Revenue, discounts and VAT equal the invoices'.
+    let (subtotal, discount, tax, domestic_tax): (i64, i64, i64, i64) = billrun::with_db!(app.db(), p => sqlx::query_as(
             "SELECT CAST(SUM(subtotal_minor) AS BIGINT), CAST(SUM(discount_minor) AS BIGINT), CAST(SUM(tax_minor) AS BIGINT),
                     CAST(SUM(CASE WHEN tax_case = 'domestic' THEN tax_minor ELSE 0 END) AS BIGINT) FROM invoices")
             .fetch_one(p).await.unwrap());
-        let sum_of = |prefix: &str| -> i64 {
-            by_account
-                .iter()
-                .filter(|(k, _)| k.starts_with(prefix))
-                .map(|(_, v)| *v)
-                .sum()
-        };
-        assert_eq!(-sum_of("706"), subtotal);
-        assert_eq!(sum_of("709"), discount);
-        assert!(discount > 0, "the referral discount is in the year");
-        assert_eq!(-sum_of("4457"), tax);
-        assert_eq!(-by_account["445710"], domestic_tax);
-        // What card and SEPA brought in.
-        let (paid,): (i64,) = billrun::with_db!(app.db(), p => sqlx::query_as(
+    let sum_of = |prefix: &str| -> i64 {
+        by_account
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    assert_eq!(-sum_of("706"), subtotal);
+    assert_eq!(sum_of("709"), discount);
+    assert_eq!(-sum_of("4457"), tax);
+    assert_eq!(
+        -by_account.get("445710").copied().unwrap_or(0),
+        domestic_tax
+    );
+    // What card and SEPA brought in.
+    let (paid,): (i64,) = billrun::with_db!(app.db(), p => sqlx::query_as(
             "SELECT CAST(SUM(amount_minor) AS BIGINT) FROM payment_attempts WHERE outcome = 'succeeded'")
             .fetch_one(p).await.unwrap());
-        assert_eq!(by_account["511100"], paid);
+    assert_eq!(by_account.get("511100").copied().unwrap_or(0), paid);
 
-        // The CSV of the same entries.
-        let out = ok(&app.cli(&[
-            "export",
-            "fec",
-            "--year",
-            "2026",
-            "-o",
-            dir.to_str().unwrap(),
-            "--format",
-            "csv",
+    // The CSV of the same entries.
+    let out = ok(&app.cli(&[
+        "export",
+        "fec",
+        "--year",
+        "2026",
+        "-o",
+        dir.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]));
+    assert!(out.contains("812345674FEC20261231.csv"), "{out}");
+    let csv_text = std::fs::read_to_string(dir.join("812345674FEC20261231.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        COLUMNS
+    );
+    let csv_rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let txt_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|s| s.to_string()).collect())
+        .collect();
+    assert_eq!(csv_rows, txt_rows);
+
+    // A year with nothing: the header alone.
+    let out = ok(&app.cli(&[
+        "export",
+        "fec",
+        "--year",
+        "2024",
+        "-o",
+        dir.to_str().unwrap(),
+    ]));
+    assert!(out.contains("0 entries"), "{out}");
+    let empty = std::fs::read_to_string(dir.join("812345674FEC20241231.txt")).unwrap();
+    assert_eq!(empty.lines().count(), 1);
+    by_account
+}
+
+both_stores!(
+    fec_article_a47_a_1_lpf_columns_balance_numbering_and_totals,
+    |app: TestApp| async move {
+        seed_year(&app).await;
+        let by_account = check_fec(&app).await;
+        // The referral discount used in December is on 709.
+        assert!(by_account["709000"] > 0, "{by_account:?}");
+        // Card and SEPA, prepaid credit bought and used: every journal has entries.
+        for account in [
+            "511100", "467100", "419100", "706100", "706200", "706300", "706400",
+        ] {
+            assert!(
+                by_account.contains_key(account),
+                "{account}: {by_account:?}"
+            );
+        }
+    }
+);
+
+both_stores!(
+    fec_article_a47_a_1_lpf_of_the_demo_year,
+    |app: TestApp| async move {
+        ok(&app.cli(&[
+            "demo",
+            "--seed",
+            "7",
+            "--accounts",
+            "80",
+            "--database-url",
+            &app.url,
         ]));
-        assert!(out.contains("812345674FEC20261231.csv"), "{out}");
-        let csv_text = std::fs::read_to_string(dir.join("812345674FEC20261231.csv")).unwrap();
-        let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
-        assert_eq!(
-            reader.headers().unwrap().iter().collect::<Vec<_>>(),
-            COLUMNS
+        let by_account = check_fec(&app).await;
+        assert!(
+            by_account["706100"] < 0 && by_account["445720"] < 0,
+            "{by_account:?}"
         );
-        let csv_rows: Vec<Vec<String>> = reader
-            .records()
-            .map(|r| r.unwrap().iter().map(str::to_string).collect())
-            .collect();
-        let txt_rows: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| r.iter().map(|s| s.to_string()).collect())
-            .collect();
-        assert_eq!(csv_rows, txt_rows);
-
-        // A year with nothing: the header alone.
-        let out = ok(&app.cli(&[
-            "export",
-            "fec",
-            "--year",
-            "2024",
-            "-o",
-            dir.to_str().unwrap(),
-        ]));
-        assert!(out.contains("0 entries"), "{out}");
-        let empty = std::fs::read_to_string(dir.join("812345674FEC20241231.txt")).unwrap();
-        assert_eq!(empty.lines().count(), 1);
     }
 );
 
