@@ -34,7 +34,7 @@ acc-de,de@example.de,Dieter Braun,,Berlin,DE,,en,2025-01-01T00:00:00Z,
 acc-at,at@example.at,Anna Huber,,Wien,AT,,en,2025-01-01T00:00:00Z,
 acc-fi,fi@example.fi,Eeva Virtanen,,Helsinki,FI,,en,2025-01-01T00:00:00Z,
 acc-fr,fr@example.fr,Alice Martin,,Paris,FR,,fr,2025-01-01T00:00:00Z,
-acc-deb,deb@example.de,Clara Schmidt,Schmidt GmbH,Berlin,DE,DE123456789,en,2025-01-01T00:00:00Z,
+acc-deb,deb@example.de,Clara Schmidt,Schmidt GmbH,Berlin,DE,DE123456788,en,2025-01-01T00:00:00Z,
 acc-us,us@example.com,Frank Miller,Miller Inc,San Francisco,US,,en,2025-01-01T00:00:00Z,
 ",
     )
