@@ -339,6 +339,14 @@ pub async fn export_fec(
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     let debit: i64 = lines.iter().map(|l| l.debit_minor).sum();
     let credit: i64 = lines.iter().map(|l| l.credit_minor).sum();
+    tracing::info!(
+        year,
+        path = %path.display(),
+        entries = lines.last().map_or(0, |l| l.ecriture_num),
+        lines = lines.len(),
+        chart = %chart_name,
+        "FEC written"
+    );
     Ok(FecExport {
         path,
         entries: lines.last().map_or(0, |l| l.ecriture_num),
