@@ -154,6 +154,73 @@ pub enum Command {
     Demo(DemoArgs),
     /// Bill a large synthetic platform and time each step of the monthly cycle.
     Bench(crate::bench::BenchArgs),
+    /// Tax returns from the invoices: the OSS return, the French VAT return (read-only).
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Exports for the accountant and a tax audit: the FEC ledger (read-only).
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OssFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The quarter's OSS return: per member state and rate, the taxable amount and VAT of the
+    /// invoices issued to EU consumers (article 369 sexies of Directive 2006/112/EC).
+    Oss {
+        /// The quarter: 2026-Q4.
+        #[arg(long)]
+        quarter: crate::core::tax_returns::Quarter,
+        #[arg(long, value_enum, default_value_t = OssFormat::Table)]
+        format: OssFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The month's figures for the French VAT return (form 3310-CA3), from the invoices issued
+    /// in it.
+    Vat {
+        /// The month: 2026-10.
+        #[arg(long)]
+        period: Period,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FecFormatArg {
+    /// The FEC: tab-separated `<SIREN>FEC<YYYYMMDD>.txt` (article A47 A-1 of the LPF).
+    Fec,
+    /// The same entries as CSV, for accounting software.
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// The year's ledger as a FEC (article A47 A-1 of the Livre des procédures fiscales).
+    Fec {
+        /// The financial year (the calendar year, closing on 31 December).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1970..=9998))]
+        year: i32,
+        /// The directory to write `<SIREN>FEC<YYYY>1231.txt` into.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value_t = FecFormatArg::Fec)]
+        format: FecFormatArg,
+        /// The chart of accounts (default: accounting.toml in the jobs directory, else built-in).
+        #[arg(long)]
+        accounting: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1238,6 +1305,67 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => {
             crate::bench::run(&args).await.context("bench")?;
+        }
+        Command::Report(ReportCommand::Oss {
+            quarter,
+            format,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            let view =
+                crate::reports::OssView::of(&crate::reports::oss_return(&env.db, quarter).await?);
+            match format {
+                OssFormat::Table => print!("{}", view.table()),
+                OssFormat::Json => print_json(&view)?,
+                OssFormat::Csv => print!("{}", view.csv()?),
+            }
+        }
+        Command::Report(ReportCommand::Vat {
+            period,
+            format,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            let view =
+                crate::reports::VatView::of(&crate::reports::vat_return(&env.db, period).await?);
+            match format {
+                OutputFormat::Table => print!("{}", view.table()),
+                OutputFormat::Json => print_json(&view)?,
+            }
+        }
+        Command::Export(ExportCommand::Fec {
+            year,
+            output,
+            format,
+            accounting,
+            store,
+        }) => {
+            let env = env(&store).await?;
+            let (chart, chart_name) =
+                crate::reports::load_chart(accounting.as_deref(), env.jobs.dir.as_deref())?;
+            let format = match format {
+                FecFormatArg::Fec => crate::reports::FecFormat::Fec,
+                FecFormatArg::Csv => crate::reports::FecFormat::Csv,
+            };
+            let done = crate::reports::export_fec(
+                &env.db,
+                &chart,
+                chart_name,
+                &env.jobs.invoice.settings.seller.siren,
+                year,
+                &output,
+                format,
+            )
+            .await?;
+            println!(
+                "{}: {} entries, {} lines, debit {} = credit {} EUR (chart of accounts: {})",
+                done.path.display(),
+                done.entries,
+                done.lines,
+                done.debit,
+                done.credit,
+                done.chart
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

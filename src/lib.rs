@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub(crate) mod nodelay;
+pub mod reports;
 pub mod runner;
 pub mod store;
 pub mod views;
