@@ -38,6 +38,7 @@ use crate::import::{self, ImportKind};
 use crate::jobs::{self, Env, JobName, JobReport, RunOptions, Secret};
 use crate::store::{Backend, Db, collection, documents, redact_url};
 
+pub mod commands;
 pub mod floor;
 pub mod smtp;
 
@@ -148,6 +149,9 @@ pub struct BenchReport {
     pub steps: Vec<Step>,
     /// The process's peak resident memory over the whole run (`VmHWM`).
     pub peak_rss_bytes: u64,
+    /// The commands whose output grows with the platform, each a child process with its own
+    /// peak memory (`commands.rs`).
+    pub commands: Vec<commands::CommandPeak>,
     /// The floor statement's wall time.
     pub floor_seconds: f64,
     /// Invoices the floor found, and how many of them have the same totals as the invoice job's.
@@ -226,6 +230,12 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
     ));
 
     let mut steps = Vec::new();
+    let mut commands = Vec::new();
+    let now_arg = args.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let child = |cmd: &[&str]| {
+        let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        commands::measure(cmd, url.to_string())
+    };
     let step = import_step(&env, args, period).await?;
     progress(format!(
         "  import: {} records in {:.2} s",
@@ -250,6 +260,26 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
         opts.period = Some(period);
         // As the daemon runs the jobs: reports keep counts, not a view of each item.
         opts.counts_only = true;
+        // The largest output of all: every invoice the month would issue, as JSON.
+        let period_arg = period.to_string();
+        let c = child(&[
+            "run",
+            "invoice",
+            "--dry-run",
+            "--format",
+            "json",
+            "--now",
+            &now_arg,
+            "--period",
+            &period_arg,
+        ])
+        .await?;
+        progress(format!(
+            "  command `{}`: peak {}",
+            c.command,
+            mb(c.peak_rss_bytes)
+        ));
+        commands.push(c);
         settle!();
         let started = Instant::now();
         // The job as cron runs it, over every account page by page, keeping counts; the few
@@ -301,6 +331,26 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
             "  collect: {} invoices in {seconds:.2} s",
             counts.values().sum::<u64>()
         ));
+        for cmd in [
+            &["invoices", "list", "--format", "json"][..],
+            &[
+                "run",
+                "collect",
+                "--dry-run",
+                "--format",
+                "json",
+                "--now",
+                &now_arg,
+            ][..],
+        ] {
+            let c = child(cmd).await?;
+            progress(format!(
+                "  command `{}`: peak {}",
+                c.command,
+                mb(c.peak_rss_bytes)
+            ));
+            commands.push(c);
+        }
         if args.until == Until::Collect {
             break 'steps;
         }
@@ -369,6 +419,7 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
         },
         steps,
         peak_rss_bytes: peak_rss_bytes(),
+        commands,
         floor_seconds: floor.seconds,
         floor_invoices: floor.rows,
         floor_matching: floor.matching,
@@ -791,6 +842,25 @@ fn table(r: &BenchReport) -> String {
         &rows,
     ));
     out.push('\n');
+    if !r.commands.is_empty() {
+        let rows: Vec<Vec<String>> = r
+            .commands
+            .iter()
+            .map(|c| {
+                vec![
+                    format!("billrun {}", c.command),
+                    format!("{:.2}", c.seconds),
+                    mb(c.peak_rss_bytes),
+                    c.exit_code.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&crate::views::table(
+            &["COMMAND (ITS OWN PROCESS)", "SECONDS", "PEAK RSS", "EXIT"],
+            &rows,
+        ));
+        out.push('\n');
+    }
     out.push_str(&format!(
         "floor (one INSERT … SELECT … GROUP BY): {} invoice totals in {:.2} s, {} equal to the invoice job's\n",
         r.floor_invoices, r.floor_seconds, r.floor_matching

@@ -41,6 +41,35 @@ fn check_report(r: &Value) {
         assert!(r[key].as_f64().unwrap() >= 0.0, "{key}: {r}");
     }
     assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    // The commands whose output grows with the platform, each its own process (issue 25 §4).
+    let commands: Vec<(&str, i64, u64)> = r["commands"]
+        .as_array()
+        .expect("commands")
+        .iter()
+        .map(|c| {
+            (
+                c["command"].as_str().unwrap(),
+                c["exit_code"].as_i64().unwrap(),
+                c["peak_rss_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(commands.len(), 3, "{r}");
+    assert!(
+        commands[0]
+            .0
+            .starts_with("run invoice --dry-run --format json")
+    );
+    assert_eq!(commands[1].0, "invoices list --format json");
+    assert!(
+        commands[2]
+            .0
+            .starts_with("run collect --dry-run --format json")
+    );
+    for (command, exit, peak) in &commands {
+        assert_eq!(*exit, 0, "{command}");
+        assert!(*peak > 1_000_000, "{command}: {peak} bytes");
+    }
     // The tests' stores let the bench settle them between steps.
     assert!(r["flush_seconds"].as_f64().unwrap() >= 0.0, "{r}");
     assert_eq!(r["accounts"], 50);
