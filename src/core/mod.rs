@@ -13,3 +13,4 @@ pub mod pricing;
 pub mod schedule;
 pub mod terms;
 pub mod vat;
+pub mod vat_number;
