@@ -99,8 +99,9 @@ pub fn validate(country: &str, number: &str) -> Result<(), VatNumberError> {
             } else {
                 body.to_string()
             };
-            if !(body.len() == 10 && body.bytes().all(|b| b.is_ascii_digit()))
-                || !matches!(body.as_bytes()[0], b'0' | b'1')
+            if !(body.len() == 10
+                && body.bytes().all(|b| b.is_ascii_digit())
+                && matches!(body.as_bytes()[0], b'0' | b'1'))
             {
                 return Err(format("10 digits starting with 0 or 1"));
             }
@@ -129,7 +130,7 @@ pub fn validate(country: &str, number: &str) -> Result<(), VatNumberError> {
             if !all_digits(8) || d[0] == 0 {
                 return Err(format("8 digits, the first not 0"));
             }
-            check(weighted(&d, &[2, 7, 6, 5, 4, 3, 2, 1]) % 11 == 0)
+            check(weighted(&d, &[2, 7, 6, 5, 4, 3, 2, 1]).is_multiple_of(11))
         }
         // Spain: the NIF, 9 characters (stdnum.es.nif/cif/dni/nie; Real Decreto 1065/2007):
         // a company's CIF (letter, 7 digits, a control digit or letter), a resident's DNI
@@ -171,7 +172,7 @@ pub fn validate(country: &str, number: &str) -> Result<(), VatNumberError> {
             if !all_digits(8) {
                 return Err(format("8 digits"));
             }
-            check(weighted(&d, &[9, 7, 3, 1, 9, 7, 3, 1]) % 10 == 0)
+            check(weighted(&d, &[9, 7, 3, 1, 9, 7, 3, 1]).is_multiple_of(10))
         }
         // Ireland: 7 digits and 1 or 2 letters (the second W or A–I), or the old form digit,
         // letter/+/*, 5 digits, letter; weights 8..2 (and 9 for the second letter), the
@@ -244,7 +245,7 @@ pub fn validate(country: &str, number: &str) -> Result<(), VatNumberError> {
                 return Err(format("10 digits, the first not 0"));
             }
             let n: u64 = body.parse().unwrap_or(1);
-            check(n % 11 == 0)
+            check(n.is_multiple_of(11))
         }
         // The rest: their format only (the European Commission's VIES FAQ, "VAT number
         // format"): the check of a number they issued is VIES's.
@@ -343,7 +344,7 @@ fn luhn_valid(d: &[u32]) -> bool {
             }
         })
         .sum();
-    s % 10 == 0
+    s.is_multiple_of(10)
 }
 
 const MOD23: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";

@@ -22,3 +22,4 @@ mod operating;
 mod pdf;
 mod properties;
 mod referrals;
+mod vat_check;
