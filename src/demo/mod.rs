@@ -147,8 +147,12 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Records a VIES confirmation (outcome `valid`, a consultation number `DEMO-…`) for each EU
-/// business account outside France, through the store function the vat-check job uses.
-async fn record_demo_confirmations(env: &Env, now: DateTime<Utc>) -> anyhow::Result<usize> {
+/// business account outside France, through the store function the vat-check job uses (the
+/// demo and the bench: no network).
+pub(crate) async fn record_demo_confirmations(
+    env: &Env,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
     use crate::store::vies::{self, NewViesCheck, ViesOutcome};
     let accounts = vies::accounts_to_check(&env.db).await?;
     let mut tx = env.db.begin().await?;
