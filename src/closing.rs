@@ -251,6 +251,17 @@ async fn bill_final(
                 .map(|(_, from, number, amount)| (from, number, amount))
                 .collect(),
         };
+        // Reverse charge on a recent VIES confirmation only, as in the invoice job; a final
+        // invoice is never held: without one it is billed with VAT.
+        let last =
+            crate::store::vies::last_answers_in_range(&env.db, &row.id, &row.id, now).await?;
+        let vies = crate::core::vat::reverse_charge_check(
+            &account.country,
+            account.vat_number.as_deref(),
+            last.get(&row.id),
+            now,
+            env.jobs.vat_check.settings.max_age_days,
+        );
         let Some(draft) = compute(
             &account,
             &usage,
@@ -260,6 +271,8 @@ async fn bill_final(
             now,
             env.jobs.invoice.settings.due_days,
             &carried,
+            &vies,
+            crate::core::vat::OnUnverified::ChargeVat,
         )
         .with_context(|| format!("billing {} for account {}", window.period, row.id))?
         else {

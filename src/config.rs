@@ -40,6 +40,9 @@ fn yes() -> bool {
 pub struct InvoiceSettings {
     pub due_days: u32,
     pub batch_size: u32,
+    /// An EU business whose VAT number VIES has not confirmed recently: bill VAT or hold.
+    #[serde(default)]
+    pub on_unverified: crate::core::vat::OnUnverified,
     pub seller: SellerSettings,
 }
 
@@ -155,6 +158,18 @@ pub struct DeleteSettings {
     pub confirm_url: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VatCheckSettings {
+    pub vies_base_url: String,
+    pub max_age_days: u32,
+    pub request_timeout_seconds: u64,
+    /// Sent as VIES's requester, so that it answers with a consultation number; empty: the
+    /// seller's VAT number.
+    #[serde(default)]
+    pub requester_vat_number: String,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct JobMeta<'a> {
     pub schedule: &'a str,
@@ -172,6 +187,7 @@ pub struct JobsConfig {
     pub suspend: JobFile<SuspendSettings>,
     pub hds: JobFile<HdsSettings>,
     pub delete: JobFile<DeleteSettings>,
+    pub vat_check: JobFile<VatCheckSettings>,
 }
 
 const DEFAULT_INVOICE: &str = include_str!("../jobs/invoice.toml");
@@ -180,6 +196,7 @@ const DEFAULT_DELIVER: &str = include_str!("../jobs/deliver.toml");
 const DEFAULT_SUSPEND: &str = include_str!("../jobs/suspend.toml");
 const DEFAULT_HDS: &str = include_str!("../jobs/hds.toml");
 const DEFAULT_DELETE: &str = include_str!("../jobs/delete.toml");
+const DEFAULT_VAT_CHECK: &str = include_str!("../jobs/vat-check.toml");
 
 impl JobsConfig {
     /// Reads the jobs directory. When `dir` is `None`, `./jobs` is used if it exists, else the
@@ -201,6 +218,7 @@ impl JobsConfig {
         let suspend = load_file(dir.as_deref(), "suspend", DEFAULT_SUSPEND)?;
         let hds = load_file(dir.as_deref(), "hds", DEFAULT_HDS)?;
         let delete = load_file(dir.as_deref(), "delete", DEFAULT_DELETE)?;
+        let vat_check = load_file(dir.as_deref(), "vat-check", DEFAULT_VAT_CHECK)?;
         let cfg = JobsConfig {
             dir,
             invoice,
@@ -209,6 +227,7 @@ impl JobsConfig {
             suspend,
             hds,
             delete,
+            vat_check,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -229,6 +248,8 @@ impl JobsConfig {
             hds: parse("hds.toml (built-in)", DEFAULT_HDS).expect("built-in hds.toml is valid"),
             delete: parse("delete.toml (built-in)", DEFAULT_DELETE)
                 .expect("built-in delete.toml is valid"),
+            vat_check: parse("vat-check.toml (built-in)", DEFAULT_VAT_CHECK)
+                .expect("built-in vat-check.toml is valid"),
         }
     }
 
@@ -309,6 +330,20 @@ impl JobsConfig {
                 "{file_d}: settings.confirm_url must contain {{token}}"
             )));
         }
+        let file_v = self.file_name("vat-check");
+        let v = &self.vat_check.settings;
+        check_schedule(&file_v, &self.vat_check.text, &self.vat_check.schedule)?;
+        if v.request_timeout_seconds == 0 {
+            return Err(BadInput(format!(
+                "{file_v}: settings.request_timeout_seconds must be at least 1"
+            )));
+        }
+        if !(v.vies_base_url.starts_with("https://") || v.vies_base_url.starts_with("http://")) {
+            return Err(BadInput(format!(
+                "{file_v}: settings.vies_base_url `{}` must be an http(s) URL",
+                v.vies_base_url
+            )));
+        }
         if d.batch_size == 0 || d.retry_backoff_seconds.is_empty() || d.max_attempts == 0 {
             return Err(BadInput(format!(
                 "{file}: settings.batch_size, settings.max_attempts and settings.retry_backoff_seconds must not be empty or zero"
@@ -333,6 +368,7 @@ impl JobsConfig {
             "suspend" => m(&self.suspend),
             "hds" => m(&self.hds),
             "delete" => m(&self.delete),
+            "vat-check" => m(&self.vat_check),
             _ => return None,
         })
     }
@@ -476,6 +512,7 @@ mod tests {
             ("deliver", DEFAULT_DELIVER),
             ("suspend", DEFAULT_SUSPEND),
             ("hds", DEFAULT_HDS),
+            ("vat-check", DEFAULT_VAT_CHECK),
         ] {
             std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
         }
@@ -497,6 +534,37 @@ mod tests {
         let d = JobsConfig::defaults();
         assert_eq!(d.invoice.settings.due_days, 15);
         assert!(d.validate().is_ok());
+        // VIES's REST API, daily, confirmations good for 31 days; VAT charged when unverified.
+        let v = &d.vat_check.settings;
+        assert_eq!(
+            v.vies_base_url,
+            "https://ec.europa.eu/taxation_customs/vies/rest-api"
+        );
+        assert_eq!(v.max_age_days, 31);
+        assert!(d.meta("vat-check").unwrap().enabled);
+        assert_eq!(
+            d.invoice.settings.on_unverified,
+            crate::core::vat::OnUnverified::ChargeVat
+        );
+    }
+
+    #[test]
+    fn on_unverified_reads_charge_vat_or_hold_and_nothing_else() {
+        let hold =
+            DEFAULT_INVOICE.replace("on_unverified = \"charge_vat\"", "on_unverified = \"hold\"");
+        assert_ne!(hold, DEFAULT_INVOICE);
+        let f = parse::<InvoiceSettings>("invoice.toml", &hold).unwrap();
+        assert_eq!(
+            f.settings.on_unverified,
+            crate::core::vat::OnUnverified::Hold
+        );
+        let bad = DEFAULT_INVOICE.replace(
+            "on_unverified = \"charge_vat\"",
+            "on_unverified = \"maybe\"",
+        );
+        let err = parse::<InvoiceSettings>("invoice.toml", &bad).unwrap_err();
+        assert!(err.0.starts_with("invoice.toml:"), "{err}");
+        assert!(err.0.contains("maybe"), "{err}");
     }
 
     #[test]
@@ -509,6 +577,7 @@ mod tests {
             ("suspend", DEFAULT_SUSPEND),
             ("hds", DEFAULT_HDS),
             ("delete", DEFAULT_DELETE),
+            ("vat-check", DEFAULT_VAT_CHECK),
         ] {
             std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
         }

@@ -67,7 +67,7 @@ pub fn record_run(job: JobName, status: &str, took: Duration, report: Option<&Jo
                 *s.emails.entry(key.to_string()).or_default() += count(key);
             }
         }
-        JobName::Suspend | JobName::Hds | JobName::Delete => {}
+        JobName::Suspend | JobName::Hds | JobName::Delete | JobName::VatCheck => {}
     }
 }
 

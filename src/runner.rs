@@ -292,7 +292,11 @@ pub async fn wait_idle(db: &Db, job: JobName) -> anyhow::Result<()> {
 pub fn scales_out(job: JobName) -> bool {
     match job {
         JobName::Invoice | JobName::Collect => true,
-        JobName::Suspend | JobName::Hds | JobName::Delete | JobName::Deliver => false,
+        JobName::Suspend
+        | JobName::Hds
+        | JobName::Delete
+        | JobName::Deliver
+        | JobName::VatCheck => false,
     }
 }
 

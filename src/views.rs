@@ -33,6 +33,10 @@ pub struct BuyerView {
     pub address: String,
     pub country: String,
     pub vat_number: Option<String>,
+    /// The VIES consultation number (`requestIdentifier`) the invoice's reverse charge rests on
+    /// (article 18 of Implementing Regulation (EU) 282/2011); reverse-charge invoices only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vies_consultation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -378,6 +382,7 @@ impl InvoiceView {
                 address: r.buyer_address.clone(),
                 country: r.buyer_country.clone(),
                 vat_number: r.buyer_vat_number.clone(),
+                vies_consultation: r.vies_consultation.clone(),
             },
             lines: lines
                 .iter()
@@ -436,6 +441,7 @@ impl InvoiceView {
                 address: a.address.clone(),
                 country: a.country.clone(),
                 vat_number: a.vat_number.clone(),
+                vies_consultation: n.vies_consultation.clone(),
             },
             lines: n
                 .lines

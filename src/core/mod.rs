@@ -15,3 +15,4 @@ pub mod schedule;
 pub mod tax_returns;
 pub mod terms;
 pub mod vat;
+pub mod vat_number;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -208,6 +208,158 @@ pub fn treatment(
     })
 }
 
+/// What VIES last answered conclusively about an account's VAT number (`valid` or `invalid`;
+/// an `unavailable` answer leaves the one before standing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViesAnswer {
+    pub vat_number: String,
+    pub valid: bool,
+    pub checked_at: DateTime<Utc>,
+    /// VIES's `requestIdentifier`: the consultation number an auditor asks for.
+    pub consultation: Option<String>,
+}
+
+/// Why an EU business's VAT number cannot carry reverse charge now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unverified {
+    #[error("VAT number {number} has not been confirmed by VIES (run `billrun run vat-check`)")]
+    NeverChecked { number: String },
+    #[error("VIES answered on {on} that VAT number {number} is not valid")]
+    Invalid { number: String, on: NaiveDate },
+    #[error(
+        "VIES last confirmed VAT number {number} on {on}, {age_days} days ago (more than max_age_days = {max_age_days})"
+    )]
+    Stale {
+        number: String,
+        on: NaiveDate,
+        age_days: i64,
+        max_age_days: u32,
+    },
+}
+
+/// Whether a customer's reverse charge rests on a recent VIES confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReverseChargeCheck {
+    /// No reverse charge is claimed: a customer in France or outside the EU, or one without a
+    /// VAT number.
+    NotClaimed,
+    /// VIES confirmed this very number within `max_age_days`.
+    Confirmed {
+        consultation: Option<String>,
+        on: NaiveDate,
+    },
+    Unverified(Unverified),
+}
+
+/// What the invoice job does with an EU business whose number VIES has not confirmed recently
+/// (`on_unverified` in `jobs/invoice.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnverified {
+    /// Bill it as a consumer of its state is billed (article 18(1)(b) of Implementing
+    /// Regulation (EU) 282/2011: without a valid number the supplier may treat the customer as
+    /// a non-taxable person).
+    #[default]
+    ChargeVat,
+    /// Do not invoice it this run; the report names it and why.
+    Hold,
+}
+
+/// Reverse charge on a supply to a business in another member state (article 196 of
+/// Directive 2006/112/EC, article 283-2 of the CGI) rests on the customer's VAT number, which
+/// the supplier verifies: article 18(1)(a) of Implementing Regulation (EU) 282/2011 (the
+/// confirmation of the number through VIES, article 31 of Regulation (EU) 904/2010). Pure:
+/// `last` is VIES's last conclusive answer for the account, `now` the run's clock.
+pub fn reverse_charge_check(
+    country: &str,
+    vat_number: Option<&str>,
+    last: Option<&ViesAnswer>,
+    now: DateTime<Utc>,
+    max_age_days: u32,
+) -> ReverseChargeCheck {
+    let number = match vat_number.map(str::trim) {
+        Some(n) if !n.is_empty() => n,
+        _ => return ReverseChargeCheck::NotClaimed,
+    };
+    if country == "FR" || country == "MC" || !is_eu_member(country) {
+        return ReverseChargeCheck::NotClaimed;
+    }
+    let Some(last) = last.filter(|a| a.vat_number == number) else {
+        // Never checked, or only an earlier number of the account was.
+        return ReverseChargeCheck::Unverified(Unverified::NeverChecked {
+            number: number.to_string(),
+        });
+    };
+    let on = last.checked_at.date_naive();
+    if !last.valid {
+        return ReverseChargeCheck::Unverified(Unverified::Invalid {
+            number: number.to_string(),
+            on,
+        });
+    }
+    let age_days = (now - last.checked_at).num_days();
+    if age_days > i64::from(max_age_days) {
+        return ReverseChargeCheck::Unverified(Unverified::Stale {
+            number: number.to_string(),
+            on,
+            age_days,
+            max_age_days,
+        });
+    }
+    ReverseChargeCheck::Confirmed {
+        consultation: last.consultation.clone(),
+        on,
+    }
+}
+
+/// The VAT of an invoice once its reverse charge is checked: what to bill, or to hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VatDecision {
+    Bill {
+        treatment: VatTreatment,
+        /// The VIES consultation the reverse charge rests on (reverse charge only).
+        consultation: Option<String>,
+    },
+    Hold(Unverified),
+}
+
+/// Decides an invoice's VAT from the customer's country, VAT number, its check and the
+/// `on_unverified` setting, at the date the supply is taxed. Reverse charge only on a
+/// confirmed number; an unverified one is billed as a consumer (its state's VAT, article 58 of
+/// Directive 2006/112/EC, article 259 D of the CGI) or held.
+pub fn decide(
+    country: &str,
+    vat_number: Option<&str>,
+    check: &ReverseChargeCheck,
+    on_unverified: OnUnverified,
+    on: NaiveDate,
+) -> Result<VatDecision, VatError> {
+    match check {
+        ReverseChargeCheck::NotClaimed => Ok(VatDecision::Bill {
+            treatment: treatment(country, vat_number, on)?,
+            consultation: None,
+        }),
+        ReverseChargeCheck::Confirmed { consultation, .. } => {
+            let t = treatment(country, vat_number, on)?;
+            let consultation = match t.case {
+                VatCase::ReverseCharge => consultation.clone(),
+                VatCase::Domestic | VatCase::EuConsumer | VatCase::OutOfScope => None,
+            };
+            Ok(VatDecision::Bill {
+                treatment: t,
+                consultation,
+            })
+        }
+        ReverseChargeCheck::Unverified(why) => match on_unverified {
+            OnUnverified::ChargeVat => Ok(VatDecision::Bill {
+                treatment: treatment(country, None, on)?,
+                consultation: None,
+            }),
+            OnUnverified::Hold => Ok(VatDecision::Hold(why.clone())),
+        },
+    }
+}
+
 /// VAT on a taxable base in minor units, computed once and rounded half away from zero; an
 /// error (never a panic) when it does not fit in minor units.
 pub fn vat_on(base_minor: i64, rate_percent: Decimal) -> Result<i64, Overflow> {
@@ -377,6 +529,103 @@ mod tests {
         for m in [fr, en] {
             assert!(!m.unwrap().contains("259-1"));
         }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn answer(number: &str, valid: bool, when: &str) -> ViesAnswer {
+        ViesAnswer {
+            vat_number: number.into(),
+            valid,
+            checked_at: at(when),
+            consultation: Some("WAPIAAAAW1234567".into()),
+        }
+    }
+
+    #[test]
+    fn art_18_reg_282_2011_reverse_charge_needs_a_recent_vies_confirmation() {
+        let now = at("2026-11-01T06:00:00Z");
+        let de = Some("DE123456788");
+        let fresh = answer("DE123456788", true, "2026-10-20T06:00:00Z");
+        assert_eq!(
+            reverse_charge_check("DE", de, Some(&fresh), now, 31),
+            ReverseChargeCheck::Confirmed {
+                consultation: Some("WAPIAAAAW1234567".into()),
+                on: d("2026-10-20")
+            }
+        );
+        // 32 days old: stale at 31.
+        let old = answer("DE123456788", true, "2026-09-30T06:00:00Z");
+        assert!(matches!(
+            reverse_charge_check("DE", de, Some(&old), now, 31),
+            ReverseChargeCheck::Unverified(Unverified::Stale { age_days: 32, .. })
+        ));
+        let invalid = answer("DE123456788", false, "2026-10-31T06:00:00Z");
+        assert!(matches!(
+            reverse_charge_check("DE", de, Some(&invalid), now, 31),
+            ReverseChargeCheck::Unverified(Unverified::Invalid { .. })
+        ));
+        // A confirmation of another number (the account's earlier one) does not count.
+        let other = answer("DE136695976", true, "2026-10-31T06:00:00Z");
+        assert!(matches!(
+            reverse_charge_check("DE", de, Some(&other), now, 31),
+            ReverseChargeCheck::Unverified(Unverified::NeverChecked { .. })
+        ));
+        assert!(matches!(
+            reverse_charge_check("DE", de, None, now, 31),
+            ReverseChargeCheck::Unverified(Unverified::NeverChecked { .. })
+        ));
+        // No reverse charge claimed: France, outside the EU, no number.
+        for (c, n) in [
+            ("FR", Some("FR40303265045")),
+            ("US", Some("12-3456789")),
+            ("DE", None),
+        ] {
+            assert_eq!(
+                reverse_charge_check(c, n, None, now, 31),
+                ReverseChargeCheck::NotClaimed
+            );
+        }
+    }
+
+    #[test]
+    fn art_196_directive_reverse_charge_only_on_a_confirmed_number_else_charge_vat_or_hold() {
+        let on = d("2026-10-31");
+        let de = Some("DE123456788");
+        let confirmed = ReverseChargeCheck::Confirmed {
+            consultation: Some("WAPI1".into()),
+            on,
+        };
+        let VatDecision::Bill {
+            treatment: t,
+            consultation,
+        } = decide("DE", de, &confirmed, OnUnverified::ChargeVat, on).unwrap()
+        else {
+            panic!("billed")
+        };
+        assert_eq!(t.case, VatCase::ReverseCharge);
+        assert_eq!(consultation.as_deref(), Some("WAPI1"));
+        let why = Unverified::NeverChecked {
+            number: "DE123456788".into(),
+        };
+        let unverified = ReverseChargeCheck::Unverified(why.clone());
+        // charge_vat: billed as a consumer in Germany would be (19%), no consultation.
+        assert_eq!(
+            decide("DE", de, &unverified, OnUnverified::ChargeVat, on).unwrap(),
+            VatDecision::Bill {
+                treatment: VatTreatment {
+                    case: VatCase::EuConsumer,
+                    rate_percent: Decimal::from(19)
+                },
+                consultation: None
+            }
+        );
+        assert_eq!(
+            decide("DE", de, &unverified, OnUnverified::Hold, on).unwrap(),
+            VatDecision::Hold(why)
+        );
     }
 
     #[test]

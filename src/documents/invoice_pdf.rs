@@ -61,6 +61,7 @@ pub fn document(
         buyer_address: v.buyer.address.clone(),
         buyer_country: v.buyer.country.clone(),
         buyer_vat_number: v.buyer.vat_number.clone(),
+        buyer_vies_consultation: v.buyer.vies_consultation.clone(),
         lines: v
             .lines
             .iter()

@@ -93,6 +93,9 @@ pub struct PdfInvoice {
     pub buyer_address: String,
     pub buyer_country: String,
     pub buyer_vat_number: Option<String>,
+    /// The VIES consultation number the reverse charge rests on, printed under the buyer's VAT
+    /// number.
+    pub buyer_vies_consultation: Option<String>,
     pub lines: Vec<PdfLine>,
     pub discounts: Vec<PdfDiscount>,
     pub subtotal: String,
@@ -681,6 +684,8 @@ struct Labels {
     siren: &'static str,
     siret: &'static str,
     vat_number: &'static str,
+    /// Before the VIES consultation number of a reverse-charge invoice.
+    vies_checked: &'static str,
     col_description: &'static [&'static str],
     col_quantity: &'static [&'static str],
     col_unit_price: &'static [&'static str],
@@ -710,6 +715,7 @@ const FR: Labels = Labels {
     siren: "SIREN",
     siret: "SIRET",
     vat_number: "N° TVA intracommunautaire",
+    vies_checked: "TVA intracommunautaire vérifiée (VIES)",
     col_description: &["Désignation"],
     col_quantity: &["Quantité (h)"],
     col_unit_price: &["Prix unitaire", "HT"],
@@ -739,6 +745,7 @@ const EN: Labels = Labels {
     siren: "SIREN",
     siret: "SIRET",
     vat_number: "VAT number",
+    vies_checked: "VAT number checked (VIES)",
     col_description: &["Description"],
     col_quantity: &["Quantity (h)"],
     col_unit_price: &["Unit price", "excl. VAT"],
@@ -1526,6 +1533,9 @@ fn first_page_header(page: &mut Canvas, inv: &PdfInvoice, seller: &Seller) -> f3
     if let Some(vat) = &inv.buyer_vat_number {
         buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.vat_number, vat)));
     }
+    if let Some(id) = &inv.buyer_vies_consultation {
+        buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.vies_checked, id)));
+    }
     let mut wrapped: Vec<(Weight, f32, Rgb3, String)> = Vec::new();
     for (w, size, color, text) in buyer.into_iter().filter(|b| !b.3.trim().is_empty()) {
         for line in page.wrap(w, size, &text, inner_w) {
@@ -1998,6 +2008,7 @@ mod tests {
             buyer_address: "Straße des 17. Juni 1\n10623 Berlin".into(),
             buyer_country: "Allemagne".into(),
             buyer_vat_number: Some("DE123456789".into()),
+            buyer_vies_consultation: None,
             lines: (0..lines)
                 .map(|i| PdfLine {
                     description: format!("Ligne {i:03} – instance é-{i}"),

@@ -11,11 +11,12 @@ use serde::Serialize;
 
 use crate::config::BadInput;
 use crate::core::bounds::{self, MAX_QUOTED_CHARS, excerpt, excerpt_to};
-use crate::core::countries::{is_eu_member, is_iso_country, vat_prefix};
+use crate::core::countries::is_iso_country;
 use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
 use crate::core::period::whole_seconds;
 use crate::core::pricing::{Catalog, PriceEntry, UsageKind, UsageRecord};
+use crate::core::vat_number;
 use crate::model::{Account, Alias, App, Certificate, Deployment, Domain};
 use crate::store::{Db, accounts, catalog};
 
@@ -840,22 +841,13 @@ fn parse_account(file: &str, line: usize, f: &Fields) -> Result<Account, Vec<Lin
     }
     let vat_number = c
         .opt_text("vat_number", bounds::MAX_VAT_NUMBER_CHARS)
-        .map(|v| v.replace([' ', '.', '-'], "").to_uppercase());
+        .map(|v| vat_number::normalize(&v));
+    // Format and check digits per member state (core::vat_number); VIES says whether it is
+    // registered (the vat-check job).
     if let Some(v) = &vat_number
-        && is_eu_member(&country)
+        && let Err(e) = vat_number::validate(&country, v)
     {
-        let prefix = vat_prefix(&country);
-        let ok = v.starts_with(prefix)
-            && (4..=14).contains(&(v.len() - prefix.len()))
-            && v[prefix.len()..]
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric());
-        if !ok {
-            c.err(
-                "vat_number",
-                format!("`{v}` is not a {country} VAT number (it starts with {prefix})"),
-            );
-        }
+        c.err("vat_number", e.to_string());
     }
     let language = c.req("language");
     let lang = Language::parse(&language);

@@ -50,6 +50,13 @@ pub enum CannotInvoice {
         #[source]
         error: Overflow,
     },
+    /// `on_unverified = "hold"` and no recent VIES confirmation of the account's VAT number.
+    #[error("account {account}")]
+    Held {
+        account: String,
+        #[source]
+        why: vat::Unverified,
+    },
 }
 
 impl CannotInvoice {
@@ -58,11 +65,16 @@ impl CannotInvoice {
         match self {
             CannotInvoice::Pricing { error, .. } => error.to_string(),
             CannotInvoice::Amounts { error, .. } => error.to_string(),
+            CannotInvoice::Held { why, .. } => format!(
+                "held (on_unverified = \"hold\"): {why}; no reverse charge without a VIES confirmation (article 18 of Regulation (EU) 282/2011)"
+            ),
         }
     }
 }
 
-/// Computes the invoice an account would get, from its usage: pure, no I/O.
+/// Computes the invoice an account would get, from its usage: pure, no I/O. `vies` is the
+/// check of the account's VAT number against VIES's last answer
+/// (`core::vat::reverse_charge_check`); reverse charge only on a confirmed one.
 #[allow(clippy::too_many_arguments)]
 pub fn compute(
     account: &Account,
@@ -73,6 +85,8 @@ pub fn compute(
     now: DateTime<Utc>,
     due_days: u32,
     carried: &Carried,
+    vies: &vat::ReverseChargeCheck,
+    on_unverified: vat::OnUnverified,
 ) -> anyhow::Result<Option<NewInvoice>> {
     let account_id = || account.id.as_str().to_string();
     let priced = price_usage(window, usage, catalog).map_err(|error| CannotInvoice::Pricing {
@@ -96,11 +110,25 @@ pub fn compute(
             draft_line(l, name, account.language)
         })
         .collect();
-    let vat = vat::treatment(
+    let (vat, vies_consultation) = match vat::decide(
         &account.country,
         account.vat_number.as_deref(),
+        vies,
+        on_unverified,
         window.period.last_day(),
-    )?;
+    )? {
+        vat::VatDecision::Bill {
+            treatment,
+            consultation,
+        } => (treatment, consultation),
+        vat::VatDecision::Hold(why) => {
+            return Err(CannotInvoice::Held {
+                account: account_id(),
+                why,
+            }
+            .into());
+        }
+    };
     let subtotal = checked_sum(
         lines.iter().map(|l| l.amount_minor),
         "the invoice's subtotal",
@@ -162,6 +190,7 @@ pub fn compute(
         totals: t,
         issued_at: now,
         due_at: due_at.date_naive(),
+        vies_consultation,
     }))
 }
 
@@ -312,6 +341,8 @@ struct Loaded {
     app_names: HashMap<String, String>,
     invoiced: HashSet<String>,
     carried: HashMap<String, Carried>,
+    /// VIES's last conclusive answer per account.
+    vies: HashMap<String, vat::ViesAnswer>,
 }
 
 /// Reads what the accounts with ids in `[first, last]` are billed from.
@@ -351,11 +382,13 @@ async fn load(
             .balances
             .push((from, number, amount));
     }
+    let vies = crate::store::vies::last_answers_in_range(db, first, last, now).await?;
     Ok(Loaded {
         usage,
         app_names,
         invoiced,
         carried,
+        vies,
     })
 }
 
@@ -376,7 +409,9 @@ async fn bill_batch(
         app_names,
         invoiced,
         carried,
+        vies,
     } = loaded;
+    let max_age_days = env.jobs.vat_check.settings.max_age_days;
     let nothing_carried = Carried::default();
 
     for row in batch {
@@ -393,6 +428,15 @@ async fn bill_batch(
             report.bump("nothing_to_bill");
             continue;
         };
+        // Reverse charge rests on a recent VIES confirmation of the number (article 18 of
+        // Regulation (EU) 282/2011); without one the run says which account and why.
+        let check = vat::reverse_charge_check(
+            &row.country,
+            row.vat_number.as_deref(),
+            vies.get(&row.id),
+            opts.now,
+            max_age_days,
+        );
         let draft = row.to_account().and_then(|account| {
             compute(
                 &account,
@@ -403,8 +447,17 @@ async fn bill_batch(
                 opts.now,
                 settings.due_days,
                 carried.get(&row.id).unwrap_or(&nothing_carried),
+                &check,
+                settings.on_unverified,
             )
         });
+        if let (vat::ReverseChargeCheck::Unverified(why), Ok(Some(_))) = (&check, &draft) {
+            warn!(account.id = %row.id, reason = %why, "no reverse charge: VAT number not confirmed by VIES");
+            report.notes.push(format!(
+                "account {}: billed with VAT, no reverse charge (on_unverified = \"charge_vat\"): {why}",
+                row.id
+            ));
+        }
         let draft = match draft {
             Ok(Some(d)) => d,
             Ok(None) => {

@@ -17,6 +17,7 @@ pub mod deliver;
 pub mod hds;
 pub mod invoice;
 pub mod suspend;
+pub mod vat_check;
 
 /// Every job billrun runs. Adding a job: a file here, a variant, and a `jobs/<name>.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -28,10 +29,15 @@ pub enum JobName {
     Hds,
     Delete,
     Deliver,
+    /// Asks VIES about the EU business accounts' VAT numbers (`jobs/vat-check.toml`).
+    #[serde(rename = "vat-check")]
+    VatCheck,
 }
 
-/// The registry, in the order a monthly cycle runs them.
+/// The registry, in the order a monthly cycle runs them (VIES checks first: the invoice job's
+/// reverse charge rests on them).
 pub const ALL_JOBS: &[JobName] = &[
+    JobName::VatCheck,
     JobName::Invoice,
     JobName::Collect,
     JobName::Suspend,
@@ -49,6 +55,7 @@ impl JobName {
             JobName::Hds => "hds",
             JobName::Delete => "delete",
             JobName::Deliver => "deliver",
+            JobName::VatCheck => "vat-check",
         }
     }
 }
@@ -244,6 +251,10 @@ pub struct JobReport {
     /// The delete job: deletions done (or planned), with counts per category.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deletions: Vec<delete::DeletionItem>,
+    /// The vat-check job: each account's VIES answer (or, in a dry-run, the accounts it would
+    /// ask about).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vat_checks: Vec<vat_check::VatCheckItem>,
     /// The payment gateway used: `stripe` or `simulated`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<&'static str>,
@@ -268,6 +279,7 @@ impl JobReport {
             lifecycle: Vec::new(),
             hds: Vec::new(),
             deletions: Vec::new(),
+            vat_checks: Vec::new(),
             gateway: None,
             failures: Vec::new(),
             notes: Vec::new(),
@@ -332,5 +344,6 @@ pub async fn run(env: &Env, job: JobName, opts: &RunOptions) -> anyhow::Result<J
         JobName::Hds => hds::run(env, opts).await,
         JobName::Delete => delete::run(env, opts).await,
         JobName::Deliver => deliver::run(env, opts).await,
+        JobName::VatCheck => vat_check::run(env, opts).await,
     }
 }

@@ -72,6 +72,8 @@ pub struct NewInvoice {
     pub totals: Totals,
     pub issued_at: DateTime<Utc>,
     pub due_at: NaiveDate,
+    /// The VIES consultation number its reverse charge rests on (reverse charge only).
+    pub vies_consultation: Option<String>,
 }
 
 impl NewInvoice {
@@ -127,6 +129,7 @@ pub struct InvoiceRow {
     pub last_failure_at: Option<DateTime<Utc>>,
     pub blocked_pm_version: Option<i64>,
     pub collection_exhausted_at: Option<DateTime<Utc>>,
+    pub vies_consultation: Option<String>,
 }
 
 impl InvoiceRow {
@@ -148,7 +151,7 @@ const INVOICE_COLUMNS: &str = "id, number, account_id, period, period_start, per
     buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor, discount_minor,
     tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor, amount_paid_minor,
     carried_forward_minor, amount_due_minor, issued_at, due_at, next_attempt_at, scheduled_failures, last_failure_at,
-    blocked_pm_version, collection_exhausted_at";
+    blocked_pm_version, collection_exhausted_at, vies_consultation";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct LineRow {
@@ -263,7 +266,22 @@ pub async fn finalize(
             return Ok(None);
         }
     }
+    set_vies_consultation(tx, id, inv.vies_consultation.as_deref()).await?;
     Ok(Some((InvoiceId(id), number)))
+}
+
+/// Keeps the VIES consultation number a reverse-charge invoice rests on (few invoices: one
+/// statement each, none without one).
+async fn set_vies_consultation(
+    tx: &mut Tx,
+    id: i64,
+    consultation: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Some(c) = consultation {
+        with_tx!(tx, conn => sqlx::query("UPDATE invoices SET vies_consultation = $2 WHERE id = $1")
+            .bind(id).bind(c).execute(conn).await?.rows_affected());
+    }
+    Ok(())
 }
 
 pub async fn discounts(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<(String, i64)>> {
@@ -570,6 +588,7 @@ pub async fn finalize_group(
                 return Ok(None);
             }
         }
+        set_vies_consultation(tx, id, inv.vies_consultation.as_deref()).await?;
     }
     Ok(Some(ids.into_iter().map(InvoiceId).zip(numbers).collect()))
 }

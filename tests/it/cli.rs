@@ -636,7 +636,15 @@ both_stores!(
     an_unknown_account_is_refused_before_a_run_is_claimed_issue_25,
     |app: TestApp| async move {
         import_all(&app);
-        for job in ["invoice", "collect", "suspend", "deliver", "hds", "delete"] {
+        for job in [
+            "invoice",
+            "collect",
+            "suspend",
+            "deliver",
+            "hds",
+            "delete",
+            "vat-check",
+        ] {
             let (c, err) = exit_and_stderr(&app.cli(&[
                 "run",
                 job,

@@ -648,7 +648,14 @@ both_stores!(
         let jobs = app.dir.path().join("jobs-crash");
         std::fs::create_dir_all(&jobs).unwrap();
         let repo_jobs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
-        for job in ["invoice", "suspend", "hds", "delete", "deliver"] {
+        for job in [
+            "invoice",
+            "suspend",
+            "hds",
+            "delete",
+            "deliver",
+            "vat-check",
+        ] {
             let file = format!("{job}.toml");
             std::fs::copy(repo_jobs.join(&file), jobs.join(&file)).unwrap();
         }

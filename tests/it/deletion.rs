@@ -535,7 +535,14 @@ both_stores!(
         // One row per batch, and the process aborts after every third committed batch.
         let jobs = app.dir.path().join("jobs");
         std::fs::create_dir_all(&jobs).unwrap();
-        for job in ["invoice", "collect", "suspend", "hds", "deliver"] {
+        for job in [
+            "invoice",
+            "collect",
+            "suspend",
+            "hds",
+            "deliver",
+            "vat-check",
+        ] {
             let file = format!("{job}.toml");
             let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
             std::fs::copy(repo.join(&file), jobs.join(&file)).unwrap();

@@ -240,6 +240,7 @@ async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
         totals: totals([1000], 0, vat).unwrap(),
         issued_at,
         due_at: issued_at.date_naive() + chrono::Duration::days(30),
+        vies_consultation: None,
     }
 }
 

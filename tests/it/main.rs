@@ -23,3 +23,4 @@ mod pdf;
 mod properties;
 mod referrals;
 mod tax_reports;
+mod vat_check;

@@ -14,7 +14,15 @@ use chrono::Utc;
 use crate::common::TestApp;
 use crate::common::fake_stripe::FakeStripe;
 
-const JOBS: [&str; 6] = ["invoice", "collect", "suspend", "hds", "delete", "deliver"];
+const JOBS: [&str; 7] = [
+    "invoice",
+    "collect",
+    "suspend",
+    "hds",
+    "delete",
+    "deliver",
+    "vat-check",
+];
 
 /// A jobs directory where only the given jobs are enabled, with the given schedules and
 /// invoice/collect batch sizes.

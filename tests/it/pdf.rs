@@ -155,6 +155,7 @@ fn invoice(lang: PdfLanguage, kind: Kind) -> PdfInvoice {
         }
         .into(),
         buyer_vat_number: Some(if domestic { "FR40123456824" } else { "DE123456789" }.into()),
+        buyer_vies_consultation: None,
         lines: lines(lang),
         discounts: vec![PdfDiscount {
             description: if fr { "filleul Atelier Mélodie" } else { "referee Atelier Mélodie" }

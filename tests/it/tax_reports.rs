@@ -74,6 +74,26 @@ u-de-sep,app-de,container,L,1,2025-09-01T00:00:00Z,2025-09-01T10:00:00Z
     )
     .await
     .unwrap();
+    // The DE business's number is confirmed by VIES before July's invoice (reverse charge
+    // needs it: article 18 of Regulation (EU) 282/2011), as the daily vat-check would have.
+    let mut tx = app.db().begin().await.unwrap();
+    billrun::store::vies::record(
+        &mut tx,
+        &billrun::store::vies::NewViesCheck {
+            account_id: "acc-deb",
+            vat_number: "DE123456788",
+            checked_at: crate::common::t("2025-07-25T00:00:00Z"),
+            outcome: billrun::store::vies::ViesOutcome::Valid,
+            request_date: None,
+            consultation_number: Some("WAPIQUARTER"),
+            name: Some("Schmidt GmbH"),
+            address: None,
+            detail: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     // Invoices issued on 1 June (May), 1 July (June), 1 August (July), 1 September (August)
     // and 1 October (September).
     for now in [

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_stripe;
+pub mod fake_vies;
 pub mod smtp;
 
 use std::collections::BTreeMap;
@@ -82,6 +83,10 @@ impl TestApp {
         // Tests do not wait: short backoff and timeouts against the fake Stripe.
         jobs.collect.settings.transient_backoff_ms = 5;
         jobs.collect.settings.request_timeout_seconds = 2;
+        // No test reaches the real VIES: a port nothing listens on, unless a test starts the
+        // fake (`use_vies`).
+        jobs.vat_check.settings.vies_base_url = "http://127.0.0.1:9/vies".into();
+        jobs.vat_check.settings.request_timeout_seconds = 2;
         TestApp {
             store,
             url,
@@ -177,6 +182,37 @@ impl TestApp {
             .await;
         self.import_fixture(ImportKind::Apps, "apps.csv").await;
         self.import_fixture(ImportKind::Usage, "usage.csv").await;
+        self.confirm_fixture_vat_numbers().await;
+    }
+
+    /// The fixtures' EU business outside France (acc-de-business) has its VAT number confirmed
+    /// by VIES on the 1st of each month from September 2026 to December 2027, as the daily
+    /// vat-check job would have: reverse charge needs a confirmation at most `max_age_days`
+    /// old (article 18 of Regulation (EU) 282/2011), at whatever date a test bills.
+    pub async fn confirm_fixture_vat_numbers(&self) {
+        let mut tx = self.db().begin().await.unwrap();
+        for month in 0..16 {
+            let (y, m) = (2026 + (8 + month) / 12, (8 + month) % 12 + 1);
+            let at = t(&format!("{y}-{m:02}-01T00:00:00Z"));
+            let consultation = format!("WAPIFIXTURE{y}{m:02}");
+            billrun::store::vies::record(
+                &mut tx,
+                &billrun::store::vies::NewViesCheck {
+                    account_id: "acc-de-business",
+                    vat_number: "DE123456788",
+                    checked_at: at,
+                    outcome: billrun::store::vies::ViesOutcome::Valid,
+                    request_date: None,
+                    consultation_number: Some(&consultation),
+                    name: Some("Schmidt GmbH"),
+                    address: None,
+                    detail: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
     }
 
     /// What the standard accounts own beyond apps (`tests/fixtures/`: deployments, aliases,
