@@ -1,7 +1,9 @@
 //! The bench's command step: the CLI commands whose output grows with the platform, each run as
-//! a child process of this binary against the bench's store, with its own peak resident memory
-//! (the kernel's `ru_maxrss` for that child, from `wait4`). Their output goes to /dev/null: what
-//! is measured is what the command holds, not what a terminal keeps.
+//! a child process of this binary against the bench's store, with its own peak resident memory:
+//! the child's `VmHWM` (/proc/PID/status), read every 5 ms while it runs. (Not `wait4`'s
+//! `ru_maxrss`: a child spawned by vfork starts its count from the parent's peak, which Linux
+//! keeps across exec.) Their output goes to /dev/null: what is measured is what the command
+//! holds, not what a terminal keeps.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -33,30 +35,34 @@ fn measure_blocking(args: &[String], database_url: &str) -> anyhow::Result<Comma
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let pid = libc::pid_t::try_from(child.id())?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: `rusage` is plain data that wait4 fills; `pid` is our own child, not yet waited
-    // for (std's `Child` only waits when asked, and is dropped without waiting below).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if waited != pid {
-        anyhow::bail!(
-            "waiting for `billrun {}`: {}",
-            args.join(" "),
-            std::io::Error::last_os_error()
-        );
-    }
-    drop(child);
-    let exit_code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
+    let mut child = child;
+    let mut peak = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        peak = peak.max(vm_hwm(child.id()).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(5));
     };
+    let exit_code = status.code().unwrap_or(-1);
     Ok(CommandPeak {
         command: args.join(" "),
         seconds: started.elapsed().as_secs_f64(),
-        // Linux reports ru_maxrss in kilobytes.
-        peak_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+        peak_rss_bytes: peak,
         exit_code,
     })
+}
+
+/// A running process's peak resident memory, from /proc; `None` once it has exited.
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
 }
