@@ -19,9 +19,21 @@ const ACCOUNTS: [&str; 6] = [
     "acc-us-business",
 ];
 
+/// The fixtures invoiced for October, every account on `pm`.
 async fn invoiced(app: &TestApp, pm: &str) {
+    invoiced_declining(app, pm, &[]).await;
+}
+
+/// The fixtures invoiced for October, on `pm`, but the `declining` accounts on a card declined
+/// for insufficient funds.
+async fn invoiced_declining(app: &TestApp, pm: &str, declining: &[&str]) {
     app.seed_fixtures().await;
     for acc in ACCOUNTS {
+        let pm = if declining.contains(&acc) {
+            "pm_card_visa_chargeDeclinedInsufficientFunds"
+        } else {
+            pm
+        };
         app.set_pm(acc, "card", pm, "2026-10-01T00:00:00Z").await;
     }
     app.run(JobName::Invoice, INVOICED).await;
@@ -265,19 +277,7 @@ both_stores!(
         let mut app = app;
         let fake = FakeStripe::start().await;
         app.use_stripe(&fake);
-        app.seed_fixtures().await;
-        for acc in ACCOUNTS {
-            app.set_pm(acc, "card", "pm_card_visa", "2026-10-01T00:00:00Z")
-                .await;
-        }
-        app.set_pm(
-            "acc-fr-business",
-            "card",
-            "pm_card_visa_chargeDeclinedInsufficientFunds",
-            "2026-10-01T00:00:00Z",
-        )
-        .await;
-        app.run(JobName::Invoice, INVOICED).await;
+        invoiced_declining(&app, "pm_card_visa", &["acc-fr-business"]).await;
         app.run(JobName::Collect, COLLECT).await;
         // The dashboard sets a new (also failing) card on the wall clock, weeks "later"…
         app.set_pm(
@@ -405,16 +405,7 @@ fn stdout(out: &std::process::Output) -> String {
 /// Fixtures invoiced and collected for October on the simulated gateway, `declining` accounts
 /// on a card that is declined for insufficient funds.
 async fn unpaid(app: &TestApp, declining: &[&str]) {
-    app.seed_fixtures().await;
-    for acc in ACCOUNTS {
-        let pm = if declining.contains(&acc) {
-            "pm_card_visa_chargeDeclinedInsufficientFunds"
-        } else {
-            "pm_card_visa"
-        };
-        app.set_pm(acc, "card", pm, "2026-10-01T00:00:00Z").await;
-    }
-    app.run(JobName::Invoice, INVOICED).await;
+    invoiced_declining(app, "pm_card_visa", declining).await;
     app.run(JobName::Collect, COLLECT).await;
 }
 
