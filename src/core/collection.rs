@@ -142,12 +142,71 @@ impl Trigger {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Trigger> {
+        match s {
+            "initial" => Some(Trigger::Initial),
+            "retry" => Some(Trigger::Retry),
+            "payment_method_changed" => Some(Trigger::PaymentMethodChanged),
+            "credit_added" => Some(Trigger::CreditAdded),
+            _ => None,
+        }
+    }
+
     /// Whether a failure of this attempt moves the schedule on.
     pub fn is_scheduled(self) -> bool {
         match self {
             Trigger::Initial | Trigger::Retry => true,
             Trigger::PaymentMethodChanged | Trigger::CreditAdded => false,
         }
+    }
+}
+
+/// What is known of an attempt's outcome. Matched exhaustively: `Unknown` is a state of its own
+/// (the gateway was called and did not answer, or the run stopped before it did), never
+/// guessed to be a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    /// Accepted, settling later (a SEPA debit).
+    Processing,
+    Failed,
+    /// Sent (or about to be) with no answer yet: resent under the same idempotency key.
+    Unknown,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Processing => "processing",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AttemptOutcome> {
+        match s {
+            "succeeded" => Some(AttemptOutcome::Succeeded),
+            "processing" => Some(AttemptOutcome::Processing),
+            "failed" => Some(AttemptOutcome::Failed),
+            "unknown" => Some(AttemptOutcome::Unknown),
+            _ => None,
+        }
+    }
+
+    /// Whether the attempt is over: nothing more will be learnt of it.
+    pub fn is_settled(self) -> bool {
+        match self {
+            AttemptOutcome::Succeeded | AttemptOutcome::Failed => true,
+            AttemptOutcome::Processing | AttemptOutcome::Unknown => false,
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

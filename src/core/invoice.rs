@@ -1,46 +1,14 @@
 //! Assembling an invoice from priced lines: descriptions, subtotal, discount, VAT, total.
 
-use std::fmt;
-
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
 use super::ids::AppId;
-use super::money::{Overflow, checked_sum, format_minor};
+pub use super::locale::{Language, month_name};
+use super::locale::Typography;
+use super::money::{Money, Overflow, checked_sum};
 use super::period::Period;
 use super::pricing::{PricedLine, UsageKind};
 use super::vat::{VatCase, VatTreatment, vat_on};
-
-/// The language an account reads its invoices and emails in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Fr,
-    En,
-}
-
-impl Language {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::Fr => "fr",
-            Language::En => "en",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Language> {
-        match s {
-            "fr" => Some(Language::Fr),
-            "en" => Some(Language::En),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Language {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// An invoice line as stored and shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,23 +39,14 @@ pub fn describe(line: &PricedLine, app_name: &str, language: Language) -> String
         (false, _) => String::new(),
         (true, Language::En) => format!(
             ", monthly cap reached: {}",
-            format_eur(line.amount_minor, language)
+            super::locale::money(Money::eur(line.amount_minor), language, Typography::Plain)
         ),
         (true, Language::Fr) => format!(
             ", plafond mensuel atteint : {}",
-            format_eur(line.amount_minor, language)
+            super::locale::money(Money::eur(line.amount_minor), language, Typography::Plain)
         ),
     };
     format!("{app_name} — {what} ({first} → {last}{cap})")
-}
-
-/// An amount in euros as the invoice's language writes it: fr `28,80 €`, en `€28.80`.
-pub fn format_eur(minor: i64, language: Language) -> String {
-    let amount = format_minor(minor);
-    match language {
-        Language::Fr => format!("{} €", amount.replace('.', ",")),
-        Language::En => format!("€{amount}"),
-    }
 }
 
 pub fn draft_line(line: &PricedLine, app_name: &str, language: Language) -> DraftLine {
@@ -148,43 +107,6 @@ pub fn totals(
             .checked_add(tax)
             .ok_or(Overflow::of("the invoice's total"))?,
     })
-}
-
-/// A month's name: `month` 1–12; French names are lowercase, as French writes them.
-pub fn month_name(month: u32, language: Language) -> &'static str {
-    const EN: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const FR: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    let i = (month.clamp(1, 12) - 1) as usize;
-    match language {
-        Language::En => EN[i],
-        Language::Fr => FR[i],
-    }
 }
 
 /// The period label shown on an invoice.

@@ -8,9 +8,11 @@
 //! a business owes the late-payment penalties of article L441-10 of the Code de commerce and the
 //! account may be suspended — never on the due date itself.
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Duration, NaiveDate};
 
-use super::invoice::{Language, format_eur, month_name};
+pub use super::locale::long_date;
+use super::locale::{Language, Typography};
+use super::money::Money;
 use super::vat::BuyerKind;
 
 /// The fixed compensation for recovery costs owed by a business paying late: 40 €
@@ -85,19 +87,11 @@ pub fn payment_terms(f: &TermsFacts) -> PaymentTerms {
     }
 }
 
-/// fr `1er novembre 2026`, `16 novembre 2026`; en `16 November 2026`.
-pub fn long_date(d: NaiveDate, language: Language) -> String {
-    let day = match (language, d.day()) {
-        (Language::Fr, 1) => "1er".to_string(),
-        (_, n) => n.to_string(),
-    };
-    format!("{day} {} {}", month_name(d.month(), language), d.year())
-}
-
 /// Whole euros without cents: `40 €`, `€40`.
 fn euros(minor: i64, language: Language) -> String {
-    let s = format_eur(minor, language);
-    s.replace(",00 €", " €").replace(".00", "")
+    let amount = Money::eur(minor).to_decimal();
+    let amount = if minor % 100 == 0 { amount.trunc() } else { amount };
+    super::locale::euros(amount, language, Typography::Plain)
 }
 
 impl PaymentTerms {

@@ -1,61 +1,16 @@
 //! Invoices, their lines and the gapless yearly numbering.
 
-use std::fmt;
-
 use anyhow::Context;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::FromRow;
 
 use super::{Db, DbDecimal, Tx};
+pub use crate::core::document::InvoiceStatus;
 use crate::core::ids::InvoiceId;
 use crate::core::invoice::{DraftLine, Totals};
 use crate::core::period::Period;
 use crate::model::Account;
 use crate::{with_db, with_tx};
-
-/// Where an invoice stands. Matched exhaustively everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InvoiceStatus {
-    /// Finalized and numbered; nothing collected yet.
-    Open,
-    /// A payment is in flight (SEPA processing) or its outcome is not known yet.
-    Pending,
-    Paid,
-    /// A collection attempt failed; retried on schedule.
-    Unpaid,
-    /// What was left was below Stripe's minimum and moved to the account's next invoice.
-    CarriedForward,
-}
-
-impl InvoiceStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvoiceStatus::Open => "open",
-            InvoiceStatus::Pending => "pending",
-            InvoiceStatus::Paid => "paid",
-            InvoiceStatus::Unpaid => "unpaid",
-            InvoiceStatus::CarriedForward => "carried_forward",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<InvoiceStatus> {
-        match s {
-            "open" => Some(InvoiceStatus::Open),
-            "pending" => Some(InvoiceStatus::Pending),
-            "paid" => Some(InvoiceStatus::Paid),
-            "unpaid" => Some(InvoiceStatus::Unpaid),
-            "carried_forward" => Some(InvoiceStatus::CarriedForward),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for InvoiceStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// An invoice ready to be finalized: everything but its id and number.
 #[derive(Debug, Clone)]

@@ -1,0 +1,266 @@
+//! An invoice as a document: built once (from the store, or from a draft in a dry-run), typed,
+//! and rendered by every output — the JSON and the tables of the CLI, the PDF, the emails, and
+//! the documents to come (e-invoice XML, credit notes). No rendering parses a string back into
+//! an amount, a status or a language: they read these types.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::collection::{AttemptOutcome, Trigger};
+use super::ids::{AccountId, AppId, InvoiceId};
+use super::locale::Language;
+use super::money::{Currency, Money};
+use super::period::Period;
+use super::pricing::UsageKind;
+use super::terms::{PaymentTerms, TermsFacts, payment_terms};
+use super::vat::{self, BuyerKind, VatCase};
+
+/// Where an invoice stands. Matched exhaustively everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceStatus {
+    /// Finalized and numbered; nothing collected yet.
+    Open,
+    /// A payment is in flight (SEPA processing) or its outcome is not known yet.
+    Pending,
+    Paid,
+    /// A collection attempt failed; retried on schedule.
+    Unpaid,
+    /// What was left was below Stripe's minimum and moved to the account's next invoice.
+    CarriedForward,
+}
+
+impl InvoiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceStatus::Open => "open",
+            InvoiceStatus::Pending => "pending",
+            InvoiceStatus::Paid => "paid",
+            InvoiceStatus::Unpaid => "unpaid",
+            InvoiceStatus::CarriedForward => "carried_forward",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<InvoiceStatus> {
+        match s {
+            "open" => Some(InvoiceStatus::Open),
+            "pending" => Some(InvoiceStatus::Pending),
+            "paid" => Some(InvoiceStatus::Paid),
+            "unpaid" => Some(InvoiceStatus::Unpaid),
+            "carried_forward" => Some(InvoiceStatus::CarriedForward),
+            _ => None,
+        }
+    }
+
+    /// The status of an invoice as issued, before any payment: paid when nothing is due.
+    pub fn at_issue(amount_due: Money) -> InvoiceStatus {
+        if amount_due.minor == 0 {
+            InvoiceStatus::Paid
+        } else {
+            InvoiceStatus::Open
+        }
+    }
+}
+
+impl fmt::Display for InvoiceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The issuer of the invoices (the PaaS operator), as `jobs/invoice.toml` sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seller {
+    pub name: String,
+    /// e.g. "SAS au capital de 10 000 €".
+    pub legal_form: String,
+    pub address: Vec<String>,
+    /// The trade and companies register entry: "RCS", the registry's city and the SIREN, e.g.
+    /// "RCS Strasbourg 812 345 674" (article R123-237 of the Code de commerce: a company's
+    /// invoices carry it). Checked at load: `config::check_rcs`.
+    pub rcs: String,
+    pub siren: String,
+    pub siret: String,
+    pub vat_number: String,
+    pub email: String,
+    pub website: String,
+    #[serde(default)]
+    pub iban: Option<String>,
+}
+
+/// The buyer, as the invoice was issued to it (a copy: the account may change later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buyer {
+    pub name: String,
+    pub company: Option<String>,
+    /// May hold several lines separated by `\n`.
+    pub address: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub vat_number: Option<String>,
+    /// The VIES consultation number (`requestIdentifier`) the invoice's reverse charge rests on
+    /// (article 18 of Implementing Regulation (EU) 282/2011); reverse-charge invoices only.
+    pub vies_consultation: Option<String>,
+}
+
+impl Buyer {
+    pub fn kind(&self) -> BuyerKind {
+        BuyerKind::of(self.company.as_deref(), self.vat_number.as_deref())
+    }
+}
+
+/// One billed line: an app's container size or addon plan over part of the period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub description: String,
+    pub app_id: Option<AppId>,
+    pub kind: UsageKind,
+    pub item: String,
+    pub quantity_hours: Decimal,
+    /// Per hour, as the catalog prices it.
+    pub unit_price: Decimal,
+    pub amount: Money,
+}
+
+/// A referral reward used on the invoice (a deduction; `amount` is positive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discount {
+    pub description: String,
+    pub amount: Money,
+}
+
+/// A small unpaid balance of an earlier invoice brought onto this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroughtForward {
+    pub invoice_number: String,
+    pub amount: Money,
+}
+
+/// Where what was left below Stripe's minimum went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CarriedTo {
+    /// Not billed yet: it goes on the account's next invoice.
+    NextInvoice,
+    Invoice(String),
+    /// Written off when the account closed.
+    Waived,
+}
+
+/// A collection attempt on the invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub number: i32,
+    pub trigger: Trigger,
+    /// `card`, `sepa_debit`, or `none` when there was no payment method.
+    pub method: String,
+    /// `stripe`, `simulated`, or `none` when no gateway was called.
+    pub gateway: String,
+    pub amount: Money,
+    pub payment_intent: Option<String>,
+    pub outcome: AttemptOutcome,
+    pub decline_code: Option<String>,
+    /// For the operator (secrets redacted); never shown to the customer.
+    pub message: Option<String>,
+    pub at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+/// An invoice with everything shown about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    /// `None` in a dry-run: ids and numbers are given at finalization only.
+    pub id: Option<InvoiceId>,
+    pub number: Option<String>,
+    pub account_id: AccountId,
+    pub period: Period,
+    /// The billed time, `[period_start, period_end)`.
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub status: InvoiceStatus,
+    pub currency: Currency,
+    pub language: Language,
+    pub buyer: Buyer,
+    pub lines: Vec<Line>,
+    pub subtotal: Money,
+    /// The referral rewards used, in all.
+    pub discount: Money,
+    pub vat_case: VatCase,
+    /// In percent.
+    pub tax_rate: Decimal,
+    pub tax: Money,
+    pub total: Money,
+    pub discounts: Vec<Discount>,
+    /// The sum of `brought_forward`, included in `amount_due`.
+    pub balance_brought_forward: Money,
+    pub brought_forward: Vec<BroughtForward>,
+    pub credit_applied: Money,
+    pub amount_paid: Money,
+    /// Left below Stripe's minimum and moved on (`carried_to` says where).
+    pub carried_forward: Money,
+    pub carried_to: Option<CarriedTo>,
+    pub amount_due: Money,
+    pub issued_at: DateTime<Utc>,
+    pub due_at: NaiveDate,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Invoice {
+    /// What VAT is computed on: the subtotal less the discounts.
+    pub fn taxable_base(&self) -> Money {
+        Money::new(
+            self.subtotal.minor - self.discount.minor,
+            self.subtotal.currency,
+        )
+    }
+
+    /// The last day billed (the period's end is exclusive).
+    pub fn period_last_day(&self) -> NaiveDate {
+        (self.period_end - chrono::Duration::seconds(1)).date_naive()
+    }
+
+    /// The VAT mention the invoice carries in its language (article 242 nonies A, I-13° of
+    /// annex II to the CGI), by the core's rule for its case and buyer.
+    pub fn tax_mention(&self) -> Option<&'static str> {
+        vat::mention(self.vat_case, self.buyer.kind(), self.language)
+    }
+
+    /// How and when it is paid (`core::terms`: one truth for the PDF and the emails), as
+    /// issued.
+    pub fn payment_terms(&self) -> PaymentTerms {
+        payment_terms(&TermsFacts {
+            due_date: self.due_at,
+            amount_due_minor: self.amount_due.minor,
+            buyer: self.buyer.kind(),
+        })
+    }
+
+    /// The period's name in the invoice's language: `octobre 2026`.
+    pub fn period_label(&self) -> String {
+        super::invoice::period_label(self.period, self.language)
+    }
+
+    /// The invoice as it was issued, before any payment: what its PDF shows.
+    pub fn as_issued(&self) -> Invoice {
+        let zero = Money::new(0, self.currency);
+        let amount_due = Money::new(
+            self.total.minor + self.balance_brought_forward.minor,
+            self.currency,
+        );
+        Invoice {
+            status: InvoiceStatus::at_issue(amount_due),
+            credit_applied: zero,
+            amount_paid: zero,
+            carried_forward: zero,
+            carried_to: None,
+            amount_due,
+            next_attempt_at: None,
+            attempts: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
