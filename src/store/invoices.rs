@@ -6,7 +6,11 @@ use sqlx::FromRow;
 
 use super::{Db, DbDecimal, Tx};
 pub use crate::core::document::InvoiceStatus;
-use crate::core::ids::InvoiceId;
+use crate::core::ids::{AccountId, InvoiceId};
+use crate::core::locale::Language;
+use crate::core::money::Currency;
+use crate::core::pricing::UsageKind;
+use crate::core::vat::VatCase;
 use crate::core::invoice::{DraftLine, Totals};
 use crate::core::period::Period;
 use crate::model::Account;
@@ -54,13 +58,18 @@ pub struct DiscountLine {
 pub struct InvoiceRow {
     pub id: i64,
     pub number: String,
-    pub account_id: String,
-    pub period: String,
+    #[sqlx(try_from = "String")]
+    pub account_id: AccountId,
+    #[sqlx(try_from = "String")]
+    pub period: Period,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
-    pub status: String,
-    pub currency: String,
-    pub language: String,
+    #[sqlx(try_from = "String")]
+    pub status: InvoiceStatus,
+    #[sqlx(try_from = "String")]
+    pub currency: Currency,
+    #[sqlx(try_from = "String")]
+    pub language: Language,
     pub buyer_name: String,
     pub buyer_company: Option<String>,
     pub buyer_address: String,
@@ -68,7 +77,8 @@ pub struct InvoiceRow {
     pub buyer_vat_number: Option<String>,
     pub subtotal_minor: i64,
     pub discount_minor: i64,
-    pub tax_case: String,
+    #[sqlx(try_from = "String")]
+    pub tax_case: VatCase,
     pub tax_rate: DbDecimal,
     pub tax_minor: i64,
     pub total_minor: i64,
@@ -88,15 +98,6 @@ pub struct InvoiceRow {
 }
 
 impl InvoiceRow {
-    pub fn status(&self) -> anyhow::Result<InvoiceStatus> {
-        InvoiceStatus::parse(&self.status).with_context(|| {
-            format!(
-                "invoice {}: unknown status `{}` in store",
-                self.number, self.status
-            )
-        })
-    }
-
     pub fn taxable_base_minor(&self) -> i64 {
         self.subtotal_minor - self.discount_minor
     }
@@ -114,7 +115,8 @@ pub struct LineRow {
     pub position: i32,
     pub description: String,
     pub app_id: Option<String>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: UsageKind,
     pub item: String,
     pub quantity_hours: DbDecimal,
     pub unit_price: DbDecimal,
