@@ -15,6 +15,7 @@ use crate::jobs::{self, Env, JobName, RunOptions};
 use crate::store::invoices::{self, InvoiceStatus, ListFilter};
 use crate::store::{DEFAULT_DATABASE_URL, Db, accounts, collection, events};
 use crate::views::{self, InvoiceView};
+use crate::store::invoice_document;
 
 /// Exit codes: 0 done; 1 the job ran but some items failed; 2 bad usage, config or input;
 /// 3 could not run (store unreachable, I/O error).
@@ -800,11 +801,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let rows = invoices::list(&env.db, &filter).await?;
-            let mut views: Vec<InvoiceView> = Vec::with_capacity(rows.len());
+            let mut all = Vec::with_capacity(rows.len());
             for r in &rows {
-                views.push(views::load_invoice(&env.db, r).await?);
+                all.push(invoice_document::load(&env.db, r).await?);
             }
-            print!("{}", views::invoice_table(&views));
+            print!("{}", views::invoice_table(&all));
         }
         Command::Invoices(InvoicesCommand::Pdf { key, output, store }) => {
             let env = env(&store).await?;
@@ -824,10 +825,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Invoices(InvoicesCommand::Show { key, format, store }) => {
             let env = env(&store).await?;
             let row = require_invoice(&env.db, &key).await?;
-            let view = views::load_invoice(&env.db, &row).await?;
+            let inv = invoice_document::load(&env.db, &row).await?;
             match format {
-                OutputFormat::Json => print_json(&view)?,
-                OutputFormat::Table => print!("{}", views::invoice_text(&view)),
+                OutputFormat::Json => print_json(&InvoiceView::of(&inv))?,
+                OutputFormat::Table => print!("{}", views::invoice_text(&inv)),
             }
         }
         Command::Account(AccountCommand::Show { id, format, store }) => {

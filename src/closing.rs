@@ -30,7 +30,7 @@ use crate::store::accounts::{self, AccountRow};
 use crate::store::collection as coll;
 use crate::store::outbox::{self, NewEmail};
 use crate::store::{catalog, deletion, events, invoices, lifecycle};
-use crate::views::InvoiceView;
+use crate::core::document::Invoice;
 
 /// A request or confirmation that the account's state does not allow: exit code 4.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,9 @@ pub enum RequestOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestReport {
     pub account_id: String,
-    pub final_invoices: Vec<InvoiceView>,
+    /// Written as their JSON views.
+    #[serde(serialize_with = "crate::views::serialize_invoices")]
+    pub final_invoices: Vec<Invoice>,
     pub collections: Vec<CollectionItem>,
     /// Small balances of earlier invoices written off because no final invoice could carry them.
     pub waived_balances: Vec<String>,
@@ -124,12 +126,12 @@ pub async fn request(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Result<
     // The final invoices as they stand after that collection (credit applied, paid), so that
     // what is printed as due agrees with the outcome below.
     let mut final_invoices = final_invoices;
-    for view in &mut final_invoices {
-        let Some(number) = view.number.clone() else {
+    for inv in &mut final_invoices {
+        let Some(number) = inv.number.clone() else {
             continue;
         };
         if let Some(row) = invoices::find(&env.db, &number).await? {
-            *view = crate::views::load_invoice(&env.db, &row).await?;
+            *inv = crate::store::invoice_document::load(&env.db, &row).await?;
         }
     }
 
@@ -213,7 +215,7 @@ async fn bill_final(
     env: &Env,
     row: &AccountRow,
     now: DateTime<Utc>,
-) -> anyhow::Result<Vec<InvoiceView>> {
+) -> anyhow::Result<Vec<Invoice>> {
     let account = row.to_account()?;
     let cat = catalog::load_catalog(&env.db).await?;
     let current = Period::containing(now);

@@ -8,12 +8,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::core::invoice::Language;
-use crate::core::money::format_minor;
-use crate::core::vat::{self, BuyerKind, VatCase};
+use crate::core::document::{Attempt, CarriedTo, Invoice};
+use crate::core::money::{Money, format_minor};
 use crate::store::Db;
-use crate::store::collection::{self, AttemptRow};
-use crate::store::invoices::{self, InvoiceRow, LineRow, NewInvoice};
+use crate::store::collection::AttemptRow;
+use crate::store::invoice_document;
+use crate::store::invoices;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LineView {
@@ -103,24 +103,27 @@ pub struct AttemptView {
 }
 
 impl AttemptView {
-    pub fn from_row(a: &AttemptRow) -> AttemptView {
+    pub fn of(a: &Attempt) -> AttemptView {
         AttemptView {
             number: a.number,
-            trigger: a.trigger.clone(),
+            trigger: a.trigger.as_str().to_string(),
             method: a.method.clone(),
             gateway: a.gateway.clone(),
-            amount: format_minor(a.amount_minor),
-            payment_intent: a.payment_intent_id.clone(),
-            outcome: a.outcome.clone(),
+            amount: amount(a.amount),
+            payment_intent: a.payment_intent.clone(),
+            outcome: a.outcome.as_str().to_string(),
             decline_code: a.decline_code.clone(),
-            message: a.failure_message.clone(),
-            at: a.created_at,
+            message: a.message.clone(),
+            at: a.at,
             settled_at: a.settled_at,
         }
     }
+
+    pub fn from_row(a: &AttemptRow) -> AttemptView {
+        AttemptView::of(&invoice_document::attempt_of(a))
+    }
 }
 
-/// An invoice with everything shown about it: lines, discounts, balances moved, attempts.
 /// Writes a JSON array one item at a time, byte for byte as `serde_json::to_string_pretty`
 /// writes the whole array (then a newline, as `println!` would): a long list is never held in
 /// memory, as values or as text.
@@ -203,7 +206,7 @@ pub async fn write_invoice_list_json(
     loop {
         let rows = invoices::list_page(db, filter, after.as_deref(), page.max(1)).await?;
         for r in &rows {
-            json.item(&load_invoice(db, r).await?)?;
+            json.item(&InvoiceView::of(&invoice_document::load(db, r).await?))?;
         }
         match rows.last() {
             Some(last) if rows.len() as i64 >= page.max(1) => after = Some(last.number.clone()),
@@ -260,7 +263,7 @@ impl InvoiceSpool {
         crate::jobs::InvoiceSink(Some(std::sync::Arc::new(move |views| spool.take(views))))
     }
 
-    fn take(&self, views: Vec<InvoiceView>) {
+    fn take(&self, invoices: Vec<Invoice>) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let SpoolState { json, error } = &mut *state;
         if error.is_some() {
@@ -270,8 +273,8 @@ impl InvoiceSpool {
             *error = Some("invoices came after the report was written".into());
             return;
         };
-        for v in &views {
-            if let Err(e) = json.item(v) {
+        for inv in &invoices {
+            if let Err(e) = json.item(&InvoiceView::of(inv)) {
                 *error = Some(crate::error_text::chain(&e));
                 return;
             }
@@ -315,8 +318,8 @@ pub fn write_run_report_json(
         anyhow::bail!("spooling the invoices to {}: {e}", spool.path.display());
     }
     let mut json = state.json.take().context("a spool is written once")?;
-    for v in &rest {
-        json.item(v)?;
+    for inv in &rest {
+        json.item(&InvoiceView::of(inv))?;
     }
     let mut file = json.finish()?.into_inner().map_err(|e| e.into_error())?;
     file.seek(std::io::SeekFrom::Start(0))?;
@@ -328,38 +331,17 @@ pub fn write_run_report_json(
     Ok(())
 }
 
-pub async fn load_invoice(db: &Db, r: &InvoiceRow) -> anyhow::Result<InvoiceView> {
-    let lines = invoices::lines(db, r.id).await?;
-    let mut v = InvoiceView::from_row(r, &lines);
-    v.discounts = invoices::discounts(db, r.id)
-        .await?
-        .into_iter()
-        .map(|(description, amount)| DiscountView {
-            description,
-            amount: format_minor(amount),
-        })
-        .collect();
-    v.brought_forward_from = collection::transfers_to(db, r.id)
-        .await?
-        .into_iter()
-        .map(|(invoice_number, amount)| TransferView {
-            invoice_number,
-            amount: format_minor(amount),
-        })
-        .collect();
-    v.carried_forward_to = collection::transfer_from(db, r.id).await?.and_then(|t| t.1);
-    v.attempts = collection::attempts(db, r.id)
-        .await?
-        .iter()
-        .map(AttemptView::from_row)
-        .collect();
-    Ok(v)
+/// An amount as the JSON and the tables write it: `"14.81"`.
+fn amount(m: Money) -> String {
+    format_minor(m.minor)
 }
 
+/// A decimal with no trailing zeros: a unit price `0.02`, a rate `20`.
 fn dec(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
+/// Hours with two places: `744.00`.
 fn hours(d: Decimal) -> String {
     let mut d = d;
     d.rescale(2);
@@ -367,149 +349,94 @@ fn hours(d: Decimal) -> String {
 }
 
 impl InvoiceView {
-    pub fn from_row(r: &InvoiceRow, lines: &[LineRow]) -> InvoiceView {
+    /// The JSON of an invoice (`invoices show --format json`, `run invoice --format json`).
+    pub fn of(i: &Invoice) -> InvoiceView {
         InvoiceView {
-            id: Some(r.id),
-            number: Some(r.number.clone()),
-            account_id: r.account_id.clone(),
-            period: r.period.clone(),
-            status: r.status.clone(),
-            currency: r.currency.clone(),
-            language: r.language.clone(),
+            id: i.id.map(|id| id.0),
+            number: i.number.clone(),
+            account_id: i.account_id.to_string(),
+            period: i.period.to_string(),
+            status: i.status.as_str().to_string(),
+            currency: i.currency.code().to_string(),
+            language: i.language.as_str().to_string(),
             buyer: BuyerView {
-                name: r.buyer_name.clone(),
-                company: r.buyer_company.clone(),
-                address: r.buyer_address.clone(),
-                country: r.buyer_country.clone(),
-                vat_number: r.buyer_vat_number.clone(),
-                vies_consultation: r.vies_consultation.clone(),
+                name: i.buyer.name.clone(),
+                company: i.buyer.company.clone(),
+                address: i.buyer.address.clone(),
+                country: i.buyer.country.clone(),
+                vat_number: i.buyer.vat_number.clone(),
+                vies_consultation: i.buyer.vies_consultation.clone(),
             },
-            lines: lines
-                .iter()
-                .map(|l| LineView {
-                    description: l.description.clone(),
-                    app_id: l.app_id.clone(),
-                    kind: l.kind.clone(),
-                    item: l.item.clone(),
-                    quantity_hours: hours(l.quantity_hours.0),
-                    unit_price: dec(l.unit_price.0),
-                    amount: format_minor(l.amount_minor),
-                })
-                .collect(),
-            subtotal: format_minor(r.subtotal_minor),
-            discount: format_minor(r.discount_minor),
-            tax_case: r.tax_case.clone(),
-            tax_mention: tax_mention(
-                &r.tax_case,
-                r.buyer_company.as_deref(),
-                r.buyer_vat_number.as_deref(),
-                &r.language,
-            ),
-            tax_rate: dec(r.tax_rate.0),
-            tax: format_minor(r.tax_minor),
-            total: format_minor(r.total_minor),
-            discounts: Vec::new(),
-            balance_brought_forward: format_minor(r.brought_forward_minor),
-            brought_forward_from: Vec::new(),
-            credit_applied: format_minor(r.credit_applied_minor),
-            amount_paid: format_minor(r.amount_paid_minor),
-            carried_forward: format_minor(r.carried_forward_minor),
-            carried_forward_to: None,
-            amount_due: format_minor(r.amount_due_minor),
-            issued_at: r.issued_at,
-            due_at: r.due_at,
-            next_attempt_at: r.next_attempt_at,
-            attempts: Vec::new(),
-        }
-    }
-
-    /// What a dry-run would finalize.
-    pub fn from_new(n: &NewInvoice) -> InvoiceView {
-        let t = &n.totals;
-        let a = &n.account;
-        InvoiceView {
-            id: None,
-            number: None,
-            account_id: a.id.to_string(),
-            period: n.period.to_string(),
-            status: "open".into(),
-            currency: "EUR".into(),
-            language: a.language.to_string(),
-            buyer: BuyerView {
-                name: a.name.clone(),
-                company: a.company.clone(),
-                address: a.address.clone(),
-                country: a.country.clone(),
-                vat_number: a.vat_number.clone(),
-                vies_consultation: n.vies_consultation.clone(),
-            },
-            lines: n
+            lines: i
                 .lines
                 .iter()
                 .map(|l| LineView {
                     description: l.description.clone(),
                     app_id: l.app_id.as_ref().map(|a| a.to_string()),
-                    kind: l.kind.to_string(),
+                    kind: l.kind.as_str().to_string(),
                     item: l.item.clone(),
                     quantity_hours: hours(l.quantity_hours),
                     unit_price: dec(l.unit_price),
-                    amount: format_minor(l.amount_minor),
+                    amount: amount(l.amount),
                 })
                 .collect(),
-            subtotal: format_minor(t.subtotal),
-            discount: format_minor(t.discount),
-            tax_case: t.tax_case.as_str().into(),
-            tax_mention: tax_mention(
-                t.tax_case.as_str(),
-                a.company.as_deref(),
-                a.vat_number.as_deref(),
-                a.language.as_str(),
-            ),
-            tax_rate: dec(t.tax_rate),
-            tax: format_minor(t.tax),
-            total: format_minor(t.total),
-            discounts: n
+            subtotal: amount(i.subtotal),
+            discount: amount(i.discount),
+            tax_case: i.vat_case.as_str().to_string(),
+            tax_mention: i.tax_mention().map(str::to_string),
+            tax_rate: dec(i.tax_rate),
+            tax: amount(i.tax),
+            total: amount(i.total),
+            discounts: i
                 .discounts
                 .iter()
                 .map(|d| DiscountView {
                     description: d.description.clone(),
-                    amount: format_minor(d.amount_minor),
+                    amount: amount(d.amount),
                 })
                 .collect(),
-            balance_brought_forward: format_minor(n.brought_forward_minor()),
-            brought_forward_from: n
+            balance_brought_forward: amount(i.balance_brought_forward),
+            brought_forward_from: i
                 .brought_forward
                 .iter()
                 .map(|b| TransferView {
-                    invoice_number: b.1.clone(),
-                    amount: format_minor(b.2),
+                    invoice_number: b.invoice_number.clone(),
+                    amount: amount(b.amount),
                 })
                 .collect(),
-            credit_applied: format_minor(0),
-            amount_paid: format_minor(0),
-            carried_forward: format_minor(0),
-            carried_forward_to: None,
-            amount_due: format_minor(n.amount_due_minor()),
-            issued_at: n.issued_at,
-            due_at: n.due_at,
-            next_attempt_at: None,
-            attempts: Vec::new(),
+            credit_applied: amount(i.credit_applied),
+            amount_paid: amount(i.amount_paid),
+            carried_forward: amount(i.carried_forward),
+            carried_forward_to: match &i.carried_to {
+                None | Some(CarriedTo::NextInvoice) => None,
+                Some(CarriedTo::Invoice(number)) => Some(number.clone()),
+                Some(CarriedTo::Waived) => Some("waived".to_string()),
+            },
+            amount_due: amount(i.amount_due),
+            issued_at: i.issued_at,
+            due_at: i.due_at,
+            next_attempt_at: i.next_attempt_at,
+            attempts: i.attempts.iter().map(AttemptView::of).collect(),
         }
     }
 }
 
-/// The invoice's VAT mention in its language, by the core's rule for its case and buyer.
-fn tax_mention(
-    case: &str,
-    company: Option<&str>,
-    vat_number: Option<&str>,
-    language: &str,
-) -> Option<String> {
-    let language = Language::parse(language).unwrap_or(Language::En);
-    let buyer = BuyerKind::of(company, vat_number);
-    VatCase::parse(case)
-        .and_then(|c| vat::mention(c, buyer, language))
-        .map(str::to_string)
+/// The JSON view of a stored invoice, with everything shown about it.
+pub async fn load_invoice(db: &Db, r: &invoices::InvoiceRow) -> anyhow::Result<InvoiceView> {
+    Ok(InvoiceView::of(&invoice_document::load(db, r).await?))
+}
+
+/// Serializes invoices as their JSON views (a report's `invoices` field).
+pub fn serialize_invoices<S: serde::Serializer>(
+    invoices: &[Invoice],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(invoices.len()))?;
+    for inv in invoices {
+        seq.serialize_element(&InvoiceView::of(inv))?;
+    }
+    seq.end()
 }
 
 /// A plain text table: a header row and left-aligned columns.
@@ -541,20 +468,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn invoice_table(invoices: &[InvoiceView]) -> String {
+pub fn invoice_table(invoices: &[Invoice]) -> String {
     let rows: Vec<Vec<String>> = invoices
         .iter()
         .map(|i| {
             vec![
                 i.number.clone().unwrap_or_else(|| "(draft)".into()),
-                i.account_id.clone(),
-                i.period.clone(),
-                i.status.clone(),
-                i.subtotal.clone(),
-                i.discount.clone(),
-                format!("{} ({}%)", i.tax, i.tax_rate),
-                i.total.clone(),
-                i.amount_due.clone(),
+                i.account_id.to_string(),
+                i.period.to_string(),
+                i.status.as_str().to_string(),
+                amount(i.subtotal),
+                amount(i.discount),
+                format!("{} ({}%)", amount(i.tax), dec(i.tax_rate)),
+                amount(i.total),
+                amount(i.amount_due),
             ]
         })
         .collect();
@@ -567,7 +494,8 @@ pub fn invoice_table(invoices: &[InvoiceView]) -> String {
 }
 
 /// A whole invoice, for `invoices show`.
-pub fn invoice_text(i: &InvoiceView) -> String {
+pub fn invoice_text(i: &Invoice) -> String {
+    let cur = i.currency.code();
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -583,19 +511,18 @@ pub fn invoice_text(i: &InvoiceView) -> String {
         i.issued_at.format("%Y-%m-%d"),
         i.due_at
     );
+    let b = &i.buyer;
     let _ = writeln!(
         s,
         "Bill to: {}{}, {}, {}{}",
-        i.buyer.name,
-        i.buyer
-            .company
+        b.name,
+        b.company
             .as_ref()
             .map(|c| format!(" ({c})"))
             .unwrap_or_default(),
-        i.buyer.address,
-        i.buyer.country,
-        i.buyer
-            .vat_number
+        b.address,
+        b.country,
+        b.vat_number
             .as_ref()
             .map(|v| format!(", VAT {v}"))
             .unwrap_or_default()
@@ -607,9 +534,9 @@ pub fn invoice_text(i: &InvoiceView) -> String {
         .map(|l| {
             vec![
                 l.description.clone(),
-                l.quantity_hours.clone(),
-                l.unit_price.clone(),
-                l.amount.clone(),
+                hours(l.quantity_hours),
+                dec(l.unit_price),
+                amount(l.amount),
             ]
         })
         .collect();
@@ -619,40 +546,41 @@ pub fn invoice_text(i: &InvoiceView) -> String {
     ));
     s.push('\n');
     for d in &i.discounts {
-        let _ = writeln!(s, "{}  -{}", d.description, d.amount);
+        let _ = writeln!(s, "{}  -{}", d.description, amount(d.amount));
     }
-    let _ = writeln!(s, "Subtotal        {:>10} {}", i.subtotal, i.currency);
-    let _ = writeln!(s, "Discount        {:>10} {}", i.discount, i.currency);
+    let _ = writeln!(s, "Subtotal        {:>10} {cur}", amount(i.subtotal));
+    let _ = writeln!(s, "Discount        {:>10} {cur}", amount(i.discount));
     let _ = writeln!(
         s,
-        "VAT ({:>5}%)    {:>10} {}",
-        i.tax_rate, i.tax, i.currency
+        "VAT ({:>5}%)    {:>10} {cur}",
+        dec(i.tax_rate),
+        amount(i.tax)
     );
-    let _ = writeln!(s, "Total           {:>10} {}", i.total, i.currency);
-    for b in &i.brought_forward_from {
+    let _ = writeln!(s, "Total           {:>10} {cur}", amount(i.total));
+    for b in &i.brought_forward {
         let _ = writeln!(
             s,
-            "Brought forward {:>10} {} (from invoice {})",
-            b.amount, i.currency, b.invoice_number
+            "Brought forward {:>10} {cur} (from invoice {})",
+            amount(b.amount),
+            b.invoice_number
         );
     }
-    let _ = writeln!(s, "Credit applied  {:>10} {}", i.credit_applied, i.currency);
-    let _ = writeln!(s, "Amount paid     {:>10} {}", i.amount_paid, i.currency);
-    if i.carried_forward != "0.00" {
+    let _ = writeln!(s, "Credit applied  {:>10} {cur}", amount(i.credit_applied));
+    let _ = writeln!(s, "Amount paid     {:>10} {cur}", amount(i.amount_paid));
+    if i.carried_forward.minor != 0 {
         let _ = writeln!(
             s,
-            "Carried forward {:>10} {} (below the €0.50 minimum charge; {})",
-            i.carried_forward,
-            i.currency,
-            i.carried_forward_to
-                .as_ref()
-                .map_or("on the next invoice".to_string(), |n| format!(
-                    "on invoice {n}"
-                ))
+            "Carried forward {:>10} {cur} (below the €0.50 minimum charge; {})",
+            amount(i.carried_forward),
+            match &i.carried_to {
+                None | Some(CarriedTo::NextInvoice) => "on the next invoice".to_string(),
+                Some(CarriedTo::Invoice(n)) => format!("on invoice {n}"),
+                Some(CarriedTo::Waived) => "waived when the account closed".to_string(),
+            }
         );
     }
-    let _ = writeln!(s, "Amount due      {:>10} {}", i.amount_due, i.currency);
-    if let Some(m) = &i.tax_mention {
+    let _ = writeln!(s, "Amount due      {:>10} {cur}", amount(i.amount_due));
+    if let Some(m) = i.tax_mention() {
         let _ = writeln!(s, "\n{m}");
     }
     if !i.attempts.is_empty() {
@@ -664,10 +592,10 @@ pub fn invoice_text(i: &InvoiceView) -> String {
                 vec![
                     a.number.to_string(),
                     a.at.format("%Y-%m-%d %H:%M").to_string(),
-                    a.trigger.clone(),
+                    a.trigger.as_str().to_string(),
                     format!("{} ({})", a.method, a.gateway),
-                    a.amount.clone(),
-                    a.outcome.clone(),
+                    amount(a.amount),
+                    a.outcome.as_str().to_string(),
                     a.decline_code.clone().unwrap_or_default(),
                 ]
             })

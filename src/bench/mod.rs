@@ -788,16 +788,11 @@ async fn deferred_page(
     after: i64,
 ) -> anyhow::Result<(
     Vec<(i64, DateTime<Utc>)>,
-    Vec<(crate::views::InvoiceView, DateTime<Utc>, DateTime<Utc>)>,
+    Vec<crate::core::document::Invoice>,
 )> {
     let rows = documents::missing(&env.db, after, PDF_PAGE).await?;
-    let views = jobs::invoice::issued_views(&env.db, &rows).await?;
+    let work = crate::store::invoice_document::load_issued_page(&env.db, &rows).await?;
     let keys = rows.iter().map(|r| (r.id, r.issued_at)).collect();
-    let work = rows
-        .iter()
-        .zip(views)
-        .map(|(r, view)| (view, r.period_start, r.period_end))
-        .collect();
     Ok((keys, work))
 }
 

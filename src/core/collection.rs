@@ -214,7 +214,7 @@ impl std::fmt::Display for AttemptOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceCollectionState {
     /// `open`, `unpaid` or `pending` (others are never collected).
-    pub status: String,
+    pub status: super::document::InvoiceStatus,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub collection_exhausted: bool,
     pub last_attempt_at: Option<DateTime<Utc>>,
@@ -266,7 +266,7 @@ pub fn decide(
     if inv.processing_attempt {
         return Decision::PollProcessing;
     }
-    if inv.status == "open" && inv.last_attempt_at.is_none() {
+    if inv.status == super::document::InvoiceStatus::Open && inv.last_attempt_at.is_none() {
         return Decision::Collect(Trigger::Initial);
     }
     // Something changed since the last attempt: try at once, off the schedule. "Changed" is a
@@ -455,7 +455,7 @@ mod tests {
 
     fn inv() -> InvoiceCollectionState {
         InvoiceCollectionState {
-            status: "unpaid".into(),
+            status: crate::core::document::InvoiceStatus::Unpaid,
             next_attempt_at: Some(t("2026-11-04T06:00:00Z")),
             collection_exhausted: false,
             last_attempt_at: Some(t("2026-11-01T06:00:00Z")),
@@ -515,7 +515,7 @@ mod tests {
         };
         assert_eq!(decide(&unknown, &new_pm, now), Decision::SettleUnknown);
         let open = InvoiceCollectionState {
-            status: "open".into(),
+            status: crate::core::document::InvoiceStatus::Open,
             last_attempt_at: None,
             last_attempt_pm_version: None,
             next_attempt_at: None,

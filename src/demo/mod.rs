@@ -217,7 +217,7 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     for inv in crate::store::invoices::list(&env.db, &Default::default()).await? {
         let owes = crate::store::deletion::owed_invoices(&env.db, &inv.account_id).await?;
         let row = accounts::get_account(&env.db, &inv.account_id).await?;
-        if inv.status == "paid" && owes.is_empty() && row.is_some_and(|r| r.status == "active") {
+        if inv.status == crate::core::document::InvoiceStatus::Paid && owes.is_empty() && row.is_some_and(|r| r.status == "active") {
             closing = Some(inv.account_id.clone());
             break;
         }
@@ -243,7 +243,7 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     let finals: Vec<String> = crate::store::invoices::list(
         &env.db,
         &crate::store::invoices::ListFilter {
-            account: Some(id.clone()),
+            account: Some(id.to_string()),
             ..Default::default()
         },
     )
@@ -468,17 +468,15 @@ pub fn demo_payment_method(account: &str) -> Option<(&'static str, &'static str)
     }
 }
 
-fn print_invoice_summary(invoices: &[views::InvoiceView]) {
+fn print_invoice_summary(invoices: &[crate::core::document::Invoice]) {
     let mut by_case: BTreeMap<String, (usize, i64, i64, i64)> = BTreeMap::new();
-    let minor =
-        |s: &str| crate::core::money::parse_major(s).expect("amounts we formatted parse back");
     for i in invoices {
-        let key = format!("{} ({}%)", i.tax_case, i.tax_rate);
+        let key = format!("{} ({}%)", i.vat_case.as_str(), i.tax_rate.normalize());
         let e = by_case.entry(key).or_default();
         e.0 += 1;
-        e.1 += minor(&i.subtotal);
-        e.2 += minor(&i.tax);
-        e.3 += minor(&i.total);
+        e.1 += i.subtotal.minor;
+        e.2 += i.tax.minor;
+        e.3 += i.total.minor;
     }
     let mut rows: Vec<Vec<String>> = by_case
         .iter()

@@ -42,7 +42,7 @@ use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value, context,
 };
 
-use crate::core::invoice::Language;
+use crate::core::locale::Language;
 
 /// One rendered email.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,11 +392,8 @@ fn json_type(v: &serde_json::Value) -> &'static str {
 // Filters
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lang {
-    Fr,
-    En,
-}
+/// The filters' language: the one language type of the core.
+type Lang = Language;
 
 /// The explicit language argument, else the `language` of the context.
 fn lang(state: &State, explicit: Option<&str>) -> Result<Lang, Error> {
@@ -410,14 +407,12 @@ fn lang(state: &State, explicit: Option<&str>) -> Result<Lang, Error> {
             )
         })?,
     };
-    match code {
-        "fr" => Ok(Lang::Fr),
-        "en" => Ok(Lang::En),
-        other => Err(Error::new(
+    Language::parse(code).ok_or_else(|| {
+        Error::new(
             ErrorKind::InvalidOperation,
-            format!("unknown language `{other}` (expected `fr` or `en`)"),
-        )),
-    }
+            format!("unknown language `{code}` (expected `fr` or `en`)"),
+        )
+    })
 }
 
 /// A strict filter input: undefined is an error, whatever the undefined behaviour.
@@ -460,47 +455,31 @@ fn filter_eur(state: &State, value: Value, language: Option<&str>) -> Result<Str
     })
 }
 
-/// `-1234.5` → fr `-1 234,50 €` (U+202F between thousands, U+00A0 before €), en `-€1,234.50`.
+/// `-1234.5` → fr `-1 234,50 €` (U+202F between thousands, U+00A0 before €), en `-€1,234.50`:
+/// the amount of the email's data (a decimal string, as the outbox stores it), written by the
+/// core's formatter with at least two places.
 fn format_eur(text: &str, lang: Lang) -> Option<String> {
     let text = text.trim();
-    let (negative, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
+    let unsigned = text
+        .strip_prefix('-')
+        .or_else(|| text.strip_prefix('+'))
+        .unwrap_or(text);
+    // rust_decimal also reads `1.` and `.5`; the data never holds them, and they are refused.
     let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty()
-        || !digits(int)
-        || !digits(frac)
-        || (unsigned.contains('.') && frac.is_empty())
+    if int.is_empty() || !digits(int) || !digits(frac) || (unsigned.contains('.') && frac.is_empty())
     {
         return None;
     }
-    let int = int.trim_start_matches('0');
-    let int = if int.is_empty() { "0" } else { int };
-    let mut frac = frac.to_string();
-    while frac.len() < 2 {
-        frac.push('0');
+    let mut amount: rust_decimal::Decimal = text.strip_prefix('+').unwrap_or(text).parse().ok()?;
+    if amount.scale() < 2 {
+        amount.rescale(2);
     }
-    let zero = int == "0" && frac.bytes().all(|b| b == b'0');
-    let sign = if negative && !zero { "-" } else { "" };
-    let (group, point) = match lang {
-        Lang::Fr => ('\u{202f}', ','),
-        Lang::En => (',', '.'),
-    };
-    let mut number = String::with_capacity(int.len() + int.len() / 3 + frac.len() + 1);
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            number.push(group);
-        }
-        number.push(c);
-    }
-    number.push(point);
-    number.push_str(&frac);
-    Some(match lang {
-        Lang::Fr => format!("{sign}{number}\u{a0}€"),
-        Lang::En => format!("{sign}€{number}"),
-    })
+    Some(crate::core::locale::euros(
+        amount,
+        lang,
+        crate::core::locale::Typography::Typographic,
+    ))
 }
 
 fn filter_reason(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {
@@ -586,19 +565,12 @@ fn decline_reason(code: &str, lang: Lang) -> &'static str {
 }
 
 fn month_name(month0: u32, lang: Lang) -> &'static str {
-    crate::core::invoice::month_name(month0 + 1, language(lang))
-}
-
-fn language(lang: Lang) -> Language {
-    match lang {
-        Lang::Fr => Language::Fr,
-        Lang::En => Language::En,
-    }
+    crate::core::locale::month_name(month0 + 1, lang)
 }
 
 /// fr `1er novembre 2026`, `16 novembre 2026`; en `16 November 2026`.
 fn long_date(d: NaiveDate, lang: Lang) -> String {
-    crate::core::terms::long_date(d, language(lang))
+    crate::core::locale::long_date(d, lang)
 }
 
 /// The payment terms of an invoice, from `core::terms` (the PDF prints the same words). The
@@ -628,7 +600,7 @@ fn function_payment_terms(
         amount_due_minor,
         buyer: crate::core::vat::BuyerKind::Consumer,
     });
-    Ok(terms.text(language(lang)))
+    Ok(terms.text(lang))
 }
 
 fn filter_date(state: &State, value: Value, language: Option<&str>) -> Result<String, Error> {

@@ -1,16 +1,11 @@
 //! From an invoice as billrun shows it to the PDF renderer's input: labels, VAT rows, legal
 //! mentions per language.
 
-use chrono::NaiveDate;
-
 use super::pdf::{self, PdfDiscount, PdfInvoice, PdfLanguage, PdfLine, Seller, VatRow};
 use crate::config::SellerSettings;
-use crate::core::invoice::{Language, period_label};
-use crate::core::money::{format_minor, parse_major};
-use crate::core::period::Period;
-use crate::core::terms::{TermsFacts, payment_terms};
-use crate::core::vat::BuyerKind;
-use crate::views::InvoiceView;
+use crate::core::document::Invoice;
+use crate::core::locale::Language;
+use crate::core::money::{Money, format_minor};
 
 pub fn seller(s: &SellerSettings) -> Seller {
     Seller {
@@ -27,25 +22,12 @@ pub fn seller(s: &SellerSettings) -> Seller {
     }
 }
 
-/// The document of an invoice as issued.
-pub fn document(
-    v: &InvoiceView,
-    period_from: NaiveDate,
-    period_to: NaiveDate,
-) -> anyhow::Result<PdfInvoice> {
-    let language = Language::parse(&v.language).unwrap_or(Language::En);
-    let period: Period = v.period.parse().map_err(anyhow::Error::msg)?;
-    let base = parse_major(&v.subtotal).map_err(anyhow::Error::msg)?
-        - parse_major(&v.discount).map_err(anyhow::Error::msg)?;
-    // One truth for the PDF and the emails: `core::terms` words how and when it is paid, and
-    // the late-payment mention of a business invoice (article L441-10 of the Code de commerce).
-    let buyer = BuyerKind::of(v.buyer.company.as_deref(), v.buyer.vat_number.as_deref());
-    let terms = payment_terms(&TermsFacts {
-        due_date: v.due_at,
-        amount_due_minor: parse_major(&v.amount_due).map_err(anyhow::Error::msg)?,
-        buyer,
-    });
-    Ok(PdfInvoice {
+/// The document of an invoice as issued (`Invoice::as_issued`).
+pub fn document(v: &Invoice) -> PdfInvoice {
+    let language = v.language;
+    let amount = |m: Money| format_minor(m.minor);
+    let terms = v.payment_terms();
+    PdfInvoice {
         language: match language {
             Language::Fr => PdfLanguage::Fr,
             Language::En => PdfLanguage::En,
@@ -53,9 +35,9 @@ pub fn document(
         number: v.number.clone().unwrap_or_default(),
         issue_date: v.issued_at.date_naive(),
         due_date: v.due_at,
-        period_label: period_label(period, language),
-        period_from,
-        period_to,
+        period_label: v.period_label(),
+        period_from: v.period_start.date_naive(),
+        period_to: v.period_last_day(),
         buyer_name: v.buyer.name.clone(),
         buyer_company: v.buyer.company.clone(),
         buyer_address: v.buyer.address.clone(),
@@ -67,9 +49,13 @@ pub fn document(
             .iter()
             .map(|l| PdfLine {
                 description: l.description.clone(),
-                quantity_hours: l.quantity_hours.clone(),
-                unit_price: l.unit_price.clone(),
-                amount: l.amount.clone(),
+                quantity_hours: {
+                    let mut q = l.quantity_hours;
+                    q.rescale(2);
+                    q.to_string()
+                },
+                unit_price: l.unit_price.normalize().to_string(),
+                amount: amount(l.amount),
             })
             .collect(),
         discounts: v
@@ -77,35 +63,29 @@ pub fn document(
             .iter()
             .map(|d| PdfDiscount {
                 description: d.description.clone(),
-                amount: d.amount.clone(),
+                amount: amount(d.amount),
             })
             .collect(),
-        subtotal: v.subtotal.clone(),
-        discount_total: v.discount.clone(),
+        subtotal: amount(v.subtotal),
+        discount_total: amount(v.discount),
         vat_rows: vec![VatRow {
-            rate: v.tax_rate.clone(),
-            base: format_minor(base),
-            amount: v.tax.clone(),
+            rate: v.tax_rate.normalize().to_string(),
+            base: amount(v.taxable_base()),
+            amount: amount(v.tax),
         }],
-        total: v.total.clone(),
-        balance_brought_forward: (v.balance_brought_forward != "0.00")
-            .then(|| v.balance_brought_forward.clone()),
-        credit_applied: v.credit_applied.clone(),
-        amount_paid: v.amount_paid.clone(),
-        amount_due: v.amount_due.clone(),
+        total: amount(v.total),
+        balance_brought_forward: (v.balance_brought_forward.minor != 0)
+            .then(|| amount(v.balance_brought_forward)),
+        credit_applied: amount(v.credit_applied),
+        amount_paid: amount(v.amount_paid),
+        amount_due: amount(v.amount_due),
         currency_symbol: "€".into(),
-        // The view words it in the invoice's language (`core::vat::mention`).
-        tax_mention: v.tax_mention.clone(),
+        tax_mention: v.tax_mention().map(str::to_string),
         payment_terms: terms.text(language),
         late_payment: terms.late_payment_sentence(language),
-    })
+    }
 }
 
-pub fn render(
-    v: &InvoiceView,
-    from: NaiveDate,
-    to: NaiveDate,
-    s: &SellerSettings,
-) -> anyhow::Result<Vec<u8>> {
-    Ok(pdf::render(&document(v, from, to)?, &seller(s))?)
+pub fn render(v: &Invoice, s: &SellerSettings) -> anyhow::Result<Vec<u8>> {
+    Ok(pdf::render(&document(v), &seller(s))?)
 }

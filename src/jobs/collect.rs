@@ -22,8 +22,9 @@ use crate::core::collection::{
     AccountPaymentState, Decision, DeclineClass, InvoiceCollectionState, RetrySchedule, Trigger,
     classify_decline, decide, plan_collection, referral_applies, referral_reward,
 };
+use crate::core::collection::AttemptOutcome;
+use crate::core::ids::AccountId;
 use crate::core::money::format_minor;
-use crate::core::period::Period;
 use crate::gateway::{
     ChargeOutcome, ChargeRequest, Gateway, OperatorError, RetryPolicy, SimulatedGateway,
     StripeGateway,
@@ -160,7 +161,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             }
             return Ok::<(), anyhow::Error>(());
         }
-        let (mut after, mut next_index) = (None::<(String, i64)>, 0usize);
+        let (mut after, mut next_index) = (None::<(AccountId, i64)>, 0usize);
         loop {
             // Workers finish what they hold; no page is read after a stop or an operator error.
             if opts.stop.requested() || halt.load(std::sync::atomic::Ordering::SeqCst) {
@@ -200,7 +201,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                     gateway,
                     schedule,
                     now: opts.now,
-                    closing: closing.contains(&inv.account_id),
+                    closing: closing.contains(inv.account_id.as_str()),
                 };
                 let outcome = ctx.collect_one(&inv, opts.dry_run).await;
                 if outcome
@@ -285,7 +286,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
 async fn next_page(
     env: &Env,
     range: Option<(String, String)>,
-    after: Option<(String, i64)>,
+    after: Option<(AccountId, i64)>,
     page_size: i64,
 ) -> anyhow::Result<(Vec<InvoiceRow>, bool)> {
     let range = range.as_ref().map(|(f, l)| (f.as_str(), l.as_str()));
@@ -297,7 +298,7 @@ async fn next_page(
     let last_account = rows
         .last()
         .map(|r| r.account_id.clone())
-        .unwrap_or_default();
+        .unwrap_or_else(|| AccountId(String::new()));
     if rows.first().is_some_and(|r| r.account_id == last_account) {
         // One account fills the page: take the rest of its invoices too.
         let last_id = rows.last().map_or(0, |r| r.id);
@@ -355,7 +356,7 @@ fn item(inv: &InvoiceRow, decision: Decision) -> CollectionItem {
     CollectionItem {
         invoice_id: inv.id,
         invoice_number: inv.number.clone(),
-        account_id: inv.account_id.clone(),
+        account_id: inv.account_id.to_string(),
         decision,
         amount_due_before: format_minor(inv.amount_due_minor),
         credit_applied: format_minor(0),
@@ -376,14 +377,14 @@ impl Ctx<'_> {
         let attempts = coll::attempts(db, inv.id).await?;
         let pm = coll::payment_method(db, &inv.account_id).await?;
         let state = InvoiceCollectionState {
-            status: inv.status.clone(),
+            status: inv.status,
             next_attempt_at: inv.next_attempt_at,
             collection_exhausted: inv.collection_exhausted_at.is_some(),
             last_attempt_at: attempts.last().map(|a| a.created_at),
             last_attempt_pm_version: attempts.last().and_then(|a| a.payment_method_version),
             blocked_pm_version: inv.blocked_pm_version,
-            unknown_attempt: attempts.iter().any(|a| a.outcome == "unknown"),
-            processing_attempt: attempts.iter().any(|a| a.outcome == "processing"),
+            unknown_attempt: attempts.iter().any(|a| a.outcome == AttemptOutcome::Unknown),
+            processing_attempt: attempts.iter().any(|a| a.outcome == AttemptOutcome::Processing),
         };
         let account = AccountPaymentState {
             credit_balance: coll::credit_balance(db, &inv.account_id).await?,
@@ -396,7 +397,7 @@ impl Ctx<'_> {
             Decision::SettleUnknown | Decision::PollProcessing => {
                 let attempt = attempts
                     .iter()
-                    .find(|a| a.outcome == "unknown" || a.outcome == "processing")
+                    .find(|a| a.outcome == AttemptOutcome::Unknown || a.outcome == AttemptOutcome::Processing)
                     .context("attempt in flight")?;
                 out.method = Some(attempt.method.clone());
                 out.charge = format_minor(attempt.amount_minor);
@@ -422,7 +423,7 @@ impl Ctx<'_> {
                     out.outcome = "planned".into();
                     return Ok(out);
                 }
-                let previous = attempts.iter().rev().find(|a| a.outcome == "failed");
+                let previous = attempts.iter().rev().find(|a| a.outcome == AttemptOutcome::Failed);
                 let code = previous
                     .and_then(|a| a.decline_code.clone())
                     .unwrap_or_else(|| "blocked".into());
@@ -442,13 +443,13 @@ impl Ctx<'_> {
                     &NewAttempt {
                         invoice_id: inv.id,
                         number,
-                        trigger: Trigger::Retry.as_str(),
+                        trigger: Trigger::Retry,
                         method: pm.as_ref().map_or("none", |p| p.kind.as_str()),
                         pm: pm.as_ref(),
                         amount_minor: fresh.amount_due_minor,
                         idempotency_key: &key,
                         gateway: "none",
-                        outcome: "failed",
+                        outcome: AttemptOutcome::Failed,
                         decline_code: Some(&code),
                         failure_message: Some(&msg),
                         at: self.now,
@@ -506,7 +507,7 @@ impl Ctx<'_> {
         let Some(fresh) = invoices::get_tx(tx, inv.id).await? else {
             return Ok(None);
         };
-        match fresh.status()? {
+        match fresh.status {
             InvoiceStatus::Open | InvoiceStatus::Unpaid | InvoiceStatus::Pending
                 if fresh.amount_due_minor > 0 =>
             {
@@ -634,13 +635,13 @@ impl Ctx<'_> {
                 &NewAttempt {
                     invoice_id: fresh.id,
                     number,
-                    trigger: trigger.as_str(),
+                    trigger: trigger,
                     method: "none",
                     pm: None,
                     amount_minor: due,
                     idempotency_key: &key,
                     gateway: "none",
-                    outcome: "failed",
+                    outcome: AttemptOutcome::Failed,
                     decline_code: Some("no_payment_method"),
                     failure_message: Some(msg),
                     at: self.now,
@@ -672,13 +673,13 @@ impl Ctx<'_> {
             &NewAttempt {
                 invoice_id: fresh.id,
                 number,
-                trigger: trigger.as_str(),
+                trigger: trigger,
                 method: &pm.kind,
                 pm: Some(&pm),
                 amount_minor: due,
                 idempotency_key: &key,
                 gateway: self.gateway.label(),
-                outcome: "unknown",
+                outcome: AttemptOutcome::Unknown,
                 decline_code: None,
                 failure_message: None,
                 at: self.now,
@@ -722,7 +723,7 @@ impl Ctx<'_> {
                 if !coll::settle_attempt(
                     &mut tx,
                     attempt.id,
-                    "succeeded",
+                    AttemptOutcome::Succeeded,
                     Some(&payment_intent),
                     None,
                     None,
@@ -758,7 +759,7 @@ impl Ctx<'_> {
                 if !coll::settle_attempt(
                     &mut tx,
                     attempt.id,
-                    "processing",
+                    AttemptOutcome::Processing,
                     Some(&payment_intent),
                     None,
                     None,
@@ -771,7 +772,7 @@ impl Ctx<'_> {
                     return Ok(());
                 }
                 invoices::set_status(&mut tx, inv.id, InvoiceStatus::Pending).await?;
-                if attempt.outcome != "processing" {
+                if attempt.outcome != AttemptOutcome::Processing {
                     events::record(
                         &mut tx,
                         &inv.account_id,
@@ -814,7 +815,7 @@ impl Ctx<'_> {
                 if !coll::settle_attempt(
                     &mut tx,
                     attempt.id,
-                    "failed",
+                    AttemptOutcome::Failed,
                     payment_intent.as_deref(),
                     Some(&shown),
                     Some(&message),
@@ -981,7 +982,7 @@ impl Ctx<'_> {
         let Some(referrer) = &invitee.referred_by else {
             return Ok(());
         };
-        let period: Period = inv.period.parse().map_err(anyhow::Error::msg)?;
+        let period = inv.period;
         if !referral_applies(invitee.created_at, period) {
             return Ok(());
         }
@@ -995,7 +996,7 @@ impl Ctx<'_> {
             &invitee.id,
             &invitee.name,
             inv.id,
-            &inv.period,
+            &inv.period.to_string(),
             reward,
             self.now,
         )

@@ -22,7 +22,8 @@ use crate::store::collection::{self as coll, RewardRow};
 use crate::store::invoices::{self, DiscountLine, NewInvoice};
 use crate::store::outbox::{self, NewEmail};
 use crate::store::{catalog, events};
-use crate::views::InvoiceView;
+use crate::core::document::Invoice;
+use crate::store::invoice_document;
 
 /// What an account carries into its next invoice: referral rewards not used yet and small
 /// balances of earlier invoices.
@@ -480,7 +481,7 @@ async fn bill_batch(
         };
         if opts.dry_run {
             report.bump("would_invoice");
-            report.invoices.push(InvoiceView::from_new(&draft));
+            report.invoices.push(invoice_document::from_new(&draft, None));
             continue;
         }
         finalizer.push(draft, report).await;
@@ -628,7 +629,7 @@ fn issued_together(
         info!(account.id = %draft.account.id, invoice.number = %number, amount_minor = draft.totals.total, "invoice issued");
         report.bump("invoiced");
         if views {
-            report.invoices.push(issued(draft, id, &number));
+            report.invoices.push(invoice_document::from_new(draft, Some((id, &number))));
         }
     }
 }
@@ -701,16 +702,11 @@ async fn finalize_together(
         .collect();
     outbox::enqueue_new_many(&mut tx, &emails).await?;
     if !env.defer_documents {
-        let views: Vec<InvoiceView> = drafts
+        // Rendered on every core, stored in the finalizing transaction as for one invoice.
+        let work: Vec<Invoice> = drafts
             .iter()
             .zip(&done)
-            .map(|(d, (id, number))| issued(d, *id, number))
-            .collect();
-        // Rendered on every core, stored in the finalizing transaction as for one invoice.
-        let work: Vec<(InvoiceView, DateTime<Utc>, DateTime<Utc>)> = drafts
-            .iter()
-            .zip(&views)
-            .map(|(d, v)| (v.clone(), d.period_start, d.period_end))
+            .map(|(d, (id, number))| invoice_document::from_new(d, Some((*id, number))))
             .collect();
         let seller = env.jobs.invoice.settings.seller.clone();
         let pdfs = tokio::task::spawn_blocking(move || render_all(&work, &seller))
@@ -728,10 +724,10 @@ async fn finalize_together(
     Ok(Some(done))
 }
 
-/// Renders PDFs on every core the process may use, in the order given: (invoice as issued,
-/// period start, period end) each.
+/// Renders PDFs on every core the process may use, in the order given: each invoice as
+/// issued.
 pub fn render_all(
-    work: &[(InvoiceView, DateTime<Utc>, DateTime<Utc>)],
+    work: &[Invoice],
     seller: &crate::config::SellerSettings,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -742,7 +738,7 @@ pub fn render_all(
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .map(|(view, from, to)| render_pdf(view, *from, *to, seller))
+                        .map(|inv| render_pdf(inv, seller))
                         .collect::<anyhow::Result<Vec<_>>>()
                 })
             })
@@ -785,19 +781,8 @@ fn issued_email<'a>(draft: &'a NewInvoice, id: InvoiceId, number: &str) -> NewEm
     }
 }
 
-/// The invoice as finalized: the draft with its id and number.
-fn issued(draft: &NewInvoice, id: InvoiceId, number: &str) -> InvoiceView {
-    let mut view = InvoiceView::from_new(draft);
-    view.id = Some(id.0);
-    view.number = Some(number.to_string());
-    if draft.amount_due_minor() == 0 {
-        view.status = "paid".into();
-    }
-    view
-}
-
 /// Numbers and stores one invoice with its timeline event, in one transaction.
-pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<InvoiceView>> {
+pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<Invoice>> {
     let mut tx = env.db.begin().await?;
     let Some((id, number)) = invoices::finalize(&mut tx, draft)
         .await
@@ -817,84 +802,21 @@ pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<In
     )
     .await?;
     outbox::enqueue(&mut tx, &issued_email(draft, id, &number)).await?;
-    let view = issued(draft, id, &number);
+    let inv = invoice_document::from_new(draft, Some((id, &number)));
     // The document is made and stored in the finalizing transaction: no finalized invoice
     // without its PDF, whatever crashes. (Only the benchmark defers it, to time it apart.)
     if !env.defer_documents {
-        let pdf = render_pdf(
-            &view,
-            draft.period_start,
-            draft.period_end,
-            &env.jobs.invoice.settings.seller,
-        )?;
+        let pdf = render_pdf(&inv, &env.jobs.invoice.settings.seller)?;
         crate::store::documents::save(&mut tx, id.0, &pdf, draft.issued_at).await?;
     }
     tx.commit().await?;
-    Ok(Some(view))
+    Ok(Some(inv))
 }
 
-/// The PDF of an invoice as issued, for the period `[period_start, period_end)`.
+/// The PDF of an invoice as issued.
 pub fn render_pdf(
-    view: &InvoiceView,
-    period_start: DateTime<Utc>,
-    period_end: DateTime<Utc>,
+    inv: &Invoice,
     seller: &crate::config::SellerSettings,
 ) -> anyhow::Result<Vec<u8>> {
-    let last_day = (period_end - Duration::seconds(1)).date_naive();
-    crate::documents::invoice_pdf::render(view, period_start.date_naive(), last_day, seller)
-        .context("rendering the invoice PDF")
-}
-
-/// The invoices as issued (before any payment), as the PDF shows them, read a page at a time:
-/// their lines, discounts and balances brought forward in three queries for the whole page
-/// (rows in ascending id order). For the documents `Env::defer_documents` left to render later.
-pub async fn issued_views(
-    db: &crate::store::Db,
-    rows: &[invoices::InvoiceRow],
-) -> anyhow::Result<Vec<InvoiceView>> {
-    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-        return Ok(Vec::new());
-    };
-    let (first, last) = (first.id.min(last.id), first.id.max(last.id));
-    let mut lines: HashMap<i64, Vec<invoices::LineRow>> = HashMap::new();
-    for l in invoices::lines_between(db, first, last).await? {
-        lines.entry(l.invoice_id).or_default().push(l);
-    }
-    let mut discounts: HashMap<i64, Vec<crate::views::DiscountView>> = HashMap::new();
-    for (id, description, amount) in invoices::discounts_between(db, first, last).await? {
-        discounts
-            .entry(id)
-            .or_default()
-            .push(crate::views::DiscountView {
-                description,
-                amount: crate::core::money::format_minor(amount),
-            });
-    }
-    let mut transfers: HashMap<i64, Vec<crate::views::TransferView>> = HashMap::new();
-    for (id, invoice_number, amount) in coll::transfers_to_between(db, first, last).await? {
-        transfers
-            .entry(id)
-            .or_default()
-            .push(crate::views::TransferView {
-                invoice_number,
-                amount: crate::core::money::format_minor(amount),
-            });
-    }
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let mut view =
-                InvoiceView::from_row(row, lines.get(&row.id).map_or(&[][..], Vec::as_slice));
-            view.discounts = discounts.remove(&row.id).unwrap_or_default();
-            view.brought_forward_from = transfers.remove(&row.id).unwrap_or_default();
-            let due = row.total_minor + row.brought_forward_minor;
-            view.status = if due == 0 { "paid" } else { "open" }.into();
-            view.credit_applied = crate::core::money::format_minor(0);
-            view.amount_paid = crate::core::money::format_minor(0);
-            view.carried_forward = crate::core::money::format_minor(0);
-            view.amount_due = crate::core::money::format_minor(due);
-            view.next_attempt_at = None;
-            view
-        })
-        .collect())
+    crate::documents::invoice_pdf::render(inv, seller).context("rendering the invoice PDF")
 }

@@ -9,7 +9,8 @@ use crate::config::JobsConfig;
 use crate::core::ids::AccountId;
 use crate::core::period::Period;
 use crate::store::Db;
-use crate::views::{Counts, InvoiceView};
+use crate::core::document::Invoice;
+use crate::views::Counts;
 
 pub mod collect;
 pub mod delete;
@@ -86,7 +87,7 @@ pub struct RunOptions {
 /// See [`RunOptions::invoice_sink`]; none by default (the report keeps the views).
 #[derive(Clone, Default)]
 pub struct InvoiceSink(
-    pub Option<std::sync::Arc<dyn Fn(Vec<crate::views::InvoiceView>) + Send + Sync>>,
+    pub Option<std::sync::Arc<dyn Fn(Vec<crate::core::document::Invoice>) + Send + Sync>>,
 );
 
 impl std::fmt::Debug for InvoiceSink {
@@ -235,7 +236,9 @@ pub struct JobReport {
     pub now: DateTime<Utc>,
     pub period: Option<String>,
     pub counts: Counts,
-    pub invoices: Vec<InvoiceView>,
+    /// Written as their JSON views.
+    #[serde(serialize_with = "crate::views::serialize_invoices")]
+    pub invoices: Vec<Invoice>,
     /// The collect job: what it did (or would do) per invoice.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub collections: Vec<collect::CollectionItem>,

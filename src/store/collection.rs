@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Db, Tx};
+use crate::core::collection::{AttemptOutcome, Trigger};
 use crate::config::BadInput;
 use crate::{with_db, with_tx};
 
@@ -172,7 +173,8 @@ pub struct AttemptRow {
     pub id: i64,
     pub invoice_id: i64,
     pub number: i32,
-    pub trigger: String,
+    #[sqlx(try_from = "String")]
+    pub trigger: Trigger,
     pub method: String,
     pub payment_method_version: Option<i64>,
     pub stripe_customer: Option<String>,
@@ -181,7 +183,8 @@ pub struct AttemptRow {
     pub idempotency_key: String,
     pub gateway: String,
     pub payment_intent_id: Option<String>,
-    pub outcome: String,
+    #[sqlx(try_from = "String")]
+    pub outcome: AttemptOutcome,
     pub decline_code: Option<String>,
     pub failure_message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -209,13 +212,13 @@ pub async fn attempts_tx(tx: &mut Tx, invoice_id: i64) -> anyhow::Result<Vec<Att
 pub struct NewAttempt<'a> {
     pub invoice_id: i64,
     pub number: i32,
-    pub trigger: &'a str,
+    pub trigger: Trigger,
     pub method: &'a str,
     pub pm: Option<&'a PaymentMethodRow>,
     pub amount_minor: i64,
     pub idempotency_key: &'a str,
     pub gateway: &'a str,
-    pub outcome: &'a str,
+    pub outcome: AttemptOutcome,
     pub decline_code: Option<&'a str>,
     pub failure_message: Option<&'a str>,
     pub at: DateTime<Utc>,
@@ -223,17 +226,18 @@ pub struct NewAttempt<'a> {
 
 /// Inserts an attempt; `None` when another run took this attempt number first.
 pub async fn insert_attempt(tx: &mut Tx, a: &NewAttempt<'_>) -> anyhow::Result<Option<i64>> {
-    let settled = (a.outcome != "unknown").then_some(a.at);
+    // Inserted settled unless its outcome is still to be learnt.
+    let settled = (a.outcome != AttemptOutcome::Unknown).then_some(a.at);
     let row: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
         "INSERT INTO payment_attempts (invoice_id, number, trigger, method, payment_method_version, stripe_customer,
             stripe_payment_method, amount_minor, idempotency_key, gateway, outcome, decline_code, failure_message,
             created_at, settled_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          ON CONFLICT DO NOTHING RETURNING id")
-        .bind(a.invoice_id).bind(a.number).bind(a.trigger).bind(a.method)
+        .bind(a.invoice_id).bind(a.number).bind(a.trigger.as_str()).bind(a.method)
         .bind(a.pm.map(|p| p.version)).bind(a.pm.map(|p| p.stripe_customer.as_str()))
         .bind(a.pm.map(|p| p.stripe_payment_method.as_str())).bind(a.amount_minor).bind(a.idempotency_key)
-        .bind(a.gateway).bind(a.outcome).bind(a.decline_code).bind(a.failure_message).bind(a.at).bind(settled)
+        .bind(a.gateway).bind(a.outcome.as_str()).bind(a.decline_code).bind(a.failure_message).bind(a.at).bind(settled)
         .fetch_optional(c).await?);
     Ok(row.map(|r| r.0))
 }
@@ -241,20 +245,20 @@ pub async fn insert_attempt(tx: &mut Tx, a: &NewAttempt<'_>) -> anyhow::Result<O
 pub async fn settle_attempt(
     tx: &mut Tx,
     attempt_id: i64,
-    outcome: &str,
+    outcome: AttemptOutcome,
     payment_intent: Option<&str>,
     decline_code: Option<&str>,
     message: Option<&str>,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let settled = (outcome != "unknown" && outcome != "processing").then_some(at);
+    let settled = outcome.is_settled().then_some(at);
     // Only an attempt still in flight can be settled: a second run settling the same attempt
     // (it sent the same idempotency key) finds it settled and changes nothing.
     let n = with_tx!(tx, c => sqlx::query(
         "UPDATE payment_attempts SET outcome = $2, payment_intent_id = COALESCE($3, payment_intent_id),
             decline_code = $4, failure_message = $5, settled_at = $6
          WHERE id = $1 AND outcome IN ('unknown', 'processing')")
-        .bind(attempt_id).bind(outcome).bind(payment_intent).bind(decline_code).bind(message).bind(settled)
+        .bind(attempt_id).bind(outcome.as_str()).bind(payment_intent).bind(decline_code).bind(message).bind(settled)
         .execute(c).await?.rows_affected());
     Ok(n == 1)
 }

@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod documents;
 pub mod events;
 pub mod hds;
+pub mod invoice_document;
 pub mod invoices;
 pub mod lifecycle;
 pub mod outbox;

@@ -293,12 +293,12 @@ both_stores!(
             .await
             .unwrap();
         assert_eq!(rows.len(), ids.len());
-        let page = billrun::jobs::invoice::issued_views(&db, &rows)
+        let page = billrun::store::invoice_document::load_issued_page(&db, &rows)
             .await
             .unwrap();
         let mut alone = Vec::new();
         for row in &rows {
-            let mut one = billrun::jobs::invoice::issued_views(&db, std::slice::from_ref(row))
+            let mut one = billrun::store::invoice_document::load_issued_page(&db, std::slice::from_ref(row))
                 .await
                 .unwrap();
             assert_eq!(one.len(), 1);
@@ -314,16 +314,16 @@ both_stores!(
         }
         assert_eq!(page[1].discounts.len(), 1);
         assert_eq!(page[1].discounts[0].description, "Referral reward");
-        assert_eq!(page[2].brought_forward_from.len(), 1);
+        assert_eq!(page[2].brought_forward.len(), 1);
         assert_eq!(
-            page[2].brought_forward_from[0].invoice_number,
+            page[2].brought_forward[0].invoice_number,
             rows[0].number
         );
-        assert!(page[0].discounts.is_empty() && page[0].brought_forward_from.is_empty());
+        assert!(page[0].discounts.is_empty() && page[0].brought_forward.is_empty());
         assert!(
             page[3..]
                 .iter()
-                .all(|v| v.discounts.is_empty() && v.brought_forward_from.is_empty())
+                .all(|v| v.discounts.is_empty() && v.brought_forward.is_empty())
         );
     }
 );

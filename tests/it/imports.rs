@@ -305,13 +305,13 @@ both_stores!(
         // 720 h × 0.04 = 28.80, still running).
         let nov = app.run(JobName::Invoice, "2026-12-01T06:00:00Z").await;
         assert_eq!(nov.invoices.len(), 1);
-        let lines: Vec<(&str, &str)> = nov.invoices[0]
+        let lines: Vec<(&str, i64)> = nov.invoices[0]
             .lines
             .iter()
-            .map(|l| (l.item.as_str(), l.amount.as_str()))
+            .map(|l| (l.item.as_str(), l.amount.minor))
             .collect();
-        assert_eq!(lines, vec![("M", "8.64"), ("L", "28.80")]);
-        assert_eq!(nov.invoices[0].subtotal, "37.44");
+        assert_eq!(lines, vec![("M", 864), ("L", 2880)]);
+        assert_eq!(nov.invoices[0].subtotal.minor, 3744);
     }
 );
 
