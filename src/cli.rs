@@ -12,10 +12,10 @@ use crate::core::ids::AccountId;
 use crate::core::period::Period;
 use crate::import::{ImportKind, Rejected};
 use crate::jobs::{self, Env, JobName, RunOptions};
+use crate::store::invoice_document;
 use crate::store::invoices::{self, InvoiceStatus, ListFilter};
 use crate::store::{DEFAULT_DATABASE_URL, Db, accounts, collection, events};
 use crate::views::{self, InvoiceView};
-use crate::store::invoice_document;
 
 /// Exit codes: 0 done; 1 the job ran but some items failed; 2 bad usage, config or input;
 /// 3 could not run (store unreachable, I/O error).

@@ -19,6 +19,7 @@ use crate::config::BadInput;
 use crate::core::deletion::{
     OwedInvoice, Refusal, TokenError, check_request, check_token, token_digest,
 };
+use crate::core::document::Invoice;
 use crate::core::ids::AccountId;
 use crate::core::money::format_minor;
 use crate::core::period::Period;
@@ -30,7 +31,6 @@ use crate::store::accounts::{self, AccountRow};
 use crate::store::collection as coll;
 use crate::store::outbox::{self, NewEmail};
 use crate::store::{catalog, deletion, events, invoices, lifecycle};
-use crate::core::document::Invoice;
 
 /// A request or confirmation that the account's state does not allow: exit code 4.
 #[derive(Debug, thiserror::Error)]

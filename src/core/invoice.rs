@@ -3,8 +3,8 @@
 use rust_decimal::Decimal;
 
 use super::ids::AppId;
-pub use super::locale::{Language, month_name};
 use super::locale::Typography;
+pub use super::locale::{Language, month_name};
 use super::money::{Money, Overflow, checked_sum};
 use super::period::Period;
 use super::pricing::{PricedLine, UsageKind};

@@ -140,7 +140,11 @@ fn signed_digits(d: Decimal, language: Language, typography: Typography) -> (boo
 /// A number as the language writes it: fr `1 234,5`, en `1,234.5` (its scale kept).
 pub fn number(d: Decimal, language: Language, typography: Typography) -> String {
     let (negative, digits) = signed_digits(d, language, typography);
-    if negative { format!("-{digits}") } else { digits }
+    if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    }
 }
 
 /// An amount in euros as the language writes it, with the scale `d` has: fr `-1 234,50 €`,
@@ -171,21 +175,27 @@ mod tests {
     #[test]
     fn amounts_are_grouped_by_thousands_in_each_language_and_typography() {
         let m = d("-1234567.50");
-        assert_eq!(
-            euros(m, Language::Fr, Typography::Plain),
-            "-1 234 567,50 €"
-        );
+        assert_eq!(euros(m, Language::Fr, Typography::Plain), "-1 234 567,50 €");
         assert_eq!(
             euros(m, Language::Fr, Typography::Typographic),
             "-1\u{202f}234\u{202f}567,50\u{a0}€"
         );
         assert_eq!(euros(m, Language::En, Typography::Plain), "-€1,234,567.50");
-        assert_eq!(money(Money::eur(2880), Language::Fr, Typography::Plain), "28,80 €");
-        assert_eq!(money(Money::eur(-5), Language::En, Typography::Plain), "-€0.05");
+        assert_eq!(
+            money(Money::eur(2880), Language::Fr, Typography::Plain),
+            "28,80 €"
+        );
+        assert_eq!(
+            money(Money::eur(-5), Language::En, Typography::Plain),
+            "-€0.05"
+        );
         // Zero has no sign, whatever sign its decimal carries.
         assert_eq!(euros(d("-0.00"), Language::En, Typography::Plain), "€0.00");
         // The scale is the caller's: a unit price keeps its places, a rate has none.
-        assert_eq!(number(d("0.0200"), Language::Fr, Typography::Plain), "0,0200");
+        assert_eq!(
+            number(d("0.0200"), Language::Fr, Typography::Plain),
+            "0,0200"
+        );
         assert_eq!(number(d("20"), Language::Fr, Typography::Plain), "20");
         assert_eq!(number(d("5.5"), Language::En, Typography::Plain), "5.5");
     }

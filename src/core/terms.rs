@@ -90,7 +90,11 @@ pub fn payment_terms(f: &TermsFacts) -> PaymentTerms {
 /// Whole euros without cents: `40 €`, `€40`.
 fn euros(minor: i64, language: Language) -> String {
     let amount = Money::eur(minor).to_decimal();
-    let amount = if minor % 100 == 0 { amount.trunc() } else { amount };
+    let amount = if minor % 100 == 0 {
+        amount.trunc()
+    } else {
+        amount
+    };
     super::locale::euros(amount, language, Typography::Plain)
 }
 

@@ -217,7 +217,10 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     for inv in crate::store::invoices::list(&env.db, &Default::default()).await? {
         let owes = crate::store::deletion::owed_invoices(&env.db, &inv.account_id).await?;
         let row = accounts::get_account(&env.db, &inv.account_id).await?;
-        if inv.status == crate::core::document::InvoiceStatus::Paid && owes.is_empty() && row.is_some_and(|r| r.status == "active") {
+        if inv.status == crate::core::document::InvoiceStatus::Paid
+            && owes.is_empty()
+            && row.is_some_and(|r| r.status == "active")
+        {
             closing = Some(inv.account_id.clone());
             break;
         }

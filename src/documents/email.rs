@@ -467,7 +467,10 @@ fn format_eur(text: &str, lang: Lang) -> Option<String> {
     // rust_decimal also reads `1.` and `.5`; the data never holds them, and they are refused.
     let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty() || !digits(int) || !digits(frac) || (unsigned.contains('.') && frac.is_empty())
+    if int.is_empty()
+        || !digits(int)
+        || !digits(frac)
+        || (unsigned.contains('.') && frac.is_empty())
     {
         return None;
     }

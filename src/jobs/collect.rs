@@ -18,11 +18,11 @@ use tracing::{info, warn};
 
 use super::{Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::{BadInput, GatewayChoice};
+use crate::core::collection::AttemptOutcome;
 use crate::core::collection::{
     AccountPaymentState, Decision, DeclineClass, InvoiceCollectionState, RetrySchedule, Trigger,
     classify_decline, decide, plan_collection, referral_applies, referral_reward,
 };
-use crate::core::collection::AttemptOutcome;
 use crate::core::ids::AccountId;
 use crate::core::money::format_minor;
 use crate::gateway::{
@@ -383,8 +383,12 @@ impl Ctx<'_> {
             last_attempt_at: attempts.last().map(|a| a.created_at),
             last_attempt_pm_version: attempts.last().and_then(|a| a.payment_method_version),
             blocked_pm_version: inv.blocked_pm_version,
-            unknown_attempt: attempts.iter().any(|a| a.outcome == AttemptOutcome::Unknown),
-            processing_attempt: attempts.iter().any(|a| a.outcome == AttemptOutcome::Processing),
+            unknown_attempt: attempts
+                .iter()
+                .any(|a| a.outcome == AttemptOutcome::Unknown),
+            processing_attempt: attempts
+                .iter()
+                .any(|a| a.outcome == AttemptOutcome::Processing),
         };
         let account = AccountPaymentState {
             credit_balance: coll::credit_balance(db, &inv.account_id).await?,
@@ -397,7 +401,10 @@ impl Ctx<'_> {
             Decision::SettleUnknown | Decision::PollProcessing => {
                 let attempt = attempts
                     .iter()
-                    .find(|a| a.outcome == AttemptOutcome::Unknown || a.outcome == AttemptOutcome::Processing)
+                    .find(|a| {
+                        a.outcome == AttemptOutcome::Unknown
+                            || a.outcome == AttemptOutcome::Processing
+                    })
                     .context("attempt in flight")?;
                 out.method = Some(attempt.method.clone());
                 out.charge = format_minor(attempt.amount_minor);
@@ -423,7 +430,10 @@ impl Ctx<'_> {
                     out.outcome = "planned".into();
                     return Ok(out);
                 }
-                let previous = attempts.iter().rev().find(|a| a.outcome == AttemptOutcome::Failed);
+                let previous = attempts
+                    .iter()
+                    .rev()
+                    .find(|a| a.outcome == AttemptOutcome::Failed);
                 let code = previous
                     .and_then(|a| a.decline_code.clone())
                     .unwrap_or_else(|| "blocked".into());
@@ -635,7 +645,7 @@ impl Ctx<'_> {
                 &NewAttempt {
                     invoice_id: fresh.id,
                     number,
-                    trigger: trigger,
+                    trigger,
                     method: "none",
                     pm: None,
                     amount_minor: due,
@@ -673,7 +683,7 @@ impl Ctx<'_> {
             &NewAttempt {
                 invoice_id: fresh.id,
                 number,
-                trigger: trigger,
+                trigger,
                 method: &pm.kind,
                 pm: Some(&pm),
                 amount_minor: due,

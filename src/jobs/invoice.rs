@@ -10,6 +10,7 @@ use tracing::{debug, info, warn};
 use super::{Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::BadInput;
 use crate::core::collection::allocate_rewards;
+use crate::core::document::Invoice;
 use crate::core::ids::InvoiceId;
 use crate::core::invoice::{Language, draft_line, period_label, totals};
 use crate::core::money::{Overflow, checked_sum};
@@ -19,11 +20,10 @@ use crate::core::vat;
 use crate::model::Account;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::collection::{self as coll, RewardRow};
+use crate::store::invoice_document;
 use crate::store::invoices::{self, DiscountLine, NewInvoice};
 use crate::store::outbox::{self, NewEmail};
 use crate::store::{catalog, events};
-use crate::core::document::Invoice;
-use crate::store::invoice_document;
 
 /// What an account carries into its next invoice: referral rewards not used yet and small
 /// balances of earlier invoices.
@@ -481,7 +481,9 @@ async fn bill_batch(
         };
         if opts.dry_run {
             report.bump("would_invoice");
-            report.invoices.push(invoice_document::from_new(&draft, None));
+            report
+                .invoices
+                .push(invoice_document::from_new(&draft, None));
             continue;
         }
         finalizer.push(draft, report).await;
@@ -629,7 +631,9 @@ fn issued_together(
         info!(account.id = %draft.account.id, invoice.number = %number, amount_minor = draft.totals.total, "invoice issued");
         report.bump("invoiced");
         if views {
-            report.invoices.push(invoice_document::from_new(draft, Some((id, &number))));
+            report
+                .invoices
+                .push(invoice_document::from_new(draft, Some((id, &number))));
         }
     }
 }

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::JobsConfig;
+use crate::core::document::Invoice;
 use crate::core::ids::AccountId;
 use crate::core::period::Period;
 use crate::store::Db;
-use crate::core::document::Invoice;
 use crate::views::Counts;
 
 pub mod collect;

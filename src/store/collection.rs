@@ -5,8 +5,8 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Db, Tx};
-use crate::core::collection::{AttemptOutcome, Trigger};
 use crate::config::BadInput;
+use crate::core::collection::{AttemptOutcome, Trigger};
 use crate::{with_db, with_tx};
 
 // ---------------------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ use sqlx::FromRow;
 use super::{Db, DbDecimal, Tx};
 pub use crate::core::document::InvoiceStatus;
 use crate::core::ids::{AccountId, InvoiceId};
+use crate::core::invoice::{DraftLine, Totals};
 use crate::core::locale::Language;
 use crate::core::money::Currency;
+use crate::core::period::Period;
 use crate::core::pricing::UsageKind;
 use crate::core::vat::VatCase;
-use crate::core::invoice::{DraftLine, Totals};
-use crate::core::period::Period;
 use crate::model::Account;
 use crate::{with_db, with_tx};
 

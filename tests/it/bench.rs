@@ -298,9 +298,10 @@ both_stores!(
             .unwrap();
         let mut alone = Vec::new();
         for row in &rows {
-            let mut one = billrun::store::invoice_document::load_issued_page(&db, std::slice::from_ref(row))
-                .await
-                .unwrap();
+            let mut one =
+                billrun::store::invoice_document::load_issued_page(&db, std::slice::from_ref(row))
+                    .await
+                    .unwrap();
             assert_eq!(one.len(), 1);
             alone.push(one.remove(0));
         }
@@ -315,10 +316,7 @@ both_stores!(
         assert_eq!(page[1].discounts.len(), 1);
         assert_eq!(page[1].discounts[0].description, "Referral reward");
         assert_eq!(page[2].brought_forward.len(), 1);
-        assert_eq!(
-            page[2].brought_forward[0].invoice_number,
-            rows[0].number
-        );
+        assert_eq!(page[2].brought_forward[0].invoice_number, rows[0].number);
         assert!(page[0].discounts.is_empty() && page[0].brought_forward.is_empty());
         assert!(
             page[3..]

@@ -15,7 +15,9 @@ async fn invoices_of(app: &TestApp) -> Vec<InvoiceView> {
     let mut out = Vec::new();
     for r in rows {
         let lines = invoices::lines(app.db(), r.id).await.unwrap();
-        out.push(InvoiceView::of(&billrun::store::invoice_document::from_row(&r, &lines)));
+        out.push(InvoiceView::of(
+            &billrun::store::invoice_document::from_row(&r, &lines),
+        ));
     }
     out
 }
