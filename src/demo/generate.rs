@@ -302,10 +302,15 @@ fn unique_app_name(rng: &mut Rng, names: &Names, slug: &str, siblings: &[App]) -
     if !taken(&name) {
         return name;
     }
-    (2..)
-        .map(|k| format!("{name}-{k}"))
-        .find(|n| !taken(n))
-        .expect("an unbounded search finds a free name")
+    // At most 6 siblings: one of `-2` to `-8` is free.
+    let mut k = 2;
+    loop {
+        let candidate = format!("{name}-{k}");
+        if !taken(&candidate) {
+            return candidate;
+        }
+        k += 1;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
