@@ -50,6 +50,55 @@ both_stores!(importing_again_changes_nothing, |app: TestApp| async move {
     assert_eq!(app.dump().await, before);
 });
 
+// A store that refuses a record as already stored yet holds none with its key (here a trigger
+// drops every insert into `apps`) fails the import with an error naming the file, the line and
+// the record, where the import used to panic; nothing is imported.
+both_stores!(
+    an_insert_refused_without_a_stored_row_fails_the_import,
+    |app: TestApp| async move {
+        app.import_fixture(ImportKind::Accounts, "accounts.csv")
+            .await;
+        let apps = app.count("apps").await;
+        match app.db() {
+            billrun::store::Db::Postgres(p) => {
+                sqlx::query(
+                    "CREATE FUNCTION drop_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+                )
+                .execute(p)
+                .await
+                .unwrap();
+                sqlx::query("CREATE TRIGGER drop_apps BEFORE INSERT ON apps FOR EACH ROW EXECUTE FUNCTION drop_row()")
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            billrun::store::Db::Sqlite(p) => {
+                sqlx::query("CREATE TRIGGER drop_apps BEFORE INSERT ON apps BEGIN SELECT RAISE(IGNORE); END")
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+        }
+        let err = app
+            .import_csv(
+                ImportKind::Apps,
+                "apps.csv",
+                "id,name,account_id\napp-new,web,acc-fr-consumer\n",
+            )
+            .await
+            .unwrap_err();
+        let missing = err
+            .downcast_ref::<billrun::import::StoredRowMissing>()
+            .unwrap_or_else(|| panic!("not a missing row: {err:#}"));
+        assert_eq!((missing.file.as_str(), missing.line), ("apps.csv", 2));
+        assert_eq!(
+            err.to_string(),
+            "apps.csv:2: the store refused app `app-new` as already stored, but holds no app `app-new` (did it change during the import?); nothing imported"
+        );
+        assert_eq!(app.count("apps").await, apps);
+    }
+);
+
 both_stores!(ndjson_imports_like_csv, |app: TestApp| async move {
     app.import_fixture(ImportKind::Catalog, "catalog.csv").await;
     app.import_fixture(ImportKind::Accounts, "accounts.csv")
