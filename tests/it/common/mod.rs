@@ -5,6 +5,7 @@
 
 pub mod fake_stripe;
 pub mod fake_vies;
+pub mod http;
 pub mod smtp;
 
 use std::collections::BTreeMap;
