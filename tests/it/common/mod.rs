@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use billrun::config::JobsConfig;
 use billrun::import::read::Format;
@@ -128,6 +129,18 @@ async fn pg_admin() -> sqlx::PgConnection {
     sqlx::PgConnection::connect(&pg_admin_url())
         .await
         .expect("PostgreSQL must run at 127.0.0.1:5432 (user postgres, trust auth)")
+}
+
+/// Waits until `check` holds, polling every 20 ms; fails naming `what` after `within`.
+pub async fn wait_until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub struct TestApp {
