@@ -31,15 +31,33 @@ fn check_report(r: &Value) {
     let steps = r["steps"].as_array().expect("steps");
     let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, STEPS);
+    // Timings are never compared with a figure, only with each other: every step took time,
+    // and its rate is its items over its time.
+    let seconds = |s: &Value| -> f64 {
+        let seconds = s["seconds"].as_f64().unwrap();
+        assert!(seconds > 0.0, "{s}");
+        seconds
+    };
+    for s in steps {
+        let rate = s["items"].as_f64().unwrap() / seconds(s);
+        assert!(
+            (s["items_per_second"].as_f64().unwrap() - rate).abs() <= rate * 1e-9,
+            "{s}"
+        );
+    }
     let items = |name: &str| -> u64 {
         let s = steps.iter().find(|s| s["name"] == name).unwrap();
-        assert!(s["seconds"].as_f64().unwrap() >= 0.0, "{s}");
-        assert!(s["items_per_second"].as_f64().unwrap() >= 0.0, "{s}");
         s["items"].as_u64().unwrap()
     };
-    for key in ["floor_seconds", "invoice_to_floor_ratio"] {
-        assert!(r[key].as_f64().unwrap() >= 0.0, "{key}: {r}");
-    }
+    // The floor statement took time; the ratio is the invoice step's time over it.
+    let floor = r["floor_seconds"].as_f64().unwrap();
+    assert!(floor > 0.0, "{r}");
+    let invoice = steps.iter().find(|s| s["name"] == "invoice").unwrap();
+    let ratio = seconds(invoice) / floor;
+    assert!(
+        (r["invoice_to_floor_ratio"].as_f64().unwrap() - ratio).abs() <= ratio * 1e-9,
+        "{r}"
+    );
     assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0, "{r}");
     // The commands whose output grows with the platform, each its own process (issue 25 §4).
     let commands: Vec<(&str, i64, u64)> = r["commands"]
@@ -70,8 +88,8 @@ fn check_report(r: &Value) {
         assert_eq!(*exit, 0, "{command}");
         assert!(*peak > 1_000_000, "{command}: {peak} bytes");
     }
-    // The tests' stores let the bench settle them between steps.
-    assert!(r["flush_seconds"].as_f64().unwrap() >= 0.0, "{r}");
+    // The tests' stores let the bench settle them between steps (a number, not `null`).
+    assert!(r["flush_seconds"].as_f64().unwrap() > 0.0, "{r}");
     assert_eq!(r["accounts"], 50);
 
     // 50 accounts and their apps and usage, plus the catalog, credits and payment methods.

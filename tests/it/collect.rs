@@ -687,14 +687,12 @@ both_stores!(
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while fake.requests().is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the charge never reached Stripe"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        crate::common::wait_until(
+            "the charge to reach Stripe",
+            std::time::Duration::from_secs(30),
+            async || !fake.requests().is_empty(),
+        )
+        .await;
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(fake.charges_created(), 1);

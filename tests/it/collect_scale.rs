@@ -167,9 +167,12 @@ both_stores!(
         let stop = o.stop.clone();
         let env = app.env.clone();
         let run = tokio::spawn(async move { billrun::jobs::run(&env, JobName::Collect, &o).await });
-        while fake.requests().len() < 10 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::common::wait_until(
+            "ten charges at the fake Stripe",
+            Duration::from_secs(30),
+            async || fake.requests().len() >= 10,
+        )
+        .await;
         // SIGTERM: the daemon requests a stop; charges in flight finish and are recorded.
         stop.request();
         let r = run.await.unwrap().unwrap();

@@ -831,22 +831,21 @@ async fn a_group_that_meets_an_invoice_made_meanwhile_goes_one_by_one() {
         tokio::spawn(
             async move { billrun::jobs::run(&env, JobName::Invoice, &opts(OCT_RUN)).await },
         );
-    let mut waited = 0;
-    loop {
-        let (waiting,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        waited += 1;
-        assert!(waited < 500, "the run never waited for the counter");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::common::wait_until(
+        "the run to wait for the year's counter",
+        std::time::Duration::from_secs(10),
+        async || {
+            let (waiting,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            waiting > 0
+        },
+    )
+    .await;
     sqlx::query(
         "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency,
             language, buyer_name, buyer_address, buyer_country, subtotal_minor, discount_minor, tax_case,

@@ -11,8 +11,8 @@ use billrun::core::period::Period;
 use billrun::jobs::JobName;
 use chrono::Utc;
 
-use crate::common::TestApp;
 use crate::common::fake_stripe::FakeStripe;
+use crate::common::{TestApp, wait_until};
 
 const JOBS: [&str; 7] = [
     "invoice",
@@ -104,7 +104,7 @@ fn daemon(app: &TestApp) -> Proc {
 /// The port a daemon announced.
 async fn port_of(p: &Proc) -> u16 {
     let mut port = None;
-    wait_for(
+    wait_until(
         "the daemon's address",
         Duration::from_secs(30),
         async || {
@@ -143,14 +143,6 @@ fn finish(mut p: Proc, within: Duration) -> (std::process::ExitStatus, String) {
             std::fs::read_to_string(&p.log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -349,7 +341,7 @@ async fn two_daemons_on_one_postgresql_run_each_tick_once() {
     jobs_dir(&app, &[("hds", "* * * * * *")], 500);
     let a = daemon(&app);
     let b = daemon(&app);
-    wait_for("six ticks", Duration::from_secs(30), async || {
+    wait_until("six ticks", Duration::from_secs(30), async || {
         runs(&app, "hds").await.len() >= 6
     })
     .await;
@@ -414,9 +406,11 @@ both_stores!(
         billrun::with_db!(app.db(), p => sqlx::query("UPDATE job_runs SET status = 'succeeded'").execute(p).await.unwrap().rows_affected());
         for round in 0..2 {
             let d = daemon(&app);
-            let port = port_of(&d).await;
+            port_of(&d).await;
+            let log = std::fs::read_to_string(&d.log).unwrap_or_default();
             if round == 0 {
-                wait_for("the catch-up run", Duration::from_secs(30), async || {
+                assert!(log.contains("catching up a tick"), "{log}");
+                wait_until("the catch-up run", Duration::from_secs(30), async || {
                     runs(&app, "hds")
                         .await
                         .iter()
@@ -424,12 +418,12 @@ both_stores!(
                 })
                 .await;
             } else {
-                // Wait until the daemon answers: it has started (and decided about catch-up).
-                wait_for("the daemon", Duration::from_secs(30), async || {
-                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                })
-                .await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // The daemon announces its address (`port_of`) once it has decided about
+                // catch-up, and logs a catch-up before that: none this time, the tick is taken.
+                assert!(
+                    !log.contains("catching up a tick"),
+                    "caught up again at the second start: {log}"
+                );
             }
             terminate(&d);
             let (status, log) = finish(d, Duration::from_secs(30));
@@ -452,7 +446,7 @@ both_stores!(
         let period = platform(&app, 120).await;
         jobs_dir(&app, &[("invoice", "* * * * * *")], 4);
         let d = daemon(&app);
-        wait_for(
+        wait_until(
             "invoices being issued",
             Duration::from_secs(60),
             async || app.count("invoices").await >= 8,
@@ -532,14 +526,33 @@ both_stores!(
         );
         assert_eq!(app.count("invoices").await, 0);
         // With --wait: it waits while the run goes on…
-        let waiting = run(&["--wait"]);
-        wait_for("the waiting message", Duration::from_secs(30), async || {
+        let mut waiting = run(&["--wait"]);
+        wait_until("the waiting message", Duration::from_secs(30), async || {
             std::fs::read_to_string(&waiting.log)
                 .unwrap_or_default()
                 .contains("waiting for it to finish")
         })
         .await;
+        // What must not happen has no event to wait for: watch the waiter over two of its polls
+        // (`runner::wait_idle`, every 250 ms). Still waiting, it claimed nothing more (a second
+        // claim would print the message again), left the held run alone and invoiced nothing.
+        // A correct waiter passes however long the window; a wrong one fails within it.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            waiting.child.try_wait().unwrap().is_none(),
+            "the waiter exited"
+        );
+        let log = std::fs::read_to_string(&waiting.log).unwrap_or_default();
+        assert_eq!(log.matches("waiting for it to finish").count(), 1, "{log}");
+        let held_row = runs(&app, "invoice").await;
+        assert_eq!(
+            held_row
+                .iter()
+                .map(|r| (r.id, r.status.as_str()))
+                .collect::<Vec<_>>(),
+            [(held, "running")],
+            "the held run is the only one, still running"
+        );
         assert_eq!(
             app.count("invoices").await,
             0,
@@ -690,7 +703,7 @@ async fn scale_out_survives_a_killed(claimer: bool) {
     };
     // The first claims the run and cuts the ranges; the two others join it.
     let mut procs = vec![join()];
-    wait_for(
+    wait_until(
         "the claimer in its first range",
         Duration::from_secs(30),
         async || holders().await.len() == 1,
@@ -698,7 +711,7 @@ async fn scale_out_survives_a_killed(claimer: bool) {
     .await;
     procs.push(join());
     procs.push(join());
-    wait_for(
+    wait_until(
         "three processes in a range each",
         Duration::from_secs(30),
         async || holders().await.len() == 3,
@@ -807,7 +820,7 @@ both_stores!(
                 .and_then(|l| l.rsplit(' ').next()?.parse().ok())
                 .unwrap_or(0)
         };
-        wait_for(
+        wait_until(
             "two succeeded runs in /metrics",
             Duration::from_secs(30),
             async || succeeded(&http_get(port, "/metrics")) >= 2,

@@ -1,14 +1,12 @@
-//! A fake Stripe API for tests: a small HTTP/1.1 server on 127.0.0.1 that answers
+//! A fake Stripe API for tests: an HTTP/1.1 server on 127.0.0.1 that answers
 //! `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}` and `DELETE /v1/customers/{id}`
 //! the way Stripe's test mode does (test payment methods such as `pm_card_visa` or
 //! `pm_card_visa_chargeDeclined`), with idempotency keys and fault injection.
 //!
-//! The server runs on its own thread with its own Tokio runtime, so it keeps answering while
-//! the test blocks (for example while it waits for a child process) and whatever runtime the
-//! test uses. It stops when the last `FakeStripe` handle is dropped.
-//!
-//! Include it with `#[path = "common/fake_stripe.rs"] mod fake_stripe;` or as a module of
-//! `tests/common`. Only tokio, serde_json and std are used.
+//! The HTTP layer is [`super::http::Server`] (hyper): its own thread with its own Tokio
+//! runtime, so it keeps answering while the test blocks (for example while it waits for a
+//! child process) and whatever runtime the test uses. It stops when the last `FakeStripe`
+//! handle is dropped.
 //!
 //! Where the behaviour follows Stripe rather than a simpler reading:
 //! - a declined or authentication-required off-session confirmation answers 402 and leaves
@@ -29,8 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+use super::http;
 
 /// Fixed clock of the fake: 2026-01-01T00:00:00Z, plus one second per object created.
 const EPOCH: i64 = 1_767_225_600;
@@ -43,7 +41,7 @@ pub struct Recorded {
     pub path: String,
     /// Decoded query string pairs.
     pub query: Vec<(String, String)>,
-    /// Header names lowercased, in the order received.
+    /// Header names lowercased.
     pub headers: Vec<(String, String)>,
     /// Decoded `application/x-www-form-urlencoded` body, e.g. `("metadata[invoice_id]", "42")`.
     pub form: Vec<(String, String)>,
@@ -79,21 +77,8 @@ impl Recorded {
 /// Handle on a running fake. Cheap to clone; the server stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct FakeStripe {
-    port: u16,
+    server: http::Server,
     state: Arc<Mutex<State>>,
-    _guard: Arc<ShutdownGuard>,
-}
-
-struct ShutdownGuard {
-    tx: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-}
-
-impl Drop for ShutdownGuard {
-    fn drop(&mut self) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = tx.send(());
-        }
-    }
 }
 
 impl FakeStripe {
@@ -104,59 +89,19 @@ impl FakeStripe {
 
     /// Same as [`FakeStripe::start`], for tests that are not async.
     pub fn start_blocking() -> FakeStripe {
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("fake stripe: bind 127.0.0.1:0");
-        std_listener
-            .set_nonblocking(true)
-            .expect("fake stripe: set_nonblocking");
-        let port = std_listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(State::default()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
-        std::thread::Builder::new()
-            .name(format!("fake-stripe-{port}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake stripe: runtime");
-                rt.block_on(async move {
-                    let listener =
-                        TcpListener::from_std(std_listener).expect("fake stripe: listener");
-                    let accept = async {
-                        loop {
-                            match listener.accept().await {
-                                Ok((sock, _)) => {
-                                    tokio::spawn(serve_connection(sock, st.clone()));
-                                }
-                                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        _ = accept => {}
-                        _ = rx => {}
-                    }
-                });
-                // Dropping the runtime cancels connections still open (e.g. hanging ones).
-            })
-            .expect("fake stripe: spawn thread");
-        FakeStripe {
-            port,
-            state,
-            _guard: Arc::new(ShutdownGuard {
-                tx: Mutex::new(Some(tx)),
-            }),
-        }
+        let server = http::Server::start("fake-stripe", move |req| answer(st.clone(), req));
+        FakeStripe { server, state }
     }
 
     /// `http://127.0.0.1:PORT/` — async-stripe builds `{base}v1{path}`.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        format!("http://127.0.0.1:{}/", self.server.port())
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Every request received, in order, including those answered by fault injection.
@@ -1103,246 +1048,60 @@ fn sepa_payment_method(id: &str, customer: Option<&str>, created: i64) -> Value 
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP/1.1
+// Answering (the HTTP server itself is `http.rs`)
 
-async fn serve_connection(mut sock: TcpStream, state: Arc<Mutex<State>>) {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        let Some(head_end) = read_until_head(&mut sock, &mut buf).await else {
-            return;
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        buf.drain(..head_end + 4);
-
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or_default();
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_ascii_uppercase();
-        let target = parts.next().unwrap_or("/").to_string();
-        let version = parts.next().unwrap_or("HTTP/1.1").to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-
-        let chunked =
-            header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let body = if chunked {
-            match read_chunked(&mut sock, &mut buf).await {
-                Some(b) => b,
-                None => return,
-            }
-        } else {
-            let len = header("content-length")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if !fill(&mut sock, &mut buf, len).await {
-                return;
-            }
-            buf.drain(..len).collect()
-        };
-        let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
-            || version == "HTTP/1.0";
-
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), decode_form(q)),
-            None => (target.clone(), Vec::new()),
-        };
-        let is_form = header("content-type")
-            .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"));
-        let form = if is_form {
-            decode_form(&String::from_utf8_lossy(&body))
-        } else {
-            Vec::new()
-        };
-        let req = Request {
-            method,
-            path,
-            query,
-            headers: headers.clone(),
-            form,
-        };
-
-        let (resp, delay, index) = handle(&state, req);
-        if !delay.is_zero() {
-            {
-                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                st.in_flight += 1;
-                st.max_in_flight = st.max_in_flight.max(st.in_flight);
-            }
-            tokio::time::sleep(delay).await;
+/// Answers one request: [`handle`], then the delay (latency or `hang_next`) if any.
+async fn answer(state: Arc<Mutex<State>>, req: http::Request) -> http::Response {
+    let is_form = req
+        .header("content-type")
+        .is_none_or(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form = if is_form {
+        decode_form(&req.body)
+    } else {
+        Vec::new()
+    };
+    let request = Request {
+        query: decode_form(req.query.as_bytes()),
+        method: req.method,
+        path: req.path,
+        headers: req.headers,
+        form,
+    };
+    let (resp, delay, index) = handle(&state, request);
+    if !delay.is_zero() {
+        {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            st.in_flight += 1;
+            st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        }
+        // In a task of its own: a client that gives up (a timeout, a killed process) drops
+        // this answer, not the count of requests in flight or the recorded status.
+        let st = state.clone();
+        let status = resp.status;
+        let _ = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
             st.in_flight -= 1;
-            st.requests[index].status = resp.status;
-        }
-
-        let mut out = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
-        out.push_str("Server: nginx\r\n");
-        out.push_str("Content-Type: application/json\r\n");
-        out.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
-        out.push_str(if close {
-            "Connection: close\r\n"
-        } else {
-            "Connection: keep-alive\r\n"
-        });
-        out.push_str("Cache-Control: no-cache, no-store\r\n");
-        for (k, v) in &resp.headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
-        }
-        out.push_str("\r\n");
-        out.push_str(&resp.body);
-        if sock.write_all(out.as_bytes()).await.is_err() || sock.flush().await.is_err() {
-            return;
-        }
-        if close {
-            let _ = sock.shutdown().await;
-            return;
-        }
+            st.requests[index].status = status;
+        })
+        .await;
     }
-}
-
-/// Reads until the buffer holds a full request head; returns the index of its `\r\n\r\n`.
-async fn read_until_head(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
-    loop {
-        if let Some(p) = find(buf, b"\r\n\r\n") {
-            return Some(p);
-        }
-        if buf.len() > 1 << 20 {
-            return None;
-        }
-        let mut tmp = [0u8; 8192];
-        match sock.read(&mut tmp).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-        }
-    }
-}
-
-/// Reads until the buffer holds at least `len` bytes.
-async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> bool {
-    while buf.len() < len {
-        let mut tmp = [0u8; 8192];
-        match sock.read(&mut tmp).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-        }
-    }
-    true
-}
-
-async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = loop {
-            if let Some(p) = find(buf, b"\r\n") {
-                break p;
-            }
-            let want = buf.len() + 1;
-            if !fill(sock, buf, want).await {
-                return None;
-            }
-        };
-        let line = String::from_utf8_lossy(&buf[..line_end]).into_owned();
-        buf.drain(..line_end + 2);
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        if size == 0 {
-            // Trailers, then an empty line.
-            loop {
-                let end = loop {
-                    if let Some(p) = find(buf, b"\r\n") {
-                        break p;
-                    }
-                    let want = buf.len() + 1;
-                    if !fill(sock, buf, want).await {
-                        return None;
-                    }
-                };
-                buf.drain(..end + 2);
-                if end == 0 {
-                    return Some(body);
-                }
-            }
-        }
-        if !fill(sock, buf, size + 2).await {
-            return None;
-        }
-        body.extend_from_slice(&buf[..size]);
-        buf.drain(..size + 2);
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        404 => "Not Found",
-        409 => "Conflict",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Unknown",
+    let mut headers: Vec<(String, String)> = vec![
+        ("Server".into(), "nginx".into()),
+        ("Content-Type".into(), "application/json".into()),
+        ("Cache-Control".into(), "no-cache, no-store".into()),
+    ];
+    headers.extend(resp.headers);
+    http::Response {
+        status: resp.status,
+        headers,
+        body: resp.body.into_bytes(),
     }
 }
 
 /// Decodes `a=1&b%5Bc%5D=x+y` into pairs (percent-decoding, `+` → space).
-pub fn decode_form(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(pair), String::new()),
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (
-                    bytes.get(i + 1).and_then(|b| hex(*b)),
-                    bytes.get(i + 2).and_then(|b| hex(*b)),
-                ) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+pub fn decode_form(s: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(s).into_owned().collect()
 }
 
 /// A BTreeMap view of the form, handy in assertions.

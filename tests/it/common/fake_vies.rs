@@ -4,17 +4,16 @@
 //! errorWrappers: [{error: "MS_UNAVAILABLE", message}]}`), with a member state that can be
 //! down and an answer that can hang (a timeout). One request per connection.
 //!
-//! Like `fake_stripe`, it runs on its own thread with its own Tokio runtime and stops when the
-//! last handle is dropped.
+//! Served by [`super::http::Server`] (hyper), like `fake_stripe`: its own thread and runtime,
+//! stopped when the last handle is dropped.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+use super::http;
 
 #[derive(Default)]
 struct State {
@@ -31,64 +30,23 @@ struct State {
 
 #[derive(Clone)]
 pub struct FakeVies {
-    port: u16,
+    server: http::Server,
     state: Arc<Mutex<State>>,
-    _stop: Arc<Stop>,
-}
-
-struct Stop(Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = tx.send(());
-        }
-    }
 }
 
 impl FakeVies {
     pub fn start() -> FakeVies {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("fake vies: bind");
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
-        std::thread::Builder::new()
-            .name(format!("fake-vies-{port}"))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(std_listener).unwrap();
-                    let accept = async {
-                        loop {
-                            if let Ok((sock, _)) = listener.accept().await {
-                                tokio::spawn(serve(sock, st.clone()));
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        _ = accept => {}
-                        _ = rx => {}
-                    }
-                });
-            })
-            .unwrap();
-        FakeVies {
-            port,
-            state,
-            _stop: Arc::new(Stop(Mutex::new(Some(tx)))),
-        }
+        let server = http::Server::start("fake-vies", move |req| answer(st.clone(), req));
+        FakeVies { server, state }
     }
 
     /// The base URL (`vies_base_url`).
     pub fn base_url(&self) -> String {
         format!(
             "http://127.0.0.1:{}/taxation_customs/vies/rest-api",
-            self.port
+            self.server.port()
         )
     }
 
@@ -118,43 +76,8 @@ impl FakeVies {
     }
 }
 
-async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // The head, then Content-Length bytes of body.
-    let (head_end, len) = loop {
-        let Ok(n) = sock.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            break (i + 4, len);
-        }
-    };
-    while buf.len() < head_end + len {
-        let Ok(n) = sock.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let request_line = String::from_utf8_lossy(&buf[..head_end])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let body: Value = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
+async fn answer(state: Arc<Mutex<State>>, req: http::Request) -> http::Response {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let (status, answer, hang) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.requests.push(body.clone());
@@ -163,7 +86,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) {
             "{country}{}",
             body["vatNumber"].as_str().unwrap_or_default()
         );
-        if !request_line.starts_with("POST ") || !request_line.contains("/check-vat-number ") {
+        if req.method != "POST" || !req.path.ends_with("/check-vat-number") {
             (
                 404,
                 json!({"actionSucceed": false, "errorWrappers": [{"error": "NOT_FOUND"}]}),
@@ -197,14 +120,15 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) {
         }
     };
     if hang {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        return;
+        // The answer never comes: the client times out (the server's runtime drops this).
+        std::future::pending::<()>().await;
     }
-    let text = answer.to_string();
-    let response = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = sock.write_all(response.as_bytes()).await;
-    let _ = sock.shutdown().await;
+    http::Response {
+        status,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Connection".into(), "close".into()),
+        ],
+        body: answer.to_string().into_bytes(),
+    }
 }

@@ -1,16 +1,19 @@
 //! The test harness: the app built against its real stores, a fresh database per test
-//! (PostgreSQL at 127.0.0.1:5432 and an SQLite file), a driver that runs jobs at a given time,
-//! and a dump of every table to prove that a run changed nothing.
+//! (PostgreSQL at 127.0.0.1:5432, cloned from a template migrated once, and an SQLite file),
+//! a driver that runs jobs at a given time, and a dump of every table to prove that a run
+//! changed nothing.
 #![allow(dead_code)]
 
 pub mod fake_stripe;
 pub mod fake_vies;
+pub mod http;
 pub mod smtp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use billrun::config::JobsConfig;
 use billrun::import::read::Format;
@@ -42,6 +45,104 @@ fn pg_base_url() -> String {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The migrated, empty database every PostgreSQL test database is a copy of, by name.
+static PG_TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// The advisory lock under which a process builds the template: test binaries of other
+/// checkouts may share the server and start at the same time.
+const PG_TEMPLATE_LOCK: i64 = 0x6269_6c6c_7275_6e00; // "billrun\0"
+
+/// `billrun_template_<hash>`: the hash covers every PostgreSQL migration (version,
+/// description, checksum of its SQL) the app embeds, so a changed or added migration gets a
+/// template of its own and a stale one is never used.
+fn pg_template_name() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for m in billrun::store::PG_MIGRATOR.iter() {
+        h.update(m.version.to_le_bytes());
+        h.update(m.description.as_bytes());
+        h.update([0]);
+        h.update(&m.checksum);
+    }
+    let hash: String = h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("billrun_template_{hash}")
+}
+
+/// The template's name, made once per test process: created and migrated if no process made
+/// it before (`IS_TEMPLATE` marks a finished one), then closed to connections, which
+/// `CREATE DATABASE … TEMPLATE` needs.
+async fn pg_template() -> &'static str {
+    PG_TEMPLATE
+        .get_or_init(|| async {
+            let name = pg_template_name();
+            let mut admin = pg_admin().await;
+            let admin_sql = async |admin: &mut sqlx::PgConnection, sql: String| {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            };
+            admin_sql(
+                &mut admin,
+                format!("SELECT pg_advisory_lock({PG_TEMPLATE_LOCK})"),
+            )
+            .await;
+            let ready: Option<(bool,)> =
+                sqlx::query_as("SELECT datistemplate FROM pg_database WHERE datname = $1")
+                    .bind(&name)
+                    .fetch_optional(&mut admin)
+                    .await
+                    .expect("look for the template");
+            if ready != Some((true,)) {
+                // Absent, or left half-made by a process that died: (re)build it.
+                admin_sql(
+                    &mut admin,
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                )
+                .await;
+                admin_sql(&mut admin, format!("CREATE DATABASE {name}")).await;
+                let db = Db::connect_and_migrate(&format!("{}/{name}", pg_base_url()))
+                    .await
+                    .expect("migrate the template database");
+                db.close().await;
+                admin_sql(
+                    &mut admin,
+                    format!("ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
+                )
+                .await;
+            }
+            admin_sql(
+                &mut admin,
+                format!("SELECT pg_advisory_unlock({PG_TEMPLATE_LOCK})"),
+            )
+            .await;
+            admin.close().await.ok();
+            name
+        })
+        .await
+}
+
+async fn pg_admin() -> sqlx::PgConnection {
+    sqlx::PgConnection::connect(&pg_admin_url())
+        .await
+        .expect("PostgreSQL must run at 127.0.0.1:5432 (user postgres, trust auth)")
+}
+
+/// Waits until `check` holds, polling every 20 ms; fails naming `what` after `within`.
+pub async fn wait_until(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub struct TestApp {
     pub store: Store,
     pub url: String,
@@ -65,17 +166,19 @@ impl TestApp {
                     COUNTER.fetch_add(1, Ordering::SeqCst),
                     Utc::now().timestamp_micros()
                 );
-                let mut admin = sqlx::PgConnection::connect(&pg_admin_url())
-                    .await
-                    .expect("PostgreSQL must run at 127.0.0.1:5432 (user postgres, trust auth)");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .expect("create test database");
+                let template = pg_template().await;
+                let mut admin = pg_admin().await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {name} TEMPLATE {template}"
+                )))
+                .execute(&mut admin)
+                .await
+                .expect("create the test database from the template");
                 admin.close().await.ok();
                 (format!("{}/{name}", pg_base_url()), Some(name))
             }
         };
+        // On PostgreSQL the copy is migrated already: this only checks it, as the app does.
         let db = Db::connect_and_migrate(&url)
             .await
             .expect("connect and migrate");
