@@ -1,111 +1,113 @@
-//! From an invoice as billrun shows it to the PDF renderer's input: labels, VAT rows, legal
-//! mentions per language.
+//! The invoice PDF at the edge: [`render`] is `documents::pdf::render` with the context an
+//! error needs. The caller passes the invoice as issued (`Invoice::as_issued`).
 
-use chrono::NaiveDate;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 
-use super::pdf::{self, PdfDiscount, PdfInvoice, PdfLanguage, PdfLine, Seller, VatRow};
-use crate::config::SellerSettings;
-use crate::core::invoice::{Language, period_label};
-use crate::core::money::{format_minor, parse_major};
+use super::pdf;
+use crate::core::document::{Buyer, Discount, Invoice, InvoiceStatus, Line, Seller};
+use crate::core::ids::{AccountId, AppId, InvoiceId};
+use crate::core::locale::Language;
+use crate::core::money::{Currency, Money, parse_major};
 use crate::core::period::Period;
-use crate::core::terms::{TermsFacts, payment_terms};
-use crate::core::vat::BuyerKind;
+use crate::core::pricing::UsageKind;
+use crate::core::vat::VatCase;
 use crate::views::InvoiceView;
 
-pub fn seller(s: &SellerSettings) -> Seller {
-    Seller {
-        name: s.name.clone(),
-        legal_form: s.legal_form.clone(),
-        address: s.address.clone(),
-        rcs: s.rcs.clone(),
-        siren: s.siren.clone(),
-        siret: s.siret.clone(),
-        vat_number: s.vat_number.clone(),
-        email: s.email.clone(),
-        website: s.website.clone(),
-        iban: s.iban.clone(),
-    }
-}
-
-/// The document of an invoice as issued.
-pub fn document(
-    v: &InvoiceView,
-    period_from: NaiveDate,
-    period_to: NaiveDate,
-) -> anyhow::Result<PdfInvoice> {
-    let language = Language::parse(&v.language).unwrap_or(Language::En);
-    let period: Period = v.period.parse().map_err(anyhow::Error::msg)?;
-    let base = parse_major(&v.subtotal).map_err(anyhow::Error::msg)?
-        - parse_major(&v.discount).map_err(anyhow::Error::msg)?;
-    // One truth for the PDF and the emails: `core::terms` words how and when it is paid, and
-    // the late-payment mention of a business invoice (article L441-10 of the Code de commerce).
-    let buyer = BuyerKind::of(v.buyer.company.as_deref(), v.buyer.vat_number.as_deref());
-    let terms = payment_terms(&TermsFacts {
-        due_date: v.due_at,
-        amount_due_minor: parse_major(&v.amount_due).map_err(anyhow::Error::msg)?,
-        buyer,
-    });
-    Ok(PdfInvoice {
-        language: match language {
-            Language::Fr => PdfLanguage::Fr,
-            Language::En => PdfLanguage::En,
-        },
-        number: v.number.clone().unwrap_or_default(),
-        issue_date: v.issued_at.date_naive(),
-        due_date: v.due_at,
-        period_label: period_label(period, language),
-        period_from,
-        period_to,
-        buyer_name: v.buyer.name.clone(),
-        buyer_company: v.buyer.company.clone(),
-        buyer_address: v.buyer.address.clone(),
-        buyer_country: v.buyer.country.clone(),
-        buyer_vat_number: v.buyer.vat_number.clone(),
-        buyer_vies_consultation: v.buyer.vies_consultation.clone(),
-        lines: v
-            .lines
-            .iter()
-            .map(|l| PdfLine {
-                description: l.description.clone(),
-                quantity_hours: l.quantity_hours.clone(),
-                unit_price: l.unit_price.clone(),
-                amount: l.amount.clone(),
-            })
-            .collect(),
-        discounts: v
-            .discounts
-            .iter()
-            .map(|d| PdfDiscount {
-                description: d.description.clone(),
-                amount: d.amount.clone(),
-            })
-            .collect(),
-        subtotal: v.subtotal.clone(),
-        discount_total: v.discount.clone(),
-        vat_rows: vec![VatRow {
-            rate: v.tax_rate.clone(),
-            base: format_minor(base),
-            amount: v.tax.clone(),
-        }],
-        total: v.total.clone(),
-        balance_brought_forward: (v.balance_brought_forward != "0.00")
-            .then(|| v.balance_brought_forward.clone()),
-        credit_applied: v.credit_applied.clone(),
-        amount_paid: v.amount_paid.clone(),
-        amount_due: v.amount_due.clone(),
-        currency_symbol: "€".into(),
-        // The view words it in the invoice's language (`core::vat::mention`).
-        tax_mention: v.tax_mention.clone(),
-        payment_terms: terms.text(language),
-        late_payment: terms.late_payment_sentence(language),
+/// The PDF of `inv` (the invoice as issued).
+pub fn render(inv: &Invoice, seller: &Seller) -> anyhow::Result<Vec<u8>> {
+    pdf::render(inv, seller).with_context(|| {
+        format!(
+            "rendering the PDF of invoice {}",
+            inv.number.as_deref().unwrap_or("(draft)")
+        )
     })
 }
 
-pub fn render(
+/// TRANSITIONAL, until the jobs build the `Invoice` from the store (issue 20): the PDF of an
+/// invoice the jobs still hold as its JSON view, for the period `[period_start, period_end)`.
+pub fn render_view(
     v: &InvoiceView,
-    from: NaiveDate,
-    to: NaiveDate,
-    s: &SellerSettings,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    seller: &Seller,
 ) -> anyhow::Result<Vec<u8>> {
-    Ok(pdf::render(&document(v, from, to)?, &seller(s))?)
+    render(&from_view(v, period_start, period_end)?, seller)
+}
+
+/// TRANSITIONAL: an invoice's JSON view read back into the typed invoice (the string round
+/// trip issue 20 removes; deleted with `render_view`).
+fn from_view(
+    v: &InvoiceView,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+) -> anyhow::Result<Invoice> {
+    let money = |what: &str, s: &str| -> anyhow::Result<Money> {
+        parse_major(s)
+            .map(Money::eur)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{what} {s:?}"))
+    };
+    let decimal = |what: &str, s: &str| -> anyhow::Result<rust_decimal::Decimal> {
+        s.parse().with_context(|| format!("{what} {s:?}"))
+    };
+    let period: Period = v.period.parse().map_err(anyhow::Error::msg)?;
+    let mut lines = Vec::with_capacity(v.lines.len());
+    for l in &v.lines {
+        lines.push(Line {
+            description: l.description.clone(),
+            app_id: l.app_id.clone().map(AppId),
+            kind: UsageKind::parse(&l.kind).unwrap_or(UsageKind::Container),
+            item: l.item.clone(),
+            quantity_hours: decimal("quantity_hours", &l.quantity_hours)?,
+            unit_price: decimal("unit_price", &l.unit_price)?,
+            amount: money("line amount", &l.amount)?,
+        });
+    }
+    let mut discounts = Vec::with_capacity(v.discounts.len());
+    for d in &v.discounts {
+        discounts.push(Discount {
+            description: d.description.clone(),
+            amount: money("discount", &d.amount)?,
+        });
+    }
+    Ok(Invoice {
+        id: v.id.map(InvoiceId),
+        number: v.number.clone(),
+        account_id: AccountId(v.account_id.clone()),
+        period,
+        period_start,
+        period_end,
+        status: InvoiceStatus::parse(&v.status).unwrap_or(InvoiceStatus::Open),
+        currency: Currency::Eur,
+        language: Language::parse(&v.language).unwrap_or(Language::En),
+        buyer: Buyer {
+            name: v.buyer.name.clone(),
+            company: v.buyer.company.clone(),
+            address: v.buyer.address.clone(),
+            country: v.buyer.country.clone(),
+            vat_number: v.buyer.vat_number.clone(),
+            vies_consultation: v.buyer.vies_consultation.clone(),
+        },
+        lines,
+        subtotal: money("subtotal", &v.subtotal)?,
+        discount: money("discount", &v.discount)?,
+        vat_case: VatCase::parse(&v.tax_case)
+            .with_context(|| format!("tax case {:?}", v.tax_case))?,
+        tax_rate: decimal("tax_rate", &v.tax_rate)?,
+        tax: money("tax", &v.tax)?,
+        total: money("total", &v.total)?,
+        discounts,
+        balance_brought_forward: money("balance_brought_forward", &v.balance_brought_forward)?,
+        brought_forward: Vec::new(),
+        credit_applied: money("credit_applied", &v.credit_applied)?,
+        amount_paid: money("amount_paid", &v.amount_paid)?,
+        carried_forward: money("carried_forward", &v.carried_forward)?,
+        carried_to: None,
+        amount_due: money("amount_due", &v.amount_due)?,
+        issued_at: v.issued_at,
+        due_at: v.due_at,
+        next_attempt_at: v.next_attempt_at,
+        attempts: Vec::new(),
+    })
 }

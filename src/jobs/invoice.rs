@@ -840,8 +840,7 @@ pub fn render_pdf(
     period_end: DateTime<Utc>,
     seller: &crate::config::SellerSettings,
 ) -> anyhow::Result<Vec<u8>> {
-    let last_day = (period_end - Duration::seconds(1)).date_naive();
-    crate::documents::invoice_pdf::render(view, period_start.date_naive(), last_day, seller)
+    crate::documents::invoice_pdf::render_view(view, period_start, period_end, seller)
         .context("rendering the invoice PDF")
 }
 
