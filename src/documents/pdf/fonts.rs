@@ -6,11 +6,15 @@ use std::sync::LazyLock;
 
 use printpdf::{FontId, ParsedFont};
 
-use super::slim::slim_font;
-
-pub(super) const DEJAVU_SANS: &[u8] = include_bytes!("../../../templates/fonts/DejaVuSans.ttf");
+/// DejaVu Sans without what a PDF never uses: OpenType layout (text is not shaped), MATH,
+/// FFTM, glyph names, most of the `name` table, and the TrueType hinting (grid-fitting
+/// bytecode for screens; PDF viewers draw outlines without it, and it was half of every
+/// glyph's bytes). Every outline, metric and character of the original is kept. Slimmed
+/// once with fontTools' `pyftsubset`: the command is in `templates/fonts/README.md`.
+pub(super) const DEJAVU_SANS: &[u8] =
+    include_bytes!("../../../templates/fonts/DejaVuSans-slim.ttf");
 pub(super) const DEJAVU_SANS_BOLD: &[u8] =
-    include_bytes!("../../../templates/fonts/DejaVuSans-Bold.ttf");
+    include_bytes!("../../../templates/fonts/DejaVuSans-Bold-slim.ttf");
 
 /// Fixed resource names: the first six letters double as the subset tag
 /// (`BRDJVR+DejaVuSans`), so they are six upper-case letters.
@@ -28,11 +32,6 @@ pub(super) struct Face {
 }
 
 impl Face {
-    fn load(bytes: &[u8], id: &str) -> Result<Self, String> {
-        let slim = slim_font(bytes).map_err(|e| format!("cannot slim {id}: {e}"))?;
-        Self::parse(&slim, id)
-    }
-
     fn parse(bytes: &[u8], id: &str) -> Result<Self, String> {
         let mut warnings = Vec::new();
         let parsed = ParsedFont::from_bytes(bytes, 0, &mut warnings)
@@ -248,8 +247,8 @@ impl FontLibrary {
 
 pub(super) static LIBRARY: LazyLock<Result<FontLibrary, String>> = LazyLock::new(|| {
     let full = Fonts {
-        regular: Face::load(DEJAVU_SANS, REGULAR_ID)?,
-        bold: Face::load(DEJAVU_SANS_BOLD, BOLD_ID)?,
+        regular: Face::parse(DEJAVU_SANS, REGULAR_ID)?,
+        bold: Face::parse(DEJAVU_SANS_BOLD, BOLD_ID)?,
     };
     let latin = Fonts {
         regular: full.regular.latin_subset()?,

@@ -23,7 +23,6 @@ mod layout;
 mod prepare;
 mod programs;
 mod serialize;
-mod slim;
 #[cfg(test)]
 mod tests;
 
