@@ -18,7 +18,7 @@ use billrun::documents::pdf::render;
 use chrono::{NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 
-pub(crate) fn seller() -> Seller {
+fn seller() -> Seller {
     Seller {
         name: "Nuage Ardent".into(),
         legal_form: "SAS au capital de 10 000 €".into(),
@@ -38,7 +38,7 @@ pub(crate) fn seller() -> Seller {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-pub(crate) enum Kind {
+enum Kind {
     /// French customer, 20 % VAT, balance brought forward, credit and a payment.
     Domestic,
     /// EU business customer: reverse charge, no VAT.
@@ -58,7 +58,7 @@ fn eur(s: &str) -> Money {
     Money::eur(d.mantissa() as i64)
 }
 
-pub(crate) fn line(description: &str, hours: &str, unit_price: &str, amount: &str) -> Line {
+fn line(description: &str, hours: &str, unit_price: &str, amount: &str) -> Line {
     Line {
         description: description.into(),
         app_id: Some("app-web".into()),
@@ -139,7 +139,7 @@ fn lines(lang: Language) -> Vec<Line> {
 }
 
 /// An invoice as issued on 1 November 2026 for October 2026, due on 1 December.
-pub(crate) fn invoice(lang: Language, kind: Kind) -> Invoice {
+fn invoice(lang: Language, kind: Kind) -> Invoice {
     let fr = lang == Language::Fr;
     let domestic = kind == Kind::Domestic;
     let period = Period::new(2026, 10).unwrap();
@@ -491,6 +491,45 @@ fn scripts_beyond_latin_use_the_full_font() {
         ],
         "non-Latin scripts",
     );
+}
+
+/// The same invoice gives the same bytes, and these bytes: a change to the renderer, to its
+/// dependencies (printpdf, lopdf, flate2) or to the embedded fonts that moves a single byte
+/// shows here. If the change is meant, check the new PDFs (`BILLRUN_WRITE_SAMPLES=1`,
+/// `qpdf --check`, `pdftotext`) and update the digests, saying why in the commit.
+#[test]
+fn the_bytes_of_the_sample_invoices_are_pinned() {
+    let cases = [
+        (
+            Language::Fr,
+            Kind::Domestic,
+            "d4392535eed0e7f1aeea6f19aa16742fb1a7a061a9d4e2950b713238556aff2a",
+        ),
+        (
+            Language::Fr,
+            Kind::ReverseCharge,
+            "7b4bb2359c4146476cb0da93d3e8bbfa1e480d4de05db58dbf47e809ce5717c5",
+        ),
+        (
+            Language::En,
+            Kind::Domestic,
+            "ac84f599c4d9ea89ed3b4151fdc765bc6c72109e1099e65475170763b5ed3ed9",
+        ),
+        (
+            Language::En,
+            Kind::ReverseCharge,
+            "1131d43cd4993a9ada98acfecf70cae26da777f10ba4a618ddb0827d2f5c810e",
+        ),
+    ];
+    for (lang, kind, expected) in cases {
+        let pdf = render(&invoice(lang, kind), &seller()).unwrap();
+        let domestic = kind == Kind::Domestic;
+        assert_eq!(
+            billrun::store::documents::sha256_hex(&pdf),
+            expected,
+            "{lang}, domestic: {domestic}"
+        );
+    }
 }
 
 #[test]
