@@ -46,25 +46,8 @@ pub struct InvoiceSettings {
     pub seller: SellerSettings,
 }
 
-/// The seller printed on invoices.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SellerSettings {
-    pub name: String,
-    pub legal_form: String,
-    pub address: Vec<String>,
-    /// The trade and companies register entry: "RCS", the registry's city and the SIREN, e.g.
-    /// "RCS Strasbourg 812 345 674" (article R123-237 of the Code de commerce: a company's
-    /// invoices carry it). Checked at load: `check_rcs`.
-    pub rcs: String,
-    pub siren: String,
-    pub siret: String,
-    pub vat_number: String,
-    pub email: String,
-    pub website: String,
-    #[serde(default)]
-    pub iban: Option<String>,
-}
+/// The seller printed on invoices: the core's (`jobs/invoice.toml`'s `[settings.seller]`).
+pub type SellerSettings = crate::core::document::Seller;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

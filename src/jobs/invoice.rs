@@ -817,10 +817,11 @@ pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<In
     Ok(Some(inv))
 }
 
-/// The PDF of an invoice as issued.
+/// The PDF of an invoice as issued (`Invoice::as_issued`).
 pub fn render_pdf(
     inv: &Invoice,
     seller: &crate::config::SellerSettings,
 ) -> anyhow::Result<Vec<u8>> {
-    crate::documents::invoice_pdf::render(inv, seller).context("rendering the invoice PDF")
+    // Every caller hands the invoice as issued: a finalized draft, or `load_issued_page`.
+    crate::documents::invoice_pdf::render(inv, seller)
 }

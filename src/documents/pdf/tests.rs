@@ -1,0 +1,514 @@
+use std::collections::BTreeSet;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use printpdf::{FontId, Op, ParsedFont, PdfDocument, TextItem, TextMatrix};
+use rust_decimal::Decimal;
+
+use super::canvas::wrap;
+use super::fonts::{
+    DEJAVU_SANS, DEJAVU_SANS_BOLD, FontLibrary, Fonts, LIBRARY, REGULAR_ID, REPLACEMENT, Weight,
+};
+use super::layout::{
+    CONTENT_BOTTOM, DESC_MAX_LINES, DESC_MAX_W, FOOTER_TEXT_Y, TABLE_SIZE, TOP, layout,
+};
+use super::prepare::{Prepared, TableRow};
+use super::programs::{PROGRAMS, Program};
+use super::*;
+use crate::core::document::{Buyer, Discount, InvoiceStatus, Line};
+use crate::core::ids::AccountId;
+use crate::core::locale::Language;
+use crate::core::money::{Currency, Money};
+use crate::core::period::Period;
+use crate::core::pricing::UsageKind;
+use crate::core::vat::VatCase;
+
+fn seller() -> Seller {
+    Seller {
+        name: "Nuage Ardent".into(),
+        legal_form: "SAS au capital de 10 000 €".into(),
+        address: vec![
+            "12 rue de la Forêt".into(),
+            "69002 Lyon".into(),
+            "France".into(),
+        ],
+        rcs: "RCS Lyon 912 345 678".into(),
+        siren: "912 345 678".into(),
+        siret: "912 345 678 00019".into(),
+        vat_number: "FR32912345678".into(),
+        email: "facturation@nuage-ardent.fr".into(),
+        website: "https://nuage-ardent.fr".into(),
+        iban: Some("FR76 3000 6000 0112 3456 7890 189".into()),
+    }
+}
+
+/// A French reverse-charge invoice of `lines` lines and one referral discount, issued on
+/// 1 November 2026 for October.
+fn invoice(lines: usize) -> Invoice {
+    let period = Period::new(2026, 10).unwrap();
+    Invoice {
+        id: None,
+        number: Some("F-2026-000123".into()),
+        account_id: AccountId::from("acc-pdf"),
+        period,
+        period_start: period.start(),
+        period_end: period.end(),
+        status: InvoiceStatus::Open,
+        currency: Currency::Eur,
+        language: Language::Fr,
+        buyer: Buyer {
+            name: "Jürgen Weiß".into(),
+            company: Some("Søren & Weiß GmbH".into()),
+            address: "Straße des 17. Juni 1\n10623 Berlin".into(),
+            country: "DE".into(),
+            vat_number: Some("DE123456789".into()),
+            vies_consultation: None,
+        },
+        lines: (0..lines)
+            .map(|i| Line {
+                description: format!("Ligne {i:03} – instance é-{i}"),
+                app_id: None,
+                kind: UsageKind::Container,
+                item: "M".into(),
+                quantity_hours: Decimal::new(744, 0),
+                unit_price: Decimal::new(200, 4),
+                amount: Money::eur(1488),
+            })
+            .collect(),
+        subtotal: Money::eur(14880),
+        discount: Money::eur(500),
+        vat_case: VatCase::ReverseCharge,
+        tax_rate: Decimal::ZERO,
+        tax: Money::eur(0),
+        total: Money::eur(14380),
+        discounts: vec![Discount {
+            description: "filleul acme".into(),
+            amount: Money::eur(500),
+        }],
+        balance_brought_forward: Money::eur(0),
+        brought_forward: Vec::new(),
+        credit_applied: Money::eur(0),
+        amount_paid: Money::eur(0),
+        carried_forward: Money::eur(0),
+        carried_to: None,
+        amount_due: Money::eur(14380),
+        issued_at: Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap(),
+        due_at: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        next_attempt_at: None,
+        attempts: Vec::new(),
+    }
+}
+
+/// The fonts `render` draws `inv` with.
+fn fonts_for<'a>(inv: &Invoice, seller: &Seller) -> &'a Fonts {
+    library().for_texts(Prepared::new(inv).all_text(inv, seller))
+}
+
+fn library() -> &'static FontLibrary {
+    LIBRARY.as_ref().unwrap()
+}
+
+fn page_count(pdf: &[u8]) -> usize {
+    let needle = b"/Type/Page";
+    pdf.windows(needle.len() + 1)
+        .filter(|w| &w[..needle.len()] == needle && !w[needle.len()].is_ascii_alphabetic())
+        .count()
+}
+
+#[test]
+fn slimmed_fonts_keep_every_outline_and_drop_hinting() {
+    let sample = (' '..='~')
+        .chain("éèàçùâêîôûëïüÉÈÀÇ€→—–·«»°Øß".chars())
+        .chain("ნש".chars());
+    // The fonts as DejaVu publishes them, which `templates/fonts/README.md` slims.
+    const ORIGINAL: &[u8] = include_bytes!("../../../templates/fonts/DejaVuSans.ttf");
+    const ORIGINAL_BOLD: &[u8] = include_bytes!("../../../templates/fonts/DejaVuSans-Bold.ttf");
+    for (bytes, slim_bytes) in [(ORIGINAL, DEJAVU_SANS), (ORIGINAL_BOLD, DEJAVU_SANS_BOLD)] {
+        let mut warnings = Vec::new();
+        let original = ParsedFont::from_bytes(bytes, 0, &mut warnings).unwrap();
+        let slim = ParsedFont::from_bytes(slim_bytes, 0, &mut warnings).unwrap();
+        // Every character of the original, on the same glyph.
+        let mut mapped = 0;
+        for cp in 0..0x3_0000u32 {
+            let gid = original.lookup_glyph_index(cp);
+            assert_eq!(slim.lookup_glyph_index(cp), gid, "U+{cp:04X}");
+            mapped += usize::from(gid.is_some_and(|g| g != 0));
+        }
+        assert!(mapped > 5000, "only {mapped} characters mapped");
+        let (mut hinted, mut compared) = (0, 0);
+        for c in sample.clone() {
+            let gid = original.lookup_glyph_index(c as u32);
+            assert_eq!(slim.lookup_glyph_index(c as u32), gid, "{c:?}");
+            let Some(gid) = gid else { continue };
+            match (
+                original.get_or_decode_glyph(gid),
+                slim.get_or_decode_glyph(gid),
+            ) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(a.outline, b.outline, "outline of {c:?}");
+                    assert_eq!(a.horz_advance, b.horz_advance, "advance of {c:?}");
+                    if a.instructions.as_ref().is_some_and(|i| !i.is_empty()) {
+                        hinted += 1;
+                    }
+                    assert!(
+                        b.instructions.as_ref().is_none_or(|i| i.is_empty()),
+                        "{c:?} kept its hinting"
+                    );
+                    compared += 1;
+                }
+                (None, None) => {}
+                (a, b) => panic!("{c:?}: glyph {:?} became {:?}", a.is_some(), b.is_some()),
+            }
+        }
+        assert!(compared > 100, "only {compared} glyphs compared");
+        assert!(
+            hinted > 50,
+            "the original had hinting on only {hinted} glyphs"
+        );
+        let tags: Vec<&[u8]> = (0..usize::from(u16::from_be_bytes([slim_bytes[4], slim_bytes[5]])))
+            .map(|i| &slim_bytes[12 + 16 * i..16 + 16 * i])
+            .collect();
+        for gone in [b"fpgm", b"prep", b"cvt "] {
+            assert!(
+                !tags.contains(&&gone[..]),
+                "{} kept",
+                String::from_utf8_lossy(gone)
+            );
+        }
+        assert!(
+            slim_bytes.len() < bytes.len() * 4 / 5,
+            "{} of {} bytes kept",
+            slim_bytes.len(),
+            bytes.len()
+        );
+    }
+}
+
+#[test]
+fn documents_share_a_font_program_cut_for_their_characters() {
+    let drawn = |s: &str| s.chars().collect::<BTreeSet<char>>();
+    let id = FontId(REGULAR_ID.into());
+    // Two texts within printable ASCII: one program.
+    let a = Program::for_chars(Weight::Regular, &id, &drawn("Cobalt SAS 12,50")).unwrap();
+    let b = Program::for_chars(Weight::Regular, &id, &drawn("Zinc SARL ~99")).unwrap();
+    assert_eq!(a.bytes, b.bytes);
+    // A character beyond it: another program, which has it.
+    let c = Program::for_chars(Weight::Regular, &id, &drawn("Société → €")).unwrap();
+    assert_ne!(a.bytes, c.bytes);
+    for ch in ['é', '→', '€', 'A', '~'] {
+        assert!(
+            c.parsed
+                .lookup_glyph_index(ch as u32)
+                .is_some_and(|g| g != 0),
+            "{ch:?}"
+        );
+    }
+    assert!(
+        a.parsed
+            .lookup_glyph_index('é' as u32)
+            .is_none_or(|g| g == 0)
+    );
+    assert_eq!(
+        c.parsed.font_name.as_deref(),
+        Some("BRDJVR+DejaVuSans"),
+        "the cut carries the subset tag"
+    );
+    // A document is the same whether its programs were cut for it or found.
+    let first = render(&invoice(12), &seller()).unwrap();
+    PROGRAMS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let cut_again = render(&invoice(12), &seller()).unwrap();
+    assert_eq!(first, cut_again);
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let a = render(&invoice(10), &seller()).unwrap();
+    let b = render(&invoice(10), &seller()).unwrap();
+    assert_eq!(a, b);
+    assert!(a.starts_with(b"%PDF-"));
+    // No wall-clock date leaks in: the info dates are the issue date.
+    let text = String::from_utf8_lossy(&a);
+    assert!(
+        text.contains("D:20261101000000"),
+        "creation date not pinned"
+    );
+}
+
+#[test]
+fn small_invoice_is_small_because_fonts_are_subset() {
+    let pdf = render(&invoice(10), &seller()).unwrap();
+    assert_eq!(page_count(&pdf), 1);
+    assert!(pdf.len() < 60_000, "10-line invoice is {} bytes", pdf.len());
+    let text = String::from_utf8_lossy(&pdf);
+    assert!(
+        text.contains("BRDJVR+DejaVuSans"),
+        "regular font not subset"
+    );
+    assert!(
+        text.contains("BRDJVB+DejaVuSans-Bold"),
+        "bold font not subset"
+    );
+}
+
+#[test]
+fn two_hundred_lines_span_several_pages() {
+    let inv = invoice(200);
+    let pdf = render(&inv, &seller()).unwrap();
+    let pages = page_count(&pdf);
+    assert!(pages >= 3, "only {pages} pages");
+
+    // Every description is drawn exactly where the layout put it.
+    let fonts = fonts_for(&inv, &seller());
+    let canvases = layout(fonts, &inv, &seller(), &Prepared::new(&inv));
+    assert_eq!(canvases.len(), pages);
+    let shown: Vec<&str> = canvases
+        .iter()
+        .flat_map(|c| c.ops.iter())
+        .filter_map(|op| match op {
+            Op::ShowText { items } => match items.as_slice() {
+                [TextItem::Text(t)] => Some(t.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    for line in &inv.lines {
+        assert!(
+            shown.contains(&line.description.as_str()),
+            "{}",
+            line.description
+        );
+    }
+    // The table header and the page number are on every page.
+    assert_eq!(shown.iter().filter(|t| **t == "Désignation").count(), pages);
+    for n in 1..=pages {
+        let label = format!("Page {n} / {pages}");
+        assert!(shown.contains(&label.as_str()), "{label}");
+    }
+}
+
+#[test]
+fn output_parses_back_with_an_independent_inflater() {
+    // lopdf (flate2) must inflate every stream our deflate wrote — including a
+    // multi-block content stream with long matches and long runs.
+    let mut inv = invoice(200);
+    inv.lines[7].description = "x".repeat(600);
+    inv.lines[8].description = "€".repeat(300);
+    let pdf = render(&inv, &seller()).unwrap();
+    let mut warnings = Vec::new();
+    let doc = PdfDocument::parse(
+        &pdf,
+        &printpdf::PdfParseOptions {
+            fail_on_error: true,
+        },
+        &mut warnings,
+    )
+    .unwrap();
+    assert_eq!(doc.pages.len(), page_count(&pdf));
+    let text = doc.extract_text().concat().join(" ");
+    for line in inv.lines.iter().skip(9) {
+        assert!(text.contains(&line.description), "{}", line.description);
+    }
+    assert!(text.contains("Page 1 /"));
+}
+
+#[test]
+fn nothing_is_drawn_over_the_footer() {
+    let mut inv = invoice(120);
+    inv.lines[3].description = "Description longue ".repeat(60);
+    // A paragraph taller than a page: it breaks between lines.
+    let mut seller = seller();
+    seller.iban = Some("FR76 3000 6000 0112 3456 7890 189 ".repeat(1500));
+    let fonts = &library().latin;
+    let pages = layout(fonts, &inv, &seller, &Prepared::new(&inv));
+    assert!(pages.len() >= 5, "{} pages", pages.len());
+    for page in &pages {
+        for op in &page.ops {
+            if let Op::SetTextMatrix {
+                matrix: TextMatrix::Translate(_, y),
+            } = op
+            {
+                assert!(
+                    y.0 >= CONTENT_BOTTOM || y.0 == FOOTER_TEXT_Y,
+                    "text at y={}",
+                    y.0
+                );
+                assert!(y.0 <= TOP, "text at y={}", y.0);
+            }
+        }
+    }
+    assert!(render(&inv, &seller).is_ok());
+}
+
+#[test]
+fn measured_widths_match_printpdf_widths() {
+    let lib = library();
+    for face in [
+        &lib.latin.regular,
+        &lib.latin.bold,
+        &lib.full.regular,
+        &lib.full.bold,
+    ] {
+        let upm = f32::from(face.parsed.pdf_font_metrics.units_per_em);
+        for c in "0123456789,. €$-–…aéèàüßøÉÀÇ()%".chars() {
+            let gid = face.parsed.lookup_glyph_index(c as u32).unwrap();
+            let decoded = face.parsed.get_or_decode_glyph(gid).unwrap().horz_advance;
+            let expected = (f32::from(decoded) * 1000.0 / upm) as u16;
+            assert_eq!(face.width_of(c), Some(expected), "{c:?}");
+        }
+    }
+}
+
+#[test]
+fn characters_outside_the_latin_cut_switch_to_the_full_font() {
+    let lib = library();
+    let mut inv = invoice(3);
+    assert!(std::ptr::eq(fonts_for(&inv, &seller()), &lib.latin));
+    // Georgian is in DejaVu Sans but not in the Latin cut.
+    inv.buyer.name = "ნინო ბერიძე".into();
+    let fonts = fonts_for(&inv, &seller());
+    assert!(std::ptr::eq(fonts, &lib.full));
+    let canvases = layout(fonts, &inv, &seller(), &Prepared::new(&inv));
+    assert!(canvases[0].ops.iter().any(|op| matches!(op,
+        Op::ShowText { items } if matches!(items.as_slice(), [TextItem::Text(t)] if t == "ნინო ბერიძე"))));
+    assert!(render(&inv, &seller()).is_ok());
+    // A character no font has stays on the Latin cut and is drawn as U+FFFD.
+    inv.buyer.name = "Ada \u{10FFFD}".into();
+    assert!(std::ptr::eq(fonts_for(&inv, &seller()), &lib.latin));
+    assert_eq!(lib.latin.regular.clean("a\u{10FFFD}\tb"), "a\u{FFFD} b");
+}
+
+#[test]
+fn characters_the_font_lacks_are_drawn_as_one_replacement_per_cluster() {
+    for fonts in [&library().latin, &library().full] {
+        for face in [&fonts.regular, &fonts.bold] {
+            assert_eq!(face.replacement(), REPLACEMENT);
+            // A family (three emoji joined), a thumbs-up with a skin tone, two flags
+            // (a pair of regional indicators each).
+            let drawn = face.clean(
+                "Zoé \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} \u{1F44D}\u{1F3FD}! \
+                 \u{1F1EB}\u{1F1F7}\u{1F1E9}\u{1F1EA}",
+            );
+            assert_eq!(drawn, "Zoé \u{FFFD} \u{FFFD}! \u{FFFD}\u{FFFD}");
+            assert_eq!(face.clean("a\u{0007}b"), "a\u{FFFD}b");
+            assert_eq!(face.clean("Søren"), "Søren");
+        }
+    }
+    // Drawn and measured alike: the width is the replacement's.
+    let face = &library().latin.regular;
+    assert_eq!(
+        face.measure("\u{1F680}\u{FE0F}", 10.0),
+        face.measure("\u{FFFD}", 10.0)
+    );
+}
+
+#[test]
+fn rows_and_totals_are_formatted_from_the_typed_invoice() {
+    let mut inv = invoice(1);
+    inv.lines[0].quantity_hours = Decimal::new(1205, 1);
+    inv.lines[0].amount = Money::eur(-123456);
+    inv.tax_rate = Decimal::new(550, 2);
+    inv.credit_applied = Money::eur(2500);
+    let p = Prepared::new(&inv);
+    fn cells(r: &TableRow) -> [&str; 4] {
+        [&r.description, &r.quantity, &r.unit_price, &r.amount].map(|s| s.as_str())
+    }
+    // Hours with two places, the unit price as the catalog has it without trailing zeros,
+    // a discount as a deduction.
+    assert_eq!(
+        cells(&p.rows[0]),
+        [
+            "Ligne 000 – instance é-0",
+            "120,50",
+            "0,02 €",
+            "-1 234,56 €"
+        ]
+    );
+    assert_eq!(
+        cells(&p.rows[1]),
+        ["Remise parrainage – filleul acme", "", "", "-5,00 €"]
+    );
+    let totals: Vec<(&str, &str)> = p
+        .totals
+        .iter()
+        .map(|t| (t.label.as_str(), t.value.as_str()))
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            ("Sous-total HT", "148,80 €"),
+            ("Total remises HT", "-5,00 €"),
+            ("TVA 5,5 % sur 143,80 €", "0,00 €"),
+            ("Total TTC", "143,80 €"),
+            ("Crédit prépayé appliqué", "-25,00 €"),
+            ("Reste à payer", "143,80 €"),
+        ]
+    );
+    assert_eq!(
+        (p.issue_date.as_str(), p.due_date.as_str()),
+        ("01/11/2026", "01/12/2026")
+    );
+    assert_eq!(
+        (p.period_from.as_str(), p.period_to.as_str()),
+        ("01/10/2026", "31/10/2026")
+    );
+
+    inv.language = Language::En;
+    inv.number = None;
+    inv.balance_brought_forward = Money::eur(1250);
+    inv.amount_paid = Money::eur(-100);
+    let p = Prepared::new(&inv);
+    assert_eq!(cells(&p.rows[0])[1..], ["120.50", "€0.02", "-€1,234.56"]);
+    let labels: Vec<&str> = p.totals.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "Subtotal excl. VAT",
+            "Total discounts excl. VAT",
+            "VAT 5.5% on €143.80",
+            "Total incl. VAT",
+            "Balance brought forward",
+            "Prepaid credit applied",
+            "Amount paid",
+            "Amount due",
+        ]
+    );
+    assert_eq!(p.totals[4].value, "€12.50");
+    // A payment is always shown as a deduction, whatever its sign.
+    assert_eq!(p.totals[6].value, "-€1.00");
+    assert_eq!(p.number, "");
+    assert_eq!(
+        (p.issue_date.as_str(), p.period_to.as_str()),
+        ("1 November 2026", "31 October 2026")
+    );
+    assert_eq!(p.period_label, "October 2026");
+}
+
+#[test]
+fn long_descriptions_are_wrapped_then_truncated() {
+    let fonts = &library().latin;
+    let long = "Instance de calcul très longue ".repeat(20);
+    let lines = wrap(
+        &fonts.regular,
+        TABLE_SIZE,
+        &long,
+        DESC_MAX_W,
+        DESC_MAX_LINES,
+    );
+    assert_eq!(lines.len(), DESC_MAX_LINES);
+    assert!(lines.last().unwrap().ends_with('…'));
+    for l in &lines {
+        assert!(
+            fonts.regular.measure(l, TABLE_SIZE) <= DESC_MAX_W + 0.01,
+            "{l}"
+        );
+    }
+    let word = "x".repeat(300);
+    let lines = wrap(&fonts.regular, TABLE_SIZE, &word, DESC_MAX_W, 10);
+    assert!(lines.len() > 1);
+    for l in &lines {
+        assert!(
+            fonts.regular.measure(l, TABLE_SIZE) <= DESC_MAX_W + 0.01,
+            "{l}"
+        );
+    }
+}
