@@ -455,7 +455,7 @@ mod tests {
 
     fn inv() -> InvoiceCollectionState {
         InvoiceCollectionState {
-            status: crate::core::document::InvoiceStatus::Unpaid,
+            status: crate::document::InvoiceStatus::Unpaid,
             next_attempt_at: Some(t("2026-11-04T06:00:00Z")),
             collection_exhausted: false,
             last_attempt_at: Some(t("2026-11-01T06:00:00Z")),
@@ -515,7 +515,7 @@ mod tests {
         };
         assert_eq!(decide(&unknown, &new_pm, now), Decision::SettleUnknown);
         let open = InvoiceCollectionState {
-            status: crate::core::document::InvoiceStatus::Open,
+            status: crate::document::InvoiceStatus::Open,
             last_attempt_at: None,
             last_attempt_pm_version: None,
             next_attempt_at: None,

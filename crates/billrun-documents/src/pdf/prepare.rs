@@ -2,9 +2,9 @@
 //! totals, and the sentences of the header and the legal mentions, read off the typed
 //! [`Invoice`] (no amount is parsed: each is formatted by `core::locale`).
 
-use crate::core::document::{Invoice, Seller};
-use crate::core::locale::{self, Language, Typography};
-use crate::core::money::Money;
+use billrun_core::document::{Invoice, Seller};
+use billrun_core::locale::{self, Language, Typography};
+use billrun_core::money::Money;
 
 use super::labels::labels;
 

@@ -26,7 +26,7 @@ mod serialize;
 #[cfg(test)]
 mod tests;
 
-use crate::core::document::{Invoice, Seller};
+use billrun_core::document::{Invoice, Seller};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PdfError {

@@ -12,9 +12,9 @@ use printpdf::{FontId, ParsedFont};
 /// glyph's bytes). Every outline, metric and character of the original is kept. Slimmed
 /// once with fontTools' `pyftsubset`: the command is in `templates/fonts/README.md`.
 pub(super) const DEJAVU_SANS: &[u8] =
-    include_bytes!("../../../templates/fonts/DejaVuSans-slim.ttf");
+    include_bytes!("../../../../templates/fonts/DejaVuSans-slim.ttf");
 pub(super) const DEJAVU_SANS_BOLD: &[u8] =
-    include_bytes!("../../../templates/fonts/DejaVuSans-Bold-slim.ttf");
+    include_bytes!("../../../../templates/fonts/DejaVuSans-Bold-slim.ttf");
 
 /// Fixed resource names: the first six letters double as the subset tag
 /// (`BRDJVR+DejaVuSans`), so they are six upper-case letters.

@@ -1,6 +1,6 @@
 //! The invoice's fixed wording in each language.
 
-use crate::core::locale::Language;
+use billrun_core::locale::Language;
 
 pub(super) struct Labels {
     pub(super) invoice: &'static str,

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 
 use super::pdf;
-use crate::core::document::{Invoice, Seller};
+use billrun_core::document::{Invoice, Seller};
 
 /// The PDF of `inv` (the invoice as issued).
 pub fn render(inv: &Invoice, seller: &Seller) -> anyhow::Result<Vec<u8>> {

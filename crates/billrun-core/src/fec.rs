@@ -640,7 +640,7 @@ mod tests {
     use chrono::TimeZone;
 
     pub(crate) fn chart() -> Chart {
-        toml::from_str(include_str!("../../jobs/accounting.toml")).unwrap()
+        toml::from_str(include_str!("../../../jobs/accounting.toml")).unwrap()
     }
 
     fn at(d: u32, h: u32) -> DateTime<Utc> {

@@ -369,7 +369,7 @@ pub fn vat_on(base_minor: i64, rate_percent: Decimal) -> Result<i64, Overflow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::countries::EU_MEMBERS_FOR_TESTS;
+    use crate::countries::EU_MEMBERS_FOR_TESTS;
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

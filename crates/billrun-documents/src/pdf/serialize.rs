@@ -16,7 +16,7 @@ use super::fonts::{Fonts, Weight};
 use super::labels::labels;
 use super::prepare::Prepared;
 use super::programs::Program;
-use crate::core::document::{Invoice, Seller};
+use billrun_core::document::{Invoice, Seller};
 
 /// The document's bytes: its pages, its fonts (cut to the characters drawn), fixed dates
 /// and a fixed trailer `/ID`, every stream compressed.

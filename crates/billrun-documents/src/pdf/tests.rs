@@ -14,13 +14,13 @@ use super::layout::{
 use super::prepare::{Prepared, TableRow};
 use super::programs::{PROGRAMS, Program};
 use super::*;
-use crate::core::document::{Buyer, Discount, InvoiceStatus, Line};
-use crate::core::ids::AccountId;
-use crate::core::locale::Language;
-use crate::core::money::{Currency, Money};
-use crate::core::period::Period;
-use crate::core::pricing::UsageKind;
-use crate::core::vat::VatCase;
+use billrun_core::document::{Buyer, Discount, InvoiceStatus, Line};
+use billrun_core::ids::AccountId;
+use billrun_core::locale::Language;
+use billrun_core::money::{Currency, Money};
+use billrun_core::period::Period;
+use billrun_core::pricing::UsageKind;
+use billrun_core::vat::VatCase;
 
 fn seller() -> Seller {
     Seller {
@@ -120,8 +120,8 @@ fn slimmed_fonts_keep_every_outline_and_drop_hinting() {
         .chain("éèàçùâêîôûëïüÉÈÀÇ€→—–·«»°Øß".chars())
         .chain("ნש".chars());
     // The fonts as DejaVu publishes them, which `templates/fonts/README.md` slims.
-    const ORIGINAL: &[u8] = include_bytes!("../../../templates/fonts/DejaVuSans.ttf");
-    const ORIGINAL_BOLD: &[u8] = include_bytes!("../../../templates/fonts/DejaVuSans-Bold.ttf");
+    const ORIGINAL: &[u8] = include_bytes!("../../../../templates/fonts/DejaVuSans.ttf");
+    const ORIGINAL_BOLD: &[u8] = include_bytes!("../../../../templates/fonts/DejaVuSans-Bold.ttf");
     for (bytes, slim_bytes) in [(ORIGINAL, DEJAVU_SANS), (ORIGINAL_BOLD, DEJAVU_SANS_BOLD)] {
         let mut warnings = Vec::new();
         let original = ParsedFont::from_bytes(bytes, 0, &mut warnings).unwrap();

@@ -2,8 +2,8 @@
 //! table of lines continued over as many pages as it takes, the totals, the legal mentions
 //! and the footer of every page. Points, origin bottom-left.
 
-use crate::core::document::{Invoice, Seller};
-use crate::core::locale::Language;
+use billrun_core::document::{Invoice, Seller};
+use billrun_core::locale::Language;
 
 use super::canvas::{
     BLACK, Canvas, DUE_FILL, GREY, HEAD_FILL, INK, RULE, Rgb3, baseline, truncate, wrap,

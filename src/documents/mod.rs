@@ -1,3 +1,0 @@
-pub mod email;
-pub mod invoice_pdf;
-pub mod pdf;
