@@ -3,6 +3,7 @@
 pub mod bounds;
 pub mod collection;
 pub mod countries;
+pub mod credit_note;
 pub mod deletion;
 pub mod document;
 pub mod fec;
