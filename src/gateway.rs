@@ -50,6 +50,43 @@ pub enum ChargeOutcome {
     },
 }
 
+/// A refund of (part of) a payment, for a credit note (issue 22).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// Derived from the credit note and the payment it refunds: a retry, in this run or the
+    /// next, sends the same key, so Stripe refunds once (Stripe API "Idempotent requests").
+    pub idempotency_key: String,
+    pub payment_intent: String,
+    pub amount_minor: i64,
+    pub credit_note_number: String,
+    pub invoice_number: String,
+}
+
+/// What became of a refund. Matched exhaustively: `Unknown` is a state of its own, settled only
+/// by sending the same request again (Stripe API "Refunds": `pending`, `requires_action`,
+/// `succeeded`, `failed`, `canceled`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RefundOutcome {
+    Succeeded {
+        refund: String,
+    },
+    /// Accepted; the money reaches the customer later (`pending`, `requires_action`).
+    Pending {
+        refund: String,
+    },
+    /// Refused (`failed`, `canceled`, or a request the payment cannot take, e.g. more than it
+    /// has left to refund).
+    Failed {
+        refund: Option<String>,
+        reason: String,
+    },
+    /// No conclusive answer (429, 5xx, timeout): ask again with the same key.
+    Unknown {
+        reason: String,
+    },
+}
+
 /// A Stripe answer that only the operator can act on: a wrong, revoked or under-privileged API
 /// key, a request Stripe finds invalid, an API version it does not know. It is never an attempt
 /// against the customer (no decline, no schedule move, no email): the run stops at the first one
@@ -145,6 +182,14 @@ impl Gateway {
         match self {
             Gateway::Stripe(g) => g.retrieve(payment_intent).await,
             Gateway::Simulated(g) => Ok(g.retrieve(payment_intent).await),
+        }
+    }
+
+    /// Refunds (part of) a payment: an [`OperatorError`] means nothing was refunded.
+    pub async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, OperatorError> {
+        match self {
+            Gateway::Stripe(g) => g.refund(req).await,
+            Gateway::Simulated(g) => Ok(g.refund(req).await),
         }
     }
 
@@ -283,6 +328,57 @@ impl StripeGateway {
         outcome_or_operator(result)
     }
 
+    async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, OperatorError> {
+        use stripe_core::refund::CreateRefund;
+        let metadata: HashMap<String, String> = [
+            ("credit_note".to_string(), req.credit_note_number.clone()),
+            ("invoice_number".to_string(), req.invoice_number.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let key = match stripe::IdempotencyKey::new(req.idempotency_key.clone()) {
+            Ok(k) => k,
+            Err(e) => return Err(OperatorError::Config(format!("idempotency key: {e}"))),
+        };
+        let result = self
+            .with_retries("create refund", || {
+                let create = CreateRefund::new()
+                    .payment_intent(req.payment_intent.clone())
+                    .amount(req.amount_minor)
+                    .metadata(metadata.clone());
+                let key = key.clone();
+                async move {
+                    create
+                        .customize()
+                        .request_strategy(stripe::RequestStrategy::Idempotent(key))
+                        .send(&self.client)
+                        .await
+                }
+            })
+            .await;
+        match result {
+            Ok(r) => Ok(refund_outcome(
+                r.id.to_string(),
+                r.status.as_deref(),
+                r.failure_reason.as_deref(),
+            )),
+            // A refund Stripe refuses (more than the payment has left, a payment not refundable)
+            // is an `invalid_request_error` the operator reads; the customer has nothing to do.
+            Err(Transient::Operator(e)) => Err(e),
+            Err(Transient::Conclusive(ChargeOutcome::Failed { message, .. })) => {
+                Ok(RefundOutcome::Failed {
+                    refund: None,
+                    reason: redact_secrets(&message),
+                })
+            }
+            Err(Transient::Conclusive(other)) => Ok(RefundOutcome::Failed {
+                refund: None,
+                reason: format!("{other:?}"),
+            }),
+            Err(Transient::GaveUp(reason)) => Ok(RefundOutcome::Unknown { reason }),
+        }
+    }
+
     async fn delete_customer(&self, customer: &str) -> Result<(), DeleteCustomerError> {
         use stripe_core::customer::DeleteCustomer;
         let result = self
@@ -322,6 +418,22 @@ impl StripeGateway {
             Err(Transient::Operator(e)) => Err(e.into()),
             Err(Transient::GaveUp(reason)) => Err(DeleteCustomerError::Failed(reason)),
         }
+    }
+}
+
+/// A refund's `status` (Stripe API "The Refund object"): an unknown or missing status is not a
+/// conclusion.
+fn refund_outcome(refund: String, status: Option<&str>, failure: Option<&str>) -> RefundOutcome {
+    match status {
+        Some("succeeded") => RefundOutcome::Succeeded { refund },
+        Some("pending") | Some("requires_action") => RefundOutcome::Pending { refund },
+        Some("failed") | Some("canceled") => RefundOutcome::Failed {
+            reason: failure.unwrap_or("refund failed").to_string(),
+            refund: Some(refund),
+        },
+        other => RefundOutcome::Unknown {
+            reason: format!("refund {refund} has status {}", other.unwrap_or("(none)")),
+        },
     }
 }
 
@@ -709,6 +821,19 @@ impl SimulatedGateway {
             Some(true) => format!("pi_sim_sepa_ok_{hex}"),
             Some(false) => format!("pi_sim_sepa_fail_{hex}"),
             None => format!("pi_sim_{hex}"),
+        }
+    }
+
+    /// Refunds whatever it is asked, after its latency and faults, under an id derived from the
+    /// key (the same key, the same refund).
+    async fn refund(&self, req: &RefundRequest) -> RefundOutcome {
+        if let Some(reason) = self.wait(&req.idempotency_key).await {
+            return RefundOutcome::Unknown { reason };
+        }
+        let digest = Sha256::digest(req.idempotency_key.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        RefundOutcome::Succeeded {
+            refund: format!("re_sim_{hex}"),
         }
     }
 

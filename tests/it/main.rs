@@ -22,5 +22,6 @@ mod operating;
 mod pdf;
 mod properties;
 mod referrals;
+mod refunds;
 mod tax_reports;
 mod vat_check;

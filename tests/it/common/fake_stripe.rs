@@ -1,5 +1,5 @@
 //! A fake Stripe API for tests: an HTTP/1.1 server on 127.0.0.1 that answers
-//! `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}` and `DELETE /v1/customers/{id}`
+//! `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}`, `POST /v1/refunds` and `DELETE /v1/customers/{id}`
 //! the way Stripe's test mode does (test payment methods such as `pm_card_visa` or
 //! `pm_card_visa_chargeDeclined`), with idempotency keys and fault injection.
 //!
@@ -207,6 +207,11 @@ impl FakeStripe {
     }
 
     /// Customers deleted so far.
+    /// The refunds created (not replays), in order.
+    pub fn refunds(&self) -> Vec<Value> {
+        self.lock().refunds.clone()
+    }
+
     pub fn deleted_customers(&self) -> Vec<String> {
         let mut v: Vec<String> = self.lock().deleted_customers.iter().cloned().collect();
         v.sort();
@@ -234,6 +239,9 @@ struct State {
     sepa_override: HashMap<String, bool>,
     idempotency: HashMap<String, Stored>,
     deleted_customers: HashSet<String>,
+    /// Refunds in creation order; PaymentIntent id → amount refunded so far.
+    refunds: Vec<Value>,
+    refunded: HashMap<String, i64>,
     fail_remaining: usize,
     fail_status: u16,
     lose_remaining: usize,
@@ -475,6 +483,7 @@ fn route(st: &mut State, req: &Request, request_id: &str) -> Outcome {
             response: retrieve_payment_intent(st, id, request_id),
             store: false,
         },
+        ("POST", ["", "v1", "refunds"]) => create_refund(st, req, request_id),
         ("DELETE", ["", "v1", "customers", id]) => Outcome {
             response: delete_customer(st, id, request_id),
             store: false,
@@ -845,6 +854,103 @@ fn create_payment_intent(st: &mut State, req: &Request, request_id: &str) -> Out
     let body = body.unwrap_or(pi);
     Outcome {
         response: Response::json(status, &body),
+        store: true,
+    }
+}
+
+/// `POST /v1/refunds` (Stripe API "Create a refund"): a succeeded PaymentIntent, an amount no
+/// more than what it has left to refund (the whole rest when none is given).
+fn create_refund(st: &mut State, req: &Request, request_id: &str) -> Outcome {
+    let Some(pi_id) = req.param("payment_intent") else {
+        return invalid(
+            "parameter_missing",
+            "One of the following params should be provided for this request: payment_intent or charge.",
+            "payment_intent",
+            request_id,
+        );
+    };
+    let Some(pi) = st.intents.get(pi_id).cloned() else {
+        return invalid(
+            "resource_missing",
+            &format!("No such payment_intent: '{pi_id}'"),
+            "payment_intent",
+            request_id,
+        );
+    };
+    if pi["status"] != json!("succeeded") {
+        return invalid(
+            "charge_not_refundable",
+            "This PaymentIntent does not have a successful charge to refund.",
+            "payment_intent",
+            request_id,
+        );
+    }
+    let received = pi["amount_received"].as_i64().unwrap_or(0);
+    let already = st.refunded.get(pi_id).copied().unwrap_or(0);
+    let left = received - already;
+    let amount = match req.param("amount").map(str::parse::<i64>) {
+        None => left,
+        Some(Ok(a)) if a >= 1 => a,
+        Some(_) => {
+            return invalid(
+                "parameter_invalid_integer",
+                "Invalid positive integer",
+                "amount",
+                request_id,
+            );
+        }
+    };
+    if left == 0 {
+        return invalid(
+            "charge_already_refunded",
+            &format!("Charge for PaymentIntent {pi_id} has already been refunded."),
+            "payment_intent",
+            request_id,
+        );
+    }
+    if amount > left {
+        return invalid(
+            "amount_too_large",
+            &format!(
+                "Refund amount ({amount}) is greater than unrefunded amount on charge ({left})"
+            ),
+            "amount",
+            request_id,
+        );
+    }
+    st.seq += 1;
+    let n = st.seq;
+    let id = format!("re_fake{n:020}");
+    let mut metadata = Map::new();
+    for (k, v) in &req.form {
+        if let Some(key) = k
+            .strip_prefix("metadata[")
+            .and_then(|k| k.strip_suffix(']'))
+        {
+            metadata.insert(key.to_string(), json!(v));
+        }
+    }
+    let refund = json!({
+        "id": id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": format!("txn_fake{n:020}"),
+        "charge": pi["latest_charge"],
+        "created": pi["created"],
+        "currency": pi["currency"],
+        "destination_details": null,
+        "metadata": Value::Object(metadata),
+        "payment_intent": pi_id,
+        "reason": null,
+        "receipt_number": null,
+        "source_transfer_reversal": null,
+        "status": "succeeded",
+        "transfer_reversal": null,
+    });
+    st.refunded.insert(pi_id.to_string(), already + amount);
+    st.refunds.push(refund.clone());
+    Outcome {
+        response: Response::json(200, &refund),
         store: true,
     }
 }
