@@ -22,4 +22,5 @@ pub(crate) mod nodelay;
 pub mod reports;
 pub mod runner;
 pub mod store;
+pub mod stripe_webhook;
 pub mod views;
