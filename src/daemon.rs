@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::RwLock;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::{error, info, warn};
@@ -180,51 +179,49 @@ async fn tick_once(sh: Arc<Shared>, job: JobName, tick: DateTime<Utc>, trigger: 
     }
 }
 
-/// A small HTTP/1.1 server for `/healthz` and `/metrics`.
+/// The daemon's HTTP/1.1 server (hyper): `GET /healthz` and `GET /metrics`.
 async fn serve(listener: tokio::net::TcpListener, db: crate::store::Db) {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
+        let Ok((sock, _)) = listener.accept().await else {
             continue;
         };
         let db = db.clone();
         tokio::spawn(async move {
-            // Read the request head (up to the blank line, 8 KiB at most).
-            let mut buf = Vec::with_capacity(1024);
-            let mut chunk = [0u8; 1024];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-                match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-                    Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let head = String::from_utf8_lossy(&buf);
-            let path = head
-                .lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap_or("/");
-            let (status, ctype, body) = match path {
-                "/healthz" => match db.ping().await {
-                    Ok(()) => ("200 OK", "text/plain", "ok\n".to_string()),
-                    Err(e) => (
-                        "503 Service Unavailable",
-                        "text/plain",
-                        format!("store unreachable: {e:#}\n"),
-                    ),
-                },
-                "/metrics" => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    crate::metrics::render(),
-                ),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let reply = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
-            let _ = sock.shutdown().await;
+            let service = hyper::service::service_fn(move |req| respond(req, db.clone()));
+            // A client that sends its head slowly is cut off, as the hand-written server did.
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(sock), service)
+                .await;
         });
     }
+}
+
+type Body = http_body_util::Full<bytes::Bytes>;
+
+fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Body> {
+    let mut r = hyper::Response::new(Body::new(bytes::Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+async fn respond(
+    req: hyper::Request<hyper::body::Incoming>,
+    db: crate::store::Db,
+) -> Result<hyper::Response<Body>, std::convert::Infallible> {
+    Ok(match req.uri().path() {
+        "/healthz" => match db.ping().await {
+            Ok(()) => reply(200, "text/plain", "ok\n".to_string()),
+            Err(e) => reply(503, "text/plain", format!("store unreachable: {e:#}\n")),
+        },
+        "/metrics" => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
+        _ => reply(404, "text/plain", "not found\n".to_string()),
+    })
 }

@@ -833,8 +833,11 @@ both_stores!(
             "{health}"
         );
         let metrics = http_get(port, "/metrics");
+        // Header names are case-insensitive (RFC 9110 §5.1); hyper writes them lowercase.
         assert!(
-            metrics.contains("Content-Type: text/plain; version=0.0.4"),
+            metrics
+                .to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
             "{metrics}"
         );
         assert!(succeeded(&metrics) >= 2, "{metrics}");
