@@ -3,6 +3,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use crate::jobs::collect::CollectionOutcome;
 use crate::jobs::{self, Env, JobName, RunOptions};
 
 /// Charges what the account owes at once, through the collect job for that one account (seeds:
@@ -27,30 +28,30 @@ pub(super) async fn charge_owed_now(
             Some("credit") | None => "prepaid credit".to_string(),
             Some(m) => m.replace('_', " "),
         };
-        let what = match c.outcome.as_str() {
-            "succeeded" => format!(
+        let what = match c.outcome {
+            CollectionOutcome::Succeeded => format!(
                 "paid: {} EUR by {how}, {} EUR of credit",
                 c.charge, c.credit_applied
             ),
-            "processing" => format!("{} EUR by {how}: processing", c.charge),
-            "failed" => format!(
+            CollectionOutcome::Processing => format!("{} EUR by {how}: processing", c.charge),
+            CollectionOutcome::Failed => format!(
                 "not paid: {} EUR by {how} declined ({})",
                 c.charge,
                 c.decline_code.as_deref().unwrap_or("declined")
             ),
-            "unknown" => format!(
+            CollectionOutcome::Unknown => format!(
                 "{} EUR by {how}: no conclusive answer, settled by the next collect run",
                 c.charge
             ),
-            "carried_forward" => format!(
+            CollectionOutcome::CarriedForward => format!(
                 "{} EUR left is below the €0.50 minimum: carried to the next invoice",
                 c.carried_forward
             ),
-            "waived" => format!(
+            CollectionOutcome::Waived => format!(
                 "{} EUR left is below the €0.50 minimum: waived",
                 c.waived.as_deref().unwrap_or("0.00")
             ),
-            other => other.to_string(),
+            other @ (CollectionOutcome::None | CollectionOutcome::Planned) => other.to_string(),
         };
         println!("invoice {}: {what}", c.invoice_number);
     }
