@@ -222,6 +222,8 @@ fn shorten_quoted(line: &str) -> String {
     excerpt_to(&parts.join("'"), 10 * MAX_QUOTED_CHARS)
 }
 
+/// The store (migrated) and the jobs' files a command works with, and the secrets and settings
+/// the environment gives (Stripe key, SMTP URL, templates, production).
 async fn env(store: &StoreArgs) -> anyhow::Result<Env> {
     let jobs = JobsConfig::load(store.jobs_dir.as_deref())?;
     let db = Db::connect_and_migrate(&store.database_url).await?;
@@ -261,6 +263,7 @@ async fn require_invoice(db: &Db, key: &str) -> anyhow::Result<crate::store::inv
         })?)
 }
 
+/// `v` as pretty-printed JSON on stdout (`--format json`).
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
