@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::jobs::{JobName, JobReport};
+use crate::jobs::{Count, JobName, JobReport};
 
 #[derive(Default)]
 struct State {
@@ -47,28 +47,90 @@ pub fn record_run(job: JobName, status: &str, took: Duration, report: Option<&Jo
     };
     *s.errors.entry(j).or_default() += errors;
     let Some(r) = report else { return };
-    let count = |k: &str| r.counts.get(k).copied().unwrap_or(0);
-    match job {
-        JobName::Invoice => s.invoices_issued += count("invoiced"),
-        JobName::Collect => {
-            for (key, outcome) in [
-                ("paid", "succeeded"),
-                ("failed_attempts", "failed"),
-                ("pending", "processing"),
-                ("outcome_unknown", "unknown"),
-                ("carried_forward", "carried_forward"),
-                ("waived", "waived"),
-            ] {
-                *s.charges.entry(outcome.to_string()).or_default() += count(key);
+    for &key in exported(job) {
+        let n = r.counts.get(&key).copied().unwrap_or(0);
+        match metric(key) {
+            Some(Metric::InvoicesIssued) => s.invoices_issued += n,
+            Some(Metric::Charges(outcome)) => {
+                *s.charges.entry(outcome.to_string()).or_default() += n
             }
+            Some(Metric::Emails(status)) => *s.emails.entry(status.to_string()).or_default() += n,
+            None => {}
         }
-        JobName::Deliver => {
-            for key in ["sent", "rejected", "to_retry"] {
-                *s.emails.entry(key.to_string()).or_default() += count(key);
-            }
-        }
-        JobName::Suspend | JobName::Hds | JobName::Delete | JobName::VatCheck => {}
     }
+}
+
+/// The counts a job's runs add to the metrics (each shown, at zero too, once the job ran).
+fn exported(job: JobName) -> &'static [Count] {
+    match job {
+        JobName::Invoice => &[Count::Invoiced],
+        JobName::Collect => &[
+            Count::Paid,
+            Count::FailedAttempts,
+            Count::Pending,
+            Count::OutcomeUnknown,
+            Count::CarriedForward,
+            Count::Waived,
+        ],
+        JobName::Deliver => &[Count::Sent, Count::Rejected, Count::ToRetry],
+        JobName::Suspend | JobName::Hds | JobName::Delete | JobName::VatCheck => &[],
+    }
+}
+
+/// Where a count goes in the metrics.
+enum Metric {
+    InvoicesIssued,
+    /// `billrun_charges_total` with this outcome.
+    Charges(&'static str),
+    /// `billrun_emails_total` with this status.
+    Emails(&'static str),
+}
+
+/// Every count's place in the metrics, or `None`: a new count is placed (or left out) on
+/// purpose.
+fn metric(key: Count) -> Option<Metric> {
+    Some(match key {
+        Count::Invoiced => Metric::InvoicesIssued,
+        Count::Paid => Metric::Charges("succeeded"),
+        Count::FailedAttempts => Metric::Charges("failed"),
+        Count::Pending => Metric::Charges("processing"),
+        Count::OutcomeUnknown => Metric::Charges("unknown"),
+        Count::CarriedForward => Metric::Charges("carried_forward"),
+        Count::Waived => Metric::Charges("waived"),
+        Count::Sent => Metric::Emails("sent"),
+        Count::Rejected => Metric::Emails("rejected"),
+        Count::ToRetry => Metric::Emails("to_retry"),
+        Count::WouldInvoice
+        | Count::AlreadyInvoiced
+        | Count::AccountDeleted
+        | Count::NothingToBill
+        | Count::RegroupedOneByOne
+        | Count::WouldCollect
+        | Count::HandledByAnotherRun
+        | Count::WaitingForRetry
+        | Count::RetriesExhausted
+        | Count::WouldSuspend
+        | Count::WouldReactivate
+        | Count::WouldWarn
+        | Count::WouldQueueDeletion
+        | Count::Suspended
+        | Count::Reactivated
+        | Count::Warned
+        | Count::QueuedForDeletion
+        | Count::Unchanged
+        | Count::WouldRemind
+        | Count::Reminded
+        | Count::WouldDelete
+        | Count::WouldWaitForEmails
+        | Count::Deleted
+        | Count::WaitingForEmails
+        | Count::WouldSend
+        | Count::HeldByAnotherDeliverer
+        | Count::WouldCheck
+        | Count::Valid
+        | Count::Invalid
+        | Count::Unavailable => return None,
+    })
 }
 
 /// The metrics in Prometheus' text format.
@@ -165,8 +227,8 @@ mod tests {
     fn runs_and_their_outcomes_are_counted() {
         let opts = crate::jobs::RunOptions::at(chrono::Utc::now());
         let mut r = JobReport::new(JobName::Collect, &opts);
-        r.counts.insert("paid".into(), 3);
-        r.counts.insert("failed_attempts".into(), 2);
+        r.counts.insert(Count::Paid, 3);
+        r.counts.insert(Count::FailedAttempts, 2);
         record_run(
             JobName::Collect,
             "succeeded",

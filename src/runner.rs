@@ -386,7 +386,7 @@ async fn finish_open_ranges(
         // Any range pending now (put back by this process or by one that left since) is taken.
         let more = work_batches(env, job, opts, run_id).await?;
         for (k, v) in &more.counts {
-            *mine.counts.entry(k.clone()).or_default() += *v;
+            *mine.counts.entry(*k).or_default() += *v;
         }
         mine.invoices.extend(more.invoices);
         mine.collections.extend(more.collections);
@@ -472,7 +472,7 @@ async fn work_batches(
         let r = run_caught(env, job, &o).await?;
         runs::finish_batch(&env.db, run_id, &first, &serde_json::to_string(&r.counts)?).await?;
         for (k, v) in &r.counts {
-            *total.counts.entry(k.clone()).or_default() += *v;
+            *total.counts.entry(*k).or_default() += *v;
         }
         total.period = r.period.clone();
         total.gateway = r.gateway;
@@ -484,10 +484,10 @@ async fn work_batches(
     Ok(total)
 }
 
-fn sum_counts(all: &[String]) -> anyhow::Result<crate::views::Counts> {
-    let mut out = crate::views::Counts::new();
+fn sum_counts(all: &[String]) -> anyhow::Result<crate::jobs::Counts> {
+    let mut out = crate::jobs::Counts::new();
     for c in all {
-        let m: crate::views::Counts = serde_json::from_str(c)?;
+        let m: crate::jobs::Counts = serde_json::from_str(c)?;
         for (k, v) in m {
             *out.entry(k).or_default() += v;
         }

@@ -1,7 +1,6 @@
 //! What the CLI shows: invoices and job reports, as tables and as JSON (amounts are decimal
 //! strings such as `"14.81"`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -612,9 +611,6 @@ pub fn invoice_text(i: &Invoice) -> String {
     }
     s
 }
-
-/// Counts shown at the end of a job run, in a stable order.
-pub type Counts = BTreeMap<String, u64>;
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,6 @@
 //! BY`, and the invoice step's ratio to it. Each job's report is dropped after its batch, so
 //! memory stays flat whatever the size; the peak resident memory is the kernel's `VmHWM`.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -35,7 +34,7 @@ use crate::core::period::Period;
 use crate::demo::generate::{BENCH_APP_COUNTS, DemoPlatform, Generator};
 use crate::import::read::Format;
 use crate::import::{self, ImportKind};
-use crate::jobs::{self, Env, JobName, JobReport, RunOptions, Secret};
+use crate::jobs::{self, Count, Counts, Env, JobName, JobReport, RunOptions, Secret};
 use crate::store::{Backend, Db, collection, documents, redact_url};
 
 pub mod commands;
@@ -296,8 +295,8 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
                 .await?;
         let seconds = started.elapsed().as_secs_f64();
         check_failures(&report)?;
-        let counts: BTreeMap<String, u64> = report.counts.clone();
-        let invoiced = counts.get("invoiced").copied().unwrap_or(0);
+        let counts: Counts = report.counts.clone();
+        let invoiced = counts.get(&Count::Invoiced).copied().unwrap_or(0);
         steps.push(Step::new(
             "invoice",
             invoiced,
@@ -390,7 +389,7 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
             .await?;
         let seconds = started.elapsed().as_secs_f64();
         check_failures(&report)?;
-        let sent = report.counts.get("sent").copied().unwrap_or(0);
+        let sent = report.counts.get(&Count::Sent).copied().unwrap_or(0);
         anyhow::ensure!(
             sink.accepted() == sent,
             "the deliver job counted {sent} emails sent, the SMTP sink accepted {}",
@@ -706,8 +705,8 @@ async fn by_ranges(
     base: &RunOptions,
     accounts: usize,
     batch: usize,
-) -> anyhow::Result<BTreeMap<String, u64>> {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+) -> anyhow::Result<Counts> {
+    let mut counts = Counts::new();
     let batch = batch.max(1);
     for from in (0..accounts).step_by(batch) {
         let to = (from + batch).min(accounts);
@@ -735,10 +734,10 @@ fn check_failures(report: &JobReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(counts: &BTreeMap<String, u64>) -> String {
+fn describe(counts: &Counts) -> String {
     counts
         .iter()
-        .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+        .map(|(k, v)| format!("{v} {}", k.as_str().replace('_', " ")))
         .collect::<Vec<_>>()
         .join(", ")
 }

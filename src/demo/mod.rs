@@ -11,6 +11,7 @@ use crate::cli::DemoArgs;
 use crate::config::JobsConfig;
 use crate::core::money::format_minor;
 use crate::core::period::Period;
+use crate::jobs::deliver::DeliveryOutcome;
 use crate::jobs::{self, Env, JobName, RunOptions};
 use crate::store::{Db, accounts, catalog, collection};
 use crate::views::{self, table};
@@ -273,7 +274,7 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     let confirmation_sent = sent
         .deliveries
         .iter()
-        .any(|d| d.kind == "account_deletion_confirmation" && d.outcome == "sent");
+        .any(|d| d.kind == "account_deletion_confirmation" && d.outcome == DeliveryOutcome::Sent);
     match (&request.outcome, token) {
         (crate::closing::RequestOutcome::ConfirmationSent { .. }, Some(token))
             if confirmation_sent =>
@@ -523,7 +524,9 @@ fn print_collection_summary(report: &crate::jobs::JobReport) {
     let mut rows: BTreeMap<(String, String), (usize, i64)> = BTreeMap::new();
     for c in &report.collections {
         let method = c.method.clone().unwrap_or_else(|| "-".into());
-        let e = rows.entry((c.outcome.clone(), method)).or_default();
+        let e = rows
+            .entry((c.outcome.as_str().to_string(), method))
+            .or_default();
         e.0 += 1;
         e.1 += crate::core::money::parse_major(&c.charge).unwrap_or(0);
     }

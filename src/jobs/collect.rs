@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{Env, Failure, JobName, JobReport, RunOptions};
+use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::{BadInput, GatewayChoice};
 use crate::core::collection::AttemptOutcome;
 use crate::core::collection::{
@@ -51,11 +51,54 @@ pub struct CollectionItem {
     /// Below the €0.50 minimum on a closing account's invoice: written off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waived: Option<String>,
-    /// `succeeded`, `processing`, `failed`, `unknown`, or `planned` in a dry-run.
-    pub outcome: String,
+    pub outcome: CollectionOutcome,
     pub payment_intent: Option<String>,
     pub decline_code: Option<String>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// What the collect job did (or would do) with one invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionOutcome {
+    /// Nothing: another run settled the invoice first, or nothing was due.
+    None,
+    /// A dry-run: what it would do.
+    Planned,
+    /// Paid.
+    Succeeded,
+    /// A SEPA debit on its way: settled by a later run.
+    Processing,
+    /// Declined.
+    Failed,
+    /// Below the €0.50 minimum: carried to the next invoice.
+    CarriedForward,
+    /// Below the €0.50 minimum on a closing account: written off.
+    Waived,
+    /// No conclusive answer from the gateway: settled by the next run.
+    Unknown,
+}
+
+impl CollectionOutcome {
+    /// The outcome's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectionOutcome::None => "none",
+            CollectionOutcome::Planned => "planned",
+            CollectionOutcome::Succeeded => "succeeded",
+            CollectionOutcome::Processing => "processing",
+            CollectionOutcome::Failed => "failed",
+            CollectionOutcome::CarriedForward => "carried_forward",
+            CollectionOutcome::Waived => "waived",
+            CollectionOutcome::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for CollectionOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Builds the gateway the settings ask for; refuses the simulator in production.
@@ -234,7 +277,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                     }
                     Ok(item) => {
                         report.bump(counter(&item));
-                        if item.outcome == "unknown" {
+                        if item.outcome == CollectionOutcome::Unknown {
                             failures.push((i, Failure {
                                 item: format!("invoice {number}"),
                                 error: "the payment gateway gave no conclusive answer; the attempt is settled on the next run with the same idempotency key".into(),
@@ -327,19 +370,18 @@ fn group_by_account(rows: Vec<InvoiceRow>, first_index: usize) -> Vec<Vec<(usize
     groups
 }
 
-fn counter(item: &CollectionItem) -> &'static str {
-    match (item.decision, item.outcome.as_str()) {
-        (Decision::WaitUntilRetry, _) => "waiting_for_retry",
-        (Decision::Exhausted, _) => "retries_exhausted",
-        (_, "planned") => "would_collect",
-        (_, "succeeded") => "paid",
-        (_, "processing") => "pending",
-        (_, "failed") => "failed_attempts",
-        (_, "carried_forward") => "carried_forward",
-        (_, "waived") => "waived",
-        (_, "unknown") => "outcome_unknown",
-        (_, "none") => "handled_by_another_run",
-        _ => "other",
+fn counter(item: &CollectionItem) -> Count {
+    match (item.decision, item.outcome) {
+        (Decision::WaitUntilRetry, _) => Count::WaitingForRetry,
+        (Decision::Exhausted, _) => Count::RetriesExhausted,
+        (_, CollectionOutcome::Planned) => Count::WouldCollect,
+        (_, CollectionOutcome::Succeeded) => Count::Paid,
+        (_, CollectionOutcome::Processing) => Count::Pending,
+        (_, CollectionOutcome::Failed) => Count::FailedAttempts,
+        (_, CollectionOutcome::CarriedForward) => Count::CarriedForward,
+        (_, CollectionOutcome::Waived) => Count::Waived,
+        (_, CollectionOutcome::Unknown) => Count::OutcomeUnknown,
+        (_, CollectionOutcome::None) => Count::HandledByAnotherRun,
     }
 }
 
@@ -364,7 +406,7 @@ fn item(inv: &InvoiceRow, decision: Decision) -> CollectionItem {
         method: None,
         carried_forward: format_minor(0),
         waived: None,
-        outcome: "none".into(),
+        outcome: CollectionOutcome::None,
         payment_intent: None,
         decline_code: None,
         next_attempt_at: inv.next_attempt_at,
@@ -409,7 +451,7 @@ impl Ctx<'_> {
                 out.method = Some(attempt.method.clone());
                 out.charge = format_minor(attempt.amount_minor);
                 if dry_run {
-                    out.outcome = "planned".into();
+                    out.outcome = CollectionOutcome::Planned;
                     return Ok(out);
                 }
                 let outcome = if decision == Decision::SettleUnknown {
@@ -427,7 +469,7 @@ impl Ctx<'_> {
             Decision::BlockedUntilPaymentMethodChanges => {
                 out.method = pm.as_ref().map(|p| p.kind.clone());
                 if dry_run {
-                    out.outcome = "planned".into();
+                    out.outcome = CollectionOutcome::Planned;
                     return Ok(out);
                 }
                 let previous = attempts
@@ -481,7 +523,7 @@ impl Ctx<'_> {
                     )
                     .await?;
                 tx.commit().await?;
-                out.outcome = "failed".into();
+                out.outcome = CollectionOutcome::Failed;
                 out.decline_code = Some(code);
                 out.next_attempt_at = next;
                 Ok(out)
@@ -553,14 +595,14 @@ impl Ctx<'_> {
             (None, _) => "none".to_string(),
         });
         if dry_run {
-            out.outcome = "planned".into();
+            out.outcome = CollectionOutcome::Planned;
             return Ok(out);
         }
 
         let mut tx = self.env.db.begin().await?;
         let Some(fresh) = self.fresh(&mut tx, inv, expected_attempts).await? else {
             tx.rollback().await?;
-            out.outcome = "none".into();
+            out.outcome = CollectionOutcome::None;
             return Ok(out);
         };
         // Credit first: it pays the invoice total including VAT.
@@ -595,7 +637,7 @@ impl Ctx<'_> {
             self.on_paid(&mut tx, &fresh, "credit", applied, None)
                 .await?;
             tx.commit().await?;
-            out.outcome = "succeeded".into();
+            out.outcome = CollectionOutcome::Succeeded;
             out.method = Some("credit".into());
             out.charge = format_minor(0);
             return Ok(out);
@@ -609,7 +651,7 @@ impl Ctx<'_> {
             events::record(&mut tx, &fresh.account_id, self.now, "invoice.waived", Some(crate::core::ids::InvoiceId(fresh.id)),
                 &format!("{} EUR left on invoice {} is below the €0.50 minimum charge and the account is closing: waived", format_minor(plan.waive), fresh.number)).await?;
             tx.commit().await?;
-            out.outcome = "waived".into();
+            out.outcome = CollectionOutcome::Waived;
             out.charge = format_minor(0);
             out.waived = Some(format_minor(plan.waive));
             return Ok(out);
@@ -627,7 +669,7 @@ impl Ctx<'_> {
             events::record(&mut tx, &fresh.account_id, self.now, "invoice.carried_forward", Some(crate::core::ids::InvoiceId(fresh.id)),
                 &format!("{} EUR left on invoice {} is below the €0.50 minimum charge: carried to the next invoice", format_minor(plan.carry_forward), fresh.number)).await?;
             tx.commit().await?;
-            out.outcome = "carried_forward".into();
+            out.outcome = CollectionOutcome::CarriedForward;
             out.charge = format_minor(0);
             out.carried_forward = format_minor(plan.carry_forward);
             return Ok(out);
@@ -673,7 +715,7 @@ impl Ctx<'_> {
                 )
                 .await?;
             tx.commit().await?;
-            out.outcome = "failed".into();
+            out.outcome = CollectionOutcome::Failed;
             out.decline_code = Some("no_payment_method".into());
             out.next_attempt_at = next;
             return Ok(out);
@@ -743,7 +785,7 @@ impl Ctx<'_> {
                 {
                     // Another run settled this attempt first.
                     tx.rollback().await?;
-                    out.outcome = "none".into();
+                    out.outcome = CollectionOutcome::None;
                     return Ok(());
                 }
                 invoices::record_payment(&mut tx, inv.id, attempt.amount_minor).await?;
@@ -760,7 +802,7 @@ impl Ctx<'_> {
                 .await?;
                 tx.commit().await?;
                 info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, "payment succeeded");
-                out.outcome = "succeeded".into();
+                out.outcome = CollectionOutcome::Succeeded;
                 out.payment_intent = Some(payment_intent);
                 out.next_attempt_at = None;
             }
@@ -778,7 +820,7 @@ impl Ctx<'_> {
                 .await?
                 {
                     tx.rollback().await?;
-                    out.outcome = "none".into();
+                    out.outcome = CollectionOutcome::None;
                     return Ok(());
                 }
                 invoices::set_status(&mut tx, inv.id, InvoiceStatus::Pending).await?;
@@ -798,7 +840,7 @@ impl Ctx<'_> {
                     .await?;
                 }
                 tx.commit().await?;
-                out.outcome = "processing".into();
+                out.outcome = CollectionOutcome::Processing;
                 out.payment_intent = Some(payment_intent);
             }
             ChargeOutcome::Failed {
@@ -834,7 +876,7 @@ impl Ctx<'_> {
                 .await?
                 {
                     tx.rollback().await?;
-                    out.outcome = "none".into();
+                    out.outcome = CollectionOutcome::None;
                     return Ok(());
                 }
                 let fresh = invoices::get_tx(&mut tx, inv.id)
@@ -845,7 +887,7 @@ impl Ctx<'_> {
                     .await?;
                 tx.commit().await?;
                 info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, decline_code = %shown, "payment declined");
-                out.outcome = "failed".into();
+                out.outcome = CollectionOutcome::Failed;
                 out.payment_intent = payment_intent;
                 out.decline_code = Some(shown);
                 out.next_attempt_at = next;
@@ -857,7 +899,7 @@ impl Ctx<'_> {
                     &format!("Payment of invoice {} (attempt {}): no conclusive answer from the gateway; settled on the next run with the same idempotency key", inv.number, attempt.number)).await?;
                 tx.commit().await?;
                 warn!(invoice.id = inv.id, account.id = %inv.account_id, reason = %reason, "payment outcome unknown; settled next run");
-                out.outcome = "unknown".into();
+                out.outcome = CollectionOutcome::Unknown;
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{Env, Failure, JobName, JobReport, RunOptions};
+use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::deletion::{CATEGORIES, Category, WaitingEmail, emails_to_wait_for};
 use crate::gateway::{DeleteCustomerError, OperatorError};
 use crate::store::accounts;
@@ -51,8 +51,42 @@ pub struct DeletionItem {
     /// deletion waits for them (in a dry-run: would wait).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waiting_for_emails: Vec<WaitingEmail>,
-    /// `deleted`, `waiting_for_emails`, `stopped`, `planned` (dry-run) or `failed`.
-    pub outcome: String,
+    pub outcome: DeletionOutcome,
+}
+
+/// What the delete job did (or would do) with one account's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionOutcome {
+    /// A dry-run: what it would delete.
+    Planned,
+    /// Every category deleted.
+    Deleted,
+    /// All but the personal data: the address waits for emails to be sent.
+    WaitingForEmails,
+    /// Stopped for a shutdown: the next run resumes it.
+    Stopped,
+    /// Stopped by an error: the next run resumes it.
+    Failed,
+}
+
+impl DeletionOutcome {
+    /// The outcome's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionOutcome::Planned => "planned",
+            DeletionOutcome::Deleted => "deleted",
+            DeletionOutcome::WaitingForEmails => "waiting_for_emails",
+            DeletionOutcome::Stopped => "stopped",
+            DeletionOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for DeletionOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl DeletionItem {
@@ -118,7 +152,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             resumed: q.started_at.is_some(),
             categories: Vec::new(),
             waiting_for_emails: Vec::new(),
-            outcome: "planned".into(),
+            outcome: DeletionOutcome::Planned,
         };
         match &gateway {
             None => {
@@ -135,21 +169,21 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                 item.waiting_for_emails =
                     emails_to_wait_for(deletion::emails_by_status(&env.db, &q.account_id).await?);
                 report.bump(if item.waiting_for_emails.is_empty() {
-                    "would_delete"
+                    Count::WouldDelete
                 } else {
-                    "would_wait_for_emails"
+                    Count::WouldWaitForEmails
                 });
             }
             Some(g) => match delete_account(env, g, &q, opts.now, &mut crash, &opts.stop).await {
                 Ok(Ended::Stopped) => {
-                    item.outcome = "stopped".into();
+                    item.outcome = DeletionOutcome::Stopped;
                     report.stop_early();
                 }
                 Ok(Ended::Deleted(counts)) => {
                     info!(account.id = %q.account_id, reason = %q.reason, "account data deleted");
                     item.categories = counts;
-                    item.outcome = "deleted".into();
-                    report.bump("deleted");
+                    item.outcome = DeletionOutcome::Deleted;
+                    report.bump(Count::Deleted);
                 }
                 Ok(Ended::WaitingForEmails(counts, waiting)) => {
                     let kinds: Vec<&str> = waiting.iter().map(|e| e.kind.as_str()).collect();
@@ -157,8 +191,8 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                         "account data deleted but the personal data: waiting for emails to be sent");
                     item.categories = counts;
                     item.waiting_for_emails = waiting;
-                    item.outcome = "waiting_for_emails".into();
-                    report.bump("waiting_for_emails");
+                    item.outcome = DeletionOutcome::WaitingForEmails;
+                    report.bump(Count::WaitingForEmails);
                 }
                 // A wrong key is wrong for every account (issue 19): the run stops, exits 3,
                 // and the next run resumes this deletion where it stopped.
@@ -169,7 +203,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
                         item: format!("account {}", q.account_id),
                         error: format!("{e:#}"),
                     });
-                    item.outcome = "failed".into();
+                    item.outcome = DeletionOutcome::Failed;
                 }
             },
         }

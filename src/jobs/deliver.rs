@@ -22,7 +22,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{Env, Failure, JobName, JobReport, RunOptions};
+use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::BadInput;
 use crate::documents::email::{RenderedEmail, Templates};
 use crate::store::delivery::{self, OutboxRow};
@@ -36,9 +36,40 @@ pub struct DeliveryItem {
     pub to: String,
     pub subject: String,
     pub message_id: String,
-    /// `sent`, `retry`, `failed`, `skipped` (another deliverer holds it) or `planned`.
-    pub outcome: String,
+    pub outcome: DeliveryOutcome,
     pub error: Option<String>,
+}
+
+/// What the deliver job did (or would do) with one email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// A dry-run: it would send it.
+    Planned,
+    /// Accepted by the SMTP server.
+    Sent,
+    /// Not sent now: it stays pending for the next run.
+    Retry,
+    /// Rejected for good, or could not be built.
+    Failed,
+}
+
+impl DeliveryOutcome {
+    /// The outcome's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Planned => "planned",
+            DeliveryOutcome::Sent => "sent",
+            DeliveryOutcome::Retry => "retry",
+            DeliveryOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 enum Transport {
@@ -214,9 +245,9 @@ pub async fn run_in_batches(
         }
         after_batch(&mut report);
     }
-    if report.counts.get("to_retry").is_some_and(|n| *n > 0) {
+    if report.counts.get(&Count::ToRetry).is_some_and(|n| *n > 0) {
         warn!(
-            count = report.counts["to_retry"],
+            count = report.counts[&Count::ToRetry],
             "some emails could not be sent now; they stay pending"
         );
     }
@@ -225,7 +256,7 @@ pub async fn run_in_batches(
 
 /// What one email's delivery adds to the report.
 struct Delivered {
-    count: Option<&'static str>,
+    count: Option<Count>,
     failure: Option<Failure>,
     item: Option<DeliveryItem>,
 }
@@ -257,7 +288,7 @@ impl Lane<'_> {
             to: row.to_address.clone(),
             subject: String::new(),
             message_id: message_id.clone(),
-            outcome: "planned".into(),
+            outcome: DeliveryOutcome::Planned,
             error: None,
         };
         let failure = |reason: &str| Failure {
@@ -273,7 +304,7 @@ impl Lane<'_> {
                 it.error = Some(format!("{e:#}"));
             }
             return Ok(Delivered {
-                count: Some("would_send"),
+                count: Some(Count::WouldSend),
                 failure: None,
                 item: Some(it),
             });
@@ -281,7 +312,7 @@ impl Lane<'_> {
         let until = opts.now + chrono::Duration::seconds(s.claim_seconds as i64);
         if !delivery::claim(&env.db, row.id, self.token, opts.now, until, &message_id).await? {
             return Ok(Delivered {
-                count: Some("held_by_another_deliverer"),
+                count: Some(Count::HeldByAnotherDeliverer),
                 failure: None,
                 item: None,
             });
@@ -299,7 +330,7 @@ impl Lane<'_> {
                 let reason = format!("cannot build the email: {e:#}");
                 delivery::mark_failed(&env.db, row.id, self.token, &reason).await?;
                 warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email failed");
-                it.outcome = "failed".into();
+                it.outcome = DeliveryOutcome::Failed;
                 it.error = Some(reason.clone());
                 return Ok(Delivered {
                     count: None,
@@ -326,16 +357,16 @@ impl Lane<'_> {
             Ok(()) => {
                 delivery::mark_sent(&env.db, row.id, self.token, opts.now).await?;
                 info!(outbox.id = row.id, account.id = %row.account_id, kind = %row.kind, "email sent");
-                it.outcome = "sent".into();
-                (Some("sent"), None)
+                it.outcome = DeliveryOutcome::Sent;
+                (Some(Count::Sent), None)
             }
             Err(SendError::Smtp(e)) if e.is_permanent() => {
                 let reason = format!("rejected by the SMTP server: {e}");
                 delivery::mark_failed(&env.db, row.id, self.token, &reason).await?;
                 warn!(outbox.id = row.id, account.id = %row.account_id, error = %reason, "email rejected");
-                it.outcome = "failed".into();
+                it.outcome = DeliveryOutcome::Failed;
                 it.error = Some(reason.clone());
-                (Some("rejected"), Some(failure(&reason)))
+                (Some(Count::Rejected), Some(failure(&reason)))
             }
             Err(e) => {
                 let reason = e.to_string();
@@ -343,7 +374,7 @@ impl Lane<'_> {
                 if attempts >= s.max_attempts {
                     let reason = format!("gave up after {attempts} attempts: {reason}");
                     delivery::mark_failed(&env.db, row.id, self.token, &reason).await?;
-                    it.outcome = "failed".into();
+                    it.outcome = DeliveryOutcome::Failed;
                     it.error = Some(reason.clone());
                     (None, Some(failure(&reason)))
                 } else {
@@ -351,9 +382,9 @@ impl Lane<'_> {
                         [(attempts as usize - 1).min(s.retry_backoff_seconds.len() - 1)];
                     let next = opts.now + chrono::Duration::seconds(wait as i64);
                     delivery::mark_retry(&env.db, row.id, self.token, next, &reason).await?;
-                    it.outcome = "retry".into();
+                    it.outcome = DeliveryOutcome::Retry;
                     it.error = Some(reason);
-                    (Some("to_retry"), None)
+                    (Some(Count::ToRetry), None)
                 }
             }
         };

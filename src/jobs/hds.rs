@@ -5,7 +5,7 @@
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{Env, Failure, JobName, JobReport, RunOptions};
+use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::lifecycle::hds_reminder_due;
 use crate::store::outbox::{self, NewEmail};
 use crate::store::{accounts, events, hds};
@@ -15,8 +15,39 @@ pub struct HdsItem {
     pub account_id: String,
     pub contact: String,
     pub last_reviewed_at: String,
-    /// `reminded`, `planned` (dry-run) or `skipped` (another run reminded first).
-    pub outcome: String,
+    pub outcome: HdsOutcome,
+}
+
+/// What the hds job did (or would do) for one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HdsOutcome {
+    /// A dry-run: it would remind.
+    Planned,
+    /// The reminder was queued.
+    Reminded,
+    /// Another run reminded first.
+    Skipped,
+    /// The reminder could not be queued.
+    Failed,
+}
+
+impl HdsOutcome {
+    /// The outcome's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HdsOutcome::Planned => "planned",
+            HdsOutcome::Reminded => "reminded",
+            HdsOutcome::Skipped => "skipped",
+            HdsOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for HdsOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
@@ -43,25 +74,25 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             account_id: c.account_id.clone(),
             contact: c.name.clone(),
             last_reviewed_at: c.reviewed_at.format("%Y-%m-%d").to_string(),
-            outcome: "planned".into(),
+            outcome: HdsOutcome::Planned,
         };
         if opts.dry_run {
-            report.bump("would_remind");
+            report.bump(Count::WouldRemind);
             report.hds.push(item);
             continue;
         }
         match remind(env, &c, opts.now).await {
             Ok(true) => {
-                report.bump("reminded");
-                item.outcome = "reminded".into();
+                report.bump(Count::Reminded);
+                item.outcome = HdsOutcome::Reminded;
             }
-            Ok(false) => item.outcome = "skipped".into(),
+            Ok(false) => item.outcome = HdsOutcome::Skipped,
             Err(e) => {
                 report.failures.push(Failure {
                     item: format!("account {}", c.account_id),
                     error: format!("{e:#}"),
                 });
-                item.outcome = "failed".into();
+                item.outcome = HdsOutcome::Failed;
             }
         }
         report.hds.push(item);

@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{debug, info, warn};
 
-use super::{Env, Failure, JobName, JobReport, RunOptions};
+use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::BadInput;
 use crate::core::collection::allocate_rewards;
 use crate::core::document::Invoice;
@@ -417,16 +417,16 @@ async fn bill_batch(
 
     for row in batch {
         if invoiced.contains(&row.id) {
-            report.bump("already_invoiced");
+            report.bump(Count::AlreadyInvoiced);
             continue;
         }
         if row.status == "deleted" {
             // Its data is gone (profile stripped): nothing can be invoiced to it any more.
-            report.bump("account_deleted");
+            report.bump(Count::AccountDeleted);
             continue;
         }
         let Some(records) = usage.get(&row.id) else {
-            report.bump("nothing_to_bill");
+            report.bump(Count::NothingToBill);
             continue;
         };
         // Reverse charge rests on a recent VIES confirmation of the number (article 18 of
@@ -462,7 +462,7 @@ async fn bill_batch(
         let draft = match draft {
             Ok(Some(d)) => d,
             Ok(None) => {
-                report.bump("nothing_to_bill");
+                report.bump(Count::NothingToBill);
                 continue;
             }
             Err(e) => {
@@ -480,7 +480,7 @@ async fn bill_batch(
             }
         };
         if opts.dry_run {
-            report.bump("would_invoice");
+            report.bump(Count::WouldInvoice);
             report
                 .invoices
                 .push(invoice_document::from_new(&draft, None));
@@ -629,7 +629,7 @@ fn issued_together(
 ) {
     for (draft, (id, number)) in drafts.iter().zip(done) {
         info!(account.id = %draft.account.id, invoice.number = %number, amount_minor = draft.totals.total, "invoice issued");
-        report.bump("invoiced");
+        report.bump(Count::Invoiced);
         if views {
             report
                 .invoices
@@ -642,7 +642,7 @@ fn issued_together(
 /// (another run got there first), and a sign of contention when it is not.
 fn regrouped(report: &mut JobReport, drafts: &[NewInvoice]) {
     for _ in drafts {
-        report.bump("regrouped_one_by_one");
+        report.bump(Count::RegroupedOneByOne);
     }
 }
 
@@ -652,10 +652,10 @@ async fn one_by_one(env: &Env, drafts: &[NewInvoice], report: &mut JobReport) {
         match finalize(env, draft).await {
             Ok(Some(view)) => {
                 info!(account.id = %draft.account.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");
-                report.bump("invoiced");
+                report.bump(Count::Invoiced);
                 report.invoices.push(view);
             }
-            Ok(None) => report.bump("already_invoiced"),
+            Ok(None) => report.bump(Count::AlreadyInvoiced),
             Err(e) => {
                 warn!(account.id = %draft.account.id, error = %crate::error_text::chain(&e), "cannot store invoice");
                 report.failures.push(Failure {

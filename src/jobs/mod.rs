@@ -10,15 +10,17 @@ use crate::core::document::Invoice;
 use crate::core::ids::AccountId;
 use crate::core::period::Period;
 use crate::store::Db;
-use crate::views::Counts;
 
 pub mod collect;
+mod count;
 pub mod delete;
 pub mod deliver;
 pub mod hds;
 pub mod invoice;
 pub mod suspend;
 pub mod vat_check;
+
+pub use count::{Count, Counts};
 
 /// Every job billrun runs. Adding a job: a file here, a variant, and a `jobs/<name>.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -298,8 +300,8 @@ impl JobReport {
         }
     }
 
-    pub fn bump(&mut self, key: &str) {
-        *self.counts.entry(key.to_string()).or_default() += 1;
+    pub fn bump(&mut self, key: Count) {
+        *self.counts.entry(key).or_default() += 1;
     }
 
     /// One line: what ran and what it did.
@@ -307,7 +309,7 @@ impl JobReport {
         let counts: Vec<String> = self
             .counts
             .iter()
-            .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+            .map(|(k, v)| format!("{v} {}", k.as_str().replace('_', " ")))
             .collect();
         format!(
             "{}{}{}{}: {}{}",

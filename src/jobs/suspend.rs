@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::info;
 
-use super::{Env, Failure, JobName, JobReport, RunOptions};
+use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::lifecycle::{DebtState, LifecycleAction, Policy, decide};
 use crate::core::money::format_minor;
 use crate::store::lifecycle::{self, DebtRow};
@@ -21,8 +21,39 @@ pub struct LifecycleItem {
     pub owes: String,
     #[serde(flatten)]
     pub action: LifecycleAction,
-    /// `done`, `planned` (dry-run) or `skipped` (another run changed the account first).
-    pub outcome: String,
+    pub outcome: LifecycleOutcome,
+}
+
+/// What the suspend job did (or would do) with one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleOutcome {
+    /// A dry-run: the transition it would make.
+    Planned,
+    /// The transition was made.
+    Done,
+    /// Another run changed the account first.
+    Skipped,
+    /// The transition could not be made.
+    Failed,
+}
+
+impl LifecycleOutcome {
+    /// The outcome's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleOutcome::Planned => "planned",
+            LifecycleOutcome::Done => "done",
+            LifecycleOutcome::Skipped => "skipped",
+            LifecycleOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for LifecycleOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
@@ -55,26 +86,26 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             account_id: row.id.clone(),
             owes: format_minor(row.owes),
             action,
-            outcome: "planned".into(),
+            outcome: LifecycleOutcome::Planned,
         };
         if opts.dry_run {
-            report.bump(&format!("would_{}", name(action)));
+            report.bump(planned(action));
             report.lifecycle.push(item);
             continue;
         }
         match apply(env, &row, action, opts.now).await {
             Ok(true) => {
                 info!(account.id = %row.id, action = name(action), "lifecycle transition");
-                report.bump(past(action));
-                item.outcome = "done".into();
+                report.bump(done(action));
+                item.outcome = LifecycleOutcome::Done;
             }
-            Ok(false) => item.outcome = "skipped".into(),
+            Ok(false) => item.outcome = LifecycleOutcome::Skipped,
             Err(e) => {
                 report.failures.push(Failure {
                     item: format!("account {}", row.id),
                     error: format!("{e:#}"),
                 });
-                item.outcome = "failed".into();
+                item.outcome = LifecycleOutcome::Failed;
             }
         }
         report.lifecycle.push(item);
@@ -92,13 +123,25 @@ fn name(a: LifecycleAction) -> &'static str {
     }
 }
 
-fn past(a: LifecycleAction) -> &'static str {
+/// The count of a transition planned in a dry-run.
+fn planned(a: LifecycleAction) -> Count {
     match a {
-        LifecycleAction::Suspend { .. } => "suspended",
-        LifecycleAction::Reactivate => "reactivated",
-        LifecycleAction::WarnDeletion { .. } => "warned",
-        LifecycleAction::QueueDeletion => "queued_for_deletion",
-        LifecycleAction::Nothing => "unchanged",
+        LifecycleAction::Suspend { .. } => Count::WouldSuspend,
+        LifecycleAction::Reactivate => Count::WouldReactivate,
+        LifecycleAction::WarnDeletion { .. } => Count::WouldWarn,
+        LifecycleAction::QueueDeletion => Count::WouldQueueDeletion,
+        LifecycleAction::Nothing => Count::Unchanged,
+    }
+}
+
+/// The count of a transition made.
+fn done(a: LifecycleAction) -> Count {
+    match a {
+        LifecycleAction::Suspend { .. } => Count::Suspended,
+        LifecycleAction::Reactivate => Count::Reactivated,
+        LifecycleAction::WarnDeletion { .. } => Count::Warned,
+        LifecycleAction::QueueDeletion => Count::QueuedForDeletion,
+        LifecycleAction::Nothing => Count::Unchanged,
     }
 }
 

@@ -18,17 +18,67 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::{Env, Failure, JobName, JobReport, RunOptions};
+use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::countries::{is_eu_member, vat_prefix};
 use crate::store::vies::{self, NewViesCheck, ViesOutcome};
+
+/// What VIES answered about one VAT number (or, in a dry-run, that it would be asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VatCheckOutcome {
+    /// A dry-run: it would ask.
+    Planned,
+    /// VIES confirmed the number.
+    Valid,
+    /// VIES says the number is not valid.
+    Invalid,
+    /// No answer from VIES (or the member state's service).
+    Unavailable,
+}
+
+impl VatCheckOutcome {
+    /// The outcome's name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VatCheckOutcome::Planned => "planned",
+            VatCheckOutcome::Valid => "valid",
+            VatCheckOutcome::Invalid => "invalid",
+            VatCheckOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for VatCheckOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ViesOutcome> for VatCheckOutcome {
+    fn from(o: ViesOutcome) -> Self {
+        match o {
+            ViesOutcome::Valid => VatCheckOutcome::Valid,
+            ViesOutcome::Invalid => VatCheckOutcome::Invalid,
+            ViesOutcome::Unavailable => VatCheckOutcome::Unavailable,
+        }
+    }
+}
+
+/// The count of a VIES answer.
+fn count_of(o: ViesOutcome) -> Count {
+    match o {
+        ViesOutcome::Valid => Count::Valid,
+        ViesOutcome::Invalid => Count::Invalid,
+        ViesOutcome::Unavailable => Count::Unavailable,
+    }
+}
 
 /// One account's check, as the report shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct VatCheckItem {
     pub account_id: String,
     pub vat_number: String,
-    /// `valid`, `invalid`, `unavailable`, or `planned` (dry-run).
-    pub outcome: String,
+    pub outcome: VatCheckOutcome,
     /// VIES's consultation number (`requestIdentifier`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consultation_number: Option<String>,
@@ -201,11 +251,11 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
             continue;
         }
         if opts.dry_run {
-            report.bump("would_check");
+            report.bump(Count::WouldCheck);
             report.vat_checks.push(VatCheckItem {
                 account_id: account,
                 vat_number: number,
-                outcome: "planned".into(),
+                outcome: VatCheckOutcome::Planned,
                 consultation_number: None,
                 name: None,
                 detail: None,
@@ -231,7 +281,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
         .await
         .with_context(|| format!("recording the VIES answer for account {account}"))?;
         tx.commit().await?;
-        report.bump(reply.outcome.as_str());
+        report.bump(count_of(reply.outcome));
         match reply.outcome {
             ViesOutcome::Valid => {
                 info!(account.id = %account, vies.consultation = reply.consultation_number.as_deref().unwrap_or(""), "VAT number confirmed by VIES")
@@ -254,7 +304,7 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
         report.vat_checks.push(VatCheckItem {
             account_id: account,
             vat_number: number,
-            outcome: reply.outcome.as_str().into(),
+            outcome: reply.outcome.into(),
             consultation_number: reply.consultation_number,
             name: reply.name,
             detail: reply.detail,

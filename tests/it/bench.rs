@@ -1,7 +1,7 @@
 //! `billrun bench`: the shape of its JSON and the consistency of its counts (never its timings),
 //! and the deferred PDFs it renders being the very documents `finalize` would have stored.
 
-use billrun::jobs::JobName;
+use billrun::jobs::{Count, JobName};
 use serde_json::Value;
 
 use crate::common::{Store, TestApp};
@@ -259,11 +259,11 @@ both_stores!(
         )
         .await
         .unwrap();
-        assert!(report.counts["invoiced"] >= 3, "{:?}", report.counts);
+        assert!(report.counts[&Count::Invoiced] >= 3, "{:?}", report.counts);
         assert_eq!(deferred.count("invoice_documents").await, 0);
         deferred.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
         let rendered = billrun::bench::render_deferred(&env).await.unwrap();
-        assert_eq!(rendered, report.counts["invoiced"]);
+        assert_eq!(rendered, report.counts[&Count::Invoiced]);
         assert_eq!(billrun::bench::render_deferred(&env).await.unwrap(), 0);
 
         let docs = |a: &TestApp| {

@@ -2,7 +2,8 @@
 
 use crate::common::fake_stripe::FakeStripe;
 use crate::common::{TestApp, opts};
-use billrun::jobs::{JobName, JobReport};
+use billrun::jobs::collect::CollectionOutcome;
+use billrun::jobs::{Count, JobName, JobReport};
 
 const INVOICED: &str = "2026-11-01T06:00:00Z";
 const COLLECT: &str = "2026-11-01T07:00:00Z";
@@ -48,7 +49,7 @@ both_stores!(
         invoiced(&app, &[]).await;
         let r = collect(&app, COLLECT).await;
         assert_eq!(r.gateway, Some("stripe"));
-        assert_eq!(r.counts.get("paid"), Some(&6), "{:#?}", r.collections);
+        assert_eq!(r.counts.get(&Count::Paid), Some(&6), "{:#?}", r.collections);
         assert!(r.failures.is_empty());
         assert_eq!(fake.charges_created(), 6);
         // Reported in the candidates' order (account, then invoice), however many accounts
@@ -146,8 +147,8 @@ both_stores!(declines_follow_their_class, |app: TestApp| async move {
     )
     .await;
     let r = collect(&app, COLLECT).await;
-    assert_eq!(r.counts.get("failed_attempts"), Some(&5));
-    assert_eq!(r.counts.get("paid"), Some(&1));
+    assert_eq!(r.counts.get(&Count::FailedAttempts), Some(&5));
+    assert_eq!(r.counts.get(&Count::Paid), Some(&1));
     assert_eq!(
         item(&r, "acc-fr-business").decline_code.as_deref(),
         Some("insufficient_funds")
@@ -190,7 +191,7 @@ both_stores!(declines_follow_their_class, |app: TestApp| async move {
     let n = fake.requests().len();
     let wait = collect(&app, "2026-11-03T07:00:00Z").await;
     assert_eq!(fake.requests().len(), n);
-    assert_eq!(wait.counts.get("waiting_for_retry"), Some(&5));
+    assert_eq!(wait.counts.get(&Count::WaitingForRetry), Some(&5));
 
     // On day 3 the soft declines are sent again (attempt 2); the hard ones are not sent.
     let day3 = collect(&app, "2026-11-04T07:00:00Z").await;
@@ -218,7 +219,7 @@ both_stores!(declines_follow_their_class, |app: TestApp| async move {
         expired.next_attempt_at,
         Some(crate::common::t("2026-11-09T07:00:00Z"))
     );
-    assert_eq!(day3.counts.get("failed_attempts"), Some(&5));
+    assert_eq!(day3.counts.get(&Count::FailedAttempts), Some(&5));
 });
 
 both_stores!(
@@ -234,7 +235,7 @@ both_stores!(
         let mut o = opts(COLLECT);
         o.accounts = vec!["acc-fr-business".into()];
         let r = app.run_with(JobName::Collect, o).await.unwrap();
-        assert_eq!(r.counts.get("paid"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1));
         let bob = app.invoice("acc-fr-business", "2026-10").await;
         assert_eq!(bob.attempts.len(), 1, "a 429 is not an attempt");
         let keys: Vec<_> = fake
@@ -251,7 +252,7 @@ both_stores!(
         let mut o = opts(COLLECT);
         o.accounts = vec!["acc-fi-consumer".into()];
         let r = app.run_with(JobName::Collect, o.clone()).await.unwrap();
-        assert_eq!(r.counts.get("outcome_unknown"), Some(&1));
+        assert_eq!(r.counts.get(&Count::OutcomeUnknown), Some(&1));
         assert_eq!(r.failures.len(), 1, "an unknown outcome is reported");
         let fi = app.invoice("acc-fi-consumer", "2026-10").await;
         assert_eq!(
@@ -259,7 +260,7 @@ both_stores!(
             ("pending", "unknown")
         );
         let r = app.run_with(JobName::Collect, o.clone()).await.unwrap();
-        assert_eq!(r.counts.get("paid"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1));
         let fi = app.invoice("acc-fi-consumer", "2026-10").await;
         assert_eq!(fi.attempts.len(), 1);
         assert_eq!(fi.attempts[0].outcome, "succeeded");
@@ -270,7 +271,7 @@ both_stores!(
         let mut o = opts(COLLECT);
         o.accounts = vec!["acc-us-business".into()];
         let r = app.run_with(JobName::Collect, o).await.unwrap();
-        assert_eq!(r.counts.get("paid"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1));
         assert_eq!(
             fake.charges_created(),
             3,
@@ -287,10 +288,10 @@ both_stores!(
         let mut o = opts(COLLECT);
         o.accounts = vec!["acc-de-business".into()];
         let r = app.run_with(JobName::Collect, o.clone()).await.unwrap();
-        assert_eq!(r.counts.get("outcome_unknown"), Some(&1));
+        assert_eq!(r.counts.get(&Count::OutcomeUnknown), Some(&1));
         assert_eq!(fake.charges_created(), 4, "Stripe did charge");
         let r = app.run_with(JobName::Collect, o).await.unwrap();
-        assert_eq!(r.counts.get("paid"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1));
         assert_eq!(
             fake.charges_created(),
             4,
@@ -313,14 +314,14 @@ both_stores!(
         let mut o = opts(COLLECT);
         o.accounts = vec!["acc-de-business".into()];
         let r = app.run_with(JobName::Collect, o.clone()).await.unwrap();
-        assert_eq!(r.counts.get("outcome_unknown"), Some(&1), "{:#?}", r);
+        assert_eq!(r.counts.get(&Count::OutcomeUnknown), Some(&1), "{:#?}", r);
         // Stripe is unreachable now.
         app.env.jobs.collect.settings.stripe_base_url = "http://127.0.0.1:9/".into();
         let r = app.run_with(JobName::Collect, o.clone()).await.unwrap();
-        assert_eq!(r.counts.get("outcome_unknown"), Some(&1));
+        assert_eq!(r.counts.get(&Count::OutcomeUnknown), Some(&1));
         app.use_stripe(&fake);
         let r = app.run_with(JobName::Collect, o).await.unwrap();
-        assert_eq!(r.counts.get("paid"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1));
         assert_eq!(fake.charges_created(), 1);
     }
 );
@@ -338,14 +339,20 @@ both_stores!(sepa_debits_wait_then_settle, |app: TestApp| async move {
     )
     .await;
     let r = collect(&app, COLLECT).await;
-    assert_eq!(r.counts.get("pending"), Some(&2));
+    assert_eq!(r.counts.get(&Count::Pending), Some(&2));
     assert_eq!(
         app.invoice("acc-fr-business", "2026-10").await.status,
         "pending"
     );
     let next = collect(&app, "2026-11-02T07:00:00Z").await;
-    assert_eq!(item(&next, "acc-fr-business").outcome, "succeeded");
-    assert_eq!(item(&next, "acc-de-business").outcome, "failed");
+    assert_eq!(
+        item(&next, "acc-fr-business").outcome,
+        CollectionOutcome::Succeeded
+    );
+    assert_eq!(
+        item(&next, "acc-de-business").outcome,
+        CollectionOutcome::Failed
+    );
     let ok = app.invoice("acc-fr-business", "2026-10").await;
     assert_eq!(
         (ok.status.as_str(), ok.amount_paid.as_str()),
@@ -391,7 +398,10 @@ both_stores!(
         let mut o = opts("2026-11-01T09:05:00Z");
         o.accounts = vec!["acc-de-business".into()];
         let r = app.run_with(JobName::Collect, o).await.unwrap();
-        assert_eq!(item(&r, "acc-de-business").outcome, "succeeded");
+        assert_eq!(
+            item(&r, "acc-de-business").outcome,
+            CollectionOutcome::Succeeded
+        );
         let inv = app.invoice("acc-de-business", "2026-10").await;
         assert_eq!(inv.status, "paid");
         assert_eq!(inv.attempts[1].trigger, "payment_method_changed");
@@ -488,7 +498,10 @@ both_stores!(
         app.add_credit("acc-de-consumer", 50, "PAYPAL-3", "2026-10-20T00:00:00Z")
             .await;
         let r = collect(&app, COLLECT).await;
-        assert_eq!(item(&r, "acc-de-consumer").outcome, "carried_forward");
+        assert_eq!(
+            item(&r, "acc-de-consumer").outcome,
+            CollectionOutcome::CarriedForward
+        );
         assert!(
             fake.requests()
                 .iter()
@@ -565,7 +578,10 @@ both_stores!(
         app.add_credit("acc-fr-consumer", 500, "PAYPAL-4", "2026-11-01T10:00:00Z")
             .await;
         let r = collect(&app, "2026-11-01T10:05:00Z").await;
-        assert_eq!(item(&r, "acc-fr-consumer").outcome, "succeeded");
+        assert_eq!(
+            item(&r, "acc-fr-consumer").outcome,
+            CollectionOutcome::Succeeded
+        );
         assert_eq!(
             app.invoice("acc-fr-consumer", "2026-10")
                 .await
@@ -595,7 +611,7 @@ both_stores!(
         let r = app.run_with(JobName::Collect, o).await.unwrap();
         assert_eq!(app.dump().await, before);
         assert!(fake.requests().is_empty(), "a dry-run calls nothing");
-        assert_eq!(r.counts.get("would_collect"), Some(&6));
+        assert_eq!(r.counts.get(&Count::WouldCollect), Some(&6));
         let bob = item(&r, "acc-fr-business");
         assert_eq!(
             (bob.charge.as_str(), bob.method.as_deref()),
@@ -707,7 +723,10 @@ both_stores!(
         let mut o = opts("2026-11-01T08:00:00Z");
         o.accounts = vec!["acc-fr-business".into()];
         let r = app.run_with(JobName::Collect, o).await.unwrap();
-        assert_eq!(item(&r, "acc-fr-business").outcome, "succeeded");
+        assert_eq!(
+            item(&r, "acc-fr-business").outcome,
+            CollectionOutcome::Succeeded
+        );
         assert_eq!(fake.charges_created(), 1, "no second charge");
         let keys: Vec<String> = fake
             .requests()

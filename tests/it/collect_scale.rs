@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::common::fake_stripe::FakeStripe;
 use crate::common::{TestApp, opts};
 use billrun::import::ImportKind;
-use billrun::jobs::JobName;
+use billrun::jobs::{Count, JobName};
 
 const ACCOUNTS: usize = 64;
 
@@ -48,7 +48,7 @@ async fn many_invoiced(app: &TestApp) {
     }
     let r = app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
     assert_eq!(
-        r.counts.get("invoiced"),
+        r.counts.get(&Count::Invoiced),
         Some(&(ACCOUNTS as u64)),
         "{:?}",
         r.counts
@@ -80,7 +80,11 @@ both_stores!(
         many_invoiced(&app).await;
         fake.set_latency(Duration::from_millis(200));
         let r = app.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
-        assert_eq!(r.counts.get("paid"), Some(&(ACCOUNTS as u64)), "{r:#?}");
+        assert_eq!(
+            r.counts.get(&Count::Paid),
+            Some(&(ACCOUNTS as u64)),
+            "{r:#?}"
+        );
         all_paid_once(&app, &fake).await;
         // Stripe's recommendations: a description and a statement descriptor suffix naming the
         // invoice, a pinned API version, an idempotency key on every POST.
@@ -133,8 +137,8 @@ both_stores!(
         let r = app.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
         // Whatever the 429s could not settle in this run stays unknown, sent again next run.
         let r2 = app.run(JobName::Collect, "2026-11-01T08:00:00Z").await;
-        let paid = r.counts.get("paid").copied().unwrap_or(0)
-            + r2.counts.get("paid").copied().unwrap_or(0);
+        let paid = r.counts.get(&Count::Paid).copied().unwrap_or(0)
+            + r2.counts.get(&Count::Paid).copied().unwrap_or(0);
         assert_eq!(paid, ACCOUNTS as u64, "{r:#?} {r2:#?}");
         all_paid_once(&app, &fake).await;
         assert_eq!(
@@ -176,7 +180,7 @@ both_stores!(
         // SIGTERM: the daemon requests a stop; charges in flight finish and are recorded.
         stop.request();
         let r = run.await.unwrap().unwrap();
-        let first = r.counts.get("paid").copied().unwrap_or(0);
+        let first = r.counts.get(&Count::Paid).copied().unwrap_or(0);
         assert!(first > 0 && first < ACCOUNTS as u64, "{first}");
         assert!(
             r.notes.iter().any(|n| n.contains("stopped early")),
@@ -191,7 +195,7 @@ both_stores!(
 
         let r = app.run(JobName::Collect, "2026-11-01T07:30:00Z").await;
         assert_eq!(
-            r.counts.get("paid").copied().unwrap_or(0),
+            r.counts.get(&Count::Paid).copied().unwrap_or(0),
             ACCOUNTS as u64 - first
         );
         all_paid_once(&app, &fake).await;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use crate::common::fake_stripe::FakeStripe;
 use crate::common::{TestApp, opts};
-use billrun::jobs::{JobName, Secret};
+use billrun::jobs::collect::CollectionOutcome;
+use billrun::jobs::{Count, JobName, Secret};
 
 const INVOICED: &str = "2026-11-01T06:00:00Z";
 const COLLECT: &str = "2026-11-01T07:00:00Z";
@@ -217,13 +218,13 @@ both_stores!(
         )
         .await;
         let r = app.run(JobName::Collect, COLLECT).await;
-        assert_eq!(r.counts.get("paid"), Some(&5), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Paid), Some(&5), "{r:#?}");
         let bob = r
             .collections
             .iter()
             .find(|c| c.account_id == "acc-fr-business")
             .unwrap();
-        assert_eq!(bob.outcome, "failed");
+        assert_eq!(bob.outcome, CollectionOutcome::Failed);
         assert_eq!(bob.decline_code.as_deref(), Some("payment_method_missing"));
         // Hard: the account is asked to act, in billrun's words.
         let notices = customer_notices(&app).await;
@@ -380,7 +381,7 @@ both_stores!(
 
         app.env.stripe_key = Some(Secret("sk_test_billrun".into()));
         let r = app.run(JobName::Delete, "2026-11-07T08:30:00Z").await;
-        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Deleted), Some(&1), "{r:#?}");
         assert_eq!(
             fake.deleted_customers(),
             vec!["cus_acc-fr-consumer".to_string()]

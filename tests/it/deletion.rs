@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use billrun::core::deletion::{CATEGORIES, Category};
 use billrun::import::ImportKind;
-use billrun::jobs::{JobName, JobReport};
+use billrun::jobs::delete::DeletionOutcome;
+use billrun::jobs::{Count, JobName, JobReport};
 
 use crate::common::TestApp;
 use crate::common::fake_stripe::FakeStripe;
@@ -288,7 +289,7 @@ both_stores!(
         let lines_before = app.count("invoice_lines").await;
         let attempts_before = app.count("payment_attempts").await;
         let r = app.run(JobName::Delete, "2026-11-11T08:30:00Z").await;
-        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Deleted), Some(&1), "{r:#?}");
         let done = &r.deletions[0];
         for (p, d) in plan.deletions[0].categories.iter().zip(&done.categories) {
             assert_eq!(p.category, d.category);
@@ -646,7 +647,7 @@ both_stores!(
         let r = deliver(&app, "2026-11-07T08:00:00Z").await;
         assert!(r.failures.is_empty(), "{:?}", r.failures);
         let r = app.run(JobName::Delete, "2026-11-07T08:30:00Z").await;
-        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Deleted), Some(&1), "{r:#?}");
         assert!(r.deletions[0].resumed);
         assert_eq!(
             fake.deleted_customers(),
@@ -700,11 +701,11 @@ both_stores!(
 
         // The delete job removes what it can, and waits with the address intact.
         let r = app.run(JobName::Delete, "2026-11-05T11:01:00Z").await;
-        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1), "{r:#?}");
-        assert_eq!(r.counts.get("deleted"), None, "{r:#?}");
+        assert_eq!(r.counts.get(&Count::WaitingForEmails), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Deleted), None, "{r:#?}");
         assert!(r.failures.is_empty(), "{:?}", r.failures);
         let d = &r.deletions[0];
-        assert_eq!(d.outcome, "waiting_for_emails");
+        assert_eq!(d.outcome, DeletionOutcome::WaitingForEmails);
         let mut waiting: Vec<(&str, &str, i64)> = d
             .waiting_for_emails
             .iter()
@@ -739,12 +740,12 @@ both_stores!(
         // Running again before any delivery changes nothing.
         let before = app.dump().await;
         let r = app.run(JobName::Delete, "2026-11-05T11:02:00Z").await;
-        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1));
+        assert_eq!(r.counts.get(&Count::WaitingForEmails), Some(&1));
         assert_eq!(app.dump().await, before);
 
         // The deliver job sends the three; a dunning email queued meanwhile is not waited for.
         let r = deliver(&app, "2026-11-05T11:05:00Z").await;
-        assert_eq!(r.counts.get("sent"), Some(&3), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Sent), Some(&3), "{r:#?}");
         let mut tx = app.db().begin().await.unwrap();
         billrun::store::outbox::enqueue(
             &mut tx,
@@ -763,7 +764,7 @@ both_stores!(
         .unwrap();
         tx.commit().await.unwrap();
         let r = app.run(JobName::Delete, "2026-11-05T11:10:00Z").await;
-        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Deleted), Some(&1), "{r:#?}");
         assert!(r.deletions[0].resumed);
         assert!(r.deletions[0].waiting_for_emails.is_empty());
         let acc = billrun::store::accounts::get_account(app.db(), "acc-fr-business")
@@ -772,7 +773,7 @@ both_stores!(
             .unwrap();
         assert_eq!(acc.email, "");
         let r = deliver(&app, "2026-11-05T11:15:00Z").await;
-        assert_eq!(r.counts.get("sent"), Some(&1), "the farewell: {r:#?}");
+        assert_eq!(r.counts.get(&Count::Sent), Some(&1), "the farewell: {r:#?}");
 
         // What the account's outbox says, and what the SMTP server received.
         let emails: Vec<(String, String)> = emails_of(&app, "acc-fr-business")
@@ -863,10 +864,10 @@ both_stores!(
         ]);
         assert!(out.status.success(), "{}", text(&out));
         let r = app.run(JobName::Delete, "2026-11-05T11:01:00Z").await;
-        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::WaitingForEmails), Some(&1), "{r:#?}");
 
         let r = deliver(&app, "2026-11-05T11:05:00Z").await;
-        assert_eq!(r.counts.get("rejected"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Rejected), Some(&1), "{r:#?}");
         assert_eq!(
             emails_of(&app, "acc-reject").await,
             vec![(
@@ -876,7 +877,7 @@ both_stores!(
             )]
         );
         let r = app.run(JobName::Delete, "2026-11-05T11:10:00Z").await;
-        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Deleted), Some(&1), "{r:#?}");
         let acc = billrun::store::accounts::get_account(app.db(), "acc-reject")
             .await
             .unwrap()
@@ -919,11 +920,11 @@ both_stores!(
         let plan = app.run_with(JobName::Delete, dry).await.unwrap();
         assert_eq!(app.dump().await, before);
         assert_eq!(
-            plan.counts.get("would_wait_for_emails"),
+            plan.counts.get(&Count::WouldWaitForEmails),
             Some(&1),
             "{plan:#?}"
         );
-        assert_eq!(plan.counts.get("would_delete"), None);
+        assert_eq!(plan.counts.get(&Count::WouldDelete), None);
         // October's invoice and receipt were never delivered, nor the confirmation.
         let mut kinds: Vec<&str> = plan.deletions[0]
             .waiting_for_emails

@@ -3,7 +3,7 @@
 use crate::common::smtp::SmtpServer;
 use crate::common::{TestApp, opts};
 use base64::Engine as _;
-use billrun::jobs::{JobName, JobReport};
+use billrun::jobs::{Count, JobName, JobReport};
 
 async fn billed_and_collected(app: &TestApp) {
     app.seed_fixtures().await;
@@ -51,7 +51,12 @@ both_stores!(
             "6 invoices, 5 receipts, 1 payment failure"
         );
         let r = deliver(&app, "2026-11-01T08:00:00Z").await;
-        assert_eq!(r.counts.get("sent"), Some(&(queued as u64)), "{:#?}", r);
+        assert_eq!(
+            r.counts.get(&Count::Sent),
+            Some(&(queued as u64)),
+            "{:#?}",
+            r
+        );
         assert_eq!(statuses(&app).await, vec![("sent".to_string(), queued)]);
         let messages = smtp.messages();
         assert_eq!(messages.len(), queued as usize);
@@ -137,7 +142,7 @@ both_stores!(
         );
         // Nothing is sent twice.
         let again = deliver(&app, "2026-11-01T09:00:00Z").await;
-        assert_eq!(again.counts.get("sent"), None);
+        assert_eq!(again.counts.get(&Count::Sent), None);
         assert_eq!(smtp.messages().len(), queued as usize);
     }
 );
@@ -155,7 +160,7 @@ both_stores!(
             "SELECT id FROM outbox ORDER BY id").fetch_all(p).await.unwrap());
         let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
         let r = deliver(&app, "2026-11-01T08:00:00Z").await;
-        assert_eq!(r.counts.get("sent"), Some(&(ids.len() as u64)));
+        assert_eq!(r.counts.get(&Count::Sent), Some(&(ids.len() as u64)));
         // The report lists the emails in queue order, whichever account finished first.
         let reported: Vec<i64> = r.deliveries.iter().map(|d| d.outbox_id).collect();
         assert_eq!(reported, ids);
@@ -189,14 +194,14 @@ both_stores!(
         billed_and_collected(&app).await;
         let queued = app.count("outbox").await;
         let r = deliver(&app, "2026-11-01T08:00:00Z").await;
-        assert_eq!(r.counts.get("to_retry"), Some(&(queued as u64)));
+        assert_eq!(r.counts.get(&Count::ToRetry), Some(&(queued as u64)));
         assert_eq!(statuses(&app).await, vec![("pending".to_string(), queued)]);
         // Too early for the retry: nothing is tried.
         let smtp = SmtpServer::start_on(port);
         let r = deliver(&app, "2026-11-01T08:00:30Z").await;
         assert!(r.counts.is_empty(), "{:?}", r.counts);
         let r = deliver(&app, "2026-11-01T08:01:00Z").await;
-        assert_eq!(r.counts.get("sent"), Some(&(queued as u64)));
+        assert_eq!(r.counts.get(&Count::Sent), Some(&(queued as u64)));
         assert_eq!(smtp.messages().len(), queued as usize);
     }
 );
@@ -219,8 +224,8 @@ both_stores!(
         app.import_csv(billrun::import::ImportKind::Usage, "c.csv", "id,app_id,kind,item,quantity,started_at,ended_at\nu-rex,app-rex,container,M,1,2026-10-01T00:00:00Z,2026-10-05T00:00:00Z\n").await.unwrap();
         app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
         let r = deliver(&app, "2026-11-01T08:00:00Z").await;
-        assert_eq!(r.counts.get("rejected"), Some(&1));
-        assert_eq!(r.counts.get("sent"), Some(&6));
+        assert_eq!(r.counts.get(&Count::Rejected), Some(&1));
+        assert_eq!(r.counts.get(&Count::Sent), Some(&6));
         assert_eq!(r.failures.len(), 1);
         let (status, error): (String, Option<String>) = billrun::with_db!(app.db(), p => sqlx::query_as(
         "SELECT status, last_error FROM outbox WHERE to_address = 'reject-me@example.com'").fetch_one(p).await.unwrap());
@@ -241,8 +246,8 @@ both_stores!(
             app.run_with(JobName::Deliver, opts("2026-11-01T08:00:00Z")),
             app.run_with(JobName::Deliver, opts("2026-11-01T08:00:00Z")),
         );
-        let sent = a.unwrap().counts.get("sent").copied().unwrap_or(0)
-            + b.unwrap().counts.get("sent").copied().unwrap_or(0);
+        let sent = a.unwrap().counts.get(&Count::Sent).copied().unwrap_or(0)
+            + b.unwrap().counts.get(&Count::Sent).copied().unwrap_or(0);
         assert_eq!(sent, queued as u64);
         let messages = smtp.messages();
         assert_eq!(messages.len(), queued as usize, "each email once");
@@ -268,7 +273,7 @@ both_stores!(
         o.dry_run = true;
         let r = app.run_with(JobName::Deliver, o).await.unwrap();
         assert_eq!(
-            r.counts.get("would_send"),
+            r.counts.get(&Count::WouldSend),
             Some(&(app.count("outbox").await as u64))
         );
         assert!(
@@ -383,14 +388,14 @@ both_stores!(
         claimed(&app, ids[1].0, "2026-11-01T07:30:00Z").await;
         claimed(&app, held, "2026-11-01T09:00:00Z").await;
         let r = deliver(&app, "2026-11-01T08:00:00Z").await;
-        assert_eq!(r.counts.get("sent"), Some(&(queued as u64 - 1)));
+        assert_eq!(r.counts.get(&Count::Sent), Some(&(queued as u64 - 1)));
         assert_eq!(
             statuses(&app).await,
             vec![("sending".to_string(), 1), ("sent".to_string(), queued - 1)],
             "the claim still held is left to its holder"
         );
         let r = deliver(&app, "2026-11-01T09:00:01Z").await;
-        assert_eq!(r.counts.get("sent"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Sent), Some(&1));
         assert_eq!(smtp.messages().len(), queued as usize, "each email once");
     }
 );

@@ -2,7 +2,7 @@
 
 use crate::common::{TestApp, opts};
 use billrun::import::ImportKind;
-use billrun::jobs::JobName;
+use billrun::jobs::{Count, JobName};
 use billrun::store::invoices::{self, ListFilter};
 use billrun::views::InvoiceView;
 
@@ -90,9 +90,9 @@ both_stores!(bills_a_month_at_a_given_now, |app: TestApp| async move {
     app.seed_fixtures().await;
     let report = app.run(JobName::Invoice, OCT_RUN).await;
     assert_eq!(report.period.as_deref(), Some("2026-10"));
-    assert_eq!(report.counts.get("invoiced"), Some(&6));
+    assert_eq!(report.counts.get(&Count::Invoiced), Some(&6));
     assert_eq!(
-        report.counts.get("nothing_to_bill"),
+        report.counts.get(&Count::NothingToBill),
         Some(&1),
         "acc-idle has no usage"
     );
@@ -198,8 +198,8 @@ both_stores!(a_second_run_changes_nothing, |app: TestApp| async move {
     app.run(JobName::Invoice, OCT_RUN).await;
     let before = app.dump().await;
     let again = app.run(JobName::Invoice, "2026-11-02T06:00:00Z").await;
-    assert_eq!(again.counts.get("already_invoiced"), Some(&6));
-    assert_eq!(again.counts.get("invoiced"), None);
+    assert_eq!(again.counts.get(&Count::AlreadyInvoiced), Some(&6));
+    assert_eq!(again.counts.get(&Count::Invoiced), None);
     assert!(
         again.summary().contains("6 already invoiced"),
         "{}",
@@ -390,7 +390,7 @@ both_stores!(
             })
         );
         assert!(dry.dry_run);
-        assert_eq!(dry.counts.get("would_invoice"), Some(&6));
+        assert_eq!(dry.counts.get(&Count::WouldInvoice), Some(&6));
         let real = app.run(JobName::Invoice, OCT_RUN).await;
         let strip = |v: &[billrun::core::document::Invoice]| -> Vec<InvoiceView> {
             v.iter()
@@ -463,7 +463,7 @@ both_stores!(
                 r.as_ref()
                     .unwrap()
                     .counts
-                    .get("invoiced")
+                    .get(&Count::Invoiced)
                     .copied()
                     .unwrap_or(0)
             })
@@ -524,7 +524,7 @@ both_stores!(
         assert!(format!("{err:#}").contains("invalid record"), "{err:#}");
         // …and the rest of the month bills normally.
         let r = app.run(JobName::Invoice, OCT_RUN).await;
-        assert_eq!(r.counts.get("invoiced"), Some(&6));
+        assert_eq!(r.counts.get(&Count::Invoiced), Some(&6));
     }
 );
 
@@ -659,7 +659,7 @@ both_stores!(
             a.import_csv(ImportKind::Catalog, "late.csv", "kind,item,hourly_price,monthly_cap,currency,effective_from\ncontainer,XL,0.08,,EUR,2026-12-15\n").await.unwrap();
         }
         let together = app.run(JobName::Invoice, OCT_RUN).await;
-        assert_eq!(together.counts.get("invoiced"), Some(&6));
+        assert_eq!(together.counts.get(&Count::Invoiced), Some(&6));
         let rows: Vec<(String,)> = match alone.db() {
             billrun::store::Db::Postgres(p) => {
                 sqlx::query_as("SELECT id FROM accounts ORDER BY id")
@@ -704,7 +704,7 @@ both_stores!(
         assert!(r.invoices.is_empty(), "{} views kept", r.invoices.len());
         let issued = invoices_of(&app).await.len() as u64;
         assert!(issued > 0);
-        assert_eq!(r.counts.get("invoiced"), Some(&issued));
+        assert_eq!(r.counts.get(&Count::Invoiced), Some(&issued));
         assert_eq!(app.count("invoice_documents").await, issued as i64);
 
         // Collection likewise keeps counts only, and still collects.
@@ -739,9 +739,9 @@ both_stores!(
             .unwrap();
         let whole = one_page.run(JobName::Invoice, OCT_RUN).await;
         assert_eq!(paged.counts, whole.counts);
-        assert_eq!(paged.counts.get("invoiced"), Some(&6));
+        assert_eq!(paged.counts.get(&Count::Invoiced), Some(&6));
         // Every group was finalized as a group: none fell back to one by one.
-        assert_eq!(paged.counts.get("regrouped_one_by_one"), None);
+        assert_eq!(paged.counts.get(&Count::RegroupedOneByOne), None);
         let numbers: Vec<_> = paged.invoices.iter().map(|i| i.number.clone()).collect();
         let expected: Vec<_> = EXPECTED.iter().map(|e| Some(e.1.to_string())).collect();
         assert_eq!(numbers, expected);
@@ -773,7 +773,7 @@ both_stores!(
             .map(|r| {
                 let r = r.as_ref().unwrap();
                 assert!(r.failures.is_empty(), "{:?}", r.failures);
-                r.counts.get("invoiced").copied().unwrap_or(0)
+                r.counts.get(&Count::Invoiced).copied().unwrap_or(0)
             })
             .sum();
         assert_eq!(made, 6);
@@ -860,11 +860,16 @@ async fn a_group_that_meets_an_invoice_made_meanwhile_goes_one_by_one() {
     tx.commit().await.unwrap();
     let r = run.await.unwrap().unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
-    assert_eq!(r.counts.get("already_invoiced"), Some(&1), "{:?}", r.counts);
-    assert_eq!(r.counts.get("invoiced"), Some(&5), "{:?}", r.counts);
+    assert_eq!(
+        r.counts.get(&Count::AlreadyInvoiced),
+        Some(&1),
+        "{:?}",
+        r.counts
+    );
+    assert_eq!(r.counts.get(&Count::Invoiced), Some(&5), "{:?}", r.counts);
     // The refused group (the first page: two accounts) went one by one.
     assert_eq!(
-        r.counts.get("regrouped_one_by_one"),
+        r.counts.get(&Count::RegroupedOneByOne),
         Some(&2),
         "{:?}",
         r.counts
@@ -958,15 +963,15 @@ both_stores!(
         dry.dry_run = true;
         let report = app.run_with(JobName::Invoice, dry).await.unwrap();
         assert_unbillable_failures(&report.failures);
-        assert_eq!(report.counts.get("would_invoice"), Some(&4));
+        assert_eq!(report.counts.get(&Count::WouldInvoice), Some(&4));
         assert_eq!(app.dump().await, before, "a dry-run writes nothing");
 
         // acc-fi-consumer and acc-fr-business, between the two failures, are finalized as one
         // group; the others alone.
         let report = app.run(JobName::Invoice, OCT_RUN).await;
         assert_unbillable_failures(&report.failures);
-        assert_eq!(report.counts.get("invoiced"), Some(&4));
-        assert_eq!(report.counts.get("regrouped_one_by_one"), None);
+        assert_eq!(report.counts.get(&Count::Invoiced), Some(&4));
+        assert_eq!(report.counts.get(&Count::RegroupedOneByOne), None);
         let all = invoices_of(&app).await;
         let mut accounts: Vec<&str> = all.iter().map(|i| i.account_id.as_str()).collect();
         accounts.sort();

@@ -1,7 +1,8 @@
 //! The account lifecycle, as stories with the clock moving, on both stores.
 
 use crate::common::TestApp;
-use billrun::jobs::JobName;
+use billrun::jobs::collect::CollectionOutcome;
+use billrun::jobs::{Count, JobName};
 
 /// Clara (acc-de-business, 7.20 due) pays with a card that keeps declining.
 async fn failing_clara(app: &TestApp) {
@@ -30,9 +31,9 @@ async fn failing_clara(app: &TestApp) {
         assert!(early.lifecycle.is_empty(), "{day}: {:#?}", early.lifecycle);
         let r = app.run(JobName::Collect, &format!("{day}T07:00:00Z")).await;
         assert!(
-            r.collections
-                .iter()
-                .any(|c| c.account_id == "acc-de-business" && c.outcome == "failed"),
+            r.collections.iter().any(
+                |c| c.account_id == "acc-de-business" && c.outcome == CollectionOutcome::Failed
+            ),
             "{day}: {:#?}",
             r.collections
         );
@@ -65,7 +66,7 @@ both_stores!(
         assert_eq!(status(&app, "acc-de-business").await.0, "active");
         // ...but from the day after.
         let r = app.run(JobName::Suspend, "2026-11-17T08:00:00Z").await;
-        assert_eq!(r.counts.get("suspended"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Suspended), Some(&1));
         assert_eq!(
             status(&app, "acc-de-business").await,
             ("suspended".to_string(), vec!["stopped".to_string()])
@@ -96,13 +97,11 @@ both_stores!(
         )
         .await;
         let paid = app.run(JobName::Collect, "2026-11-21T09:05:00Z").await;
-        assert!(
-            paid.collections
-                .iter()
-                .any(|c| c.account_id == "acc-de-business" && c.outcome == "succeeded")
-        );
+        assert!(paid.collections.iter().any(
+            |c| c.account_id == "acc-de-business" && c.outcome == CollectionOutcome::Succeeded
+        ));
         let r = app.run(JobName::Suspend, "2026-11-21T10:00:00Z").await;
-        assert_eq!(r.counts.get("reactivated"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Reactivated), Some(&1));
         assert_eq!(
             status(&app, "acc-de-business").await,
             ("active".to_string(), vec!["running".to_string()])
@@ -136,10 +135,10 @@ both_stores!(
         dry.dry_run = true;
         let before = app.dump().await;
         let plan = app.run_with(JobName::Suspend, dry).await.unwrap();
-        assert_eq!(plan.counts.get("would_warn"), Some(&1));
+        assert_eq!(plan.counts.get(&Count::WouldWarn), Some(&1));
         assert_eq!(app.dump().await, before, "a dry-run changes nothing");
         let r = app.run(JobName::Suspend, "2026-12-10T08:00:00Z").await;
-        assert_eq!(r.counts.get("warned"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Warned), Some(&1));
         assert!(
             app.outbox()
                 .await
@@ -153,7 +152,7 @@ both_stores!(
                 .is_empty()
         );
         let r = app.run(JobName::Suspend, "2026-12-17T08:00:00Z").await;
-        assert_eq!(r.counts.get("queued_for_deletion"), Some(&1));
+        assert_eq!(r.counts.get(&Count::QueuedForDeletion), Some(&1));
         let queued: Vec<(String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT account_id, reason FROM deletion_queue").fetch_all(p).await.unwrap());
         assert_eq!(
             queued,
@@ -171,10 +170,10 @@ both_stores!(
         app.seed_platform_fixtures().await;
         let invoices_before = app.count("invoices").await;
         let r = app.run(JobName::Delete, "2026-12-18T08:30:00Z").await;
-        assert_eq!(r.counts.get("waiting_for_emails"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::WaitingForEmails), Some(&1), "{r:#?}");
         app.run(JobName::Deliver, "2026-12-18T08:35:00Z").await;
         let r = app.run(JobName::Delete, "2026-12-18T08:40:00Z").await;
-        assert_eq!(r.counts.get("deleted"), Some(&1), "{r:#?}");
+        assert_eq!(r.counts.get(&Count::Deleted), Some(&1), "{r:#?}");
         let d = &r.deletions[0];
         assert_eq!(
             (d.account_id.as_str(), d.reason.as_str()),
@@ -250,7 +249,7 @@ both_stores!(
 
         // Reviewed 13 months before 2026-11-01: one reminder…
         let r = app.run(JobName::Hds, "2026-11-01T09:00:00Z").await;
-        assert_eq!(r.counts.get("reminded"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Reminded), Some(&1));
         let reminders = || async {
             app.outbox()
                 .await
@@ -272,12 +271,12 @@ both_stores!(
                 .await
                 .unwrap()
                 .counts
-                .get("would_remind"),
+                .get(&Count::WouldRemind),
             Some(&1)
         );
         assert_eq!(app.dump().await, before);
         let r = app.run(JobName::Hds, "2026-12-01T09:00:00Z").await;
-        assert_eq!(r.counts.get("reminded"), Some(&1));
+        assert_eq!(r.counts.get(&Count::Reminded), Some(&1));
         assert_eq!(reminders().await, 2);
         // Reviewed: no more reminders for a year.
         let out = app.cli(&[
@@ -302,7 +301,7 @@ both_stores!(
             app.run(JobName::Hds, "2027-12-02T10:00:00Z")
                 .await
                 .counts
-                .get("reminded"),
+                .get(&Count::Reminded),
             Some(&1)
         );
     }

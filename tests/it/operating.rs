@@ -935,7 +935,7 @@ both_stores!(
             let planned: u64 = r
                 .counts
                 .iter()
-                .filter(|(k, _)| k.starts_with("would_"))
+                .filter(|(k, _)| k.as_str().starts_with("would_"))
                 .map(|(_, v)| v)
                 .sum();
             assert!(

@@ -8,7 +8,7 @@ use crate::common::fake_vies::FakeVies;
 use crate::common::{TestApp, opts};
 use billrun::core::vat::OnUnverified;
 use billrun::import::ImportKind;
-use billrun::jobs::JobName;
+use billrun::jobs::{Count, JobName};
 use billrun::store::vies;
 
 /// Four more EU businesses, each with an app used in October 2026.
@@ -73,9 +73,9 @@ both_stores!(
         fake.set_down("AT", true);
         fake.hang("BE0403019261");
         let r = app.run(JobName::VatCheck, "2026-11-01T05:00:00Z").await;
-        assert_eq!(r.counts.get("valid"), Some(&2), "{:?}", r.counts);
-        assert_eq!(r.counts.get("invalid"), Some(&1), "{:?}", r.counts);
-        assert_eq!(r.counts.get("unavailable"), Some(&2), "{:?}", r.counts);
+        assert_eq!(r.counts.get(&Count::Valid), Some(&2), "{:?}", r.counts);
+        assert_eq!(r.counts.get(&Count::Invalid), Some(&1), "{:?}", r.counts);
+        assert_eq!(r.counts.get(&Count::Unavailable), Some(&2), "{:?}", r.counts);
         assert!(r.failures.is_empty(), "{:?}", r.failures);
         // French and non-EU accounts are not asked about: reverse charge is not theirs.
         let asked: Vec<String> = r.vat_checks.iter().map(|c| c.account_id.clone()).collect();
@@ -151,14 +151,14 @@ both_stores!(
         let mut o = opts("2026-11-01T05:00:00Z");
         o.dry_run = true;
         let r = app.run_with(JobName::VatCheck, o).await.unwrap();
-        assert_eq!(r.counts.get("would_check"), Some(&5), "{:?}", r.counts);
+        assert_eq!(r.counts.get(&Count::WouldCheck), Some(&5), "{:?}", r.counts);
         assert!(fake.requests().is_empty(), "a dry-run asks VIES nothing");
         assert_eq!(app.dump().await, before, "a dry-run writes nothing");
 
         let mut o = opts("2026-11-01T05:00:00Z");
         o.accounts = vec!["acc-it-business".into()];
         let r = app.run_with(JobName::VatCheck, o).await.unwrap();
-        assert_eq!(r.counts.get("valid"), Some(&1), "{:?}", r.counts);
+        assert_eq!(r.counts.get(&Count::Valid), Some(&1), "{:?}", r.counts);
         assert_eq!(fake.requests().len(), 1);
         assert_eq!(app.count("vies_checks").await, 16 + 1);
     }
@@ -317,7 +317,7 @@ both_stores!(
             .await
             .unwrap();
         // No November usage: nothing to bill, so nothing said either.
-        assert_eq!(r.counts.get("nothing_to_bill"), Some(&1), "{:?}", r.counts);
+        assert_eq!(r.counts.get(&Count::NothingToBill), Some(&1), "{:?}", r.counts);
         app.import_csv(
             ImportKind::Usage,
             "nov.csv",

@@ -1,0 +1,33 @@
+//! `billrun daemon`: the jobs on their schedules, with /healthz and /metrics.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{StoreArgs, env};
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Address of /healthz and /metrics.
+    #[arg(long, env = "BILLRUN_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds to wait for the runs in hand after SIGTERM/SIGINT before exiting anyway.
+    #[arg(long, default_value_t = 60)]
+    pub shutdown_timeout: u64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub(super) async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    let env = env(&args.store).await?;
+    crate::daemon::run(
+        env,
+        crate::daemon::DaemonOptions {
+            listen: args.listen,
+            shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout),
+        },
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

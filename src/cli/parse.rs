@@ -1,0 +1,66 @@
+//! The value parsers of the arguments: times, bounded texts, amounts, statuses.
+
+use chrono::{DateTime, Utc};
+
+use crate::store::invoices::InvoiceStatus;
+
+pub(super) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| crate::core::period::whole_seconds(t.with_timezone(&Utc)))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-01T06:00:00Z ({e})"))
+}
+
+/// A text argument within its bounds (README "Input bounds"): one line, no control character,
+/// at most `max_chars` characters; a bad value is quoted in part.
+pub(super) fn bounded_text(s: &str, max_chars: usize) -> Result<String, String> {
+    use crate::core::bounds::excerpt;
+    if s.chars().count() > max_chars {
+        return Err(format!(
+            "`{}` is longer than {max_chars} characters",
+            excerpt(s)
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!(
+            "`{}` contains a line break or control character",
+            excerpt(s)
+        ));
+    }
+    Ok(s.to_string())
+}
+
+pub(super) fn reference_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_REFERENCE_CHARS)
+}
+
+pub(super) fn name_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_NAME_CHARS)
+}
+
+pub(super) fn phone_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_PHONE_CHARS)
+}
+
+pub(super) fn email_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::core::bounds::MAX_EMAIL_CHARS)
+}
+
+/// An amount in euros of at most `MAX_AMOUNT_MINOR` cents (checked before it is converted to
+/// cents, which could not hold a larger one).
+pub(super) fn amount_arg(s: &str) -> Result<String, String> {
+    use crate::core::bounds::{MAX_AMOUNT_MINOR, excerpt};
+    let max = rust_decimal::Decimal::new(MAX_AMOUNT_MINOR, 2);
+    match s.trim().parse::<rust_decimal::Decimal>() {
+        Ok(d) if d > max => Err(format!(
+            "`{}` is above the maximum of {max} EUR",
+            excerpt(s)
+        )),
+        Ok(_) => Ok(s.to_string()),
+        Err(_) => Err(format!("`{}` is not a decimal amount", excerpt(s))),
+    }
+}
+
+pub(super) fn parse_status(s: &str) -> Result<InvoiceStatus, String> {
+    InvoiceStatus::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a status: open, pending, paid or unpaid"))
+}
