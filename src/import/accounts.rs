@@ -150,7 +150,7 @@ impl Record for Account {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<Account>> {
-        accounts::get_account_tx(tx, self.id.as_str())
+        accounts::get_account(&mut *tx, self.id.as_str())
             .await?
             .map(|row| row.to_account())
             .transpose()

@@ -79,7 +79,7 @@ impl Record for PriceEntry {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<PriceEntry>> {
-        catalog::get_price_tx(tx, self.kind, &self.item, self.effective_from)
+        catalog::get_price(&mut *tx, self.kind, &self.item, self.effective_from)
             .await?
             .map(|row| row.to_entry())
             .transpose()

@@ -111,7 +111,7 @@ impl Record for UsageRecord {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<UsageRecord>> {
-        accounts::get_usage_tx(tx, &self.id)
+        accounts::get_usage(&mut *tx, &self.id)
             .await?
             .map(|row| row.to_usage())
             .transpose()
@@ -134,7 +134,7 @@ impl Record for UsageRecord {
         Ok(match usage_change(old, self) {
             UsageChange::Same => Reimport::Unchanged,
             UsageChange::Closes(end) => {
-                match accounts::invoiced_until_tx(tx, self.app_id.as_str()).await? {
+                match accounts::invoiced_until(&mut *tx, self.app_id.as_str()).await? {
                     Some(until) if end < until => Reimport::Refused {
                         field: "ended_at",
                         message: format!(

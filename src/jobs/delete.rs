@@ -304,7 +304,7 @@ async fn delete_account(
             Category::PersonalData => {
                 let mut tx = env.db.begin().await?;
                 let waiting =
-                    emails_to_wait_for(deletion::emails_by_status_tx(&mut tx, account).await?);
+                    emails_to_wait_for(deletion::emails_by_status(&mut tx, account).await?);
                 if !waiting.is_empty() {
                     tx.rollback().await?;
                     return Ok(Ended::WaitingForEmails(
@@ -346,7 +346,7 @@ async fn farewell(
     q: &QueueRow,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let Some(a) = accounts::get_account_tx(tx, &q.account_id).await? else {
+    let Some(a) = accounts::get_account(&mut *tx, &q.account_id).await? else {
         anyhow::bail!("account {} is gone from the store", q.account_id);
     };
     if a.email.is_empty() {

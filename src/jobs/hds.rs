@@ -79,7 +79,7 @@ async fn remind(
         tx.rollback().await?;
         return Ok(false);
     }
-    let a = accounts::get_account_tx(&mut tx, &c.account_id)
+    let a = accounts::get_account(&mut tx, &c.account_id)
         .await?
         .context("account")?;
     events::record(

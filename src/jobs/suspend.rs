@@ -228,7 +228,7 @@ async fn email(
     now: DateTime<Utc>,
     data: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let a = accounts::get_account_tx(tx, account)
+    let a = accounts::get_account(&mut *tx, account)
         .await?
         .context("account")?;
     outbox::enqueue(

@@ -4,9 +4,9 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use sqlx::FromRow;
 
-use super::{Db, DbDecimal, Tx};
+use super::{Conn, DbDecimal, Tx};
 use crate::core::pricing::{Catalog, PriceEntry, UsageKind};
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct PriceRow {
@@ -34,7 +34,7 @@ impl PriceRow {
 const COLUMNS: &str = "kind, item, hourly_price, monthly_cap, currency, effective_from";
 
 pub async fn insert_price(tx: &mut Tx, p: &PriceEntry) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO catalog_prices (kind, item, hourly_price, monthly_cap, currency, effective_from)
          VALUES ($1, $2, $3, $4, 'EUR', $5) ON CONFLICT (kind, item, effective_from) DO NOTHING")
         .bind(p.kind.as_str()).bind(&p.item).bind(DbDecimal(p.hourly_price))
@@ -43,8 +43,8 @@ pub async fn insert_price(tx: &mut Tx, p: &PriceEntry) -> anyhow::Result<bool> {
     Ok(n == 1)
 }
 
-pub async fn get_price_tx(
-    tx: &mut Tx,
+pub async fn get_price(
+    conn: impl Into<Conn<'_>>,
     kind: UsageKind,
     item: &str,
     from: NaiveDate,
@@ -52,11 +52,11 @@ pub async fn get_price_tx(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM catalog_prices WHERE kind = $1 AND item = $2 AND effective_from = $3"
     ));
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, PriceRow>(sql)
+    Ok(with_db!(conn, c => sqlx::query_as::<_, PriceRow>(sql)
         .bind(kind.as_str()).bind(item).bind(from).fetch_optional(c).await?))
 }
 
-pub async fn load_catalog(db: &Db) -> anyhow::Result<Catalog> {
+pub async fn load_catalog(db: impl Into<Conn<'_>>) -> anyhow::Result<Catalog> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM catalog_prices ORDER BY kind, item, effective_from"
     ));

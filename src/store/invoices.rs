@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::FromRow;
 
-use super::{Db, DbDecimal, Tx};
+use super::{Conn, DbDecimal, Tx};
 pub use crate::core::document::InvoiceStatus;
 use crate::core::ids::{AccountId, InvoiceId};
 use crate::core::invoice::{DraftLine, Totals};
@@ -14,7 +14,7 @@ use crate::core::period::Period;
 use crate::core::pricing::UsageKind;
 use crate::core::vat::VatCase;
 use crate::model::Account;
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 /// An invoice ready to be finalized: everything but its id and number.
 #[derive(Debug, Clone)]
@@ -131,22 +131,22 @@ pub fn format_number(year: i32, n: i64) -> String {
 /// Takes the next number of `year`'s sequence inside the caller's transaction. The counter
 /// row stays locked until the transaction ends, so numbers are gapless and in commit order.
 pub async fn next_number(tx: &mut Tx, year: i32) -> anyhow::Result<String> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING")
-        .bind(year).execute(&mut *c).await?.rows_affected());
-    let (n,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+        .bind(year).execute(c).await?.rows_affected());
+    let (n,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
         "UPDATE invoice_sequences SET last_value = last_value + 1 WHERE year = $1 RETURNING last_value")
         .bind(year).fetch_one(c).await?);
     Ok(format_number(year, n))
 }
 
 /// Whether the account already has an invoice for the period.
-pub async fn exists_for_period_tx(
-    tx: &mut Tx,
+pub async fn exists_for_period(
+    conn: impl Into<Conn<'_>>,
     account_id: &str,
     period: Period,
 ) -> anyhow::Result<bool> {
-    let row: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
+    let row: Option<(i64,)> = with_db!(conn, c => sqlx::query_as(
         "SELECT id FROM invoices WHERE account_id = $1 AND period = $2")
         .bind(account_id).bind(period.to_string()).fetch_optional(c).await?);
     Ok(row.is_some())
@@ -154,7 +154,7 @@ pub async fn exists_for_period_tx(
 
 /// The accounts in `[first, last]` that already have an invoice for the period.
 pub async fn invoiced_in_range(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: &str,
     last: &str,
     period: Period,
@@ -173,7 +173,7 @@ pub async fn finalize(
     tx: &mut Tx,
     inv: &NewInvoice,
 ) -> anyhow::Result<Option<(InvoiceId, String)>> {
-    if exists_for_period_tx(tx, inv.account.id.as_str(), inv.period).await? {
+    if exists_for_period(&mut *tx, inv.account.id.as_str(), inv.period).await? {
         return Ok(None);
     }
     let number = next_number(tx, inv.issued_at.year()).await?;
@@ -185,7 +185,7 @@ pub async fn finalize(
     } else {
         InvoiceStatus::Open
     };
-    let id: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
+    let id: Option<(i64,)> = with_db!(&mut *tx, c => sqlx::query_as(
         "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
             buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
             discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
@@ -196,10 +196,10 @@ pub async fn finalize(
         .bind(status.as_str()).bind(a.language.as_str()).bind(&a.name).bind(&a.company).bind(&a.address).bind(&a.country)
         .bind(&a.vat_number).bind(t.subtotal).bind(t.discount).bind(t.tax_case.as_str()).bind(DbDecimal(t.tax_rate))
         .bind(t.tax).bind(t.total).bind(inv.brought_forward_minor()).bind(due).bind(inv.issued_at).bind(inv.due_at)
-        .fetch_optional(&mut *c).await?);
+        .fetch_optional(c).await?);
     let Some((id,)) = id else { return Ok(None) };
     for (i, l) in inv.lines.iter().enumerate() {
-        with_tx!(tx, c => sqlx::query(
+        with_db!(&mut *tx, c => sqlx::query(
             "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(id).bind(i as i32 + 1).bind(&l.description).bind(l.app_id.as_ref().map(|a| a.as_str()))
@@ -213,7 +213,7 @@ pub async fn finalize(
         {
             return Ok(None);
         }
-        with_tx!(tx, c => sqlx::query(
+        with_db!(&mut *tx, c => sqlx::query(
             "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
             .bind(id).bind(i as i32 + 1).bind(&d.description).bind(d.reward_id).bind(d.amount_minor)
             .execute(c).await?.rows_affected());
@@ -235,27 +235,33 @@ async fn set_vies_consultation(
     consultation: Option<&str>,
 ) -> anyhow::Result<()> {
     if let Some(c) = consultation {
-        with_tx!(tx, conn => sqlx::query("UPDATE invoices SET vies_consultation = $2 WHERE id = $1")
+        with_db!(&mut *tx, conn => sqlx::query("UPDATE invoices SET vies_consultation = $2 WHERE id = $1")
             .bind(id).bind(c).execute(conn).await?.rows_affected());
     }
     Ok(())
 }
 
-pub async fn discounts(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn discounts(
+    db: impl Into<Conn<'_>>,
+    invoice_id: i64,
+) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(with_db!(db, p => sqlx::query_as(
         "SELECT description, amount_minor FROM invoice_discounts WHERE invoice_id = $1 ORDER BY position")
         .bind(invoice_id).fetch_all(p).await?))
 }
 
-pub async fn get_tx(tx: &mut Tx, id: i64) -> anyhow::Result<Option<InvoiceRow>> {
+pub async fn get(conn: impl Into<Conn<'_>>, id: i64) -> anyhow::Result<Option<InvoiceRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"
     ));
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, InvoiceRow>(sql).bind(id).fetch_optional(c).await?))
+    Ok(with_db!(conn, c => sqlx::query_as::<_, InvoiceRow>(sql).bind(id).fetch_optional(c).await?))
 }
 
 /// Invoices the collect job looks at: open, unpaid or pending, in account then issue order.
-pub async fn collectable(db: &Db, account: Option<&str>) -> anyhow::Result<Vec<InvoiceRow>> {
+pub async fn collectable(
+    db: impl Into<Conn<'_>>,
+    account: Option<&str>,
+) -> anyhow::Result<Vec<InvoiceRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
          AND ($1 IS NULL OR account_id = $1) ORDER BY account_id, id"
@@ -268,7 +274,7 @@ pub async fn collectable(db: &Db, account: Option<&str>) -> anyhow::Result<Vec<I
 /// NULL when absent rather than as sentinel strings: text order follows the database's
 /// collation, and so do both sides of each comparison here.)
 pub async fn collectable_page(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     range: Option<(&str, &str)>,
     after: Option<(&str, i64)>,
     limit: i64,
@@ -287,7 +293,10 @@ pub async fn collectable_page(
 }
 
 /// How many invoices [`collectable_page`] would go through (for the progress bar).
-pub async fn count_collectable(db: &Db, range: Option<(&str, &str)>) -> anyhow::Result<i64> {
+pub async fn count_collectable(
+    db: impl Into<Conn<'_>>,
+    range: Option<(&str, &str)>,
+) -> anyhow::Result<i64> {
     let (first, last) = (range.map(|r| r.0), range.map(|r| r.1));
     let (n,): (i64,) = with_db!(db, p => sqlx::query_as(
         "SELECT COUNT(*) FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
@@ -298,14 +307,14 @@ pub async fn count_collectable(db: &Db, range: Option<(&str, &str)>) -> anyhow::
 
 /// Sets an invoice's status.
 pub async fn set_status(tx: &mut Tx, id: i64, status: InvoiceStatus) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query("UPDATE invoices SET status = $2 WHERE id = $1")
+    with_db!(&mut *tx, c => sqlx::query("UPDATE invoices SET status = $2 WHERE id = $1")
         .bind(id).bind(status.as_str()).execute(c).await?.rows_affected());
     Ok(())
 }
 
 /// Records a payment; the invoice is paid when nothing is left due.
 pub async fn record_payment(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET amount_paid_minor = amount_paid_minor + $2, amount_due_minor = amount_due_minor - $2,
             status = CASE WHEN amount_due_minor - $2 = 0 THEN 'paid' ELSE status END,
             next_attempt_at = CASE WHEN amount_due_minor - $2 = 0 THEN NULL ELSE next_attempt_at END
@@ -316,7 +325,7 @@ pub async fn record_payment(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result
 
 /// Marks an invoice paid (nothing due any more) and stops its retries.
 pub async fn mark_settled(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET status = 'paid', next_attempt_at = NULL WHERE id = $1 AND amount_due_minor = 0")
         .bind(id).execute(c).await?.rows_affected());
     Ok(())
@@ -324,7 +333,7 @@ pub async fn mark_settled(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
 
 /// Moves what is left (too small to charge) to the account's next invoice.
 pub async fn carry_forward(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET carried_forward_minor = carried_forward_minor + $2, amount_due_minor = amount_due_minor - $2,
             status = 'carried_forward', next_attempt_at = NULL WHERE id = $1")
         .bind(id).bind(amount).execute(c).await?.rows_affected());
@@ -341,7 +350,7 @@ pub async fn record_failure(
     last_failure_at: DateTime<Utc>,
     blocked_pm_version: Option<i64>,
 ) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET status = 'unpaid', scheduled_failures = $2, next_attempt_at = $3,
             collection_exhausted_at = COALESCE(collection_exhausted_at, $4), last_failure_at = $5, blocked_pm_version = $6
          WHERE id = $1")
@@ -351,11 +360,12 @@ pub async fn record_failure(
 }
 
 /// Finds an invoice by number (`2026-000001`) or database id.
-pub async fn find(db: &Db, key: &str) -> anyhow::Result<Option<InvoiceRow>> {
+pub async fn find(db: impl Into<Conn<'_>>, key: &str) -> anyhow::Result<Option<InvoiceRow>> {
+    let mut db = Conn::of(db);
     let by_number = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE number = $1"
     ));
-    if let Some(row) = with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(by_number).bind(key).fetch_optional(p).await?)
+    if let Some(row) = with_db!(&mut db, p => sqlx::query_as::<_, InvoiceRow>(by_number).bind(key).fetch_optional(p).await?)
     {
         return Ok(Some(row));
     }
@@ -375,7 +385,7 @@ pub struct ListFilter {
     pub status: Option<InvoiceStatus>,
 }
 
-pub async fn list(db: &Db, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
+pub async fn list(db: impl Into<Conn<'_>>, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices
          WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR period = $2) AND ($3 IS NULL OR status = $3)
@@ -391,7 +401,7 @@ pub async fn list(db: &Db, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
 /// [`list`] a page at a time: the next `limit` invoices after number `after` (from the first
 /// when `None`), in number order, for output that streams instead of holding every invoice.
 pub async fn list_page(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     f: &ListFilter,
     after: Option<&str>,
     limit: i64,
@@ -411,7 +421,7 @@ pub async fn list_page(
         .fetch_all(p).await?))
 }
 
-pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
+pub async fn lines(db: impl Into<Conn<'_>>, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, LineRow>(
         "SELECT invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor
          FROM invoice_lines WHERE invoice_id = $1 ORDER BY position")
@@ -420,7 +430,11 @@ pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
 
 /// The lines of the invoices with ids in `[first, last]`, by invoice then position: a page of
 /// invoices' lines in one query.
-pub async fn lines_between(db: &Db, first: i64, last: i64) -> anyhow::Result<Vec<LineRow>> {
+pub async fn lines_between(
+    db: impl Into<Conn<'_>>,
+    first: i64,
+    last: i64,
+) -> anyhow::Result<Vec<LineRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, LineRow>(
         "SELECT invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor
          FROM invoice_lines WHERE invoice_id >= $1 AND invoice_id <= $2 ORDER BY invoice_id, position")
@@ -430,7 +444,7 @@ pub async fn lines_between(db: &Db, first: i64, last: i64) -> anyhow::Result<Vec
 /// (invoice id, description, amount) of the discounts of the invoices with ids in `[first,
 /// last]`, by invoice then position.
 pub async fn discounts_between(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: i64,
     last: i64,
 ) -> anyhow::Result<Vec<(i64, String, i64)>> {
@@ -442,7 +456,7 @@ pub async fn discounts_between(
 
 /// Collectable invoices of the accounts with ids in `[first, last]` (a scale-out batch).
 pub async fn collectable_between(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: &str,
     last: &str,
 ) -> anyhow::Result<Vec<InvoiceRow>> {
@@ -474,7 +488,7 @@ pub async fn finalize_group(
             .iter()
             .take_while(|d| d.issued_at.year() == year)
             .count();
-        let (last,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+        let (last,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
             "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, $2)
              ON CONFLICT (year) DO UPDATE SET last_value = invoice_sequences.last_value + excluded.last_value
              RETURNING last_value")
@@ -535,7 +549,7 @@ pub async fn finalize_group(
             {
                 return Ok(None);
             }
-            with_tx!(tx, c => sqlx::query(
+            with_db!(&mut *tx, c => sqlx::query(
                 "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id).bind(i as i32 + 1).bind(&d.description).bind(d.reward_id).bind(d.amount_minor)
                 .execute(c).await?.rows_affected());

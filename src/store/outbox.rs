@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Tx};
-use crate::{with_db, with_tx};
+use super::{Conn, Tx};
+use crate::with_db;
 
 pub struct NewEmail<'a> {
     pub account_id: &'a str,
@@ -19,7 +19,7 @@ pub struct NewEmail<'a> {
 
 /// Queues an email; returns false when the same email (same dedupe key) is already queued.
 pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING")
         .bind(e.account_id).bind(e.kind).bind(&e.dedupe_key).bind(e.language).bind(e.to_address)
@@ -30,7 +30,7 @@ pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
 
 /// The data of the account's latest email of `kind` (the demo reads the token it emailed).
 pub async fn latest_data(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     account: &str,
     kind: &str,
 ) -> anyhow::Result<Option<serde_json::Value>> {
