@@ -331,28 +331,26 @@ pub async fn delete_apps_batch(
 }
 
 /// The account's emails, counted by kind and outbox status: the delete job decides from them
-/// (`core::deletion::emails_to_wait_for`) whether it may strip the address yet.
-const EMAILS_BY_STATUS: &str = "SELECT kind, status, COUNT(*) FROM outbox WHERE account_id = $1
-     GROUP BY kind, status ORDER BY kind, status";
-
-fn waiting_emails(rows: Vec<(String, String, i64)>) -> Vec<WaitingEmail> {
-    rows.into_iter()
+/// (`core::deletion::emails_to_wait_for`) whether it may strip the address yet. It reads them in
+/// the transaction that strips its personal data (on SQLite that transaction holds the write
+/// lock from its start, so no email is queued between this read and the stripping); the
+/// dry-run's plan reads them from the pool.
+pub async fn emails_by_status(
+    conn: impl Into<Conn<'_>>,
+    account: &str,
+) -> anyhow::Result<Vec<WaitingEmail>> {
+    let rows: Vec<(String, String, i64)> = with_db!(conn, c => sqlx::query_as(
+        "SELECT kind, status, COUNT(*) FROM outbox WHERE account_id = $1
+         GROUP BY kind, status ORDER BY kind, status")
+        .bind(account).fetch_all(c).await?);
+    Ok(rows
+        .into_iter()
         .map(|(kind, status, count)| WaitingEmail {
             kind,
             status,
             count,
         })
-        .collect()
-}
-
-/// [`emails_by_status_tx`] outside a transaction (the dry-run's plan).
-pub async fn emails_by_status(
-    db: impl Into<Conn<'_>>,
-    account: &str,
-) -> anyhow::Result<Vec<WaitingEmail>> {
-    let rows: Vec<(String, String, i64)> = with_db!(db, p => sqlx::query_as(EMAILS_BY_STATUS)
-        .bind(account).fetch_all(p).await?);
-    Ok(waiting_emails(rows))
+        .collect())
 }
 
 /// Strips what an invoice does not require, keeping invoices, lines, payments and the credit

@@ -44,6 +44,15 @@ impl NewInvoice {
     pub fn amount_due_minor(&self) -> i64 {
         self.totals.total + self.brought_forward_minor()
     }
+
+    /// Its status when it is issued: paid when nothing is due, open otherwise.
+    pub fn issued_status(&self) -> InvoiceStatus {
+        if self.amount_due_minor() == 0 {
+            InvoiceStatus::Paid
+        } else {
+            InvoiceStatus::Open
+        }
+    }
 }
 
 /// A discount line: a referral reward used on an invoice.
@@ -128,18 +137,6 @@ pub fn format_number(year: i32, n: i64) -> String {
     format!("{year:04}-{n:06}")
 }
 
-/// Takes the next number of `year`'s sequence inside the caller's transaction. The counter
-/// row stays locked until the transaction ends, so numbers are gapless and in commit order.
-pub async fn next_number(tx: &mut Tx, year: i32) -> anyhow::Result<String> {
-    with_db!(&mut *tx, c => sqlx::query(
-        "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING")
-        .bind(year).execute(c).await?.rows_affected());
-    let (n,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
-        "UPDATE invoice_sequences SET last_value = last_value + 1 WHERE year = $1 RETURNING last_value")
-        .bind(year).fetch_one(c).await?);
-    Ok(format_number(year, n))
-}
-
 /// Whether the account already has an invoice for the period.
 pub async fn exists_for_period(
     conn: impl Into<Conn<'_>>,
@@ -166,65 +163,15 @@ pub async fn invoiced_in_range(
 }
 
 /// Finalizes an invoice: numbers it and stores it with its lines, discounts and brought-forward
-/// balances, in the caller's transaction. Returns `None` when the account already has an
-/// invoice for the period, or another run used a reward or balance first (the caller must then
-/// roll back, which gives the number back).
+/// balances, in the caller's transaction: [`finalize_group`] with a group of one. Returns
+/// `None` when the account already has an invoice for the period, or another run used a reward
+/// or balance first (the caller must then roll back, which gives the number back).
 pub async fn finalize(
     tx: &mut Tx,
     inv: &NewInvoice,
 ) -> anyhow::Result<Option<(InvoiceId, String)>> {
-    if exists_for_period(&mut *tx, inv.account.id.as_str(), inv.period).await? {
-        return Ok(None);
-    }
-    let number = next_number(tx, inv.issued_at.year()).await?;
-    let t = &inv.totals;
-    let a = &inv.account;
-    let due = inv.amount_due_minor();
-    let status = if due == 0 {
-        InvoiceStatus::Paid
-    } else {
-        InvoiceStatus::Open
-    };
-    let id: Option<(i64,)> = with_db!(&mut *tx, c => sqlx::query_as(
-        "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
-            buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
-            discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
-            amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'EUR', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 0, 0, 0, $20, $21, $22)
-         ON CONFLICT (account_id, period) DO NOTHING RETURNING id")
-        .bind(&number).bind(a.id.as_str()).bind(inv.period.to_string()).bind(inv.period_start).bind(inv.period_end)
-        .bind(status.as_str()).bind(a.language.as_str()).bind(&a.name).bind(&a.company).bind(&a.address).bind(&a.country)
-        .bind(&a.vat_number).bind(t.subtotal).bind(t.discount).bind(t.tax_case.as_str()).bind(DbDecimal(t.tax_rate))
-        .bind(t.tax).bind(t.total).bind(inv.brought_forward_minor()).bind(due).bind(inv.issued_at).bind(inv.due_at)
-        .fetch_optional(c).await?);
-    let Some((id,)) = id else { return Ok(None) };
-    for (i, l) in inv.lines.iter().enumerate() {
-        with_db!(&mut *tx, c => sqlx::query(
-            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(id).bind(i as i32 + 1).bind(&l.description).bind(l.app_id.as_ref().map(|a| a.as_str()))
-            .bind(l.kind.as_str()).bind(&l.item).bind(DbDecimal(l.quantity_hours)).bind(DbDecimal(l.unit_price))
-            .bind(l.amount_minor)
-            .execute(c).await?.rows_affected());
-    }
-    for (i, d) in inv.discounts.iter().enumerate() {
-        if let Some(reward) = d.reward_id
-            && !super::collection::use_reward(tx, reward, d.amount_minor).await?
-        {
-            return Ok(None);
-        }
-        with_db!(&mut *tx, c => sqlx::query(
-            "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id).bind(i as i32 + 1).bind(&d.description).bind(d.reward_id).bind(d.amount_minor)
-            .execute(c).await?.rows_affected());
-    }
-    for (from, _, _) in &inv.brought_forward {
-        if !super::collection::take_transfer(tx, *from, id).await? {
-            return Ok(None);
-        }
-    }
-    set_vies_consultation(tx, id, inv.vies_consultation.as_deref()).await?;
-    Ok(Some((InvoiceId(id), number)))
+    let done = finalize_group(tx, std::slice::from_ref(inv)).await?;
+    Ok(done.and_then(|d| d.into_iter().next()))
 }
 
 /// Keeps the VIES consultation number a reverse-charge invoice rests on (few invoices: one
@@ -469,17 +416,19 @@ pub async fn collectable_between(
     )
 }
 
-/// Finalizes several invoices together, in the caller's transaction: what [`finalize`] does
-/// for each, in the same order and with the same numbers, in a few multi-row statements.
-/// All or nothing: `None` when any of them cannot be finalized (the account already has an
-/// invoice for the period, or another run used a reward or balance first); the caller must
-/// then roll back, which gives every number back, and finalize them one by one instead.
+/// Finalizes invoices together, in the caller's transaction: numbers them in the drafts' order
+/// and stores each with its lines, discounts and brought-forward balances, in a few multi-row
+/// statements (the only insert of invoices and of lines, per backend; [`finalize`] is a group
+/// of one). All or nothing: `None` when any of them cannot be finalized (the account already
+/// has an invoice for the period, or another run used a reward or balance first); the caller
+/// must then roll back, which gives every number back (the invoice job then finalizes them one
+/// by one).
 pub async fn finalize_group(
     tx: &mut Tx,
     drafts: &[NewInvoice],
 ) -> anyhow::Result<Option<Vec<(InvoiceId, String)>>> {
-    // Numbers: a block per year, taken in the drafts' order (the counter row stays locked
-    // until the transaction ends, as for one invoice).
+    // Numbers: a block per year, taken in the drafts' order. The counter row stays locked
+    // until the transaction ends, so numbers are gapless and in commit order.
     let mut numbers: Vec<String> = Vec::with_capacity(drafts.len());
     let mut i = 0;
     while i < drafts.len() {
@@ -541,7 +490,7 @@ pub async fn finalize_group(
         pg::insert_lines(t, &lines).await?;
     }
 
-    // Discounts and balances brought forward: few, one by one as in `finalize`.
+    // Discounts and balances brought forward: few, one by one.
     for (inv, &id) in drafts.iter().zip(&ids) {
         for (i, d) in inv.discounts.iter().enumerate() {
             if let Some(reward) = d.reward_id
@@ -570,7 +519,7 @@ mod sqlite_group {
     use sqlx::sqlite::LockedSqliteHandle;
 
     use super::super::sqlite_bulk::{Raw, Val};
-    use super::{InvoiceStatus, NewInvoice};
+    use super::NewInvoice;
 
     /// The invoices' ids in order; `None` (the caller rolls back) unless every one was inserted.
     pub(super) fn write(
@@ -578,7 +527,7 @@ mod sqlite_group {
         rows: &[(&NewInvoice, &String)],
     ) -> anyhow::Result<Option<Vec<i64>>> {
         let raw = Raw::new(handle);
-        // The same row as `finalize` writes: currency EUR, nothing applied, paid or carried yet.
+        // Currency EUR, nothing applied, paid or carried yet (as the PostgreSQL statement).
         let mut invoice = raw.prepare(
             "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
                 buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
@@ -597,11 +546,7 @@ mod sqlite_group {
         for (inv, number) in rows {
             let (t, a) = (&inv.totals, &inv.account);
             let due = inv.amount_due_minor();
-            let status = if due == 0 {
-                InvoiceStatus::Paid
-            } else {
-                InvoiceStatus::Open
-            };
+            let status = inv.issued_status();
             let period = inv.period.to_string();
             let inserted = invoice.run(&[
                 Val::text(number),
@@ -657,11 +602,11 @@ mod pg {
     use rust_decimal::Decimal;
     use sqlx::PgConnection;
 
-    use super::{InvoiceStatus, NewInvoice};
+    use super::NewInvoice;
     use crate::core::invoice::DraftLine;
     use crate::store::pg_copy::CopyRows;
 
-    /// The invoices' rows as `finalize` writes them; `None` unless every one was inserted
+    /// The invoices' rows; `None` unless every one was inserted
     /// (an account already invoiced for the period: the statement fails on the unique key,
     /// and the caller rolls back). Not `ON CONFLICT … DO NOTHING`: that checks each row's key
     /// before inserting it and logs one more record per row to confirm it, a fifth of this
@@ -701,11 +646,7 @@ mod pg {
             period.push(inv.period.to_string());
             period_start.push(inv.period_start);
             period_end.push(inv.period_end);
-            status.push(if due == 0 {
-                InvoiceStatus::Paid.as_str()
-            } else {
-                InvoiceStatus::Open.as_str()
-            });
+            status.push(inv.issued_status().as_str());
             language.push(a.language.as_str());
             buyer_name.push(&a.name);
             buyer_company.push(a.company.as_deref());
