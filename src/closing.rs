@@ -163,7 +163,7 @@ pub async fn request(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Result<
                 account_id: id,
                 kind: "account_deletion_confirmation",
                 dedupe_key: format!("account_deletion_confirmation:{id}:{}", now.timestamp()),
-                language: &row.language,
+                language: row.language,
                 to_address: &row.email,
                 invoice_id: None,
                 data: serde_json::json!({
@@ -216,7 +216,7 @@ async fn bill_final(
     row: &AccountRow,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Invoice>> {
-    let account = row.to_account()?;
+    let account = row.to_account();
     let cat = catalog::load_catalog(&env.db).await?;
     let current = Period::containing(now);
     let mut windows = vec![BillingWindow::month(current.prev())];
@@ -243,8 +243,8 @@ async fn bill_final(
         let usage: Vec<_> = accounts::usage_in_range(&env.db, &row.id, &row.id, &window)
             .await?
             .into_iter()
-            .map(|(_, u)| u.to_usage())
-            .collect::<anyhow::Result<_>>()?;
+            .map(|(_, u)| u.into_usage())
+            .collect();
         let carried = Carried {
             rewards: coll::open_rewards_in_range(&env.db, &row.id, &row.id, now).await?,
             balances: coll::open_transfers_in_range(&env.db, &row.id, &row.id)

@@ -111,10 +111,9 @@ impl Record for UsageRecord {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<UsageRecord>> {
-        accounts::get_usage(&mut *tx, &self.id)
+        Ok(accounts::get_usage(&mut *tx, &self.id)
             .await?
-            .map(|row| row.to_usage())
-            .transpose()
+            .map(|row| row.to_usage()))
     }
 
     /// All but `ended_at`, which a re-import may set (see `reimport`).

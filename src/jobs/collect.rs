@@ -1041,7 +1041,7 @@ impl Ctx<'_> {
                 account_id: &account.id,
                 kind,
                 dedupe_key: dedupe.to_string(),
-                language: &account.language,
+                language: account.language,
                 to_address: &account.email,
                 invoice_id: inv.map(|i| i.id),
                 data,

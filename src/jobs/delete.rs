@@ -358,7 +358,7 @@ async fn farewell(
             account_id: &q.account_id,
             kind: "account_deleted",
             dedupe_key: format!("account_deleted:{}", q.account_id),
-            language: &a.language,
+            language: a.language,
             to_address: &a.email,
             invoice_id: None,
             data: serde_json::json!({

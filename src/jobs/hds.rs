@@ -105,7 +105,7 @@ async fn remind(
                 c.account_id,
                 now.format("%Y-%m-%d")
             ),
-            language: &a.language,
+            language: a.language,
             to_address: &a.email,
             invoice_id: None,
             data: serde_json::json!({

@@ -237,7 +237,7 @@ async fn email(
             account_id: account,
             kind,
             dedupe_key: dedupe,
-            language: &a.language,
+            language: a.language,
             to_address: &a.email,
             invoice_id: None,
             data,

@@ -23,15 +23,17 @@ pub struct AccountRow {
     pub address: String,
     pub country: String,
     pub vat_number: Option<String>,
-    pub language: String,
+    #[sqlx(try_from = "String")]
+    pub language: Language,
     pub created_at: DateTime<Utc>,
     pub referred_by: Option<String>,
     pub status: String,
 }
 
 impl AccountRow {
-    pub fn to_account(&self) -> anyhow::Result<Account> {
-        Ok(Account {
+    /// The account as the core knows it (the row adds its status).
+    pub fn to_account(&self) -> Account {
+        Account {
             id: AccountId(self.id.clone()),
             email: self.email.clone(),
             name: self.name.clone(),
@@ -39,15 +41,10 @@ impl AccountRow {
             address: self.address.clone(),
             country: self.country.clone(),
             vat_number: self.vat_number.clone(),
-            language: Language::parse(&self.language).with_context(|| {
-                format!(
-                    "account {}: bad language `{}` in store",
-                    self.id, self.language
-                )
-            })?,
+            language: self.language,
             created_at: self.created_at,
             referred_by: self.referred_by.clone().map(AccountId),
-        })
+        }
     }
 }
 
@@ -201,7 +198,8 @@ pub async fn apps_of(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<V
 pub struct UsageRow {
     pub id: String,
     pub app_id: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: UsageKind,
     pub item: String,
     pub quantity: i64,
     pub started_at: DateTime<Utc>,
@@ -210,31 +208,20 @@ pub struct UsageRow {
 
 impl UsageRow {
     /// [`UsageRow::to_usage`], moving the strings instead of copying them.
-    pub fn into_usage(self) -> anyhow::Result<UsageRecord> {
-        let kind = UsageKind::parse(&self.kind)
-            .with_context(|| format!("usage {}: bad kind `{}` in store", self.id, self.kind))?;
-        Ok(UsageRecord {
+    pub fn into_usage(self) -> UsageRecord {
+        UsageRecord {
             id: self.id,
             app_id: AppId(self.app_id),
-            kind,
+            kind: self.kind,
             item: self.item,
             quantity: self.quantity,
             started_at: self.started_at,
             ended_at: self.ended_at,
-        })
+        }
     }
 
-    pub fn to_usage(&self) -> anyhow::Result<UsageRecord> {
-        Ok(UsageRecord {
-            id: self.id.clone(),
-            app_id: AppId(self.app_id.clone()),
-            kind: UsageKind::parse(&self.kind)
-                .with_context(|| format!("usage {}: bad kind `{}` in store", self.id, self.kind))?,
-            item: self.item.clone(),
-            quantity: self.quantity,
-            started_at: self.started_at,
-            ended_at: self.ended_at,
-        })
+    pub fn to_usage(&self) -> UsageRecord {
+        self.clone().into_usage()
     }
 }
 
@@ -331,11 +318,12 @@ async fn usage_in_range_unordered(
          WHERE a.account_id >= $1 AND a.account_id <= $2")
         .bind(first).bind(last).bind(window.from).bind(window.to)
         .fetch_all(p).await?);
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(
             |(account_id, id, app_id, kind, item, quantity, started_at, ended_at)| {
-                (
+                let kind = UsageKind::try_from(kind)
+                    .with_context(|| format!("usage record `{id}` in store"))?;
+                Ok((
                     account_id,
                     UsageRow {
                         id,
@@ -346,10 +334,10 @@ async fn usage_in_range_unordered(
                         started_at,
                         ended_at,
                     },
-                )
+                ))
             },
         )
-        .collect())
+        .collect()
 }
 
 fn usage_in_range_sqlite(
@@ -382,7 +370,7 @@ fn usage_in_range_sqlite(
                 anyhow::Ok(UsageRow {
                     id: id.to_string(),
                     app_id: r.text(2)?.to_string(),
-                    kind: r.text(3)?.to_string(),
+                    kind: UsageKind::try_from(r.text(3)?.to_string())?,
                     item: r.text(4)?.to_string(),
                     quantity: r.int(5),
                     started_at: r.time(6)?,

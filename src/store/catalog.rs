@@ -1,6 +1,5 @@
 //! The price catalog.
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use sqlx::FromRow;
 
@@ -10,7 +9,8 @@ use crate::with_db;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct PriceRow {
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: UsageKind,
     pub item: String,
     pub hourly_price: DbDecimal,
     pub monthly_cap: Option<DbDecimal>,
@@ -19,15 +19,14 @@ pub struct PriceRow {
 }
 
 impl PriceRow {
-    pub fn to_entry(&self) -> anyhow::Result<PriceEntry> {
-        Ok(PriceEntry {
-            kind: UsageKind::parse(&self.kind)
-                .with_context(|| format!("catalog: bad kind `{}`", self.kind))?,
+    pub fn to_entry(&self) -> PriceEntry {
+        PriceEntry {
+            kind: self.kind,
             item: self.item.clone(),
             hourly_price: self.hourly_price.0,
             monthly_cap: self.monthly_cap.map(|c| c.0),
             effective_from: self.effective_from,
-        })
+        }
     }
 }
 
@@ -62,9 +61,5 @@ pub async fn load_catalog(db: impl Into<Conn<'_>>) -> anyhow::Result<Catalog> {
     ));
     let rows: Vec<PriceRow> =
         with_db!(db, p => sqlx::query_as::<_, PriceRow>(sql).fetch_all(p).await?);
-    let entries = rows
-        .iter()
-        .map(PriceRow::to_entry)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Catalog::new(entries))
+    Ok(Catalog::new(rows.iter().map(PriceRow::to_entry)))
 }
