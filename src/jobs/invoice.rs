@@ -152,11 +152,7 @@ pub fn compute(
                 .iter()
                 .find(|r| r.id == id)
                 .expect("allocated from these");
-            let when = r
-                .period
-                .parse::<Period>()
-                .map(|p| period_label(p, account.language))
-                .unwrap_or_else(|_| r.period.clone());
+            let when = period_label(r.period, account.language);
             // An invitee whose account was deleted has its name stripped from the reward.
             let invitee = match (r.invitee_name.is_empty(), account.language) {
                 (false, _) => r.invitee_name.as_str(),

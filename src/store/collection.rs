@@ -7,6 +7,7 @@ use sqlx::FromRow;
 use super::{Conn, Tx};
 use crate::config::BadInput;
 use crate::core::collection::{AttemptOutcome, Trigger};
+use crate::core::period::Period;
 use crate::with_db;
 
 // ---------------------------------------------------------------------------------------------
@@ -257,7 +258,8 @@ pub struct RewardRow {
     pub invitee_id: String,
     pub invitee_name: String,
     pub source_invoice_id: i64,
-    pub period: String,
+    #[sqlx(try_from = "String")]
+    pub period: Period,
     pub amount_minor: i64,
     pub remaining_minor: i64,
     pub earned_at: DateTime<Utc>,
