@@ -243,14 +243,6 @@ impl<'a> Conn<'a> {
         conn.into()
     }
 
-    pub fn backend(&self) -> Backend {
-        match self {
-            Conn::Pool(db) => db.backend(),
-            Conn::Tx(Tx::Postgres(_)) => Backend::Postgres,
-            Conn::Tx(Tx::Sqlite(_)) => Backend::Sqlite,
-        }
-    }
-
     /// The backend's executor, for [`with_db!`].
     #[doc(hidden)]
     pub fn split(self) -> Split<'a> {
@@ -428,7 +420,51 @@ mod decimal_impls {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{Db, accounts, redact_url};
+    use crate::core::ids::AccountId;
+    use crate::core::locale::Language;
+    use crate::model::Account;
+
+    /// One function, two ways to run: in the transaction it sees the transaction's write; on the
+    /// pool it does not, until the transaction commits (a rolled-back write never shows).
+    #[tokio::test]
+    async fn one_query_function_runs_on_the_pool_or_in_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect_and_migrate(&url).await.unwrap();
+        let account = |id: &str| Account {
+            id: AccountId(id.to_string()),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            company: None,
+            address: "1 rue".into(),
+            country: "FR".into(),
+            vat_number: None,
+            language: Language::Fr,
+            created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            referred_by: None,
+        };
+
+        let mut tx = db.begin().await.unwrap();
+        assert!(
+            accounts::insert_account(&mut tx, &account("acc-1"))
+                .await
+                .unwrap()
+        );
+        let seen = accounts::get_account(&mut tx, "acc-1").await.unwrap();
+        assert_eq!(seen.map(|r| r.language), Some(Language::Fr));
+        assert!(accounts::get_account(&db, "acc-1").await.unwrap().is_none());
+        tx.rollback().await.unwrap();
+        assert!(accounts::get_account(&db, "acc-1").await.unwrap().is_none());
+
+        let mut tx = db.begin().await.unwrap();
+        accounts::insert_account(&mut tx, &account("acc-2"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(accounts::get_account(&db, "acc-2").await.unwrap().is_some());
+        db.close().await;
+    }
 
     #[test]
     fn redacts_passwords() {
