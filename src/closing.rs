@@ -163,7 +163,7 @@ pub async fn request(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Result<
                 account_id: id,
                 kind: "account_deletion_confirmation",
                 dedupe_key: format!("account_deletion_confirmation:{id}:{}", now.timestamp()),
-                language: &row.language,
+                language: row.language,
                 to_address: &row.email,
                 invoice_id: None,
                 data: serde_json::json!({
@@ -216,7 +216,7 @@ async fn bill_final(
     row: &AccountRow,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Invoice>> {
-    let account = row.to_account()?;
+    let account = row.to_account();
     let cat = catalog::load_catalog(&env.db).await?;
     let current = Period::containing(now);
     let mut windows = vec![BillingWindow::month(current.prev())];
@@ -235,7 +235,7 @@ async fn bill_final(
     let mut out = Vec::new();
     for window in windows {
         let mut tx = env.db.begin().await?;
-        let done = invoices::exists_for_period_tx(&mut tx, &row.id, window.period).await?;
+        let done = invoices::exists_for_period(&mut tx, &row.id, window.period).await?;
         tx.rollback().await?;
         if done {
             continue;
@@ -243,8 +243,8 @@ async fn bill_final(
         let usage: Vec<_> = accounts::usage_in_range(&env.db, &row.id, &row.id, &window)
             .await?
             .into_iter()
-            .map(|(_, u)| u.to_usage())
-            .collect::<anyhow::Result<_>>()?;
+            .map(|(_, u)| u.into_usage())
+            .collect();
         let carried = Carried {
             rewards: coll::open_rewards_in_range(&env.db, &row.id, &row.id, now).await?,
             balances: coll::open_transfers_in_range(&env.db, &row.id, &row.id)
@@ -321,7 +321,7 @@ pub async fn confirm(env: &Env, id: &str, token: &str, now: DateTime<Utc>) -> an
         return Err(BadInput(format!("unknown account `{id}`")).into());
     }
     let mut tx = env.db.begin().await?;
-    let pending = deletion::request_tx(&mut tx, id).await?;
+    let pending = deletion::request(&mut tx, id).await?;
     if let Err(e) = check_token(pending.as_ref(), token, now) {
         tx.rollback().await?;
         let hint = match e {
@@ -365,7 +365,7 @@ pub async fn confirm(env: &Env, id: &str, token: &str, now: DateTime<Utc>) -> an
 /// usage ends now and the platform is told.
 pub async fn delete_app(env: &Env, app: &str, now: DateTime<Utc>) -> anyhow::Result<bool> {
     let mut tx = env.db.begin().await?;
-    let row = accounts::get_app_tx(&mut tx, app)
+    let row = accounts::get_app(&mut tx, app)
         .await?
         .ok_or_else(|| BadInput(format!("unknown app `{app}`")))?;
     let done =

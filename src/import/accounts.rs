@@ -150,10 +150,9 @@ impl Record for Account {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<Account>> {
-        accounts::get_account_tx(tx, self.id.as_str())
+        Ok(accounts::get_account(&mut *tx, self.id.as_str())
             .await?
-            .map(|row| row.to_account())
-            .transpose()
+            .map(|row| row.to_account()))
     }
 
     fn compared(&self) -> Vec<(&'static str, String)> {

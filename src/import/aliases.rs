@@ -44,7 +44,7 @@ impl Record for Alias {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<Alias>> {
-        Ok(accounts::get_alias_tx(tx, &self.id)
+        Ok(accounts::get_alias(&mut *tx, &self.id)
             .await?
             .map(|row| row.to_alias()))
     }

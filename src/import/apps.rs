@@ -44,7 +44,7 @@ impl Record for App {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<App>> {
-        Ok(accounts::get_app_tx(tx, self.id.as_str())
+        Ok(accounts::get_app(&mut *tx, self.id.as_str())
             .await?
             .map(|row| row.to_app()))
     }

@@ -79,10 +79,11 @@ impl Record for PriceEntry {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<PriceEntry>> {
-        catalog::get_price_tx(tx, self.kind, &self.item, self.effective_from)
-            .await?
-            .map(|row| row.to_entry())
-            .transpose()
+        Ok(
+            catalog::get_price(&mut *tx, self.kind, &self.item, self.effective_from)
+                .await?
+                .map(|row| row.to_entry()),
+        )
     }
 
     fn compared(&self) -> Vec<(&'static str, String)> {

@@ -45,7 +45,7 @@ impl Record for Certificate {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<Certificate>> {
-        Ok(accounts::get_certificate_tx(tx, &self.id)
+        Ok(accounts::get_certificate(&mut *tx, &self.id)
             .await?
             .map(|row| row.to_certificate()))
     }

@@ -46,7 +46,7 @@ impl Record for Deployment {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<Deployment>> {
-        Ok(accounts::get_deployment_tx(tx, &self.id)
+        Ok(accounts::get_deployment(&mut *tx, &self.id)
             .await?
             .map(|row| row.to_deployment()))
     }

@@ -52,7 +52,7 @@ impl Record for Domain {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<Domain>> {
-        Ok(accounts::get_domain_tx(tx, &self.id)
+        Ok(accounts::get_domain(&mut *tx, &self.id)
             .await?
             .map(|row| row.to_domain()))
     }

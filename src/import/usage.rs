@@ -111,10 +111,9 @@ impl Record for UsageRecord {
     }
 
     async fn stored(&self, tx: &mut Tx) -> anyhow::Result<Option<UsageRecord>> {
-        accounts::get_usage_tx(tx, &self.id)
+        Ok(accounts::get_usage(&mut *tx, &self.id)
             .await?
-            .map(|row| row.to_usage())
-            .transpose()
+            .map(|row| row.to_usage()))
     }
 
     /// All but `ended_at`, which a re-import may set (see `reimport`).
@@ -134,7 +133,7 @@ impl Record for UsageRecord {
         Ok(match usage_change(old, self) {
             UsageChange::Same => Reimport::Unchanged,
             UsageChange::Closes(end) => {
-                match accounts::invoiced_until_tx(tx, self.app_id.as_str()).await? {
+                match accounts::invoiced_until(&mut *tx, self.app_id.as_str()).await? {
                     Some(until) if end < until => Reimport::Refused {
                         field: "ended_at",
                         message: format!(

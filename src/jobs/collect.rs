@@ -553,10 +553,10 @@ impl Ctx<'_> {
     ) -> anyhow::Result<Option<InvoiceRow>> {
         // The decision was made on `expected_attempts` attempts: if another run made one since,
         // this run must not act on a stale decision (it would charge again).
-        if coll::attempts_tx(tx, inv.id).await?.len() != expected_attempts {
+        if coll::attempts(&mut *tx, inv.id).await?.len() != expected_attempts {
             return Ok(None);
         }
-        let Some(fresh) = invoices::get_tx(tx, inv.id).await? else {
+        let Some(fresh) = invoices::get(&mut *tx, inv.id).await? else {
             return Ok(None);
         };
         match fresh.status {
@@ -789,9 +789,7 @@ impl Ctx<'_> {
                     return Ok(());
                 }
                 invoices::record_payment(&mut tx, inv.id, attempt.amount_minor).await?;
-                let fresh = invoices::get_tx(&mut tx, inv.id)
-                    .await?
-                    .context("invoice")?;
+                let fresh = invoices::get(&mut tx, inv.id).await?.context("invoice")?;
                 self.on_paid(
                     &mut tx,
                     &fresh,
@@ -879,9 +877,7 @@ impl Ctx<'_> {
                     out.outcome = CollectionOutcome::None;
                     return Ok(());
                 }
-                let fresh = invoices::get_tx(&mut tx, inv.id)
-                    .await?
-                    .context("invoice")?;
+                let fresh = invoices::get(&mut tx, inv.id).await?.context("invoice")?;
                 let next = self
                     .fail(&mut tx, &fresh, trigger, class, pm.as_ref(), &shown)
                     .await?;
@@ -953,7 +949,7 @@ impl Ctx<'_> {
             ),
         )
         .await?;
-        let account = accounts::get_account_tx(tx, &inv.account_id)
+        let account = accounts::get_account(&mut *tx, &inv.account_id)
             .await?
             .context("account")?;
         let kind = match (class, code) {
@@ -961,7 +957,7 @@ impl Ctx<'_> {
             (DeclineClass::Soft, _) => "payment_failed",
             (DeclineClass::Hard | DeclineClass::AuthenticationRequired, _) => "action_required",
         };
-        let attempts = coll::attempts_tx(tx, inv.id).await?.len();
+        let attempts = coll::attempts(&mut *tx, inv.id).await?.len();
         self.email(
             tx,
             &account,
@@ -1005,7 +1001,7 @@ impl Ctx<'_> {
             ),
         )
         .await?;
-        let account = accounts::get_account_tx(tx, &inv.account_id)
+        let account = accounts::get_account(&mut *tx, &inv.account_id)
             .await?
             .context("account")?;
         self.email(
@@ -1087,7 +1083,7 @@ impl Ctx<'_> {
                 account_id: &account.id,
                 kind,
                 dedupe_key: dedupe.to_string(),
-                language: &account.language,
+                language: account.language,
                 to_address: &account.email,
                 invoice_id: inv.map(|i| i.id),
                 data,

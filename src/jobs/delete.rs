@@ -338,7 +338,7 @@ async fn delete_account(
             Category::PersonalData => {
                 let mut tx = env.db.begin().await?;
                 let waiting =
-                    emails_to_wait_for(deletion::emails_by_status_tx(&mut tx, account).await?);
+                    emails_to_wait_for(deletion::emails_by_status(&mut tx, account).await?);
                 if !waiting.is_empty() {
                     tx.rollback().await?;
                     return Ok(Ended::WaitingForEmails(
@@ -380,7 +380,7 @@ async fn farewell(
     q: &QueueRow,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let Some(a) = accounts::get_account_tx(tx, &q.account_id).await? else {
+    let Some(a) = accounts::get_account(&mut *tx, &q.account_id).await? else {
         anyhow::bail!("account {} is gone from the store", q.account_id);
     };
     if a.email.is_empty() {
@@ -392,7 +392,7 @@ async fn farewell(
             account_id: &q.account_id,
             kind: "account_deleted",
             dedupe_key: format!("account_deleted:{}", q.account_id),
-            language: &a.language,
+            language: a.language,
             to_address: &a.email,
             invoice_id: None,
             data: serde_json::json!({

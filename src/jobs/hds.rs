@@ -110,7 +110,7 @@ async fn remind(
         tx.rollback().await?;
         return Ok(false);
     }
-    let a = accounts::get_account_tx(&mut tx, &c.account_id)
+    let a = accounts::get_account(&mut tx, &c.account_id)
         .await?
         .context("account")?;
     events::record(
@@ -136,7 +136,7 @@ async fn remind(
                 c.account_id,
                 now.format("%Y-%m-%d")
             ),
-            language: &a.language,
+            language: a.language,
             to_address: &a.email,
             invoice_id: None,
             data: serde_json::json!({

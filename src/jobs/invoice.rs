@@ -152,11 +152,7 @@ pub fn compute(
                 .iter()
                 .find(|r| r.id == id)
                 .expect("allocated from these");
-            let when = r
-                .period
-                .parse::<Period>()
-                .map(|p| period_label(p, account.language))
-                .unwrap_or_else(|_| r.period.clone());
+            let when = period_label(r.period, account.language);
             // An invitee whose account was deleted has its name stripped from the reward.
             let invitee = match (r.invitee_name.is_empty(), account.language) {
                 (false, _) => r.invitee_name.as_str(),
@@ -357,7 +353,7 @@ async fn load(
     let usage_rows = accounts::usage_in_range(db, first, last, &window).await?;
     let mut usage: HashMap<String, Vec<UsageRecord>> = HashMap::new();
     for (account, row) in usage_rows {
-        usage.entry(account).or_default().push(row.into_usage()?);
+        usage.entry(account).or_default().push(row.into_usage());
     }
     let app_names: HashMap<String, String> = accounts::apps_in_range(db, first, last)
         .await?
@@ -438,20 +434,18 @@ async fn bill_batch(
             opts.now,
             max_age_days,
         );
-        let draft = row.to_account().and_then(|account| {
-            compute(
-                &account,
-                records,
-                app_names,
-                cat,
-                window,
-                opts.now,
-                settings.due_days,
-                carried.get(&row.id).unwrap_or(&nothing_carried),
-                &check,
-                settings.on_unverified,
-            )
-        });
+        let draft = compute(
+            &row.to_account(),
+            records,
+            app_names,
+            cat,
+            window,
+            opts.now,
+            settings.due_days,
+            carried.get(&row.id).unwrap_or(&nothing_carried),
+            &check,
+            settings.on_unverified,
+        );
         if let (vat::ReverseChargeCheck::Unverified(why), Ok(Some(_))) = (&check, &draft) {
             warn!(account.id = %row.id, reason = %why, "no reverse charge: VAT number not confirmed by VIES");
             report.notes.push(format!(
@@ -771,7 +765,7 @@ fn issued_email<'a>(draft: &'a NewInvoice, id: InvoiceId, number: &str) -> NewEm
         account_id: a.id.as_str(),
         kind: "invoice_issued",
         dedupe_key: format!("invoice_issued:{}", id.0),
-        language: a.language.as_str(),
+        language: a.language,
         to_address: &a.email,
         invoice_id: Some(id.0),
         data: serde_json::json!({

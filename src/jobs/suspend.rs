@@ -271,7 +271,7 @@ async fn email(
     now: DateTime<Utc>,
     data: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let a = accounts::get_account_tx(tx, account)
+    let a = accounts::get_account(&mut *tx, account)
         .await?
         .context("account")?;
     outbox::enqueue(
@@ -280,7 +280,7 @@ async fn email(
             account_id: account,
             kind,
             dedupe_key: dedupe,
-            language: &a.language,
+            language: a.language,
             to_address: &a.email,
             invoice_id: None,
             data,

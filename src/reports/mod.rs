@@ -25,9 +25,18 @@ use crate::with_db;
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-fn parse_case(number: &str, case: &str) -> anyhow::Result<VatCase> {
-    VatCase::parse(case)
-        .with_context(|| format!("invoice {number}: unknown VAT case `{case}` in store"))
+/// An invoice as the tax returns read it.
+#[derive(sqlx::FromRow)]
+struct TaxRow {
+    number: String,
+    #[sqlx(try_from = "String")]
+    status: InvoiceStatus,
+    buyer_country: String,
+    #[sqlx(try_from = "String")]
+    tax_case: VatCase,
+    tax_rate: DbDecimal,
+    taxable: i64,
+    tax_minor: i64,
 }
 
 /// The invoices issued in `[from, to)` (see `core::tax_returns` for why the issue date).
@@ -36,18 +45,15 @@ pub async fn tax_invoices(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> anyhow::Result<Vec<TaxInvoice>> {
-    type Row = (String, String, String, String, DbDecimal, i64, i64);
-    let rows: Vec<Row> = with_db!(db, p => sqlx::query_as(
-        "SELECT number, status, buyer_country, tax_case, tax_rate, subtotal_minor - discount_minor, tax_minor
+    let rows: Vec<TaxRow> = with_db!(db, p => sqlx::query_as(
+        "SELECT number, status, buyer_country, tax_case, tax_rate, subtotal_minor - discount_minor AS taxable, tax_minor
          FROM invoices WHERE issued_at >= $1 AND issued_at < $2 ORDER BY id")
         .bind(from).bind(to).fetch_all(p).await?);
     let mut out = Vec::with_capacity(rows.len());
-    for (number, status, country, case, rate, taxable, vat) in rows {
-        let status = InvoiceStatus::parse(&status)
-            .with_context(|| format!("invoice {number}: unknown status `{status}` in store"))?;
+    for r in rows {
         // Every stored invoice was issued when it was finalized (billrun stores no drafts), so
         // each counts, whatever became of its collection.
-        match status {
+        match r.status {
             InvoiceStatus::Open
             | InvoiceStatus::Pending
             | InvoiceStatus::Paid
@@ -55,12 +61,12 @@ pub async fn tax_invoices(
             | InvoiceStatus::CarriedForward => {}
         }
         out.push(TaxInvoice {
-            case: parse_case(&number, &case)?,
-            number,
-            country,
-            rate: rate.0,
-            taxable_minor: taxable,
-            vat_minor: vat,
+            case: r.tax_case,
+            number: r.number,
+            country: r.buyer_country,
+            rate: r.tax_rate.0,
+            taxable_minor: r.taxable,
+            vat_minor: r.tax_minor,
         });
     }
     Ok(out)
@@ -108,35 +114,37 @@ pub async fn fec_events(db: &Db, year: i32) -> anyhow::Result<Vec<Event>> {
         brought.entry(to_id).or_default().push(from_id);
     }
 
-    type InvoiceRow = (
-        i64,
-        String,
-        String,
-        DateTime<Utc>,
-        String,
-        i64,
-        i64,
-        i64,
-        i64,
-    );
+    #[derive(sqlx::FromRow)]
+    struct InvoiceRow {
+        id: i64,
+        number: String,
+        account_id: String,
+        issued_at: DateTime<Utc>,
+        #[sqlx(try_from = "String")]
+        tax_case: VatCase,
+        subtotal_minor: i64,
+        discount_minor: i64,
+        tax_minor: i64,
+        total_minor: i64,
+    }
     let invoices: Vec<InvoiceRow> = with_db!(db, p => sqlx::query_as(
         "SELECT id, number, account_id, issued_at, tax_case, subtotal_minor, discount_minor, tax_minor, total_minor
          FROM invoices WHERE issued_at >= $1 AND issued_at < $2 ORDER BY id")
         .bind(from).bind(to).fetch_all(p).await?);
-    for (id, number, account, at, case, subtotal, discount, tax, total) in invoices {
+    for i in invoices {
         events.push(Event {
-            at,
-            party: party(&account),
-            tie: id,
+            at: i.issued_at,
+            party: party(&i.account_id),
+            tie: i.id,
             kind: EventKind::Invoice {
-                invoice_id: id,
-                case: parse_case(&number, &case)?,
-                number,
-                subtotal_minor: subtotal,
-                discount_minor: discount,
-                vat_minor: tax,
-                total_minor: total,
-                brought_forward_from: brought.remove(&id).unwrap_or_default(),
+                invoice_id: i.id,
+                case: i.tax_case,
+                number: i.number,
+                subtotal_minor: i.subtotal_minor,
+                discount_minor: i.discount_minor,
+                vat_minor: i.tax_minor,
+                total_minor: i.total_minor,
+                brought_forward_from: brought.remove(&i.id).unwrap_or_default(),
             },
         });
     }

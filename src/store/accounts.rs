@@ -7,12 +7,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{Db, Tx};
+use super::{Conn, Db, Tx};
 use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
 use crate::core::pricing::{BillingWindow, UsageKind, UsageRecord};
 use crate::model::{Account, Alias, App, Certificate, Deployment, Domain};
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct AccountRow {
@@ -23,15 +23,17 @@ pub struct AccountRow {
     pub address: String,
     pub country: String,
     pub vat_number: Option<String>,
-    pub language: String,
+    #[sqlx(try_from = "String")]
+    pub language: Language,
     pub created_at: DateTime<Utc>,
     pub referred_by: Option<String>,
     pub status: String,
 }
 
 impl AccountRow {
-    pub fn to_account(&self) -> anyhow::Result<Account> {
-        Ok(Account {
+    /// The account as the core knows it (the row adds its status).
+    pub fn to_account(&self) -> Account {
+        Account {
             id: AccountId(self.id.clone()),
             email: self.email.clone(),
             name: self.name.clone(),
@@ -39,15 +41,10 @@ impl AccountRow {
             address: self.address.clone(),
             country: self.country.clone(),
             vat_number: self.vat_number.clone(),
-            language: Language::parse(&self.language).with_context(|| {
-                format!(
-                    "account {}: bad language `{}` in store",
-                    self.id, self.language
-                )
-            })?,
+            language: self.language,
             created_at: self.created_at,
             referred_by: self.referred_by.clone().map(AccountId),
-        })
+        }
     }
 }
 
@@ -55,7 +52,7 @@ const ACCOUNT_COLUMNS: &str = "id, email, name, company, address, country, vat_n
 
 /// Inserts an account unless its id exists; returns whether it was inserted.
 pub async fn insert_account(tx: &mut Tx, a: &Account) -> anyhow::Result<bool> {
-    let done = with_tx!(tx, c => sqlx::query(
+    let done = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO accounts (id, email, name, company, address, country, vat_number, language, created_at, referred_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING")
         .bind(a.id.as_str()).bind(&a.email).bind(&a.name).bind(&a.company).bind(&a.address)
@@ -65,14 +62,7 @@ pub async fn insert_account(tx: &mut Tx, a: &Account) -> anyhow::Result<bool> {
     Ok(done == 1)
 }
 
-pub async fn get_account_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<AccountRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-    ));
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, AccountRow>(sql).bind(id).fetch_optional(c).await?))
-}
-
-pub async fn get_account(db: &Db, id: &str) -> anyhow::Result<Option<AccountRow>> {
+pub async fn get_account(db: impl Into<Conn<'_>>, id: &str) -> anyhow::Result<Option<AccountRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
     ));
@@ -81,7 +71,7 @@ pub async fn get_account(db: &Db, id: &str) -> anyhow::Result<Option<AccountRow>
 
 /// A page of accounts in id order, after `after` (keyset pagination).
 pub async fn accounts_page(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     after: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<AccountRow>> {
@@ -96,7 +86,7 @@ pub async fn accounts_page(
 /// Of `ids`, those naming a stored account. An import checks only the references its file
 /// makes: reading every id of a large platform for each file made imports quadratic.
 pub async fn existing_account_ids<'a>(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     ids: impl IntoIterator<Item = &'a str>,
 ) -> anyhow::Result<HashSet<String>> {
     existing_ids(db, IdTable::Accounts, ids).await
@@ -104,7 +94,7 @@ pub async fn existing_account_ids<'a>(
 
 /// Of `ids`, those naming a stored app (see [`existing_account_ids`]).
 pub async fn existing_app_ids<'a>(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     ids: impl IntoIterator<Item = &'a str>,
 ) -> anyhow::Result<HashSet<String>> {
     existing_ids(db, IdTable::Apps, ids).await
@@ -121,7 +111,7 @@ enum IdTable {
 const IDS_PER_LOOKUP: usize = 500;
 
 async fn existing_ids<'a>(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     table: IdTable,
     ids: impl IntoIterator<Item = &'a str>,
 ) -> anyhow::Result<HashSet<String>> {
@@ -133,6 +123,7 @@ async fn existing_ids<'a>(
     let mut wanted: Vec<&str> = ids.into_iter().collect();
     wanted.sort_unstable();
     wanted.dedup();
+    let mut db = Conn::of(db);
     let mut found = HashSet::new();
     for chunk in wanted.chunks(IDS_PER_LOOKUP) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
@@ -141,7 +132,7 @@ async fn existing_ids<'a>(
             "SELECT id FROM {table} WHERE id IN ({})",
             placeholders.join(", ")
         );
-        let rows: Vec<(String,)> = with_db!(db, p => {
+        let rows: Vec<(String,)> = with_db!(&mut db, p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
             for id in chunk {
                 q = q.bind(*id);
@@ -171,29 +162,33 @@ impl AppRow {
 }
 
 pub async fn insert_app(tx: &mut Tx, a: &App) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO apps (id, name, account_id) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
         .bind(a.id.as_str()).bind(&a.name).bind(a.account_id.as_str())
         .execute(c).await?.rows_affected());
     Ok(n == 1)
 }
 
-pub async fn get_app_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<AppRow>> {
+pub async fn get_app(conn: impl Into<Conn<'_>>, id: &str) -> anyhow::Result<Option<AppRow>> {
     Ok(
-        with_tx!(tx, c => sqlx::query_as::<_, AppRow>("SELECT id, name, account_id FROM apps WHERE id = $1")
+        with_db!(conn, c => sqlx::query_as::<_, AppRow>("SELECT id, name, account_id FROM apps WHERE id = $1")
         .bind(id).fetch_optional(c).await?),
     )
 }
 
 /// The apps of the accounts with ids in `[first, last]`, in no particular order (the invoice
 /// job looks them up by id; a sort by the database's collation was most of this query).
-pub async fn apps_in_range(db: &Db, first: &str, last: &str) -> anyhow::Result<Vec<AppRow>> {
+pub async fn apps_in_range(
+    db: impl Into<Conn<'_>>,
+    first: &str,
+    last: &str,
+) -> anyhow::Result<Vec<AppRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, AppRow>(
         "SELECT id, name, account_id FROM apps WHERE account_id >= $1 AND account_id <= $2")
         .bind(first).bind(last).fetch_all(p).await?))
 }
 
-pub async fn apps_of(db: &Db, account: &str) -> anyhow::Result<Vec<AppRow>> {
+pub async fn apps_of(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<Vec<AppRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, AppRow>(
         "SELECT id, name, account_id FROM apps WHERE account_id = $1 ORDER BY id")
         .bind(account).fetch_all(p).await?))
@@ -203,7 +198,8 @@ pub async fn apps_of(db: &Db, account: &str) -> anyhow::Result<Vec<AppRow>> {
 pub struct UsageRow {
     pub id: String,
     pub app_id: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: UsageKind,
     pub item: String,
     pub quantity: i64,
     pub started_at: DateTime<Utc>,
@@ -212,36 +208,25 @@ pub struct UsageRow {
 
 impl UsageRow {
     /// [`UsageRow::to_usage`], moving the strings instead of copying them.
-    pub fn into_usage(self) -> anyhow::Result<UsageRecord> {
-        let kind = UsageKind::parse(&self.kind)
-            .with_context(|| format!("usage {}: bad kind `{}` in store", self.id, self.kind))?;
-        Ok(UsageRecord {
+    pub fn into_usage(self) -> UsageRecord {
+        UsageRecord {
             id: self.id,
             app_id: AppId(self.app_id),
-            kind,
+            kind: self.kind,
             item: self.item,
             quantity: self.quantity,
             started_at: self.started_at,
             ended_at: self.ended_at,
-        })
+        }
     }
 
-    pub fn to_usage(&self) -> anyhow::Result<UsageRecord> {
-        Ok(UsageRecord {
-            id: self.id.clone(),
-            app_id: AppId(self.app_id.clone()),
-            kind: UsageKind::parse(&self.kind)
-                .with_context(|| format!("usage {}: bad kind `{}` in store", self.id, self.kind))?,
-            item: self.item.clone(),
-            quantity: self.quantity,
-            started_at: self.started_at,
-            ended_at: self.ended_at,
-        })
+    pub fn to_usage(&self) -> UsageRecord {
+        self.clone().into_usage()
     }
 }
 
 pub async fn insert_usage(tx: &mut Tx, u: &UsageRecord) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO usage_records (id, app_id, kind, item, quantity, started_at, ended_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING")
         .bind(&u.id).bind(u.app_id.as_str()).bind(u.kind.as_str()).bind(&u.item)
@@ -250,22 +235,25 @@ pub async fn insert_usage(tx: &mut Tx, u: &UsageRecord) -> anyhow::Result<bool> 
     Ok(n == 1)
 }
 
-pub async fn get_usage_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<UsageRow>> {
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, UsageRow>(
+pub async fn get_usage(conn: impl Into<Conn<'_>>, id: &str) -> anyhow::Result<Option<UsageRow>> {
+    Ok(with_db!(conn, c => sqlx::query_as::<_, UsageRow>(
         "SELECT id, app_id, kind, item, quantity, started_at, ended_at FROM usage_records WHERE id = $1")
         .bind(id).fetch_optional(c).await?))
 }
 
 /// Closes a still-running usage record (the only change a re-import may make).
 pub async fn close_usage(tx: &mut Tx, id: &str, ended_at: DateTime<Utc>) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query("UPDATE usage_records SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
+    with_db!(&mut *tx, c => sqlx::query("UPDATE usage_records SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
         .bind(id).bind(ended_at).execute(c).await?.rows_affected());
     Ok(())
 }
 
 /// The latest end of an invoiced period of the account owning `app_id`, if any.
-pub async fn invoiced_until_tx(tx: &mut Tx, app_id: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let row: Option<(DateTime<Utc>,)> = with_tx!(tx, c => sqlx::query_as(
+pub async fn invoiced_until(
+    conn: impl Into<Conn<'_>>,
+    app_id: &str,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let row: Option<(DateTime<Utc>,)> = with_db!(conn, c => sqlx::query_as(
         "SELECT i.period_end FROM invoices i JOIN apps a ON a.account_id = i.account_id
          WHERE a.id = $1 ORDER BY i.period_end DESC LIMIT 1")
         .bind(app_id).fetch_optional(c).await?);
@@ -330,11 +318,12 @@ async fn usage_in_range_unordered(
          WHERE a.account_id >= $1 AND a.account_id <= $2")
         .bind(first).bind(last).bind(window.from).bind(window.to)
         .fetch_all(p).await?);
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(
             |(account_id, id, app_id, kind, item, quantity, started_at, ended_at)| {
-                (
+                let kind = UsageKind::try_from(kind)
+                    .with_context(|| format!("usage record `{id}` in store"))?;
+                Ok((
                     account_id,
                     UsageRow {
                         id,
@@ -345,10 +334,10 @@ async fn usage_in_range_unordered(
                         started_at,
                         ended_at,
                     },
-                )
+                ))
             },
         )
-        .collect())
+        .collect()
 }
 
 fn usage_in_range_sqlite(
@@ -381,7 +370,7 @@ fn usage_in_range_sqlite(
                 anyhow::Ok(UsageRow {
                     id: id.to_string(),
                     app_id: r.text(2)?.to_string(),
-                    kind: r.text(3)?.to_string(),
+                    kind: UsageKind::try_from(r.text(3)?.to_string())?,
                     item: r.text(4)?.to_string(),
                     quantity: r.int(5),
                     started_at: r.time(6)?,
@@ -416,7 +405,7 @@ impl DeploymentRow {
 }
 
 pub async fn insert_deployment(tx: &mut Tx, d: &Deployment) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO deployments (id, app_id, git_ref, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO NOTHING")
         .bind(&d.id).bind(d.app_id.as_str()).bind(&d.git_ref).bind(d.created_at)
@@ -424,8 +413,11 @@ pub async fn insert_deployment(tx: &mut Tx, d: &Deployment) -> anyhow::Result<bo
     Ok(n == 1)
 }
 
-pub async fn get_deployment_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<DeploymentRow>> {
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, DeploymentRow>(
+pub async fn get_deployment(
+    conn: impl Into<Conn<'_>>,
+    id: &str,
+) -> anyhow::Result<Option<DeploymentRow>> {
+    Ok(with_db!(conn, c => sqlx::query_as::<_, DeploymentRow>(
         "SELECT id, app_id, git_ref, created_at FROM deployments WHERE id = $1")
         .bind(id).fetch_optional(c).await?))
 }
@@ -448,15 +440,15 @@ impl AliasRow {
 }
 
 pub async fn insert_alias(tx: &mut Tx, a: &Alias) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO aliases (id, account_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
         .bind(&a.id).bind(a.account_id.as_str()).bind(&a.name)
         .execute(c).await?.rows_affected());
     Ok(n == 1)
 }
 
-pub async fn get_alias_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<AliasRow>> {
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, AliasRow>(
+pub async fn get_alias(conn: impl Into<Conn<'_>>, id: &str) -> anyhow::Result<Option<AliasRow>> {
+    Ok(with_db!(conn, c => sqlx::query_as::<_, AliasRow>(
         "SELECT id, account_id, name FROM aliases WHERE id = $1")
         .bind(id).fetch_optional(c).await?))
 }
@@ -479,22 +471,22 @@ impl DomainRow {
 }
 
 pub async fn insert_domain(tx: &mut Tx, d: &Domain) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO domains (id, app_id, name) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
         .bind(&d.id).bind(d.app_id.as_str()).bind(&d.name)
         .execute(c).await?.rows_affected());
     Ok(n == 1)
 }
 
-pub async fn get_domain_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<DomainRow>> {
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, DomainRow>(
+pub async fn get_domain(conn: impl Into<Conn<'_>>, id: &str) -> anyhow::Result<Option<DomainRow>> {
+    Ok(with_db!(conn, c => sqlx::query_as::<_, DomainRow>(
         "SELECT id, app_id, name FROM domains WHERE id = $1")
         .bind(id).fetch_optional(c).await?))
 }
 
 /// Of `ids`, those naming a stored domain (see [`existing_account_ids`]).
 pub async fn existing_domain_ids<'a>(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     ids: impl IntoIterator<Item = &'a str>,
 ) -> anyhow::Result<HashSet<String>> {
     existing_ids(db, IdTable::Domains, ids).await
@@ -520,7 +512,7 @@ impl CertificateRow {
 }
 
 pub async fn insert_certificate(tx: &mut Tx, c: &Certificate) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, conn => sqlx::query(
+    let n = with_db!(&mut *tx, conn => sqlx::query(
         "INSERT INTO certificates (id, domain_id, issuer, expires_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO NOTHING")
         .bind(&c.id).bind(&c.domain_id).bind(&c.issuer).bind(c.expires_at)
@@ -528,14 +520,21 @@ pub async fn insert_certificate(tx: &mut Tx, c: &Certificate) -> anyhow::Result<
     Ok(n == 1)
 }
 
-pub async fn get_certificate_tx(tx: &mut Tx, id: &str) -> anyhow::Result<Option<CertificateRow>> {
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, CertificateRow>(
+pub async fn get_certificate(
+    conn: impl Into<Conn<'_>>,
+    id: &str,
+) -> anyhow::Result<Option<CertificateRow>> {
+    Ok(with_db!(conn, c => sqlx::query_as::<_, CertificateRow>(
         "SELECT id, domain_id, issuer, expires_at FROM certificates WHERE id = $1")
         .bind(id).fetch_optional(c).await?))
 }
 
 /// The accounts with ids in `[first, last]` (a scale-out batch).
-pub async fn accounts_between(db: &Db, first: &str, last: &str) -> anyhow::Result<Vec<AccountRow>> {
+pub async fn accounts_between(
+    db: impl Into<Conn<'_>>,
+    first: &str,
+    last: &str,
+) -> anyhow::Result<Vec<AccountRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id >= $1 AND id <= $2 ORDER BY id"
     ));
@@ -545,12 +544,12 @@ pub async fn accounts_between(db: &Db, first: &str, last: &str) -> anyhow::Resul
 }
 
 /// Every account id, in order (to cut a run into batches).
-pub async fn ordered_account_ids(db: &Db) -> anyhow::Result<Vec<String>> {
+pub async fn ordered_account_ids(db: impl Into<Conn<'_>>) -> anyhow::Result<Vec<String>> {
     let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as("SELECT id FROM accounts ORDER BY id").fetch_all(p).await?);
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-pub async fn count_accounts(db: &Db) -> anyhow::Result<i64> {
+pub async fn count_accounts(db: impl Into<Conn<'_>>) -> anyhow::Result<i64> {
     let n: (i64,) =
         with_db!(db, p => sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(p).await?);
     Ok(n.0)

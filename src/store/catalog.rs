@@ -1,16 +1,16 @@
 //! The price catalog.
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use sqlx::FromRow;
 
-use super::{Db, DbDecimal, Tx};
+use super::{Conn, DbDecimal, Tx};
 use crate::core::pricing::{Catalog, PriceEntry, UsageKind};
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct PriceRow {
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: UsageKind,
     pub item: String,
     pub hourly_price: DbDecimal,
     pub monthly_cap: Option<DbDecimal>,
@@ -19,22 +19,21 @@ pub struct PriceRow {
 }
 
 impl PriceRow {
-    pub fn to_entry(&self) -> anyhow::Result<PriceEntry> {
-        Ok(PriceEntry {
-            kind: UsageKind::parse(&self.kind)
-                .with_context(|| format!("catalog: bad kind `{}`", self.kind))?,
+    pub fn to_entry(&self) -> PriceEntry {
+        PriceEntry {
+            kind: self.kind,
             item: self.item.clone(),
             hourly_price: self.hourly_price.0,
             monthly_cap: self.monthly_cap.map(|c| c.0),
             effective_from: self.effective_from,
-        })
+        }
     }
 }
 
 const COLUMNS: &str = "kind, item, hourly_price, monthly_cap, currency, effective_from";
 
 pub async fn insert_price(tx: &mut Tx, p: &PriceEntry) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO catalog_prices (kind, item, hourly_price, monthly_cap, currency, effective_from)
          VALUES ($1, $2, $3, $4, 'EUR', $5) ON CONFLICT (kind, item, effective_from) DO NOTHING")
         .bind(p.kind.as_str()).bind(&p.item).bind(DbDecimal(p.hourly_price))
@@ -43,8 +42,8 @@ pub async fn insert_price(tx: &mut Tx, p: &PriceEntry) -> anyhow::Result<bool> {
     Ok(n == 1)
 }
 
-pub async fn get_price_tx(
-    tx: &mut Tx,
+pub async fn get_price(
+    conn: impl Into<Conn<'_>>,
     kind: UsageKind,
     item: &str,
     from: NaiveDate,
@@ -52,19 +51,15 @@ pub async fn get_price_tx(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM catalog_prices WHERE kind = $1 AND item = $2 AND effective_from = $3"
     ));
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, PriceRow>(sql)
+    Ok(with_db!(conn, c => sqlx::query_as::<_, PriceRow>(sql)
         .bind(kind.as_str()).bind(item).bind(from).fetch_optional(c).await?))
 }
 
-pub async fn load_catalog(db: &Db) -> anyhow::Result<Catalog> {
+pub async fn load_catalog(db: impl Into<Conn<'_>>) -> anyhow::Result<Catalog> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM catalog_prices ORDER BY kind, item, effective_from"
     ));
     let rows: Vec<PriceRow> =
         with_db!(db, p => sqlx::query_as::<_, PriceRow>(sql).fetch_all(p).await?);
-    let entries = rows
-        .iter()
-        .map(PriceRow::to_entry)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Catalog::new(entries))
+    Ok(Catalog::new(rows.iter().map(PriceRow::to_entry)))
 }

@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Db, Tx};
+use super::{Conn, Tx};
 use crate::config::BadInput;
 use crate::core::collection::{AttemptOutcome, Trigger};
-use crate::{with_db, with_tx};
+use crate::core::period::Period;
+use crate::with_db;
 
 // ---------------------------------------------------------------------------------------------
 // Payment methods
@@ -25,24 +26,15 @@ pub struct PaymentMethodRow {
 const PM_COLUMNS: &str =
     "account_id, kind, stripe_customer, stripe_payment_method, version, updated_at";
 
-pub async fn payment_method(db: &Db, account: &str) -> anyhow::Result<Option<PaymentMethodRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {PM_COLUMNS} FROM payment_methods WHERE account_id = $1"
-    ));
-    Ok(
-        with_db!(db, p => sqlx::query_as::<_, PaymentMethodRow>(sql).bind(account).fetch_optional(p).await?),
-    )
-}
-
-pub async fn payment_method_tx(
-    tx: &mut Tx,
+pub async fn payment_method(
+    db: impl Into<Conn<'_>>,
     account: &str,
 ) -> anyhow::Result<Option<PaymentMethodRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {PM_COLUMNS} FROM payment_methods WHERE account_id = $1"
     ));
     Ok(
-        with_tx!(tx, c => sqlx::query_as::<_, PaymentMethodRow>(sql).bind(account).fetch_optional(c).await?),
+        with_db!(db, p => sqlx::query_as::<_, PaymentMethodRow>(sql).bind(account).fetch_optional(p).await?),
     )
 }
 
@@ -55,14 +47,14 @@ pub async fn set_payment_method(
     pm: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    if let Some(cur) = payment_method_tx(tx, account).await?
+    if let Some(cur) = payment_method(&mut *tx, account).await?
         && cur.kind == kind
         && cur.stripe_customer == customer
         && cur.stripe_payment_method == pm
     {
         return Ok(false);
     }
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO payment_methods (account_id, kind, stripe_customer, stripe_payment_method, version, updated_at)
          VALUES ($1, $2, $3, $4, 1, $5)
          ON CONFLICT (account_id) DO UPDATE SET kind = excluded.kind, stripe_customer = excluded.stripe_customer,
@@ -88,13 +80,13 @@ pub struct LedgerRow {
     pub balance_after_minor: i64,
 }
 
-pub async fn credit_balance(db: &Db, account: &str) -> anyhow::Result<i64> {
+pub async fn credit_balance(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<i64> {
     let row: Option<(i64,)> = with_db!(db, p => sqlx::query_as("SELECT credit_balance_minor FROM accounts WHERE id = $1")
         .bind(account).fetch_optional(p).await?);
     Ok(row.map_or(0, |r| r.0))
 }
 
-pub async fn ledger(db: &Db, account: &str) -> anyhow::Result<Vec<LedgerRow>> {
+pub async fn ledger(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<Vec<LedgerRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, LedgerRow>(
         "SELECT id, account_id, at, kind, amount_minor, reference, invoice_id, balance_after_minor
          FROM credit_ledger WHERE account_id = $1 ORDER BY id")
@@ -110,7 +102,7 @@ pub async fn add_credit(
     reference: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let existing: Option<(String, i64)> = with_tx!(tx, c => sqlx::query_as(
+    let existing: Option<(String, i64)> = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT account_id, amount_minor FROM credit_ledger WHERE reference = $1")
         .bind(reference).fetch_optional(c).await?);
     if let Some((acc, amt)) = existing {
@@ -123,10 +115,10 @@ pub async fn add_credit(
         ))
         .into());
     }
-    let (balance,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+    let (balance,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
         "UPDATE accounts SET credit_balance_minor = credit_balance_minor + $2 WHERE id = $1 RETURNING credit_balance_minor")
         .bind(account).bind(amount).fetch_one(c).await?);
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO credit_ledger (account_id, at, kind, amount_minor, reference, invoice_id, balance_after_minor)
          VALUES ($1, $2, 'purchase', $3, $4, NULL, $5)")
         .bind(account).bind(at).bind(amount).bind(reference).bind(balance)
@@ -146,20 +138,20 @@ pub async fn apply_credit(
     if amount <= 0 {
         return Ok(0);
     }
-    let row: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
+    let row: Option<(i64,)> = with_db!(&mut *tx, c => sqlx::query_as(
         "UPDATE accounts SET credit_balance_minor = credit_balance_minor - $2
          WHERE id = $1 AND credit_balance_minor >= $2 RETURNING credit_balance_minor")
         .bind(account).bind(amount).fetch_optional(c).await?);
     let Some((balance,)) = row else { return Ok(0) };
-    let (n,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+    let (n,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT COUNT(*) FROM credit_ledger WHERE invoice_id = $1 AND kind = 'applied'")
         .bind(invoice_id).fetch_one(c).await?);
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO credit_ledger (account_id, at, kind, amount_minor, reference, invoice_id, balance_after_minor)
          VALUES ($1, $2, 'applied', $3, $4, $5, $6)")
         .bind(account).bind(at).bind(-amount).bind(format!("invoice:{invoice_id}:{}", n + 1)).bind(invoice_id).bind(balance)
         .execute(c).await?.rows_affected());
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET credit_applied_minor = credit_applied_minor + $2, amount_due_minor = amount_due_minor - $2 WHERE id = $1")
         .bind(invoice_id).bind(amount).execute(c).await?.rows_affected());
     Ok(amount)
@@ -195,18 +187,11 @@ const ATTEMPT_COLUMNS: &str = "id, invoice_id, number, trigger, method, payment_
     stripe_payment_method, amount_minor, idempotency_key, gateway, payment_intent_id, outcome, decline_code,
     failure_message, created_at, settled_at";
 
-pub async fn attempts(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<AttemptRow>> {
+pub async fn attempts(db: impl Into<Conn<'_>>, invoice_id: i64) -> anyhow::Result<Vec<AttemptRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE invoice_id = $1 ORDER BY number"
     ));
     Ok(with_db!(db, p => sqlx::query_as::<_, AttemptRow>(sql).bind(invoice_id).fetch_all(p).await?))
-}
-
-pub async fn attempts_tx(tx: &mut Tx, invoice_id: i64) -> anyhow::Result<Vec<AttemptRow>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE invoice_id = $1 ORDER BY number"
-    ));
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, AttemptRow>(sql).bind(invoice_id).fetch_all(c).await?))
 }
 
 pub struct NewAttempt<'a> {
@@ -228,7 +213,7 @@ pub struct NewAttempt<'a> {
 pub async fn insert_attempt(tx: &mut Tx, a: &NewAttempt<'_>) -> anyhow::Result<Option<i64>> {
     // Inserted settled unless its outcome is still to be learnt.
     let settled = (a.outcome != AttemptOutcome::Unknown).then_some(a.at);
-    let row: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
+    let row: Option<(i64,)> = with_db!(&mut *tx, c => sqlx::query_as(
         "INSERT INTO payment_attempts (invoice_id, number, trigger, method, payment_method_version, stripe_customer,
             stripe_payment_method, amount_minor, idempotency_key, gateway, outcome, decline_code, failure_message,
             created_at, settled_at)
@@ -254,7 +239,7 @@ pub async fn settle_attempt(
     let settled = outcome.is_settled().then_some(at);
     // Only an attempt still in flight can be settled: a second run settling the same attempt
     // (it sent the same idempotency key) finds it settled and changes nothing.
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE payment_attempts SET outcome = $2, payment_intent_id = COALESCE($3, payment_intent_id),
             decline_code = $4, failure_message = $5, settled_at = $6
          WHERE id = $1 AND outcome IN ('unknown', 'processing')")
@@ -273,7 +258,8 @@ pub struct RewardRow {
     pub invitee_id: String,
     pub invitee_name: String,
     pub source_invoice_id: i64,
-    pub period: String,
+    #[sqlx(try_from = "String")]
+    pub period: Period,
     pub amount_minor: i64,
     pub remaining_minor: i64,
     pub earned_at: DateTime<Utc>,
@@ -293,7 +279,7 @@ pub async fn grant_reward(
     amount: i64,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO referral_rewards (referrer_id, invitee_id, invitee_name, source_invoice_id, period, amount_minor, remaining_minor, earned_at)
          VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (source_invoice_id) DO NOTHING")
         .bind(referrer).bind(invitee).bind(invitee_name).bind(source_invoice_id).bind(period).bind(amount).bind(at)
@@ -304,13 +290,13 @@ pub async fn grant_reward(
 /// Uses part of a reward on an invoice; false when it no longer has that much left (another
 /// run used it: the caller must roll back).
 pub async fn use_reward(tx: &mut Tx, reward_id: i64, amount: i64) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE referral_rewards SET remaining_minor = remaining_minor - $2 WHERE id = $1 AND remaining_minor >= $2")
         .bind(reward_id).bind(amount).execute(c).await?.rows_affected());
     Ok(n == 1)
 }
 
-pub async fn rewards_of(db: &Db, referrer: &str) -> anyhow::Result<Vec<RewardRow>> {
+pub async fn rewards_of(db: impl Into<Conn<'_>>, referrer: &str) -> anyhow::Result<Vec<RewardRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {REWARD_COLUMNS} FROM referral_rewards WHERE referrer_id = $1 ORDER BY id"
     ));
@@ -327,7 +313,7 @@ pub async fn record_transfer(
     amount: i64,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO balance_transfers (from_invoice_id, account_id, amount_minor, to_invoice_id, at) VALUES ($1, $2, $3, NULL, $4)")
         .bind(from_invoice).bind(account).bind(amount).bind(at).execute(c).await?.rows_affected());
     Ok(())
@@ -339,7 +325,7 @@ pub async fn waive_transfer(
     from_invoice: i64,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE balance_transfers SET waived_at = $2 WHERE from_invoice_id = $1 AND to_invoice_id IS NULL")
         .bind(from_invoice).bind(at).execute(c).await?.rows_affected());
     Ok(())
@@ -351,7 +337,7 @@ pub async fn take_transfer(
     from_invoice: i64,
     to_invoice: i64,
 ) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE balance_transfers SET to_invoice_id = $2 WHERE from_invoice_id = $1 AND to_invoice_id IS NULL AND waived_at IS NULL")
         .bind(from_invoice).bind(to_invoice).execute(c).await?.rows_affected());
     Ok(n == 1)
@@ -360,7 +346,7 @@ pub async fn take_transfer(
 /// What an invoice carried to a later one, and where: the later invoice's number, `None` while
 /// waiting, or `"waived"` when the account closed with it below Stripe's minimum.
 pub async fn transfer_from(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     invoice_id: i64,
 ) -> anyhow::Result<Option<(i64, Option<String>)>> {
     let row: Option<(i64, Option<String>, bool)> = with_db!(db, p => sqlx::query_as(
@@ -380,7 +366,10 @@ pub async fn transfer_from(
 }
 
 /// Transfers brought onto an invoice: (from invoice number, amount).
-pub async fn transfers_to(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn transfers_to(
+    db: impl Into<Conn<'_>>,
+    invoice_id: i64,
+) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(with_db!(db, p => sqlx::query_as(
         "SELECT i.number, t.amount_minor FROM balance_transfers t JOIN invoices i ON i.id = t.from_invoice_id
          WHERE t.to_invoice_id = $1 ORDER BY t.from_invoice_id")
@@ -390,7 +379,7 @@ pub async fn transfers_to(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<(Strin
 /// [`transfers_to`] for the invoices with ids in `[first, last]`: (to invoice id, from invoice
 /// number, amount), by invoice.
 pub async fn transfers_to_between(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: i64,
     last: i64,
 ) -> anyhow::Result<Vec<(i64, String, i64)>> {
@@ -402,7 +391,7 @@ pub async fn transfers_to_between(
 
 /// Open rewards of the referrers with ids in `[first, last]`, earned before `before`.
 pub async fn open_rewards_in_range(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: &str,
     last: &str,
     before: DateTime<Utc>,
@@ -419,7 +408,7 @@ pub async fn open_rewards_in_range(
 /// Untransferred small balances of the accounts with ids in `[first, last]`:
 /// (account, from invoice id, its number, amount).
 pub async fn open_transfers_in_range(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: &str,
     last: &str,
 ) -> anyhow::Result<Vec<(String, i64, String, i64)>> {

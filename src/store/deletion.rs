@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{Db, Tx};
+use super::{Conn, Tx};
 use crate::core::deletion::{Category, OwedInvoice, OwnedApp, PendingRequest, WaitingEmail};
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 /// Apps the account still owns.
-pub async fn owned_apps(db: &Db, account: &str) -> anyhow::Result<Vec<OwnedApp>> {
+pub async fn owned_apps(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<Vec<OwnedApp>> {
     let rows: Vec<(String, String)> = with_db!(db, p => sqlx::query_as(
         "SELECT id, name FROM apps WHERE account_id = $1 AND deleted_at IS NULL ORDER BY id")
         .bind(account).fetch_all(p).await?);
@@ -22,7 +22,10 @@ pub async fn owned_apps(db: &Db, account: &str) -> anyhow::Result<Vec<OwnedApp>>
 }
 
 /// Invoices the account still owes.
-pub async fn owed_invoices(db: &Db, account: &str) -> anyhow::Result<Vec<OwedInvoice>> {
+pub async fn owed_invoices(
+    db: impl Into<Conn<'_>>,
+    account: &str,
+) -> anyhow::Result<Vec<OwedInvoice>> {
     let rows: Vec<(String, String, i64)> = with_db!(db, p => sqlx::query_as(
         "SELECT number, status, amount_due_minor FROM invoices
          WHERE account_id = $1 AND status IN ('open', 'unpaid', 'pending') ORDER BY number")
@@ -38,7 +41,7 @@ pub async fn owed_invoices(db: &Db, account: &str) -> anyhow::Result<Vec<OwedInv
 }
 
 /// Accounts that asked for their deletion: the collect job waives their small balances.
-pub async fn closing_accounts(db: &Db) -> anyhow::Result<HashSet<String>> {
+pub async fn closing_accounts(db: impl Into<Conn<'_>>) -> anyhow::Result<HashSet<String>> {
     let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as(
         "SELECT account_id FROM deletion_requests").fetch_all(p).await?);
     Ok(rows.into_iter().map(|r| r.0).collect())
@@ -53,7 +56,7 @@ pub async fn upsert_request(
     token_sha256: &str,
     expires_at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO deletion_requests (account_id, requested_at, token_sha256, expires_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (account_id) DO UPDATE SET requested_at = excluded.requested_at,
              token_sha256 = excluded.token_sha256, expires_at = excluded.expires_at
@@ -70,8 +73,11 @@ struct RequestRow {
     confirmed_at: Option<DateTime<Utc>>,
 }
 
-pub async fn request_tx(tx: &mut Tx, account: &str) -> anyhow::Result<Option<PendingRequest>> {
-    let row: Option<RequestRow> = with_tx!(tx, c => sqlx::query_as(
+pub async fn request(
+    conn: impl Into<Conn<'_>>,
+    account: &str,
+) -> anyhow::Result<Option<PendingRequest>> {
+    let row: Option<RequestRow> = with_db!(conn, c => sqlx::query_as(
         "SELECT token_sha256, expires_at, confirmed_at FROM deletion_requests WHERE account_id = $1")
         .bind(account).fetch_optional(c).await?);
     Ok(row.map(|r| PendingRequest {
@@ -88,7 +94,7 @@ pub async fn confirm(
     token_sha256: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE deletion_requests SET confirmed_at = $3
          WHERE account_id = $1 AND token_sha256 = $2 AND confirmed_at IS NULL")
         .bind(account).bind(token_sha256).bind(at).execute(c).await?.rows_affected());
@@ -104,7 +110,7 @@ pub async fn set_status(
 ) -> anyhow::Result<bool> {
     // At most three statuses are ever allowed: bind them into a fixed IN list.
     let f = |i: usize| from.get(i).copied().unwrap_or("");
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE accounts SET status = $2 WHERE id = $1 AND status IN ($3, $4, $5)")
         .bind(account).bind(to).bind(f(0)).bind(f(1)).bind(f(2))
         .execute(c).await?.rows_affected());
@@ -120,16 +126,16 @@ pub async fn delete_app(
     at: DateTime<Utc>,
     reason: &str,
 ) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE apps SET deleted_at = $2, status = 'deleted' WHERE id = $1 AND deleted_at IS NULL")
         .bind(app).bind(at).execute(c).await?.rows_affected());
     if n != 1 {
         return Ok(false);
     }
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE usage_records SET ended_at = $2 WHERE app_id = $1 AND ended_at IS NULL AND started_at < $2")
         .bind(app).bind(at).execute(c).await?.rows_affected());
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO platform_events (at, account_id, app_id, kind, reason) VALUES ($1, $2, $3, 'app.delete', $4)")
         .bind(at).bind(account).bind(app).bind(reason).execute(c).await?.rows_affected());
     Ok(true)
@@ -150,14 +156,14 @@ pub struct QueueRow {
 const QUEUE_COLUMNS: &str = "account_id, reason, queued_at, started_at, completed_at";
 
 /// Deletions not finished yet, oldest first.
-pub async fn pending(db: &Db) -> anyhow::Result<Vec<QueueRow>> {
+pub async fn pending(db: impl Into<Conn<'_>>) -> anyhow::Result<Vec<QueueRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {QUEUE_COLUMNS} FROM deletion_queue WHERE completed_at IS NULL ORDER BY queued_at, account_id"
     ));
     Ok(with_db!(db, p => sqlx::query_as::<_, QueueRow>(sql).fetch_all(p).await?))
 }
 
-pub async fn record(db: &Db, account: &str) -> anyhow::Result<Option<QueueRow>> {
+pub async fn record(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<Option<QueueRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {QUEUE_COLUMNS} FROM deletion_queue WHERE account_id = $1"
     ));
@@ -167,20 +173,20 @@ pub async fn record(db: &Db, account: &str) -> anyhow::Result<Option<QueueRow>> 
 /// Starts a deletion: from here on the account cannot be reactivated. Returns false when it
 /// had already started (a resumed run) — the caller goes on either way.
 pub async fn start(tx: &mut Tx, account: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE deletion_queue SET started_at = $2 WHERE account_id = $1 AND started_at IS NULL")
         .bind(account).bind(at).execute(c).await?.rows_affected());
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE accounts SET status = 'deleting' WHERE id = $1 AND status <> 'deleted'")
         .bind(account).execute(c).await?.rows_affected());
     Ok(n == 1)
 }
 
 pub async fn complete(tx: &mut Tx, account: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE deletion_queue SET completed_at = $2 WHERE account_id = $1 AND completed_at IS NULL")
         .bind(account).bind(at).execute(c).await?.rows_affected());
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE accounts SET status = 'deleted', deleted_at = $2 WHERE id = $1")
         .bind(account).bind(at).execute(c).await?.rows_affected());
     Ok(n == 1)
@@ -193,7 +199,7 @@ pub struct ProgressRow {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-pub async fn progress(db: &Db, account: &str) -> anyhow::Result<Vec<ProgressRow>> {
+pub async fn progress(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<Vec<ProgressRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, ProgressRow>(
         "SELECT category, deleted, completed_at FROM deletion_progress WHERE account_id = $1 ORDER BY category")
         .bind(account).fetch_all(p).await?))
@@ -207,7 +213,7 @@ pub async fn add_progress(
     deleted: i64,
     done_at: Option<DateTime<Utc>>,
 ) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO deletion_progress (account_id, category, deleted, completed_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (account_id, category) DO UPDATE SET deleted = deletion_progress.deleted + excluded.deleted,
              completed_at = COALESCE(deletion_progress.completed_at, excluded.completed_at)")
@@ -218,7 +224,11 @@ pub async fn add_progress(
 
 /// How many rows of `category` the account still has (the dry-run's plan, and the check that a
 /// category is finished).
-pub async fn remaining(db: &Db, account: &str, category: Category) -> anyhow::Result<i64> {
+pub async fn remaining(
+    db: impl Into<Conn<'_>>,
+    account: &str,
+    category: Category,
+) -> anyhow::Result<i64> {
     let sql = match category {
         Category::Deployments => {
             "SELECT COUNT(*) FROM deployments d JOIN apps a ON a.id = d.app_id WHERE a.account_id = $1"
@@ -285,12 +295,15 @@ pub async fn delete_batch(
             anyhow::bail!("{} is not deleted by rows", category.as_str())
         }
     };
-    let n = with_tx!(tx, c => sqlx::query(sql).bind(account).bind(limit).execute(c).await?.rows_affected());
+    let n = with_db!(&mut *tx, c => sqlx::query(sql).bind(account).bind(limit).execute(c).await?.rows_affected());
     Ok(n as i64)
 }
 
 /// The Stripe customer on file, if any.
-pub async fn stripe_customer(db: &Db, account: &str) -> anyhow::Result<Option<String>> {
+pub async fn stripe_customer(
+    db: impl Into<Conn<'_>>,
+    account: &str,
+) -> anyhow::Result<Option<String>> {
     let row: Option<(String,)> = with_db!(db, p => sqlx::query_as(
         "SELECT stripe_customer FROM payment_methods WHERE account_id = $1")
         .bind(account).fetch_optional(p).await?);
@@ -305,7 +318,7 @@ pub async fn delete_apps_batch(
     at: DateTime<Utc>,
     reason: &str,
 ) -> anyhow::Result<i64> {
-    let apps: Vec<(String,)> = with_tx!(tx, c => sqlx::query_as(
+    let apps: Vec<(String,)> = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT id FROM apps WHERE account_id = $1 AND deleted_at IS NULL ORDER BY id LIMIT $2")
         .bind(account).bind(limit).fetch_all(c).await?);
     let mut n = 0;
@@ -318,34 +331,26 @@ pub async fn delete_apps_batch(
 }
 
 /// The account's emails, counted by kind and outbox status: the delete job decides from them
-/// (`core::deletion::emails_to_wait_for`) whether it may strip the address yet.
-const EMAILS_BY_STATUS: &str = "SELECT kind, status, COUNT(*) FROM outbox WHERE account_id = $1
-     GROUP BY kind, status ORDER BY kind, status";
-
-fn waiting_emails(rows: Vec<(String, String, i64)>) -> Vec<WaitingEmail> {
-    rows.into_iter()
+/// (`core::deletion::emails_to_wait_for`) whether it may strip the address yet. It reads them in
+/// the transaction that strips its personal data (on SQLite that transaction holds the write
+/// lock from its start, so no email is queued between this read and the stripping); the
+/// dry-run's plan reads them from the pool.
+pub async fn emails_by_status(
+    conn: impl Into<Conn<'_>>,
+    account: &str,
+) -> anyhow::Result<Vec<WaitingEmail>> {
+    let rows: Vec<(String, String, i64)> = with_db!(conn, c => sqlx::query_as(
+        "SELECT kind, status, COUNT(*) FROM outbox WHERE account_id = $1
+         GROUP BY kind, status ORDER BY kind, status")
+        .bind(account).fetch_all(c).await?);
+    Ok(rows
+        .into_iter()
         .map(|(kind, status, count)| WaitingEmail {
             kind,
             status,
             count,
         })
-        .collect()
-}
-
-/// [`emails_by_status_tx`] outside a transaction (the dry-run's plan).
-pub async fn emails_by_status(db: &Db, account: &str) -> anyhow::Result<Vec<WaitingEmail>> {
-    let rows: Vec<(String, String, i64)> = with_db!(db, p => sqlx::query_as(EMAILS_BY_STATUS)
-        .bind(account).fetch_all(p).await?);
-    Ok(waiting_emails(rows))
-}
-
-/// The account's emails by kind and status, read in the transaction that strips its personal
-/// data (on SQLite that transaction holds the write lock from its start, so no email is queued
-/// between this read and the stripping).
-pub async fn emails_by_status_tx(tx: &mut Tx, account: &str) -> anyhow::Result<Vec<WaitingEmail>> {
-    let rows: Vec<(String, String, i64)> = with_tx!(tx, c => sqlx::query_as(EMAILS_BY_STATUS)
-        .bind(account).fetch_all(c).await?);
-    Ok(waiting_emails(rows))
+        .collect())
 }
 
 /// Strips what an invoice does not require, keeping invoices, lines, payments and the credit
@@ -359,23 +364,23 @@ pub async fn emails_by_status_tx(tx: &mut Tx, account: &str) -> anyhow::Result<V
 /// `core::deletion::pending_email`), the invitee's name on its referrer's unused rewards.
 pub async fn strip_personal_data(tx: &mut Tx, account: &str) -> anyhow::Result<i64> {
     let mut n = 0u64;
-    n += with_tx!(tx, c => sqlx::query(
+    n += with_db!(&mut *tx, c => sqlx::query(
         "UPDATE accounts SET email = '', name = 'Deleted account', company = NULL, address = '', vat_number = NULL
          WHERE id = $1 AND email <> ''")
         .bind(account).execute(c).await?.rows_affected());
-    n += with_tx!(tx, c => sqlx::query("DELETE FROM hds_contacts WHERE account_id = $1")
+    n += with_db!(&mut *tx, c => sqlx::query("DELETE FROM hds_contacts WHERE account_id = $1")
         .bind(account).execute(c).await?.rows_affected());
-    n += with_tx!(tx, c => sqlx::query(
+    n += with_db!(&mut *tx, c => sqlx::query(
         "UPDATE payment_attempts SET stripe_customer = NULL, stripe_payment_method = NULL
          WHERE invoice_id IN (SELECT id FROM invoices WHERE account_id = $1)
            AND (stripe_customer IS NOT NULL OR stripe_payment_method IS NOT NULL)")
         .bind(account).execute(c).await?.rows_affected());
-    n += with_tx!(tx, c => sqlx::query(
+    n += with_db!(&mut *tx, c => sqlx::query(
         "UPDATE outbox SET to_address = '', data = '{}',
              status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END
          WHERE account_id = $1 AND to_address <> '' AND kind <> 'account_deleted'")
         .bind(account).execute(c).await?.rows_affected());
-    n += with_tx!(tx, c => sqlx::query(
+    n += with_db!(&mut *tx, c => sqlx::query(
         "UPDATE referral_rewards SET invitee_name = '' WHERE invitee_id = $1 AND invitee_name <> ''")
         .bind(account).execute(c).await?.rows_affected());
     Ok(n as i64)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::Db;
+use super::Conn;
 use crate::with_db;
 
 #[derive(Debug, Clone, FromRow)]
@@ -29,7 +29,7 @@ pub struct OutboxRow {
 /// (a bitmap scan cannot stop early) for each page, so a run slowed as the outbox grew
 /// (241 emails/s at 100k accounts, two thirds of the server's samples in this query).
 pub async fn due(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     now: DateTime<Utc>,
     after_id: i64,
     limit: i64,
@@ -51,7 +51,7 @@ pub async fn due(
 
 /// Claims a row for one deliverer; false when another one holds it.
 pub async fn claim(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     id: i64,
     token: &str,
     now: DateTime<Utc>,
@@ -69,7 +69,12 @@ pub async fn claim(
 
 /// Marks a row sent. Once sent, a deletion confirmation's token and a deleted account's last
 /// address and data are no longer kept.
-pub async fn mark_sent(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn mark_sent(
+    db: impl Into<Conn<'_>>,
+    id: i64,
+    token: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     with_db!(db, p => sqlx::query(
         "UPDATE outbox SET status = 'sent', sent_at = $3, attempts = attempts + 1, claimed_until = NULL, last_error = NULL,
              to_address = CASE WHEN kind = 'account_deleted' THEN '' ELSE to_address END,
@@ -79,7 +84,12 @@ pub async fn mark_sent(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> any
     Ok(())
 }
 
-pub async fn mark_failed(db: &Db, id: i64, token: &str, reason: &str) -> anyhow::Result<()> {
+pub async fn mark_failed(
+    db: impl Into<Conn<'_>>,
+    id: i64,
+    token: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
     with_db!(db, p => sqlx::query(
         "UPDATE outbox SET status = 'failed', attempts = attempts + 1, claimed_until = NULL, last_error = $3
          WHERE id = $1 AND claimed_by = $2")
@@ -88,7 +98,7 @@ pub async fn mark_failed(db: &Db, id: i64, token: &str, reason: &str) -> anyhow:
 }
 
 pub async fn mark_retry(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     id: i64,
     token: &str,
     next: DateTime<Utc>,
@@ -103,7 +113,7 @@ pub async fn mark_retry(
 }
 
 /// (status, count) of the outbox.
-pub async fn counts(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn counts(db: impl Into<Conn<'_>>) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(
         with_db!(db, p => sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status").fetch_all(p).await?),
     )

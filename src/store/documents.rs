@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{Db, Tx};
-use crate::{with_db, with_tx};
+use super::{Conn, Tx};
+use crate::with_db;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -19,7 +19,7 @@ pub async fn save(
     pdf: &[u8],
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES ($1, $2, $3, $4)")
         .bind(invoice_id).bind(pdf).bind(sha256_hex(pdf)).bind(at)
         .execute(c).await?.rows_affected());
@@ -88,7 +88,10 @@ pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> any
 }
 
 /// The stored PDF and its SHA-256.
-pub async fn get(db: &Db, invoice_id: i64) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+pub async fn get(
+    db: impl Into<Conn<'_>>,
+    invoice_id: i64,
+) -> anyhow::Result<Option<(Vec<u8>, String)>> {
     Ok(
         with_db!(db, p => sqlx::query_as("SELECT pdf, sha256 FROM invoice_documents WHERE invoice_id = $1")
         .bind(invoice_id).fetch_optional(p).await?),
@@ -97,7 +100,7 @@ pub async fn get(db: &Db, invoice_id: i64) -> anyhow::Result<Option<(Vec<u8>, St
 
 /// An invoice's stored PDF and its number, in one round trip: the deliver job's attachment.
 pub async fn pdf_with_number(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     invoice_id: i64,
 ) -> anyhow::Result<Option<(Vec<u8>, String)>> {
     Ok(with_db!(db, p => sqlx::query_as(
@@ -109,7 +112,7 @@ pub async fn pdf_with_number(
 /// Invoices without a stored PDF, in id order after `after_id`: the documents the benchmark
 /// deferred (`jobs::Env::defer_documents`). Empty otherwise: every finalized invoice has one.
 pub async fn missing(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     after_id: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<super::invoices::InvoiceRow>> {

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Db, Tx};
+use super::{Conn, Tx};
 use crate::core::ids::InvoiceId;
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct EventRow {
@@ -26,14 +26,14 @@ pub async fn record(
     invoice_id: Option<InvoiceId>,
     message: &str,
 ) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES ($1, $2, $3, $4, $5)")
         .bind(account_id).bind(at).bind(kind).bind(invoice_id.map(|i| i.0)).bind(message)
         .execute(c).await?.rows_affected());
     Ok(())
 }
 
-pub async fn timeline(db: &Db, account_id: &str) -> anyhow::Result<Vec<EventRow>> {
+pub async fn timeline(db: impl Into<Conn<'_>>, account_id: &str) -> anyhow::Result<Vec<EventRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, EventRow>(
         "SELECT id, account_id, at, kind, invoice_id, message FROM account_events WHERE account_id = $1 ORDER BY id")
         .bind(account_id).fetch_all(p).await?))

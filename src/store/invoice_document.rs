@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::Db;
+use super::Conn;
 use super::collection::{self, AttemptRow};
 use super::invoices::{self, InvoiceRow, LineRow, NewInvoice};
 use crate::core::document::{
@@ -165,10 +165,11 @@ pub fn from_new(n: &NewInvoice, issued: Option<(InvoiceId, &str)>) -> Invoice {
 }
 
 /// An invoice with everything shown about it: lines, discounts, balances moved, attempts.
-pub async fn load(db: &Db, r: &InvoiceRow) -> anyhow::Result<Invoice> {
-    let lines = invoices::lines(db, r.id).await?;
+pub async fn load(db: impl Into<Conn<'_>>, r: &InvoiceRow) -> anyhow::Result<Invoice> {
+    let mut db = Conn::of(db);
+    let lines = invoices::lines(&mut db, r.id).await?;
     let mut inv = from_row(r, &lines);
-    inv.discounts = invoices::discounts(db, r.id)
+    inv.discounts = invoices::discounts(&mut db, r.id)
         .await?
         .into_iter()
         .map(|(description, amount)| Discount {
@@ -176,7 +177,7 @@ pub async fn load(db: &Db, r: &InvoiceRow) -> anyhow::Result<Invoice> {
             amount: Money::new(amount, r.currency),
         })
         .collect();
-    inv.brought_forward = collection::transfers_to(db, r.id)
+    inv.brought_forward = collection::transfers_to(&mut db, r.id)
         .await?
         .into_iter()
         .map(|(invoice_number, amount)| BroughtForward {
@@ -184,14 +185,14 @@ pub async fn load(db: &Db, r: &InvoiceRow) -> anyhow::Result<Invoice> {
             amount: Money::new(amount, r.currency),
         })
         .collect();
-    inv.carried_to = collection::transfer_from(db, r.id)
+    inv.carried_to = collection::transfer_from(&mut db, r.id)
         .await?
         .map(|(_, to)| match to {
             None => CarriedTo::NextInvoice,
             Some(to) if to == "waived" => CarriedTo::Waived,
             Some(number) => CarriedTo::Invoice(number),
         });
-    inv.attempts = collection::attempts(db, r.id)
+    inv.attempts = collection::attempts(&mut db, r.id)
         .await?
         .iter()
         .map(attempt_of)
@@ -202,24 +203,30 @@ pub async fn load(db: &Db, r: &InvoiceRow) -> anyhow::Result<Invoice> {
 /// The invoices of `rows` as issued (before any payment), as their PDFs show them, read a page
 /// at a time: their lines, discounts and balances brought forward in three queries for the
 /// whole page.
-pub async fn load_issued_page(db: &Db, rows: &[InvoiceRow]) -> anyhow::Result<Vec<Invoice>> {
+pub async fn load_issued_page(
+    db: impl Into<Conn<'_>>,
+    rows: &[InvoiceRow],
+) -> anyhow::Result<Vec<Invoice>> {
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(Vec::new());
     };
+    let mut db = Conn::of(db);
     let (first, last) = (first.id.min(last.id), first.id.max(last.id));
     let mut lines: HashMap<i64, Vec<LineRow>> = HashMap::new();
-    for l in invoices::lines_between(db, first, last).await? {
+    for l in invoices::lines_between(&mut db, first, last).await? {
         lines.entry(l.invoice_id).or_default().push(l);
     }
     let mut discounts: HashMap<i64, Vec<Discount>> = HashMap::new();
-    for (id, description, amount) in invoices::discounts_between(db, first, last).await? {
+    for (id, description, amount) in invoices::discounts_between(&mut db, first, last).await? {
         discounts.entry(id).or_default().push(Discount {
             description,
             amount: eur(amount),
         });
     }
     let mut transfers: HashMap<i64, Vec<BroughtForward>> = HashMap::new();
-    for (id, invoice_number, amount) in collection::transfers_to_between(db, first, last).await? {
+    for (id, invoice_number, amount) in
+        collection::transfers_to_between(&mut db, first, last).await?
+    {
         transfers.entry(id).or_default().push(BroughtForward {
             invoice_number,
             amount: eur(amount),

@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::FromRow;
 
-use super::{Db, DbDecimal, Tx};
+use super::{Conn, DbDecimal, Tx};
 pub use crate::core::document::InvoiceStatus;
 use crate::core::ids::{AccountId, InvoiceId};
 use crate::core::invoice::{DraftLine, Totals};
@@ -14,7 +14,7 @@ use crate::core::period::Period;
 use crate::core::pricing::UsageKind;
 use crate::core::vat::VatCase;
 use crate::model::Account;
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 /// An invoice ready to be finalized: everything but its id and number.
 #[derive(Debug, Clone)]
@@ -43,6 +43,15 @@ impl NewInvoice {
     /// What the account owes on this invoice when it is issued.
     pub fn amount_due_minor(&self) -> i64 {
         self.totals.total + self.brought_forward_minor()
+    }
+
+    /// Its status when it is issued: paid when nothing is due, open otherwise.
+    pub fn issued_status(&self) -> InvoiceStatus {
+        if self.amount_due_minor() == 0 {
+            InvoiceStatus::Paid
+        } else {
+            InvoiceStatus::Open
+        }
     }
 }
 
@@ -128,25 +137,13 @@ pub fn format_number(year: i32, n: i64) -> String {
     format!("{year:04}-{n:06}")
 }
 
-/// Takes the next number of `year`'s sequence inside the caller's transaction. The counter
-/// row stays locked until the transaction ends, so numbers are gapless and in commit order.
-pub async fn next_number(tx: &mut Tx, year: i32) -> anyhow::Result<String> {
-    with_tx!(tx, c => sqlx::query(
-        "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING")
-        .bind(year).execute(&mut *c).await?.rows_affected());
-    let (n,): (i64,) = with_tx!(tx, c => sqlx::query_as(
-        "UPDATE invoice_sequences SET last_value = last_value + 1 WHERE year = $1 RETURNING last_value")
-        .bind(year).fetch_one(c).await?);
-    Ok(format_number(year, n))
-}
-
 /// Whether the account already has an invoice for the period.
-pub async fn exists_for_period_tx(
-    tx: &mut Tx,
+pub async fn exists_for_period(
+    conn: impl Into<Conn<'_>>,
     account_id: &str,
     period: Period,
 ) -> anyhow::Result<bool> {
-    let row: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
+    let row: Option<(i64,)> = with_db!(conn, c => sqlx::query_as(
         "SELECT id FROM invoices WHERE account_id = $1 AND period = $2")
         .bind(account_id).bind(period.to_string()).fetch_optional(c).await?);
     Ok(row.is_some())
@@ -154,7 +151,7 @@ pub async fn exists_for_period_tx(
 
 /// The accounts in `[first, last]` that already have an invoice for the period.
 pub async fn invoiced_in_range(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: &str,
     last: &str,
     period: Period,
@@ -166,65 +163,15 @@ pub async fn invoiced_in_range(
 }
 
 /// Finalizes an invoice: numbers it and stores it with its lines, discounts and brought-forward
-/// balances, in the caller's transaction. Returns `None` when the account already has an
-/// invoice for the period, or another run used a reward or balance first (the caller must then
-/// roll back, which gives the number back).
+/// balances, in the caller's transaction: [`finalize_group`] with a group of one. Returns
+/// `None` when the account already has an invoice for the period, or another run used a reward
+/// or balance first (the caller must then roll back, which gives the number back).
 pub async fn finalize(
     tx: &mut Tx,
     inv: &NewInvoice,
 ) -> anyhow::Result<Option<(InvoiceId, String)>> {
-    if exists_for_period_tx(tx, inv.account.id.as_str(), inv.period).await? {
-        return Ok(None);
-    }
-    let number = next_number(tx, inv.issued_at.year()).await?;
-    let t = &inv.totals;
-    let a = &inv.account;
-    let due = inv.amount_due_minor();
-    let status = if due == 0 {
-        InvoiceStatus::Paid
-    } else {
-        InvoiceStatus::Open
-    };
-    let id: Option<(i64,)> = with_tx!(tx, c => sqlx::query_as(
-        "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
-            buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
-            discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
-            amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'EUR', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 0, 0, 0, $20, $21, $22)
-         ON CONFLICT (account_id, period) DO NOTHING RETURNING id")
-        .bind(&number).bind(a.id.as_str()).bind(inv.period.to_string()).bind(inv.period_start).bind(inv.period_end)
-        .bind(status.as_str()).bind(a.language.as_str()).bind(&a.name).bind(&a.company).bind(&a.address).bind(&a.country)
-        .bind(&a.vat_number).bind(t.subtotal).bind(t.discount).bind(t.tax_case.as_str()).bind(DbDecimal(t.tax_rate))
-        .bind(t.tax).bind(t.total).bind(inv.brought_forward_minor()).bind(due).bind(inv.issued_at).bind(inv.due_at)
-        .fetch_optional(&mut *c).await?);
-    let Some((id,)) = id else { return Ok(None) };
-    for (i, l) in inv.lines.iter().enumerate() {
-        with_tx!(tx, c => sqlx::query(
-            "INSERT INTO invoice_lines (invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(id).bind(i as i32 + 1).bind(&l.description).bind(l.app_id.as_ref().map(|a| a.as_str()))
-            .bind(l.kind.as_str()).bind(&l.item).bind(DbDecimal(l.quantity_hours)).bind(DbDecimal(l.unit_price))
-            .bind(l.amount_minor)
-            .execute(c).await?.rows_affected());
-    }
-    for (i, d) in inv.discounts.iter().enumerate() {
-        if let Some(reward) = d.reward_id
-            && !super::collection::use_reward(tx, reward, d.amount_minor).await?
-        {
-            return Ok(None);
-        }
-        with_tx!(tx, c => sqlx::query(
-            "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id).bind(i as i32 + 1).bind(&d.description).bind(d.reward_id).bind(d.amount_minor)
-            .execute(c).await?.rows_affected());
-    }
-    for (from, _, _) in &inv.brought_forward {
-        if !super::collection::take_transfer(tx, *from, id).await? {
-            return Ok(None);
-        }
-    }
-    set_vies_consultation(tx, id, inv.vies_consultation.as_deref()).await?;
-    Ok(Some((InvoiceId(id), number)))
+    let done = finalize_group(tx, std::slice::from_ref(inv)).await?;
+    Ok(done.and_then(|d| d.into_iter().next()))
 }
 
 /// Keeps the VIES consultation number a reverse-charge invoice rests on (few invoices: one
@@ -235,27 +182,33 @@ async fn set_vies_consultation(
     consultation: Option<&str>,
 ) -> anyhow::Result<()> {
     if let Some(c) = consultation {
-        with_tx!(tx, conn => sqlx::query("UPDATE invoices SET vies_consultation = $2 WHERE id = $1")
+        with_db!(&mut *tx, conn => sqlx::query("UPDATE invoices SET vies_consultation = $2 WHERE id = $1")
             .bind(id).bind(c).execute(conn).await?.rows_affected());
     }
     Ok(())
 }
 
-pub async fn discounts(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn discounts(
+    db: impl Into<Conn<'_>>,
+    invoice_id: i64,
+) -> anyhow::Result<Vec<(String, i64)>> {
     Ok(with_db!(db, p => sqlx::query_as(
         "SELECT description, amount_minor FROM invoice_discounts WHERE invoice_id = $1 ORDER BY position")
         .bind(invoice_id).fetch_all(p).await?))
 }
 
-pub async fn get_tx(tx: &mut Tx, id: i64) -> anyhow::Result<Option<InvoiceRow>> {
+pub async fn get(conn: impl Into<Conn<'_>>, id: i64) -> anyhow::Result<Option<InvoiceRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1"
     ));
-    Ok(with_tx!(tx, c => sqlx::query_as::<_, InvoiceRow>(sql).bind(id).fetch_optional(c).await?))
+    Ok(with_db!(conn, c => sqlx::query_as::<_, InvoiceRow>(sql).bind(id).fetch_optional(c).await?))
 }
 
 /// Invoices the collect job looks at: open, unpaid or pending, in account then issue order.
-pub async fn collectable(db: &Db, account: Option<&str>) -> anyhow::Result<Vec<InvoiceRow>> {
+pub async fn collectable(
+    db: impl Into<Conn<'_>>,
+    account: Option<&str>,
+) -> anyhow::Result<Vec<InvoiceRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
          AND ($1 IS NULL OR account_id = $1) ORDER BY account_id, id"
@@ -268,7 +221,7 @@ pub async fn collectable(db: &Db, account: Option<&str>) -> anyhow::Result<Vec<I
 /// NULL when absent rather than as sentinel strings: text order follows the database's
 /// collation, and so do both sides of each comparison here.)
 pub async fn collectable_page(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     range: Option<(&str, &str)>,
     after: Option<(&str, i64)>,
     limit: i64,
@@ -287,7 +240,10 @@ pub async fn collectable_page(
 }
 
 /// How many invoices [`collectable_page`] would go through (for the progress bar).
-pub async fn count_collectable(db: &Db, range: Option<(&str, &str)>) -> anyhow::Result<i64> {
+pub async fn count_collectable(
+    db: impl Into<Conn<'_>>,
+    range: Option<(&str, &str)>,
+) -> anyhow::Result<i64> {
     let (first, last) = (range.map(|r| r.0), range.map(|r| r.1));
     let (n,): (i64,) = with_db!(db, p => sqlx::query_as(
         "SELECT COUNT(*) FROM invoices WHERE status IN ('open', 'unpaid', 'pending')
@@ -298,14 +254,14 @@ pub async fn count_collectable(db: &Db, range: Option<(&str, &str)>) -> anyhow::
 
 /// Sets an invoice's status.
 pub async fn set_status(tx: &mut Tx, id: i64, status: InvoiceStatus) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query("UPDATE invoices SET status = $2 WHERE id = $1")
+    with_db!(&mut *tx, c => sqlx::query("UPDATE invoices SET status = $2 WHERE id = $1")
         .bind(id).bind(status.as_str()).execute(c).await?.rows_affected());
     Ok(())
 }
 
 /// Records a payment; the invoice is paid when nothing is left due.
 pub async fn record_payment(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET amount_paid_minor = amount_paid_minor + $2, amount_due_minor = amount_due_minor - $2,
             status = CASE WHEN amount_due_minor - $2 = 0 THEN 'paid' ELSE status END,
             next_attempt_at = CASE WHEN amount_due_minor - $2 = 0 THEN NULL ELSE next_attempt_at END
@@ -316,7 +272,7 @@ pub async fn record_payment(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result
 
 /// Marks an invoice paid (nothing due any more) and stops its retries.
 pub async fn mark_settled(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET status = 'paid', next_attempt_at = NULL WHERE id = $1 AND amount_due_minor = 0")
         .bind(id).execute(c).await?.rows_affected());
     Ok(())
@@ -324,7 +280,7 @@ pub async fn mark_settled(tx: &mut Tx, id: i64) -> anyhow::Result<()> {
 
 /// Moves what is left (too small to charge) to the account's next invoice.
 pub async fn carry_forward(tx: &mut Tx, id: i64, amount: i64) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET carried_forward_minor = carried_forward_minor + $2, amount_due_minor = amount_due_minor - $2,
             status = 'carried_forward', next_attempt_at = NULL WHERE id = $1")
         .bind(id).bind(amount).execute(c).await?.rows_affected());
@@ -341,7 +297,7 @@ pub async fn record_failure(
     last_failure_at: DateTime<Utc>,
     blocked_pm_version: Option<i64>,
 ) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query(
+    with_db!(&mut *tx, c => sqlx::query(
         "UPDATE invoices SET status = 'unpaid', scheduled_failures = $2, next_attempt_at = $3,
             collection_exhausted_at = COALESCE(collection_exhausted_at, $4), last_failure_at = $5, blocked_pm_version = $6
          WHERE id = $1")
@@ -351,11 +307,12 @@ pub async fn record_failure(
 }
 
 /// Finds an invoice by number (`2026-000001`) or database id.
-pub async fn find(db: &Db, key: &str) -> anyhow::Result<Option<InvoiceRow>> {
+pub async fn find(db: impl Into<Conn<'_>>, key: &str) -> anyhow::Result<Option<InvoiceRow>> {
+    let mut db = Conn::of(db);
     let by_number = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE number = $1"
     ));
-    if let Some(row) = with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(by_number).bind(key).fetch_optional(p).await?)
+    if let Some(row) = with_db!(&mut db, p => sqlx::query_as::<_, InvoiceRow>(by_number).bind(key).fetch_optional(p).await?)
     {
         return Ok(Some(row));
     }
@@ -375,7 +332,7 @@ pub struct ListFilter {
     pub status: Option<InvoiceStatus>,
 }
 
-pub async fn list(db: &Db, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
+pub async fn list(db: impl Into<Conn<'_>>, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {INVOICE_COLUMNS} FROM invoices
          WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR period = $2) AND ($3 IS NULL OR status = $3)
@@ -391,7 +348,7 @@ pub async fn list(db: &Db, f: &ListFilter) -> anyhow::Result<Vec<InvoiceRow>> {
 /// [`list`] a page at a time: the next `limit` invoices after number `after` (from the first
 /// when `None`), in number order, for output that streams instead of holding every invoice.
 pub async fn list_page(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     f: &ListFilter,
     after: Option<&str>,
     limit: i64,
@@ -411,7 +368,7 @@ pub async fn list_page(
         .fetch_all(p).await?))
 }
 
-pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
+pub async fn lines(db: impl Into<Conn<'_>>, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, LineRow>(
         "SELECT invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor
          FROM invoice_lines WHERE invoice_id = $1 ORDER BY position")
@@ -420,7 +377,11 @@ pub async fn lines(db: &Db, invoice_id: i64) -> anyhow::Result<Vec<LineRow>> {
 
 /// The lines of the invoices with ids in `[first, last]`, by invoice then position: a page of
 /// invoices' lines in one query.
-pub async fn lines_between(db: &Db, first: i64, last: i64) -> anyhow::Result<Vec<LineRow>> {
+pub async fn lines_between(
+    db: impl Into<Conn<'_>>,
+    first: i64,
+    last: i64,
+) -> anyhow::Result<Vec<LineRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, LineRow>(
         "SELECT invoice_id, position, description, app_id, kind, item, quantity_hours, unit_price, amount_minor
          FROM invoice_lines WHERE invoice_id >= $1 AND invoice_id <= $2 ORDER BY invoice_id, position")
@@ -430,7 +391,7 @@ pub async fn lines_between(db: &Db, first: i64, last: i64) -> anyhow::Result<Vec
 /// (invoice id, description, amount) of the discounts of the invoices with ids in `[first,
 /// last]`, by invoice then position.
 pub async fn discounts_between(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: i64,
     last: i64,
 ) -> anyhow::Result<Vec<(i64, String, i64)>> {
@@ -442,7 +403,7 @@ pub async fn discounts_between(
 
 /// Collectable invoices of the accounts with ids in `[first, last]` (a scale-out batch).
 pub async fn collectable_between(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: &str,
     last: &str,
 ) -> anyhow::Result<Vec<InvoiceRow>> {
@@ -455,17 +416,19 @@ pub async fn collectable_between(
     )
 }
 
-/// Finalizes several invoices together, in the caller's transaction: what [`finalize`] does
-/// for each, in the same order and with the same numbers, in a few multi-row statements.
-/// All or nothing: `None` when any of them cannot be finalized (the account already has an
-/// invoice for the period, or another run used a reward or balance first); the caller must
-/// then roll back, which gives every number back, and finalize them one by one instead.
+/// Finalizes invoices together, in the caller's transaction: numbers them in the drafts' order
+/// and stores each with its lines, discounts and brought-forward balances, in a few multi-row
+/// statements (the only insert of invoices and of lines, per backend; [`finalize`] is a group
+/// of one). All or nothing: `None` when any of them cannot be finalized (the account already
+/// has an invoice for the period, or another run used a reward or balance first); the caller
+/// must then roll back, which gives every number back (the invoice job then finalizes them one
+/// by one).
 pub async fn finalize_group(
     tx: &mut Tx,
     drafts: &[NewInvoice],
 ) -> anyhow::Result<Option<Vec<(InvoiceId, String)>>> {
-    // Numbers: a block per year, taken in the drafts' order (the counter row stays locked
-    // until the transaction ends, as for one invoice).
+    // Numbers: a block per year, taken in the drafts' order. The counter row stays locked
+    // until the transaction ends, so numbers are gapless and in commit order.
     let mut numbers: Vec<String> = Vec::with_capacity(drafts.len());
     let mut i = 0;
     while i < drafts.len() {
@@ -474,7 +437,7 @@ pub async fn finalize_group(
             .iter()
             .take_while(|d| d.issued_at.year() == year)
             .count();
-        let (last,): (i64,) = with_tx!(tx, c => sqlx::query_as(
+        let (last,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
             "INSERT INTO invoice_sequences (year, last_value) VALUES ($1, $2)
              ON CONFLICT (year) DO UPDATE SET last_value = invoice_sequences.last_value + excluded.last_value
              RETURNING last_value")
@@ -527,7 +490,7 @@ pub async fn finalize_group(
         pg::insert_lines(t, &lines).await?;
     }
 
-    // Discounts and balances brought forward: few, one by one as in `finalize`.
+    // Discounts and balances brought forward: few, one by one.
     for (inv, &id) in drafts.iter().zip(&ids) {
         for (i, d) in inv.discounts.iter().enumerate() {
             if let Some(reward) = d.reward_id
@@ -535,7 +498,7 @@ pub async fn finalize_group(
             {
                 return Ok(None);
             }
-            with_tx!(tx, c => sqlx::query(
+            with_db!(&mut *tx, c => sqlx::query(
                 "INSERT INTO invoice_discounts (invoice_id, position, description, reward_id, amount_minor) VALUES ($1, $2, $3, $4, $5)")
                 .bind(id).bind(i as i32 + 1).bind(&d.description).bind(d.reward_id).bind(d.amount_minor)
                 .execute(c).await?.rows_affected());
@@ -556,7 +519,7 @@ mod sqlite_group {
     use sqlx::sqlite::LockedSqliteHandle;
 
     use super::super::sqlite_bulk::{Raw, Val};
-    use super::{InvoiceStatus, NewInvoice};
+    use super::NewInvoice;
 
     /// The invoices' ids in order; `None` (the caller rolls back) unless every one was inserted.
     pub(super) fn write(
@@ -564,7 +527,7 @@ mod sqlite_group {
         rows: &[(&NewInvoice, &String)],
     ) -> anyhow::Result<Option<Vec<i64>>> {
         let raw = Raw::new(handle);
-        // The same row as `finalize` writes: currency EUR, nothing applied, paid or carried yet.
+        // Currency EUR, nothing applied, paid or carried yet (as the PostgreSQL statement).
         let mut invoice = raw.prepare(
             "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
                 buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
@@ -583,11 +546,7 @@ mod sqlite_group {
         for (inv, number) in rows {
             let (t, a) = (&inv.totals, &inv.account);
             let due = inv.amount_due_minor();
-            let status = if due == 0 {
-                InvoiceStatus::Paid
-            } else {
-                InvoiceStatus::Open
-            };
+            let status = inv.issued_status();
             let period = inv.period.to_string();
             let inserted = invoice.run(&[
                 Val::text(number),
@@ -643,11 +602,11 @@ mod pg {
     use rust_decimal::Decimal;
     use sqlx::PgConnection;
 
-    use super::{InvoiceStatus, NewInvoice};
+    use super::NewInvoice;
     use crate::core::invoice::DraftLine;
     use crate::store::pg_copy::CopyRows;
 
-    /// The invoices' rows as `finalize` writes them; `None` unless every one was inserted
+    /// The invoices' rows; `None` unless every one was inserted
     /// (an account already invoiced for the period: the statement fails on the unique key,
     /// and the caller rolls back). Not `ON CONFLICT … DO NOTHING`: that checks each row's key
     /// before inserting it and logs one more record per row to confirm it, a fifth of this
@@ -687,11 +646,7 @@ mod pg {
             period.push(inv.period.to_string());
             period_start.push(inv.period_start);
             period_end.push(inv.period_end);
-            status.push(if due == 0 {
-                InvoiceStatus::Paid.as_str()
-            } else {
-                InvoiceStatus::Open.as_str()
-            });
+            status.push(inv.issued_status().as_str());
             language.push(a.language.as_str());
             buyer_name.push(&a.name);
             buyer_company.push(a.company.as_deref());

@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 
-use super::{Db, Tx};
-use crate::{with_db, with_tx};
+use super::{Conn, Tx};
+use crate::with_db;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct DebtRow {
@@ -20,7 +20,7 @@ pub struct DebtRow {
 
 /// Accounts the suspend job looks at: suspended ones, and active ones with an invoice whose
 /// retries are exhausted.
-pub async fn candidates(db: &Db) -> anyhow::Result<Vec<DebtRow>> {
+pub async fn candidates(db: impl Into<Conn<'_>>) -> anyhow::Result<Vec<DebtRow>> {
     Ok(with_db!(db, p => sqlx::query_as::<_, DebtRow>(
         "SELECT a.id, a.status, a.suspended_at, a.deletion_warning_at,
             CAST(COALESCE((SELECT SUM(i.amount_due_minor) FROM invoices i
@@ -37,7 +37,7 @@ pub async fn candidates(db: &Db) -> anyhow::Result<Vec<DebtRow>> {
 }
 
 /// Numbers of the account's invoices still owing.
-pub async fn owing_invoices(db: &Db, account: &str) -> anyhow::Result<Vec<String>> {
+pub async fn owing_invoices(db: impl Into<Conn<'_>>, account: &str) -> anyhow::Result<Vec<String>> {
     let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as(
         "SELECT number FROM invoices WHERE account_id = $1 AND status IN ('open', 'unpaid', 'pending') ORDER BY number")
         .bind(account).fetch_all(p).await?);
@@ -78,7 +78,7 @@ pub async fn transition(
             "owner paid everything due",
         ),
     };
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE accounts SET status = $3, suspended_at = $4, deletion_warning_at = CASE WHEN $4 IS NULL THEN NULL ELSE deletion_warning_at END
          WHERE id = $1 AND status = $2")
         .bind(account).bind(from).bind(to).bind(suspended_at)
@@ -86,7 +86,7 @@ pub async fn transition(
     if n != 1 {
         return Ok(false);
     }
-    let apps: Vec<(String,)> = with_tx!(tx, c => sqlx::query_as(
+    let apps: Vec<(String,)> = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT id FROM apps WHERE account_id = $1 AND status <> $2 ORDER BY id")
         .bind(account).bind(apps_to).fetch_all(c).await?);
     let kind = if apps_to == "stopped" {
@@ -95,9 +95,9 @@ pub async fn transition(
         "app.start"
     };
     for (app,) in apps {
-        with_tx!(tx, c => sqlx::query("UPDATE apps SET status = $2 WHERE id = $1")
+        with_db!(&mut *tx, c => sqlx::query("UPDATE apps SET status = $2 WHERE id = $1")
             .bind(&app).bind(apps_to).execute(c).await?.rows_affected());
-        with_tx!(tx, c => sqlx::query(
+        with_db!(&mut *tx, c => sqlx::query(
             "INSERT INTO platform_events (at, account_id, app_id, kind, reason) VALUES ($1, $2, $3, $4, $5)")
             .bind(at).bind(account).bind(&app).bind(kind).bind(reason).execute(c).await?.rows_affected());
     }
@@ -105,7 +105,7 @@ pub async fn transition(
 }
 
 pub async fn mark_warned(tx: &mut Tx, account: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE accounts SET deletion_warning_at = $2 WHERE id = $1 AND deletion_warning_at IS NULL")
         .bind(account).bind(at).execute(c).await?.rows_affected());
     Ok(n == 1)
@@ -117,14 +117,14 @@ pub async fn queue_deletion(
     reason: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO deletion_queue (account_id, reason, queued_at) VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING")
         .bind(account).bind(reason).bind(at).execute(c).await?.rows_affected());
     Ok(n == 1)
 }
 
 pub async fn unqueue(tx: &mut Tx, account: &str) -> anyhow::Result<()> {
-    with_tx!(tx, c => sqlx::query("DELETE FROM deletion_queue WHERE account_id = $1")
+    with_db!(&mut *tx, c => sqlx::query("DELETE FROM deletion_queue WHERE account_id = $1")
         .bind(account).execute(c).await?.rows_affected());
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! The billing store: PostgreSQL in production, SQLite as the embedded default.
 //!
 //! Both stores run the same SQL text (`$1` placeholders, `ON CONFLICT`, `RETURNING` work on
-//! both); [`with_db!`] and [`with_tx!`] expand one query for each backend so that each is typed
-//! for its driver. Backend-specific SQL lives only where the SQL must differ.
+//! both); [`with_db!`] expands one query for each backend so that each is typed for its driver.
+//! A query function is written once and takes `impl Into<Conn>`: the pool (`&Db`) or the
+//! caller's transaction (`&mut Tx`), whichever the caller has. Backend-specific SQL lives only
+//! where the SQL must differ.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use anyhow::Context;
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Database, PgPool, Pool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::config::BadInput;
 
@@ -52,30 +54,18 @@ pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
-/// Runs an expression once per backend with `$pool` bound to the backend's pool.
+/// Runs a query body once per backend with `$c` bound to its executor: `$conn` is anything a
+/// store function takes (`&Db`, `&mut Tx`, `&mut Conn`), and `$c` runs the query on the pool
+/// or in the transaction. `$c` is one executor, spent by a statement: a body running several
+/// passes `$c.reborrow()` to all but the last.
 #[macro_export]
 macro_rules! with_db {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::store::Db::Postgres($pool) => $body,
-            $crate::store::Db::Sqlite($pool) => $body,
-        }
-    };
-}
-
-/// Runs an expression once per backend with `$conn` bound to the transaction's connection.
-#[macro_export]
-macro_rules! with_tx {
-    ($tx:expr, $conn:ident => $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Postgres(t) => {
-                let $conn = &mut **t;
-                $body
-            }
-            $crate::store::Tx::Sqlite(t) => {
-                let $conn = &mut **t;
-                $body
-            }
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $crate::store::Conn::of($conn).split() {
+            #[allow(unused_mut)]
+            $crate::store::Split::Postgres(mut $c) => $body,
+            #[allow(unused_mut)]
+            $crate::store::Split::Sqlite(mut $c) => $body,
         }
     };
 }
@@ -191,7 +181,10 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        with_db!(self, p => p.close().await)
+        match self {
+            Db::Postgres(p) => p.close().await,
+            Db::Sqlite(p) => p.close().await,
+        }
     }
 }
 
@@ -210,6 +203,155 @@ impl Tx {
             Tx::Sqlite(t) => t.rollback().await.context("rolling back")?,
         }
         Ok(())
+    }
+}
+
+/// Where a store function runs its queries: the pool (each statement on a connection of its
+/// own) or the caller's transaction. Every query function takes `impl Into<Conn>`, so one
+/// function serves `&Db` and `&mut Tx` alike; inside a function that runs several statements,
+/// `let mut conn = conn.into();` and pass `&mut conn` to each.
+pub enum Conn<'a> {
+    Pool(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl<'a> From<&'a Db> for Conn<'a> {
+    fn from(db: &'a Db) -> Conn<'a> {
+        Conn::Pool(db)
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Conn<'a> {
+    fn from(tx: &'a mut Tx) -> Conn<'a> {
+        Conn::Tx(tx)
+    }
+}
+
+/// A reborrow, to run several statements on one `Conn`.
+impl<'a, 'b> From<&'b mut Conn<'a>> for Conn<'b> {
+    fn from(conn: &'b mut Conn<'a>) -> Conn<'b> {
+        match conn {
+            Conn::Pool(db) => Conn::Pool(db),
+            Conn::Tx(tx) => Conn::Tx(tx),
+        }
+    }
+}
+
+impl<'a> Conn<'a> {
+    /// `conn` as a `Conn` (what [`with_db!`] runs on).
+    pub fn of(conn: impl Into<Conn<'a>>) -> Conn<'a> {
+        conn.into()
+    }
+
+    /// The backend's executor, for [`with_db!`].
+    #[doc(hidden)]
+    pub fn split(self) -> Split<'a> {
+        match self {
+            Conn::Pool(Db::Postgres(p)) => Split::Postgres(Exec::Pool(p)),
+            Conn::Pool(Db::Sqlite(p)) => Split::Sqlite(Exec::Pool(p)),
+            Conn::Tx(Tx::Postgres(t)) => Split::Postgres(Exec::Conn(&mut **t)),
+            Conn::Tx(Tx::Sqlite(t)) => Split::Sqlite(Exec::Conn(&mut **t)),
+        }
+    }
+}
+
+/// A [`Conn`] as the executor of its backend.
+#[doc(hidden)]
+pub enum Split<'a> {
+    Postgres(Exec<'a, Postgres>),
+    Sqlite(Exec<'a, Sqlite>),
+}
+
+/// A pool or a connection of one backend as one sqlx [`Executor`](sqlx::Executor): each
+/// method hands the query to the one it holds, so a query runs exactly as it would on either.
+pub enum Exec<'a, DB: Database> {
+    Pool(&'a Pool<DB>),
+    Conn(&'a mut DB::Connection),
+}
+
+impl<DB: Database> Exec<'_, DB> {
+    /// This executor again, for one more statement in the same [`with_db!`] body.
+    pub fn reborrow(&mut self) -> Exec<'_, DB> {
+        match self {
+            Exec::Pool(p) => Exec::Pool(p),
+            Exec::Conn(c) => Exec::Conn(&mut **c),
+        }
+    }
+}
+
+impl<DB: Database> std::fmt::Debug for Exec<'_, DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exec::Pool(p) => f.debug_tuple("Pool").field(p).finish(),
+            Exec::Conn(_) => f.write_str("Conn"),
+        }
+    }
+}
+
+mod exec_impl {
+    use futures_util::future::BoxFuture;
+    use futures_util::stream::BoxStream;
+    use sqlx::{Database, Describe, Either, Error, Execute, Executor, SqlStr};
+
+    use super::Exec;
+
+    impl<'a, DB: Database> Executor<'a> for Exec<'a, DB>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        type Database = DB;
+
+        fn fetch_many<'e, 'q: 'e, E>(
+            self,
+            query: E,
+        ) -> BoxStream<'e, Result<Either<DB::QueryResult, DB::Row>, Error>>
+        where
+            'a: 'e,
+            E: 'q + Execute<'q, DB>,
+        {
+            match self {
+                Exec::Pool(p) => p.fetch_many(query),
+                Exec::Conn(c) => c.fetch_many(query),
+            }
+        }
+
+        fn fetch_optional<'e, 'q: 'e, E>(
+            self,
+            query: E,
+        ) -> BoxFuture<'e, Result<Option<DB::Row>, Error>>
+        where
+            'a: 'e,
+            E: 'q + Execute<'q, DB>,
+        {
+            match self {
+                Exec::Pool(p) => p.fetch_optional(query),
+                Exec::Conn(c) => c.fetch_optional(query),
+            }
+        }
+
+        fn prepare_with<'e>(
+            self,
+            sql: SqlStr,
+            parameters: &'e [DB::TypeInfo],
+        ) -> BoxFuture<'e, Result<DB::Statement, Error>>
+        where
+            'a: 'e,
+        {
+            match self {
+                Exec::Pool(p) => p.prepare_with(sql, parameters),
+                Exec::Conn(c) => c.prepare_with(sql, parameters),
+            }
+        }
+
+        fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<Describe<DB>, Error>>
+        where
+            'a: 'e,
+        {
+            match self {
+                Exec::Pool(p) => p.describe(sql),
+                Exec::Conn(c) => c.describe(sql),
+            }
+        }
     }
 }
 
@@ -278,7 +420,51 @@ mod decimal_impls {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{Db, accounts, redact_url};
+    use crate::core::ids::AccountId;
+    use crate::core::locale::Language;
+    use crate::model::Account;
+
+    /// One function, two ways to run: in the transaction it sees the transaction's write; on the
+    /// pool it does not, until the transaction commits (a rolled-back write never shows).
+    #[tokio::test]
+    async fn one_query_function_runs_on_the_pool_or_in_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect_and_migrate(&url).await.unwrap();
+        let account = |id: &str| Account {
+            id: AccountId(id.to_string()),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            company: None,
+            address: "1 rue".into(),
+            country: "FR".into(),
+            vat_number: None,
+            language: Language::Fr,
+            created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            referred_by: None,
+        };
+
+        let mut tx = db.begin().await.unwrap();
+        assert!(
+            accounts::insert_account(&mut tx, &account("acc-1"))
+                .await
+                .unwrap()
+        );
+        let seen = accounts::get_account(&mut tx, "acc-1").await.unwrap();
+        assert_eq!(seen.map(|r| r.language), Some(Language::Fr));
+        assert!(accounts::get_account(&db, "acc-1").await.unwrap().is_none());
+        tx.rollback().await.unwrap();
+        assert!(accounts::get_account(&db, "acc-1").await.unwrap().is_none());
+
+        let mut tx = db.begin().await.unwrap();
+        accounts::insert_account(&mut tx, &account("acc-2"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(accounts::get_account(&db, "acc-2").await.unwrap().is_some());
+        db.close().await;
+    }
 
     #[test]
     fn redacts_passwords() {

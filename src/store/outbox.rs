@@ -2,15 +2,16 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Tx};
-use crate::{with_db, with_tx};
+use super::{Conn, Tx};
+use crate::core::locale::Language;
+use crate::with_db;
 
 pub struct NewEmail<'a> {
     pub account_id: &'a str,
     pub kind: &'a str,
     /// What makes this email unique: writing it twice is a no-op.
     pub dedupe_key: String,
-    pub language: &'a str,
+    pub language: Language,
     pub to_address: &'a str,
     pub invoice_id: Option<i64>,
     pub data: serde_json::Value,
@@ -19,10 +20,10 @@ pub struct NewEmail<'a> {
 
 /// Queues an email; returns false when the same email (same dedupe key) is already queued.
 pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
-    let n = with_tx!(tx, c => sqlx::query(
+    let n = with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING")
-        .bind(e.account_id).bind(e.kind).bind(&e.dedupe_key).bind(e.language).bind(e.to_address)
+        .bind(e.account_id).bind(e.kind).bind(&e.dedupe_key).bind(e.language.as_str()).bind(e.to_address)
         .bind(e.invoice_id).bind(e.data.to_string()).bind(e.at)
         .execute(c).await?.rows_affected());
     Ok(n == 1)
@@ -30,7 +31,7 @@ pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
 
 /// The data of the account's latest email of `kind` (the demo reads the token it emailed).
 pub async fn latest_data(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     account: &str,
     kind: &str,
 ) -> anyhow::Result<Option<serde_json::Value>> {
@@ -62,7 +63,7 @@ pub async fn enqueue_new_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::R
         .bind(emails.iter().map(|e| e.account_id).collect::<Vec<_>>())
         .bind(emails.iter().map(|e| e.kind).collect::<Vec<_>>())
         .bind(emails.iter().map(|e| e.dedupe_key.as_str()).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.language).collect::<Vec<_>>())
+        .bind(emails.iter().map(|e| e.language.as_str()).collect::<Vec<_>>())
         .bind(emails.iter().map(|e| e.to_address).collect::<Vec<_>>())
         .bind(emails.iter().map(|e| e.invoice_id).collect::<Vec<_>>())
         .bind(emails.iter().map(|e| e.data.to_string()).collect::<Vec<_>>())
@@ -86,7 +87,7 @@ pub async fn enqueue_new_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::R
                 Val::text(e.account_id),
                 Val::text(e.kind),
                 Val::text(&e.dedupe_key),
-                Val::text(e.language),
+                Val::text(e.language.as_str()),
                 Val::text(e.to_address),
                 Val::opt_int(e.invoice_id),
                 Val::Owned(e.data.to_string()),

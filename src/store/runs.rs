@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::Db;
+use super::{Conn, Db};
 use crate::with_db;
 
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -43,7 +43,7 @@ pub struct NewRun<'a> {
 /// Marks runs of `job` whose owner stopped beating before `cutoff` as interrupted (a crashed
 /// or killed process), so that the job can run again.
 pub async fn expire_stale(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     job: &str,
     cutoff: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -58,7 +58,7 @@ pub async fn expire_stale(
 /// Takes an interrupted tick's run again; false when another run of the job is going (the
 /// one-running-run index refuses) or someone else took it first.
 pub async fn reclaim(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     id: i64,
     owner: &str,
     trigger: &str,
@@ -78,7 +78,12 @@ pub async fn reclaim(
 }
 
 /// Marks one running run interrupted.
-pub async fn interrupt(db: &Db, id: i64, at: DateTime<Utc>, why: &str) -> anyhow::Result<()> {
+pub async fn interrupt(
+    db: impl Into<Conn<'_>>,
+    id: i64,
+    at: DateTime<Utc>,
+    why: &str,
+) -> anyhow::Result<()> {
     with_db!(db, p => sqlx::query(
         "UPDATE job_runs SET status = 'interrupted', finished_at = $2, error = COALESCE(error, $3)
          WHERE id = $1 AND status = 'running'")
@@ -87,7 +92,7 @@ pub async fn interrupt(db: &Db, id: i64, at: DateTime<Utc>, why: &str) -> anyhow
 }
 
 /// Claims a run: `Some(id)`, or `None` when the tick is taken or the job is running.
-pub async fn claim(db: &Db, r: &NewRun<'_>) -> anyhow::Result<Option<i64>> {
+pub async fn claim(db: impl Into<Conn<'_>>, r: &NewRun<'_>) -> anyhow::Result<Option<i64>> {
     let row: Option<(i64,)> = with_db!(db, p => sqlx::query_as(
         "INSERT INTO job_runs (job, scheduled_at, trigger, clock, owner, status, started_at, heartbeat_at)
          VALUES ($1, $2, $3, $4, $5, 'running', $6, $6) ON CONFLICT DO NOTHING RETURNING id")
@@ -96,7 +101,11 @@ pub async fn claim(db: &Db, r: &NewRun<'_>) -> anyhow::Result<Option<i64>> {
     Ok(row.map(|r| r.0))
 }
 
-pub async fn by_tick(db: &Db, job: &str, tick: DateTime<Utc>) -> anyhow::Result<Option<RunRow>> {
+pub async fn by_tick(
+    db: impl Into<Conn<'_>>,
+    job: &str,
+    tick: DateTime<Utc>,
+) -> anyhow::Result<Option<RunRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {RUN_COLUMNS} FROM job_runs WHERE job = $1 AND scheduled_at = $2"
     ));
@@ -105,19 +114,19 @@ pub async fn by_tick(db: &Db, job: &str, tick: DateTime<Utc>) -> anyhow::Result<
     )
 }
 
-pub async fn running(db: &Db, job: &str) -> anyhow::Result<Option<RunRow>> {
+pub async fn running(db: impl Into<Conn<'_>>, job: &str) -> anyhow::Result<Option<RunRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {RUN_COLUMNS} FROM job_runs WHERE job = $1 AND status = 'running'"
     ));
     Ok(with_db!(db, p => sqlx::query_as::<_, RunRow>(sql).bind(job).fetch_optional(p).await?))
 }
 
-pub async fn get(db: &Db, id: i64) -> anyhow::Result<Option<RunRow>> {
+pub async fn get(db: impl Into<Conn<'_>>, id: i64) -> anyhow::Result<Option<RunRow>> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM job_runs WHERE id = $1"));
     Ok(with_db!(db, p => sqlx::query_as::<_, RunRow>(sql).bind(id).fetch_optional(p).await?))
 }
 
-pub async fn heartbeat(db: &Db, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
+pub async fn heartbeat(db: impl Into<Conn<'_>>, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
     with_db!(db, p => sqlx::query("UPDATE job_runs SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'")
         .bind(id).bind(at).execute(p).await?.rows_affected());
     Ok(())
@@ -132,7 +141,7 @@ pub struct Finish<'a> {
     pub error: Option<String>,
 }
 
-pub async fn finish(db: &Db, id: i64, f: &Finish<'_>) -> anyhow::Result<()> {
+pub async fn finish(db: impl Into<Conn<'_>>, id: i64, f: &Finish<'_>) -> anyhow::Result<()> {
     with_db!(db, p => sqlx::query(
         "UPDATE job_runs SET status = $2, finished_at = $3, heartbeat_at = $3, counts = $4, failures = $5, summary = $6, error = $7
          WHERE id = $1")
@@ -142,7 +151,11 @@ pub async fn finish(db: &Db, id: i64, f: &Finish<'_>) -> anyhow::Result<()> {
 }
 
 /// History, newest first.
-pub async fn list(db: &Db, job: Option<&str>, limit: i64) -> anyhow::Result<Vec<RunRow>> {
+pub async fn list(
+    db: impl Into<Conn<'_>>,
+    job: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<RunRow>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {RUN_COLUMNS} FROM job_runs WHERE ($1 IS NULL OR job = $1) ORDER BY id DESC LIMIT $2"
     ));
@@ -152,7 +165,10 @@ pub async fn list(db: &Db, job: Option<&str>, limit: i64) -> anyhow::Result<Vec<
 }
 
 /// The latest tick claimed for `job` (by any daemon or cron run) that was not interrupted.
-pub async fn last_tick(db: &Db, job: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+pub async fn last_tick(
+    db: impl Into<Conn<'_>>,
+    job: &str,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
     let row: Option<(Option<DateTime<Utc>>,)> = with_db!(db, p => sqlx::query_as(
         "SELECT MAX(scheduled_at) FROM job_runs WHERE job = $1 AND status <> 'interrupted'")
         .bind(job).fetch_optional(p).await?);
@@ -166,7 +182,7 @@ pub async fn last_tick(db: &Db, job: &str) -> anyhow::Result<Option<DateTime<Utc
 pub async fn add_batches(db: &Db, run: i64, ranges: &[(String, String)]) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
     for (first, last) in ranges {
-        crate::with_tx!(&mut tx, c => sqlx::query(
+        with_db!(&mut tx, c => sqlx::query(
             "INSERT INTO job_run_batches (run_id, first_account, last_account) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING")
             .bind(run).bind(first).bind(last).execute(c).await?.rows_affected());
@@ -200,7 +216,12 @@ pub async fn take_batch(
     }
 }
 
-pub async fn finish_batch(db: &Db, run: i64, first: &str, counts: &str) -> anyhow::Result<()> {
+pub async fn finish_batch(
+    db: impl Into<Conn<'_>>,
+    run: i64,
+    first: &str,
+    counts: &str,
+) -> anyhow::Result<()> {
     with_db!(db, p => sqlx::query(
         "UPDATE job_run_batches SET status = 'done', counts = $3 WHERE run_id = $1 AND first_account = $2")
         .bind(run).bind(first).bind(counts).execute(p).await?.rows_affected());
@@ -208,7 +229,10 @@ pub async fn finish_batch(db: &Db, run: i64, first: &str, counts: &str) -> anyho
 }
 
 /// (pending or running batches, the counts JSON of each done batch, the workers that did them).
-pub async fn batches(db: &Db, run: i64) -> anyhow::Result<(i64, Vec<String>, Vec<String>)> {
+pub async fn batches(
+    db: impl Into<Conn<'_>>,
+    run: i64,
+) -> anyhow::Result<(i64, Vec<String>, Vec<String>)> {
     let rows: Vec<(String, Option<String>, Option<String>)> = with_db!(db, p => sqlx::query_as(
         "SELECT status, counts, worker FROM job_run_batches WHERE run_id = $1 ORDER BY first_account")
         .bind(run).fetch_all(p).await?);
@@ -220,7 +244,7 @@ pub async fn batches(db: &Db, run: i64) -> anyhow::Result<(i64, Vec<String>, Vec
 
 /// Puts back the ranges held by a process that has not finished them in time (it died).
 pub async fn requeue_stale_batches(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     run: i64,
     cutoff: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
@@ -231,7 +255,7 @@ pub async fn requeue_stale_batches(
 }
 
 /// The processes holding ranges of the run now (`running`), each once.
-pub async fn batch_holders(db: &Db, run: i64) -> anyhow::Result<Vec<String>> {
+pub async fn batch_holders(db: impl Into<Conn<'_>>, run: i64) -> anyhow::Result<Vec<String>> {
     let rows: Vec<(String,)> = with_db!(db, p => sqlx::query_as(
         "SELECT DISTINCT worker FROM job_run_batches WHERE run_id = $1 AND status = 'running' AND worker IS NOT NULL")
         .bind(run).fetch_all(p).await?);
@@ -239,7 +263,11 @@ pub async fn batch_holders(db: &Db, run: i64) -> anyhow::Result<Vec<String>> {
 }
 
 /// Puts back the ranges a process holds (it is gone); returns how many.
-pub async fn requeue_worker_batches(db: &Db, run: i64, worker: &str) -> anyhow::Result<u64> {
+pub async fn requeue_worker_batches(
+    db: impl Into<Conn<'_>>,
+    run: i64,
+    worker: &str,
+) -> anyhow::Result<u64> {
     Ok(with_db!(db, p => sqlx::query(
         "UPDATE job_run_batches SET status = 'pending', worker = NULL
          WHERE run_id = $1 AND status = 'running' AND worker = $2")
@@ -249,7 +277,7 @@ pub async fn requeue_worker_batches(db: &Db, run: i64, worker: &str) -> anyhow::
 /// Hands a running run whose owner is gone to `owner`, which finishes and records it; false
 /// when it is no longer running or someone else took it first.
 pub async fn take_over(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     id: i64,
     from: &str,
     owner: &str,

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Db, Tx};
+use super::{Conn, Tx};
 use crate::core::vat::ViesAnswer;
-use crate::{with_db, with_tx};
+use crate::with_db;
 
 /// VIES's answer about a number: `valid`, `invalid`, or `unavailable` (the member state's
 /// service down, a timeout: no answer on the number itself).
@@ -62,7 +62,7 @@ pub struct ViesCheckRow {
 const COLUMNS: &str = "id, account_id, vat_number, checked_at, outcome, request_date, consultation_number, name, address, detail";
 
 pub async fn record(tx: &mut Tx, c: &NewViesCheck<'_>) -> anyhow::Result<()> {
-    with_tx!(tx, conn => sqlx::query(
+    with_db!(&mut *tx, conn => sqlx::query(
         "INSERT INTO vies_checks (account_id, vat_number, checked_at, outcome, request_date, consultation_number, name, address, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(c.account_id).bind(c.vat_number).bind(c.checked_at).bind(c.outcome.as_str())
@@ -72,7 +72,10 @@ pub async fn record(tx: &mut Tx, c: &NewViesCheck<'_>) -> anyhow::Result<()> {
 }
 
 /// Every consultation of an account, oldest first.
-pub async fn for_account(db: &Db, account: &str) -> anyhow::Result<Vec<ViesCheckRow>> {
+pub async fn for_account(
+    db: impl Into<Conn<'_>>,
+    account: &str,
+) -> anyhow::Result<Vec<ViesCheckRow>> {
     let sql =
         format!("SELECT {COLUMNS} FROM vies_checks WHERE account_id = $1 ORDER BY checked_at, id");
     Ok(
@@ -84,7 +87,7 @@ pub async fn for_account(db: &Db, account: &str) -> anyhow::Result<Vec<ViesCheck
 /// VIES's last conclusive answer (`valid` or `invalid`) at `now` (none given later counts)
 /// for each account with an id in `[first, last]`.
 pub async fn last_answers_in_range(
-    db: &Db,
+    db: impl Into<Conn<'_>>,
     first: &str,
     last: &str,
     now: DateTime<Utc>,
@@ -114,7 +117,9 @@ pub async fn last_answers_in_range(
 
 /// The business accounts with a VAT number of an EU member state other than France, in id
 /// order: what the vat-check job asks VIES about.
-pub async fn accounts_to_check(db: &Db) -> anyhow::Result<Vec<(String, String, String)>> {
+pub async fn accounts_to_check(
+    db: impl Into<Conn<'_>>,
+) -> anyhow::Result<Vec<(String, String, String)>> {
     Ok(
         with_db!(db, p => sqlx::query_as::<_, (String, String, String)>(
         "SELECT id, country, vat_number FROM accounts

@@ -302,7 +302,7 @@ both_stores!(
         let at: chrono::DateTime<chrono::Utc> = "2026-11-01T06:00:00Z".parse().unwrap();
         billrun::with_db!(&db, p => {
             sqlx::query("INSERT INTO invoice_discounts (invoice_id, position, description, amount_minor)
-                VALUES ($1, 1, 'Referral reward', 123)").bind(ids[1].0).execute(p).await.unwrap();
+                VALUES ($1, 1, 'Referral reward', 123)").bind(ids[1].0).execute(p.reborrow()).await.unwrap();
             sqlx::query("INSERT INTO balance_transfers (from_invoice_id, account_id, amount_minor, to_invoice_id, at)
                 VALUES ($1, $2, 45, $3, $4)").bind(ids[0].0).bind(&ids[0].1).bind(ids[2].0).bind(at)
                 .execute(p).await.unwrap();

@@ -753,7 +753,7 @@ both_stores!(
                 account_id: "acc-fr-business",
                 kind: "payment_failed",
                 dedupe_key: "test:late-dunning".into(),
-                language: "fr",
+                language: billrun::core::locale::Language::Fr,
                 to_address: "bob@example.com",
                 invoice_id: None,
                 data: serde_json::json!({}),

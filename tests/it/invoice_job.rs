@@ -217,8 +217,7 @@ async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("no account {account}"))
-        .to_account()
-        .unwrap();
+        .to_account();
     let period: Period = "2026-11".parse().unwrap();
     let vat = billrun::core::vat::treatment(&a.country, a.vat_number.as_deref(), period.last_day())
         .unwrap();
@@ -307,7 +306,7 @@ both_stores!(
             account_id: "acc-fr-business",
             kind: "invoice_issued",
             dedupe_key: key.to_string(),
-            language: "fr",
+            language: billrun::core::locale::Language::Fr,
             to_address: "billing@example.fr",
             invoice_id: None,
             data: serde_json::json!({}),

@@ -74,12 +74,12 @@ acc-i,ines@example.com,Inès Invitée,,\"2 rue B, Lyon\",FR,,fr,2026-01-15T00:00
         let rewards = billrun::store::collection::rewards_of(app.db(), "acc-r")
             .await
             .unwrap();
-        let periods: Vec<&str> = rewards.iter().map(|r| r.period.as_str()).collect();
+        let periods: Vec<String> = rewards.iter().map(|r| r.period.to_string()).collect();
         assert_eq!(periods.len(), 12, "{periods:?}");
-        assert_eq!(periods.first(), Some(&"2026-01"));
+        assert_eq!(periods.first().map(String::as_str), Some("2026-01"));
         assert_eq!(
-            periods.last(),
-            Some(&"2026-12"),
+            periods.last().map(String::as_str),
+            Some("2026-12"),
             "none for month 13 (2027-01) and after"
         );
         // January: 17 days of M = 408 h × 0.02 = 8.16 → 1.63; February: 672 h = 13.44 → 2.69;
