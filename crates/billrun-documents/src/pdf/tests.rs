@@ -604,3 +604,29 @@ fn a_balance_brought_forward_is_a_negative_paid_amount_and_in_the_amount_due() {
     assert!(xml.contains("F-2026-000100"));
     assert_eq!(xml, crate::cii::to_xml(&inv, &seller()), "deterministic");
 }
+
+/// The cost of the Factur-X part beside the whole rendering, one core:
+/// `cargo test --release -p billrun-documents -- --ignored facturx_cost --nocapture`.
+#[test]
+#[ignore = "a measurement: run it in release to see the rates"]
+fn facturx_cost() {
+    let (inv, s) = (invoice(12), seller());
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(render(&inv, &s).unwrap());
+    }
+    let whole = t.elapsed().as_secs_f64() / n as f64;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let xml = crate::cii::to_xml(&inv, &s);
+        std::hint::black_box(super::serialize::zlib(xml.as_bytes()));
+    }
+    let xml = t.elapsed().as_secs_f64() / n as f64;
+    println!(
+        "render {:.0}/s ({:.0} µs), of which the XML written and compressed {:.0} µs",
+        1.0 / whole,
+        whole * 1e6,
+        xml * 1e6
+    );
+}
