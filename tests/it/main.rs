@@ -13,6 +13,7 @@ mod collect_scale;
 mod collection_truth;
 mod deletion;
 mod deliver;
+mod facturx;
 mod fake_stripe_selftest;
 mod imports;
 mod invoice_job;

@@ -2,6 +2,7 @@
 //! typed `billrun_core::document::Invoice`, the email's kind, language and data). Pure
 //! renderers: no database, no network; the jobs store and send what they return.
 
+pub mod cii;
 pub mod email;
 pub mod invoice_pdf;
 pub mod pdf;

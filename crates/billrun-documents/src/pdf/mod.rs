@@ -8,7 +8,9 @@
 //! One concept a file: [`labels`] (the fixed wording per language), [`prepare`] (the rows,
 //! totals and sentences, formatted from the invoice), [`fonts`] (the faces and their
 //! metrics), [`canvas`] (drawing and measuring text), [`layout`] (where everything goes, page
-//! after page), [`programs`] (the embedded font programs) and [`serialize`] (the bytes).
+//! after page), [`programs`] (the embedded font programs), [`serialize`] (the bytes) and
+//! [`facturx`] (the Factur-X 1.0 PDF/A-3b container: the CII XML of `crate::cii` embedded,
+//! XMP, the sRGB output intent).
 //!
 //! Determinism: the same input always gives byte-identical output. printpdf draws
 //! its font resource names and the trailer `/ID` from a process-global counter,
@@ -17,6 +19,7 @@
 //! The info-dictionary dates are the issue date at 00:00 UTC.
 
 mod canvas;
+mod facturx;
 mod fonts;
 mod labels;
 mod layout;
@@ -45,4 +48,9 @@ pub fn render(inv: &Invoice, seller: &Seller) -> Result<Vec<u8>, PdfError> {
     let fonts = library.for_texts(prepared.all_text(inv, seller));
     let pages = layout::layout(fonts, inv, seller, &prepared);
     serialize::serialize(fonts, inv, seller, &prepared, pages)
+}
+
+/// The PDF's "no discount for early payment" sentence, which the e-invoice repeats (AAB).
+pub(crate) fn no_early_discount(lang: billrun_core::locale::Language) -> &'static str {
+    labels::labels(lang).no_early_discount
 }

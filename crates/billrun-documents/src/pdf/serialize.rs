@@ -119,6 +119,23 @@ pub(super) fn serialize(
             .map_err(|e| PdfError::Serialize(format!("trailer /ID: {e}")))? = id.into_bytes();
     }
 
+    // Factur-X: the invoice's CII XML embedded, XMP declaring PDF/A-3b, the sRGB intent.
+    let title = format!("{} {number}", l.invoice);
+    let info = &doc.metadata.info;
+    let xml = crate::cii::to_xml(inv, seller);
+    super::facturx::make_facturx(
+        &mut lo,
+        xml.as_bytes(),
+        &super::facturx::Meta {
+            title: &title,
+            author: &info.author,
+            subject: &info.subject,
+            producer: &info.producer,
+            creator: &info.creator,
+            issued,
+        },
+    )?;
+
     // Compress every stream at zlib's fast level (see `zlib`); a font program was
     // compressed once, when it was cut.
     for object in lo.objects.values_mut() {

@@ -512,3 +512,121 @@ fn long_descriptions_are_wrapped_then_truncated() {
         );
     }
 }
+
+// Factur-X: the container and the XML (the validators' verdict is tests/it/facturx.rs's).
+
+#[test]
+fn the_pdf_carries_its_invoice_xml_xmp_and_srgb_intent() {
+    let inv = invoice(3);
+    let pdf = render(&inv, &seller()).unwrap();
+    let doc = lopdf::Document::load_mem(&pdf).unwrap();
+    assert_eq!(doc.version, "1.7");
+    let catalog = doc.catalog().unwrap();
+    let af = catalog.get(b"AF").unwrap().as_array().unwrap();
+    let spec = doc.get_dictionary(af[0].as_reference().unwrap()).unwrap();
+    assert_eq!(
+        spec.get(b"AFRelationship").unwrap().as_name().unwrap(),
+        b"Data"
+    );
+    assert_eq!(spec.get(b"F").unwrap().as_str().unwrap(), b"factur-x.xml");
+    let ef = spec.get(b"EF").unwrap().as_dict().unwrap();
+    let stream = doc
+        .get_object(ef.get(b"F").unwrap().as_reference().unwrap())
+        .unwrap()
+        .as_stream()
+        .unwrap();
+    let embedded = stream.decompressed_content().unwrap();
+    assert_eq!(
+        String::from_utf8(embedded).unwrap(),
+        crate::cii::to_xml(&inv, &seller()),
+        "the embedded XML is the invoice's"
+    );
+    let meta = doc
+        .get_object(catalog.get(b"Metadata").unwrap().as_reference().unwrap())
+        .unwrap()
+        .as_stream()
+        .unwrap();
+    let xmp = String::from_utf8(meta.content.clone()).unwrap();
+    for needle in [
+        "<pdfaid:part>3</pdfaid:part>",
+        "<pdfaid:conformance>B</pdfaid:conformance>",
+        "<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>",
+        "<fx:DocumentFileName>factur-x.xml</fx:DocumentFileName>",
+        "2026-11-01T00:00:00+00:00",
+    ] {
+        assert!(xmp.contains(needle), "{needle}");
+    }
+    let intents = catalog.get(b"OutputIntents").unwrap().as_array().unwrap();
+    let intent = intents[0].as_dict().unwrap();
+    assert_eq!(intent.get(b"S").unwrap().as_name().unwrap(), b"GTS_PDFA1");
+}
+
+#[test]
+fn the_xml_names_each_vat_case_by_its_en16931_category() {
+    let s = seller();
+    let mut inv = invoice(2);
+    let xml = crate::cii::to_xml(&inv, &s);
+    assert!(xml.contains("<ram:CategoryCode>AE</ram:CategoryCode>"));
+    assert!(xml.contains("<ram:ExemptionReasonCode>VATEX-EU-AE</ram:ExemptionReasonCode>"));
+    assert!(xml.contains("<ram:ID schemeID=\"VA\">DE123456789</ram:ID>"));
+    assert!(xml.contains("<ram:ID schemeID=\"0002\">912345678</ram:ID>"));
+
+    inv.vat_case = VatCase::OutOfScope;
+    inv.buyer.country = "US".into();
+    inv.buyer.vat_number = None;
+    let xml = crate::cii::to_xml(&inv, &s);
+    assert!(xml.contains("<ram:CategoryCode>G</ram:CategoryCode>"));
+    assert!(xml.contains("<ram:ExemptionReasonCode>VATEX-EU-G</ram:ExemptionReasonCode>"));
+    assert!(xml.contains("article 259-1"), "the PDF's mention");
+    // The seller's VAT number stays (BR-G-02), which `O` would forbid (BR-O-02).
+    assert!(xml.contains("FR32912345678"));
+
+    inv.vat_case = VatCase::Domestic;
+    inv.tax_rate = Decimal::new(20, 0);
+    let xml = crate::cii::to_xml(&inv, &s);
+    assert!(xml.contains("<ram:CategoryCode>S</ram:CategoryCode>"));
+    assert!(!xml.contains("ExemptionReason"));
+}
+
+#[test]
+fn a_balance_brought_forward_is_a_negative_paid_amount_and_in_the_amount_due() {
+    let mut inv = invoice(1);
+    inv.balance_brought_forward = Money::eur(36);
+    inv.brought_forward = vec![billrun_core::document::BroughtForward {
+        invoice_number: "F-2026-000100".into(),
+        amount: Money::eur(36),
+    }];
+    let inv = inv.as_issued();
+    let xml = crate::cii::to_xml(&inv, &seller());
+    assert!(xml.contains("<ram:GrandTotalAmount>143.80</ram:GrandTotalAmount>"));
+    assert!(xml.contains("<ram:TotalPrepaidAmount>-0.36</ram:TotalPrepaidAmount>"));
+    assert!(xml.contains("<ram:DuePayableAmount>144.16</ram:DuePayableAmount>"));
+    assert!(xml.contains("F-2026-000100"));
+    assert_eq!(xml, crate::cii::to_xml(&inv, &seller()), "deterministic");
+}
+
+/// The cost of the Factur-X part beside the whole rendering, one core:
+/// `cargo test --release -p billrun-documents -- --ignored facturx_cost --nocapture`.
+#[test]
+#[ignore = "a measurement: run it in release to see the rates"]
+fn facturx_cost() {
+    let (inv, s) = (invoice(12), seller());
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(render(&inv, &s).unwrap());
+    }
+    let whole = t.elapsed().as_secs_f64() / n as f64;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let xml = crate::cii::to_xml(&inv, &s);
+        std::hint::black_box(super::serialize::zlib(xml.as_bytes()));
+    }
+    let xml = t.elapsed().as_secs_f64() / n as f64;
+    println!(
+        "render {:.0}/s ({:.0} µs), of which the XML written and compressed {:.0} µs",
+        1.0 / whole,
+        whole * 1e6,
+        xml * 1e6
+    );
+}

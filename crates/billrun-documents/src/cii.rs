@@ -1,0 +1,551 @@
+//! The invoice as an e-invoice: UN/CEFACT Cross Industry Invoice (CII D16B) at the Factur-X
+//! 1.0 **EN 16931** profile (guideline `urn:cen.eu:en16931:2017`), the XML embedded in the PDF
+//! as `factur-x.xml`.
+//!
+//! Written by code (no template engine), in the schema's element order, deterministic: the
+//! same invoice always gives the same bytes. It says what the PDF says, to the cent: both read
+//! the same typed [`Invoice`] (the caller passes the invoice as issued, `Invoice::as_issued`,
+//! as for the PDF) and the same sentences (`core::terms`, `core::vat::mention`).
+//!
+//! Rule ids (`BR-xx`, business terms `BT-xx`, groups `BG-xx`) are EN 16931-1's; they are named
+//! beside the code that meets them. The validators in the test suite
+//! (`tests/support/facturx-check`: the Factur-X XSD and the EN 16931 schematron) judge.
+
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use billrun_core::document::{Invoice, Seller};
+use billrun_core::locale::Language;
+use billrun_core::money::{Money, format_minor};
+use billrun_core::vat::{BuyerKind, VatCase};
+
+/// The Factur-X EN 16931 profile's guideline id (BT-24).
+pub const GUIDELINE_EN16931: &str = "urn:cen.eu:en16931:2017";
+/// The name of the XML inside the PDF (Factur-X 1.0, §6).
+pub const FILE_NAME: &str = "factur-x.xml";
+
+/// The VAT category of the invoice (one per invoice: billrun applies one treatment to all of
+/// its lines) with its exemption reason when VAT is not charged.
+struct Category {
+    /// UNTDID 5305 (BT-118, BT-151, BT-95).
+    code: &'static str,
+    /// BT-120: the same mention as the PDF's.
+    exemption_text: Option<&'static str>,
+    /// BT-121: CEF VATEX.
+    exemption_code: Option<&'static str>,
+}
+
+fn category(inv: &Invoice) -> Category {
+    let mention = inv.tax_mention();
+    match inv.vat_case {
+        // French VAT, or the VAT of the consumer's EU state (OSS): standard rated, `S`
+        // (BR-S-05: the rate is above zero).
+        VatCase::Domestic | VatCase::EuConsumer => Category {
+            code: "S",
+            exemption_text: None,
+            exemption_code: None,
+        },
+        // Reverse charge: `AE`, rate 0 (BR-AE-05), the seller's and the buyer's VAT numbers
+        // (BR-AE-02/03), an exemption reason (BR-AE-10): the PDF's mention and VATEX-EU-AE.
+        VatCase::ReverseCharge => Category {
+            code: "AE",
+            exemption_text: mention,
+            exemption_code: Some("VATEX-EU-AE"),
+        },
+        // Outside the EU. EN 16931 offers `O` (not subject to VAT) or `G` (export outside the
+        // EU). `O` is the closest in meaning, but BR-O-02 forbids the seller's VAT number
+        // (BT-31) on an invoice with an `O` line, and a French company's invoice must carry it
+        // (article 242 nonies A of annex II to the CGI), as the PDF does. `G` requires it
+        // instead (BR-G-02), its rate is 0 (BR-G-05), and it takes an exemption reason
+        // (BR-G-10): the PDF's mention (articles 259-1 / 259 B of the CGI) and VATEX-EU-G. So `G`.
+        VatCase::OutOfScope => Category {
+            code: "G",
+            exemption_text: mention,
+            exemption_code: Some("VATEX-EU-G"),
+        },
+    }
+}
+
+/// The invoice as CII XML (UTF-8) at the EN 16931 profile.
+pub fn to_xml(inv: &Invoice, seller: &Seller) -> String {
+    let mut x = Xml::with_capacity(8 * 1024 + inv.lines.len() * 900);
+    let cat = category(inv);
+    let rate = percent(inv.tax_rate);
+    let cur = inv.currency.code();
+
+    x.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.raw(
+        "<rsm:CrossIndustryInvoice \
+         xmlns:rsm=\"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100\" \
+         xmlns:qdt=\"urn:un:unece:uncefact:data:standard:QualifiedDataType:100\" \
+         xmlns:ram=\"urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100\" \
+         xmlns:udt=\"urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100\">\n",
+    );
+
+    x.open("rsm:ExchangedDocumentContext");
+    // BT-23, the business process: the French CTC's billing framework (BR-FR-08), `S1` = an
+    // invoice for services, submitted by the seller (no deposit, no earlier payment terms).
+    x.open("ram:BusinessProcessSpecifiedDocumentContextParameter");
+    x.leaf("ram:ID", "S1");
+    x.close("ram:BusinessProcessSpecifiedDocumentContextParameter");
+    // BT-24: the specification identifier (BR-01).
+    x.open("ram:GuidelineSpecifiedDocumentContextParameter");
+    x.leaf("ram:ID", GUIDELINE_EN16931);
+    x.close("ram:GuidelineSpecifiedDocumentContextParameter");
+    x.close("rsm:ExchangedDocumentContext");
+
+    x.open("rsm:ExchangedDocument");
+    // BT-1 (BR-02); a dry-run has no number yet.
+    x.leaf("ram:ID", inv.number.as_deref().unwrap_or(""));
+    // BT-3 (BR-04): 380, a commercial invoice (381 for the credit notes to come, with BT-25).
+    x.leaf("ram:TypeCode", "380");
+    // BT-2 (BR-03).
+    date(&mut x, "ram:IssueDateTime", inv.issued_at.date_naive());
+    // BG-1 notes (BT-22) with their subject codes (BT-21, UNTDID 4451).
+    notes(&mut x, inv);
+    x.close("rsm:ExchangedDocument");
+
+    x.open("rsm:SupplyChainTradeTransaction");
+
+    // BG-25: the lines (BR-16: at least one).
+    for (i, line) in inv.lines.iter().enumerate() {
+        x.open("ram:IncludedSupplyChainTradeLineItem");
+        x.open("ram:AssociatedDocumentLineDocument");
+        x.leaf("ram:LineID", &(i + 1).to_string()); // BT-126 (BR-21)
+        x.close("ram:AssociatedDocumentLineDocument");
+        x.open("ram:SpecifiedTradeProduct");
+        x.leaf("ram:Name", &line.description); // BT-153 (BR-25)
+        x.close("ram:SpecifiedTradeProduct");
+        x.open("ram:SpecifiedLineTradeAgreement");
+        x.open("ram:NetPriceProductTradePrice");
+        // BT-146 (BR-26, BR-27: not negative): the catalog's price per hour, as the PDF.
+        x.leaf("ram:ChargeAmount", &decimal(line.unit_price));
+        x.close("ram:NetPriceProductTradePrice");
+        x.close("ram:SpecifiedLineTradeAgreement");
+        x.open("ram:SpecifiedLineTradeDelivery");
+        // BT-129 (BR-22), BT-130 (BR-23): hours, UN/ECE rec. 20 `HUR`.
+        x.leaf_attr(
+            "ram:BilledQuantity",
+            "unitCode",
+            "HUR",
+            &decimal(line.quantity_hours),
+        );
+        x.close("ram:SpecifiedLineTradeDelivery");
+        x.open("ram:SpecifiedLineTradeSettlement");
+        // BG-30: the line's VAT category (BT-151, BR-CO-04) and rate (BT-152).
+        x.open("ram:ApplicableTradeTax");
+        x.leaf("ram:TypeCode", "VAT");
+        x.leaf("ram:CategoryCode", cat.code);
+        x.leaf("ram:RateApplicablePercent", &rate);
+        x.close("ram:ApplicableTradeTax");
+        x.open("ram:SpecifiedTradeSettlementLineMonetarySummation");
+        x.leaf("ram:LineTotalAmount", &amount(line.amount)); // BT-131 (BR-24)
+        x.close("ram:SpecifiedTradeSettlementLineMonetarySummation");
+        x.close("ram:SpecifiedLineTradeSettlement");
+        x.close("ram:IncludedSupplyChainTradeLineItem");
+    }
+
+    x.open("ram:ApplicableHeaderTradeAgreement");
+    // BT-10 buyer reference: none (billrun has no purchase orders).
+    seller_party(&mut x, seller);
+    buyer_party(&mut x, inv);
+    x.close("ram:ApplicableHeaderTradeAgreement");
+
+    // BG-13: no delivery information (a service; the billing period BG-14 dates it).
+    x.empty("ram:ApplicableHeaderTradeDelivery");
+
+    x.open("ram:ApplicableHeaderTradeSettlement");
+    x.leaf("ram:InvoiceCurrencyCode", cur); // BT-5 (BR-05)
+    payment_means(&mut x, inv);
+
+    // BG-23: one VAT breakdown (one treatment per invoice). BT-116 the base (the subtotal
+    // less the discounts: BR-S-08, BR-AE-08, BR-G-08), BT-117 the tax (BR-CO-17; zero for
+    // AE and G: BR-AE-09, BR-G-09).
+    x.open("ram:ApplicableTradeTax");
+    x.leaf("ram:CalculatedAmount", &amount(inv.tax)); // BT-117
+    x.leaf("ram:TypeCode", "VAT");
+    if let Some(text) = cat.exemption_text {
+        x.leaf("ram:ExemptionReason", text); // BT-120
+    }
+    x.leaf("ram:BasisAmount", &amount(inv.taxable_base())); // BT-116
+    x.leaf("ram:CategoryCode", cat.code); // BT-118
+    if let Some(code) = cat.exemption_code {
+        x.leaf("ram:ExemptionReasonCode", code); // BT-121
+    }
+    x.leaf("ram:RateApplicablePercent", &rate); // BT-119
+    x.close("ram:ApplicableTradeTax");
+
+    // BG-14: the billed time, first and last day (BR-29: the end is not before the start).
+    x.open("ram:BillingSpecifiedPeriod");
+    date(&mut x, "ram:StartDateTime", inv.period_start.date_naive());
+    date(&mut x, "ram:EndDateTime", inv.period_last_day());
+    x.close("ram:BillingSpecifiedPeriod");
+
+    // BG-20: the referral discounts, document-level allowances (BT-92 amount, BT-95 VAT
+    // category (BR-32) and BT-96 rate, BT-97 reason (BR-33)), in the invoice's category: a
+    // discount lowers the taxed base, as on the PDF (`Invoice::taxable_base`).
+    for d in &inv.discounts {
+        x.open("ram:SpecifiedTradeAllowanceCharge");
+        x.open("ram:ChargeIndicator");
+        x.leaf("udt:Indicator", "false");
+        x.close("ram:ChargeIndicator");
+        x.leaf("ram:ActualAmount", &amount(d.amount)); // BT-92 (BR-31)
+        x.leaf("ram:Reason", &discount_reason(inv.language, &d.description)); // BT-97
+        x.open("ram:CategoryTradeTax");
+        x.leaf("ram:TypeCode", "VAT");
+        x.leaf("ram:CategoryCode", cat.code); // BT-95
+        x.leaf("ram:RateApplicablePercent", &rate); // BT-96
+        x.close("ram:CategoryTradeTax");
+        x.close("ram:SpecifiedTradeAllowanceCharge");
+    }
+
+    // BT-20 payment terms and BT-9 due date (BR-CO-25: one of them when an amount is due).
+    let terms = inv.payment_terms();
+    x.open("ram:SpecifiedTradePaymentTerms");
+    x.leaf("ram:Description", &terms.text(inv.language)); // BT-20
+    date(&mut x, "ram:DueDateDateTime", inv.due_at); // BT-9
+    x.close("ram:SpecifiedTradePaymentTerms");
+
+    // BG-22: the totals.
+    //
+    // BT-113 (paid amount) and BT-115 (amount due), with BR-CO-16: BT-115 = BT-112 - BT-113
+    // + BT-114. The PDF's amount due includes the balance brought forward from earlier
+    // invoices (`Invoice::as_issued`: total + balance brought forward; credit applied and
+    // amounts paid are zero as issued, and are deducted when a later state is rendered). The
+    // balance brought forward is an amount of another invoice, already taxed there, so it is
+    // neither a line nor a document-level charge (BG-21): either would enter the tax basis
+    // BT-109 and need a VAT category — S would tax it twice, and `O`/`E` would misstate it
+    // (and `O` may stand beside no other category, BR-O-11..14). Nor is it rounding (BT-114).
+    // EN 16931 leaves one place: the paid amount BT-113, which is what was already settled
+    // against this invoice's total; an earlier invoice's unpaid balance taken onto this one
+    // is the opposite, a negative paid amount. So BT-113 = credit applied + amount paid -
+    // balance brought forward, the invoice's tax basis and VAT stay exactly its own supply,
+    // and BT-115 is the PDF's amount due to the cent. A note (AAI) names the earlier
+    // invoices and their amounts.
+    let prepaid =
+        inv.credit_applied.minor + inv.amount_paid.minor - inv.balance_brought_forward.minor;
+    x.open("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
+    x.leaf("ram:LineTotalAmount", &amount(inv.subtotal)); // BT-106 (BR-CO-10)
+    x.leaf("ram:ChargeTotalAmount", &format_minor(0)); // BT-108 (BR-CO-12)
+    x.leaf("ram:AllowanceTotalAmount", &amount(inv.discount)); // BT-107 (BR-CO-11)
+    x.leaf("ram:TaxBasisTotalAmount", &amount(inv.taxable_base())); // BT-109 (BR-CO-13)
+    x.leaf_attr("ram:TaxTotalAmount", "currencyID", cur, &amount(inv.tax)); // BT-110 (BR-CO-14)
+    x.leaf("ram:GrandTotalAmount", &amount(inv.total)); // BT-112 (BR-CO-15)
+    x.leaf("ram:TotalPrepaidAmount", &format_minor(prepaid)); // BT-113
+    x.leaf("ram:DuePayableAmount", &amount(inv.amount_due)); // BT-115 (BR-CO-16)
+    x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
+    x.close("ram:ApplicableHeaderTradeSettlement");
+    x.close("rsm:SupplyChainTradeTransaction");
+    x.raw("</rsm:CrossIndustryInvoice>\n");
+    x.out
+}
+
+fn discount_reason(lang: Language, description: &str) -> String {
+    let label = match lang {
+        Language::Fr => "Remise parrainage",
+        Language::En => "Referral discount",
+    };
+    if description.trim().is_empty() {
+        label.to_string()
+    } else {
+        format!("{label} – {description}")
+    }
+}
+
+/// BT-22 notes: the late-payment terms (PMD, PMT; B2B only, as on the PDF), no discount for
+/// early payment (AAB), the VAT mention (TXD) and the balance brought forward (AAI).
+fn notes(x: &mut Xml, inv: &Invoice) {
+    let lang = inv.language;
+    let terms = inv.payment_terms();
+    if let Some(sentence) = terms.late_payment_sentence(lang) {
+        // The PDF's one sentence holds both the penalties (PMD) and the 40 € recovery
+        // indemnity (PMT, article D441-5 of the Code de commerce); the French rules read each
+        // under its own subject code, so it is given under both.
+        note(x, &sentence, "PMD");
+        note(x, &sentence, "PMT");
+    }
+    note(x, crate::pdf::no_early_discount(lang), "AAB");
+    if let Some(mention) = inv.tax_mention() {
+        note(x, mention, "TXD");
+    }
+    for bf in &inv.brought_forward {
+        let text = match lang {
+            Language::Fr => format!(
+                "Report de solde de la facture {} : {} {} (inclus dans le montant à payer).",
+                bf.invoice_number,
+                format_minor(bf.amount.minor),
+                bf.amount.currency.code()
+            ),
+            Language::En => format!(
+                "Balance brought forward from invoice {}: {} {} (included in the amount due).",
+                bf.invoice_number,
+                format_minor(bf.amount.minor),
+                bf.amount.currency.code()
+            ),
+        };
+        note(x, &text, "AAI");
+    }
+}
+
+fn note(x: &mut Xml, content: &str, subject: &str) {
+    x.open("ram:IncludedNote");
+    x.leaf("ram:Content", content);
+    x.leaf("ram:SubjectCode", subject);
+    x.close("ram:IncludedNote");
+}
+
+/// BG-4: the seller.
+fn seller_party(x: &mut Xml, seller: &Seller) {
+    x.open("ram:SellerTradeParty");
+    x.leaf("ram:Name", &seller.name); // BT-27 (BR-06)
+    // BT-30: the SIREN, scheme 0002 (ISO 6523: the French SIRENE register).
+    x.open("ram:SpecifiedLegalOrganization");
+    let siren: String = seller
+        .siren
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    x.leaf_attr("ram:ID", "schemeID", "0002", &siren);
+    x.close("ram:SpecifiedLegalOrganization");
+    // BG-5 (BR-08), country FR (BT-40, BR-09).
+    let lines: Vec<&str> = seller.address.iter().map(String::as_str).collect();
+    address(x, &lines, "FR");
+    // BT-31: the VAT number (BR-CO-09: prefixed by the country code).
+    tax_registration(x, &seller.vat_number);
+    x.close("ram:SellerTradeParty");
+}
+
+/// BG-7: the buyer.
+fn buyer_party(x: &mut Xml, inv: &Invoice) {
+    let b = &inv.buyer;
+    x.open("ram:BuyerTradeParty");
+    // BT-44 (BR-07): the company when there is one, else the person.
+    let name = b
+        .company
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or(&b.name);
+    x.leaf("ram:Name", name);
+    if name != b.name && !b.name.trim().is_empty() {
+        // BG-9: the person the invoice is addressed to at the company (BT-56).
+        x.open("ram:DefinedTradeContact");
+        x.leaf("ram:PersonName", &b.name);
+        x.close("ram:DefinedTradeContact");
+    }
+    // BG-8 (BR-10), BT-55 country (BR-11).
+    let lines: Vec<&str> = b
+        .address
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    address(x, &lines, &b.country);
+    // BT-48 when the buyer has one (BR-AE-02 requires it for reverse charge).
+    if let Some(vat) = b.vat_number.as_deref().filter(|v| !v.trim().is_empty())
+        && inv.buyer.kind() == BuyerKind::Business
+    {
+        tax_registration(x, vat);
+    }
+    x.close("ram:BuyerTradeParty");
+}
+
+/// A postal address: up to three lines (BT-35/36/162), the last line's French postcode and
+/// city split out when it reads `67000 Strasbourg` (BT-38, BT-37), and the country.
+fn address(x: &mut Xml, lines: &[&str], country: &str) {
+    let mut lines = lines.to_vec();
+    let mut postcode_city = None;
+    if let Some(last) = lines.last()
+        && let Some((code, city)) = last.split_once(' ')
+        && code.len() == 5
+        && code.chars().all(|c| c.is_ascii_digit())
+        && !city.trim().is_empty()
+    {
+        postcode_city = Some((code, city.trim()));
+        lines.pop();
+    }
+    x.open("ram:PostalTradeAddress");
+    if let Some((code, _)) = postcode_city {
+        x.leaf("ram:PostcodeCode", code);
+    }
+    // CII has three street lines: any further line joins the third.
+    let tags = ["ram:LineOne", "ram:LineTwo", "ram:LineThree"];
+    for (i, tag) in tags.iter().enumerate() {
+        let text = if i < 2 {
+            lines.get(i).map(|s| s.to_string())
+        } else if lines.len() > 2 {
+            Some(lines[2..].join(", "))
+        } else {
+            None
+        };
+        if let Some(text) = text {
+            x.leaf(tag, &text);
+        }
+    }
+    if let Some((_, city)) = postcode_city {
+        x.leaf("ram:CityName", city);
+    }
+    x.leaf("ram:CountryID", country.trim());
+    x.close("ram:PostalTradeAddress");
+}
+
+fn tax_registration(x: &mut Xml, vat_number: &str) {
+    let vat: String = vat_number.chars().filter(|c| !c.is_whitespace()).collect();
+    x.open("ram:SpecifiedTaxRegistration");
+    x.leaf_attr("ram:ID", "schemeID", "VA", &vat);
+    x.close("ram:SpecifiedTaxRegistration");
+}
+
+/// BG-16: how it is paid. The invoice is collected at issue from the payment method on file
+/// (`core::terms`): the card (48, bank card) or a SEPA direct debit (59). The typed invoice
+/// knows the method only from its collection attempts; as issued (before any attempt) it does
+/// not, and the instruction says what the PDF says ("card or SEPA direct debit on file") under
+/// code 1 (instrument not defined). Nothing due (discounts or credit met it): no instruction.
+/// The SEPA mandate reference (BT-89) and creditor id (BT-90) are not in the typed invoice
+/// yet: left out (EN 16931 does not require them).
+fn payment_means(x: &mut Xml, inv: &Invoice) {
+    if inv.amount_due.minor <= 0 {
+        return;
+    }
+    let method = inv
+        .attempts
+        .iter()
+        .rev()
+        .map(|a| a.method.as_str())
+        .find(|m| *m == "card" || *m == "sepa_debit");
+    let (code, info) = match (method, inv.language) {
+        (Some("card"), Language::Fr) => ("48", "Carte bancaire enregistrée sur le compte"),
+        (Some("card"), Language::En) => ("48", "Card on file"),
+        (Some(_), Language::Fr) => ("59", "Prélèvement SEPA"),
+        (Some(_), Language::En) => ("59", "SEPA direct debit"),
+        (None, Language::Fr) => (
+            "1",
+            "Carte bancaire ou prélèvement SEPA enregistré sur le compte",
+        ),
+        (None, Language::En) => ("1", "Card or SEPA direct debit on file"),
+    };
+    x.open("ram:SpecifiedTradeSettlementPaymentMeans");
+    x.leaf("ram:TypeCode", code); // BT-81 (BR-49)
+    x.leaf("ram:Information", info); // BT-82
+    x.close("ram:SpecifiedTradeSettlementPaymentMeans");
+}
+
+fn date(x: &mut Xml, tag: &str, d: NaiveDate) {
+    x.open(tag);
+    x.leaf_attr(
+        "udt:DateTimeString",
+        "format",
+        "102",
+        &d.format("%Y%m%d").to_string(),
+    );
+    x.close(tag);
+}
+
+/// An amount, two decimals (BR-DEC-*: at most two).
+fn amount(m: Money) -> String {
+    format_minor(m.minor)
+}
+
+/// A quantity or a price, exactly as the invoice holds it, without trailing zeros.
+fn decimal(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+/// A VAT rate in percent, two decimals at most (BR-DEC-* does not bound it; `20`, `0`).
+fn percent(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+/// A small XML writer: indented, escaped, nothing else.
+struct Xml {
+    out: String,
+    depth: usize,
+}
+
+impl Xml {
+    fn with_capacity(n: usize) -> Xml {
+        Xml {
+            out: String::with_capacity(n),
+            depth: 1,
+        }
+    }
+
+    fn raw(&mut self, s: &str) {
+        self.out.push_str(s);
+    }
+
+    fn indent(&mut self) {
+        for _ in 0..self.depth {
+            self.out.push_str("  ");
+        }
+    }
+
+    fn open(&mut self, tag: &str) {
+        self.indent();
+        let _ = writeln!(self.out, "<{tag}>");
+        self.depth += 1;
+    }
+
+    fn close(&mut self, tag: &str) {
+        self.depth -= 1;
+        self.indent();
+        let _ = writeln!(self.out, "</{tag}>");
+    }
+
+    fn empty(&mut self, tag: &str) {
+        self.indent();
+        let _ = writeln!(self.out, "<{tag}/>");
+    }
+
+    fn leaf(&mut self, tag: &str, text: &str) {
+        self.indent();
+        let _ = write!(self.out, "<{tag}>");
+        escape(&mut self.out, text);
+        let _ = writeln!(self.out, "</{tag}>");
+    }
+
+    fn leaf_attr(&mut self, tag: &str, attr: &str, value: &str, text: &str) {
+        self.indent();
+        let _ = write!(self.out, "<{tag} {attr}=\"");
+        escape(&mut self.out, value);
+        self.out.push_str("\">");
+        escape(&mut self.out, text);
+        let _ = writeln!(self.out, "</{tag}>");
+    }
+}
+
+/// XML text escaping; characters XML 1.0 forbids (C0 controls but tab and newline) are
+/// dropped.
+fn escape(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_drops_forbidden_controls() {
+        let mut s = String::new();
+        escape(&mut s, "A&B <c> \"d\"\u{1}é");
+        assert_eq!(s, "A&amp;B &lt;c&gt; &quot;d&quot;é");
+    }
+
+    #[test]
+    fn decimals_keep_their_value_without_trailing_zeros() {
+        assert_eq!(decimal(Decimal::new(72000, 2)), "720");
+        assert_eq!(decimal(Decimal::new(347, 4)), "0.0347");
+        assert_eq!(amount(Money::eur(-5)), "-0.05");
+    }
+}
