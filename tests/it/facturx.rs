@@ -268,3 +268,90 @@ both_stores!(
 /// The BR-FR rules a French business's invoice fails for data billrun does not have yet
 /// (README, "Factur-X: the French CTC rules not met yet").
 const FR_CTC_UNMET: &[&str] = &["BR-FR-12_BT-49", "BR-FR-13_BT-34"];
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+both_stores!(
+    en_16931_invoices_xml_is_what_the_pdf_embeds_and_export_writes_a_period_with_its_manifest,
+    |app: TestApp| async move {
+        let py = python();
+        app.seed_fixtures().await;
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        let rows = invoices::list(app.db(), &ListFilter::default())
+            .await
+            .unwrap();
+        assert!(rows.len() >= 5, "{}", rows.len());
+
+        // `invoices xml NUMBER` prints the XML the stored Factur-X PDF embeds, byte for byte.
+        let first = &rows[0];
+        let (pdf, _) = billrun::store::documents::get(app.db(), first.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let pdf_path = app.dir.path().join("first.pdf");
+        std::fs::write(&pdf_path, &pdf).unwrap();
+        let embedded = Command::new("qpdf")
+            .arg("--show-attachment=factur-x.xml")
+            .arg(&pdf_path)
+            .output()
+            .expect("qpdf (installed by .ci/run)");
+        assert!(embedded.status.success(), "{embedded:?}");
+        let out = app.cli(&["invoices", "xml", &first.number]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&embedded.stdout)
+        );
+
+        // `invoices export`: one file per invoice of the period and a manifest naming each
+        // with its SHA-256; the PDFs are the stored documents, the XMLs pass the validators.
+        for (format, ext) in [("cii", "xml"), ("facturx", "pdf")] {
+            let dir = app.dir.path().join(format!("export-{format}"));
+            let out = app.cli(&[
+                "invoices",
+                "export",
+                "--period",
+                "2026-10",
+                "--format",
+                format,
+                "-o",
+                dir.to_str().unwrap(),
+            ]);
+            assert!(out.status.success(), "{out:?}");
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+            assert_eq!(manifest["period"], "2026-10");
+            assert_eq!(manifest["format"], format);
+            let listed = manifest["invoices"].as_array().unwrap();
+            assert_eq!(listed.len(), rows.len());
+            let mut files = Vec::new();
+            for (entry, row) in listed.iter().zip(&rows) {
+                assert_eq!(entry["number"], row.number.as_str());
+                assert_eq!(entry["file"], format!("{}.{ext}", row.number).as_str());
+                let path = dir.join(entry["file"].as_str().unwrap());
+                let bytes = std::fs::read(&path).unwrap();
+                assert_eq!(entry["sha256"], sha256_hex(&bytes).as_str());
+                if format == "facturx" {
+                    let (stored, sha) = billrun::store::documents::get(app.db(), row.id)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!((bytes, sha), (stored.clone(), sha256_hex(&stored)));
+                }
+                files.push(path);
+            }
+            assert!(py.exists());
+            let failed: Vec<_> = check(&files, false)
+                .into_iter()
+                .filter(|v| !v.1.is_empty())
+                .collect();
+            assert!(failed.is_empty(), "{failed:#?}");
+        }
+    }
+);
