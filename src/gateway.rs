@@ -276,17 +276,11 @@ impl StripeGateway {
 
     async fn charge(&self, req: &ChargeRequest) -> Result<ChargeOutcome, OperatorError> {
         use stripe_core::payment_intent::{CreatePaymentIntent, CreatePaymentIntentOffSession};
-        let metadata: HashMap<String, String> = [
-            ("invoice_id".to_string(), req.invoice_id.to_string()),
-            ("invoice_number".to_string(), req.invoice_number.clone()),
-        ]
-        .into_iter()
-        .collect();
-        let key = match stripe::IdempotencyKey::new(req.idempotency_key.clone()) {
-            Ok(k) => k,
-            // A key billrun derived itself: a bug or a setting, never the customer's doing.
-            Err(e) => return Err(OperatorError::Config(format!("idempotency key: {e}"))),
-        };
+        let metadata = metadata(&[
+            ("invoice_id", req.invoice_id.to_string()),
+            ("invoice_number", req.invoice_number.clone()),
+        ]);
+        let key = idempotency_key(&req.idempotency_key)?;
         let result = self
             .with_retries("create payment intent", || {
                 // The payment method's own type (card or SEPA debit) decides how it is charged.
@@ -330,16 +324,11 @@ impl StripeGateway {
 
     async fn refund(&self, req: &RefundRequest) -> Result<RefundOutcome, OperatorError> {
         use stripe_core::refund::CreateRefund;
-        let metadata: HashMap<String, String> = [
-            ("credit_note".to_string(), req.credit_note_number.clone()),
-            ("invoice_number".to_string(), req.invoice_number.clone()),
-        ]
-        .into_iter()
-        .collect();
-        let key = match stripe::IdempotencyKey::new(req.idempotency_key.clone()) {
-            Ok(k) => k,
-            Err(e) => return Err(OperatorError::Config(format!("idempotency key: {e}"))),
-        };
+        let metadata = metadata(&[
+            ("credit_note", req.credit_note_number.clone()),
+            ("invoice_number", req.invoice_number.clone()),
+        ]);
+        let key = idempotency_key(&req.idempotency_key)?;
         let result = self
             .with_retries("create refund", || {
                 let create = CreateRefund::new()
@@ -419,6 +408,21 @@ impl StripeGateway {
             Err(Transient::GaveUp(reason)) => Err(DeleteCustomerError::Failed(reason)),
         }
     }
+}
+
+/// The metadata a request carries (what billrun object it is about).
+fn metadata(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// A key billrun derived itself: one Stripe refuses is a bug or a setting, never the customer's
+/// doing.
+fn idempotency_key(key: &str) -> Result<stripe::IdempotencyKey, OperatorError> {
+    stripe::IdempotencyKey::new(key)
+        .map_err(|e| OperatorError::Config(format!("idempotency key: {e}")))
 }
 
 /// A refund's `status` (Stripe API "The Refund object"): an unknown or missing status is not a
