@@ -131,7 +131,7 @@ pub fn compute(
         }
     };
     let subtotal = checked_sum(
-        lines.iter().map(|l| l.amount_minor),
+        lines.iter().map(|l| l.amount.minor),
         "the invoice's subtotal",
     )
     .map_err(amounts)?;
@@ -172,7 +172,7 @@ pub fn compute(
         .collect();
     let discount =
         checked_sum(discounts.iter().map(|d| d.amount_minor), "the discount").map_err(amounts)?;
-    let t = totals(lines.iter().map(|l| l.amount_minor), discount, vat).map_err(amounts)?;
+    let t = totals(lines.iter().map(|l| l.amount.minor), discount, vat).map_err(amounts)?;
     let due_at = now
         .checked_add_signed(Duration::days(i64::from(due_days)))
         .ok_or_else(|| amounts(Overflow::of("the due date")))?;

@@ -116,19 +116,7 @@ pub fn from_new(n: &NewInvoice, issued: Option<(InvoiceId, &str)>) -> Invoice {
             vat_number: a.vat_number.clone(),
             vies_consultation: n.vies_consultation.clone(),
         },
-        lines: n
-            .lines
-            .iter()
-            .map(|l| Line {
-                description: l.description.clone(),
-                app_id: l.app_id.clone(),
-                kind: l.kind,
-                item: l.item.clone(),
-                quantity_hours: l.quantity_hours,
-                unit_price: l.unit_price,
-                amount: eur(l.amount_minor),
-            })
-            .collect(),
+        lines: n.lines.clone(),
         subtotal: eur(t.subtotal),
         discount: eur(t.discount),
         vat_case: t.tax_case,

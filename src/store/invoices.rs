@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{Conn, DbDecimal, Tx};
 pub use crate::core::document::InvoiceStatus;
 use crate::core::ids::{AccountId, InvoiceId};
-use crate::core::invoice::{DraftLine, Totals};
+use crate::core::invoice::{Line, Totals};
 use crate::core::locale::Language;
 use crate::core::money::Currency;
 use crate::core::period::Period;
@@ -23,7 +23,7 @@ pub struct NewInvoice {
     pub period: Period,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
-    pub lines: Vec<DraftLine>,
+    pub lines: Vec<Line>,
     /// Referral rewards used on this invoice.
     pub discounts: Vec<DiscountLine>,
     /// Small balances of earlier invoices brought onto this one: (from invoice id, its number, amount).
@@ -477,7 +477,7 @@ pub async fn finalize_group(
 
     // Their lines (on SQLite they went in with their invoices).
     if let Tx::Postgres(t) = tx {
-        let lines: Vec<(i64, i32, &DraftLine)> = drafts
+        let lines: Vec<(i64, i32, &Line)> = drafts
             .iter()
             .zip(&ids)
             .flat_map(|(inv, id)| {
@@ -587,7 +587,7 @@ mod sqlite_group {
                     Val::text(&l.item),
                     Val::decimal(l.quantity_hours),
                     Val::decimal(l.unit_price),
-                    Val::Int(l.amount_minor),
+                    Val::Int(l.amount.minor),
                 ])?;
             }
         }
@@ -603,7 +603,7 @@ mod pg {
     use sqlx::PgConnection;
 
     use super::NewInvoice;
-    use crate::core::invoice::DraftLine;
+    use crate::core::invoice::Line;
     use crate::store::pg_copy::CopyRows;
 
     /// The invoices' rows; `None` unless every one was inserted
@@ -723,7 +723,7 @@ mod pg {
     /// fastest way in, and no array of decimals to decode.
     pub(super) async fn insert_lines(
         c: &mut PgConnection,
-        lines: &[(i64, i32, &DraftLine)],
+        lines: &[(i64, i32, &Line)],
     ) -> anyhow::Result<()> {
         let mut rows = CopyRows::with_capacity(lines.len() * 128);
         for (id, pos, l) in lines {
@@ -735,7 +735,7 @@ mod pg {
                 .text(&l.item)
                 .decimal(l.quantity_hours)
                 .decimal(l.unit_price)
-                .int(l.amount_minor)
+                .int(l.amount.minor)
                 .end_row();
         }
         rows.send(

@@ -210,7 +210,7 @@ both_stores!(a_second_run_changes_nothing, |app: TestApp| async move {
 
 /// A November draft for `account` (one line of 10.00 €), for the store-level group tests.
 async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
-    use billrun::core::invoice::{DraftLine, totals};
+    use billrun::core::invoice::{Line, totals};
     use billrun::core::period::Period;
     use billrun::core::pricing::UsageKind;
     let a = billrun::store::accounts::get_account(app.db(), account)
@@ -227,14 +227,14 @@ async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
         period,
         period_start: period.start(),
         period_end: period.end(),
-        lines: vec![DraftLine {
+        lines: vec![Line {
             description: "api — container M".into(),
             app_id: None,
             kind: UsageKind::Container,
             item: "M".into(),
             quantity_hours: rust_decimal::Decimal::from(100),
             unit_price: rust_decimal::Decimal::new(1, 1),
-            amount_minor: 1000,
+            amount: billrun::core::money::Money::eur(1000),
         }],
         discounts: vec![],
         brought_forward: vec![],

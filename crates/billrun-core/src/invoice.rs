@@ -2,25 +2,13 @@
 
 use rust_decimal::Decimal;
 
-use super::ids::AppId;
+pub use super::document::Line;
 use super::locale::Typography;
 pub use super::locale::{Language, month_name};
 use super::money::{Money, Overflow, checked_sum};
 use super::period::Period;
 use super::pricing::{PricedLine, UsageKind};
 use super::vat::{VatCase, VatTreatment, vat_on};
-
-/// An invoice line as stored and shown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DraftLine {
-    pub description: String,
-    pub app_id: Option<AppId>,
-    pub kind: UsageKind,
-    pub item: String,
-    pub quantity_hours: Decimal,
-    pub unit_price: Decimal,
-    pub amount_minor: i64,
-}
 
 /// Describes a priced line: app, size or plan, and the dates it covers.
 pub fn describe(line: &PricedLine, app_name: &str, language: Language) -> String {
@@ -49,15 +37,16 @@ pub fn describe(line: &PricedLine, app_name: &str, language: Language) -> String
     format!("{app_name} — {what} ({first} → {last}{cap})")
 }
 
-pub fn draft_line(line: &PricedLine, app_name: &str, language: Language) -> DraftLine {
-    DraftLine {
+/// The invoice line of a priced line, described in the account's language.
+pub fn draft_line(line: &PricedLine, app_name: &str, language: Language) -> Line {
+    Line {
         description: describe(line, app_name, language),
         app_id: Some(line.app_id.clone()),
         kind: line.kind,
         item: line.item.clone(),
         quantity_hours: line.quantity_hours(),
         unit_price: line.unit_price,
-        amount_minor: line.amount_minor,
+        amount: Money::eur(line.amount_minor),
     }
 }
 
@@ -117,6 +106,7 @@ pub fn period_label(period: Period, language: Language) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::AppId;
 
     #[test]
     fn discount_never_makes_an_invoice_negative() {
