@@ -164,6 +164,15 @@ async fn tick_once(sh: Arc<Shared>, job: JobName, tick: DateTime<Utc>, trigger: 
             return;
         }
     };
+    if sh.stop.requested() {
+        // The stop came while the claim was being written (on SQLite a claim waits for the
+        // write lock the previous run's last batch holds): no run starts after a stop, so the
+        // claim is given back rather than recorded as a run that did nothing.
+        if let Err(e) = crate::store::runs::release(&sh.env.db, run_id, &sh.owner).await {
+            warn!(job = job.as_str(), run.id = run_id, error = %format!("{e:#}"), "cannot give back the claim");
+        }
+        return;
+    }
     let mut opts = RunOptions::at(now);
     opts.stop = sh.stop.clone();
     // Only the summary is logged: the run keeps no per-invoice views.

@@ -91,6 +91,15 @@ pub async fn interrupt(
     Ok(())
 }
 
+/// Gives back a claim that never ran: the row goes, so the tick is as if unclaimed. Only the
+/// claimant's own row, still `running`, is removed.
+pub async fn release(db: impl Into<Conn<'_>>, id: i64, owner: &str) -> anyhow::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "DELETE FROM job_runs WHERE id = $1 AND owner = $2 AND status = 'running'")
+        .bind(id).bind(owner).execute(p).await?.rows_affected());
+    Ok(())
+}
+
 /// Claims a run: `Some(id)`, or `None` when the tick is taken or the job is running.
 pub async fn claim(db: impl Into<Conn<'_>>, r: &NewRun<'_>) -> anyhow::Result<Option<i64>> {
     let row: Option<(i64,)> = with_db!(db, p => sqlx::query_as(
