@@ -606,14 +606,7 @@ fn time(t: DateTime<Utc>) -> String {
 
 fn catalog_csv(prices: &[crate::model::PriceEntry]) -> anyhow::Result<String> {
     csv_text(
-        &[
-            "kind",
-            "item",
-            "hourly_price",
-            "monthly_cap",
-            "currency",
-            "effective_from",
-        ],
+        import::columns(ImportKind::Catalog),
         prices.iter().map(|p| {
             vec![
                 p.kind.as_str().to_string(),
@@ -631,18 +624,7 @@ fn catalog_csv(prices: &[crate::model::PriceEntry]) -> anyhow::Result<String> {
 
 fn accounts_csv(p: &DemoPlatform) -> anyhow::Result<String> {
     csv_text(
-        &[
-            "id",
-            "email",
-            "name",
-            "company",
-            "address",
-            "country",
-            "vat_number",
-            "language",
-            "created_at",
-            "referred_by",
-        ],
+        import::columns(ImportKind::Accounts),
         p.accounts.iter().map(|a| {
             vec![
                 a.id.to_string(),
@@ -665,7 +647,7 @@ fn accounts_csv(p: &DemoPlatform) -> anyhow::Result<String> {
 
 fn apps_csv(p: &DemoPlatform) -> anyhow::Result<String> {
     csv_text(
-        &["id", "name", "account_id"],
+        import::columns(ImportKind::Apps),
         p.apps
             .iter()
             .map(|a| vec![a.id.to_string(), a.name.clone(), a.account_id.to_string()]),
@@ -674,15 +656,7 @@ fn apps_csv(p: &DemoPlatform) -> anyhow::Result<String> {
 
 fn usage_csv(p: &DemoPlatform) -> anyhow::Result<String> {
     csv_text(
-        &[
-            "id",
-            "app_id",
-            "kind",
-            "item",
-            "quantity",
-            "started_at",
-            "ended_at",
-        ],
+        import::columns(ImportKind::Usage),
         p.usage.iter().map(|u| {
             vec![
                 u.id.clone(),

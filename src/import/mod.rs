@@ -144,6 +144,12 @@ pub struct Rejected {
 }
 
 /// The number of records `errors` reject: one per line named, however many fields are bad.
+/// The columns a file of `kind` has, in the order `billrun import` documents (the bench writes
+/// its CSV with these).
+pub fn columns(kind: ImportKind) -> &'static [&'static str] {
+    with_record!(kind, R => <R as record::Record>::COLUMNS)
+}
+
 pub fn invalid_records(errors: &[LineError]) -> usize {
     let lines: HashSet<usize> = errors.iter().map(|e| e.line).collect();
     lines.len()
