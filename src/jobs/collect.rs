@@ -569,7 +569,9 @@ impl Ctx<'_> {
             | InvoiceStatus::Unpaid
             | InvoiceStatus::Pending
             | InvoiceStatus::Paid
-            | InvoiceStatus::CarriedForward => Ok(None),
+            | InvoiceStatus::CarriedForward
+            // Fully credited: nothing is owed, its dunning has stopped (issue 22).
+            | InvoiceStatus::Void => Ok(None),
         }
     }
 

@@ -58,7 +58,10 @@ pub async fn tax_invoices(
             | InvoiceStatus::Pending
             | InvoiceStatus::Paid
             | InvoiceStatus::Unpaid
-            | InvoiceStatus::CarriedForward => {}
+            | InvoiceStatus::CarriedForward
+            // A voided invoice was issued all the same: its credit notes correct it in the
+            // period they are issued in.
+            | InvoiceStatus::Void => {}
         }
         out.push(TaxInvoice {
             case: r.tax_case,

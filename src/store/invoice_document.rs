@@ -86,6 +86,8 @@ pub fn from_row(r: &InvoiceRow, lines: &[LineRow]) -> Invoice {
         due_at: r.due_at,
         next_attempt_at: r.next_attempt_at,
         attempts: Vec::new(),
+        amount_credited: Money::new(0, c),
+        credit_notes: Vec::new(),
     }
 }
 
@@ -149,6 +151,8 @@ pub fn from_new(n: &NewInvoice, issued: Option<(InvoiceId, &str)>) -> Invoice {
         due_at: n.due_at,
         next_attempt_at: None,
         attempts: Vec::new(),
+        amount_credited: eur(0),
+        credit_notes: Vec::new(),
     }
 }
 

@@ -217,6 +217,8 @@ fn invoice(lang: Language, kind: Kind) -> Invoice {
         due_at: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
         next_attempt_at: None,
         attempts: Vec::new(),
+        amount_credited: Money::eur(0),
+        credit_notes: Vec::new(),
     }
 }
 

@@ -10,6 +10,7 @@
 
 use rust_decimal::Decimal;
 
+use super::locale::Language;
 use super::money::{Overflow, checked_sum, percent_of};
 
 /// What the operator asks to credit, excluding VAT (as invoice lines are).
@@ -53,7 +54,7 @@ pub struct CreditLine {
     pub amount: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CreditLineKind {
     /// A part (or the whole rest) of an invoice line.
     Line,
@@ -62,6 +63,43 @@ pub enum CreditLineKind {
     /// On a full credit: the invoice's referral discount and what gestures already credited,
     /// deducted from the lines' rest, so the credit note returns no more than is left.
     Deduction,
+}
+
+impl CreditLineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreditLineKind::Line => "line",
+            CreditLineKind::Gesture => "gesture",
+            CreditLineKind::Deduction => "deduction",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CreditLineKind> {
+        match s {
+            "line" => Some(CreditLineKind::Line),
+            "gesture" => Some(CreditLineKind::Gesture),
+            "deduction" => Some(CreditLineKind::Deduction),
+            _ => None,
+        }
+    }
+}
+
+/// A credit note line's description in the credit note's language: a credited invoice line
+/// keeps the invoice line's own words, prefixed by what it is.
+pub fn describe(kind: CreditLineKind, invoice_line: Option<&str>, language: Language) -> String {
+    match (kind, invoice_line, language) {
+        (CreditLineKind::Line, Some(d), _) => d.to_string(),
+        (CreditLineKind::Line, None, Language::Fr) => "Ligne de facture".to_string(),
+        (CreditLineKind::Line, None, Language::En) => "Invoice line".to_string(),
+        (CreditLineKind::Gesture, _, Language::Fr) => "Geste commercial".to_string(),
+        (CreditLineKind::Gesture, _, Language::En) => "Commercial gesture".to_string(),
+        (CreditLineKind::Deduction, _, Language::Fr) => {
+            "Remises de la facture, déjà déduites".to_string()
+        }
+        (CreditLineKind::Deduction, _, Language::En) => {
+            "The invoice's discounts, already deducted".to_string()
+        }
+    }
 }
 
 /// A credit note's amounts before it is numbered.
@@ -237,7 +275,7 @@ pub struct Paid {
 }
 
 /// Where a refund goes, as the operator asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefundMethod {
     /// As it was paid: the gateway and the credit in proportion of what each paid.
     Auto,
@@ -247,6 +285,29 @@ pub enum RefundMethod {
     Credit,
     /// Settled outside billrun: recorded only.
     None,
+}
+
+impl RefundMethod {
+    /// As `--refund` takes it and the store keeps it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundMethod::Auto => "auto",
+            RefundMethod::Gateway => "card",
+            RefundMethod::Credit => "credit",
+            RefundMethod::None => "none",
+        }
+    }
+
+    /// `card` and `sepa` both mean the gateway: the refund goes back to whatever paid.
+    pub fn parse(s: &str) -> Option<RefundMethod> {
+        match s {
+            "auto" => Some(RefundMethod::Auto),
+            "card" | "sepa" => Some(RefundMethod::Gateway),
+            "credit" => Some(RefundMethod::Credit),
+            "none" => Some(RefundMethod::None),
+            _ => None,
+        }
+    }
 }
 
 /// How a credit note's total is settled.

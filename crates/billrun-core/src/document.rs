@@ -10,7 +10,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{AttemptOutcome, Trigger};
-use super::ids::{AccountId, AppId, InvoiceId};
+use super::credit_note::{CreditLineKind, RefundMethod};
+use super::ids::{AccountId, AppId, CreditNoteId, InvoiceId};
 use super::locale::Language;
 use super::money::{Currency, Money};
 use super::period::Period;
@@ -31,6 +32,9 @@ pub enum InvoiceStatus {
     Unpaid,
     /// What was left was below Stripe's minimum and moved to the account's next invoice.
     CarriedForward,
+    /// Fully credited before it was paid: nothing is owed on it, nothing is collected, and it
+    /// is kept (article L123-22 of the Code de commerce: ten years), with its credit notes.
+    Void,
 }
 
 impl InvoiceStatus {
@@ -41,6 +45,7 @@ impl InvoiceStatus {
             InvoiceStatus::Paid => "paid",
             InvoiceStatus::Unpaid => "unpaid",
             InvoiceStatus::CarriedForward => "carried_forward",
+            InvoiceStatus::Void => "void",
         }
     }
 
@@ -51,6 +56,7 @@ impl InvoiceStatus {
             "paid" => Some(InvoiceStatus::Paid),
             "unpaid" => Some(InvoiceStatus::Unpaid),
             "carried_forward" => Some(InvoiceStatus::CarriedForward),
+            "void" => Some(InvoiceStatus::Void),
             _ => None,
         }
     }
@@ -207,6 +213,19 @@ pub struct Invoice {
     pub due_at: NaiveDate,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub attempts: Vec<Attempt>,
+    /// What its credit notes credited in all, VAT included (issue 22).
+    pub amount_credited: Money,
+    /// Its credit notes, oldest first.
+    pub credit_notes: Vec<CreditNoteRef>,
+}
+
+/// A credit note as the invoice it corrects lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditNoteRef {
+    pub number: String,
+    pub issued_at: DateTime<Utc>,
+    pub total: Money,
+    pub reason: String,
 }
 
 impl Invoice {
@@ -260,7 +279,132 @@ impl Invoice {
             amount_due,
             next_attempt_at: None,
             attempts: Vec::new(),
+            amount_credited: zero,
+            credit_notes: Vec::new(),
             ..self.clone()
         }
+    }
+}
+
+/// Where a credit note's refund stands. Matched exhaustively; `Unknown` is a state of its own
+/// (the gateway gave no conclusive answer: the same request is sent again, never a new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Nothing to give back: the credit note only lowered what the invoice owed.
+    NotNeeded,
+    /// A dry-run: what would be refunded.
+    Planned,
+    /// Recorded; the gateway has not been asked yet, or has accepted and not yet paid out.
+    Pending,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::NotNeeded => "not_needed",
+            RefundStatus::Planned => "planned",
+            RefundStatus::Pending => "pending",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RefundStatus> {
+        match s {
+            "not_needed" => Some(RefundStatus::NotNeeded),
+            "planned" => Some(RefundStatus::Planned),
+            "pending" => Some(RefundStatus::Pending),
+            "succeeded" => Some(RefundStatus::Succeeded),
+            "failed" => Some(RefundStatus::Failed),
+            "unknown" => Some(RefundStatus::Unknown),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RefundStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of a credit note: the credited part of an invoice line, a commercial gesture, or
+/// (on a full credit) the invoice's referral discount deducted again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditNoteLine {
+    pub description: String,
+    /// The invoice line it credits, from 1 as the invoice numbers them.
+    pub invoice_line: Option<u32>,
+    pub kind: CreditLineKind,
+    /// Excluding VAT; negative for a deduction.
+    pub amount: Money,
+}
+
+/// How a credit note's total is settled: what the invoice stops owing, and what is given back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditNoteRefund {
+    /// As the operator asked (`auto` follows how the invoice was paid).
+    pub method: RefundMethod,
+    /// Taken off what the invoice still owed.
+    pub reduce_due: Money,
+    /// Refunded to the card or SEPA account that paid (Stripe Refunds).
+    pub to_payment_method: Money,
+    /// Given back to the account's prepaid credit.
+    pub to_credit: Money,
+    /// Settled outside billrun, recorded only.
+    pub outside: Money,
+    pub status: RefundStatus,
+}
+
+impl CreditNoteRefund {
+    /// What is given back, however: the credit note's total less what the invoice stopped owing.
+    pub fn amount(&self) -> Money {
+        Money::new(
+            self.to_payment_method.minor + self.to_credit.minor + self.outside.minor,
+            self.reduce_due.currency,
+        )
+    }
+}
+
+/// A credit note (*avoir*): the only way to correct an issued invoice (article 272-1 of the CGI;
+/// article 242 nonies A of annex II to the CGI for what it carries, including the reference to
+/// the invoice it corrects). Built once by the store, rendered by the JSON, the tables, the PDF,
+/// the CII XML (type code 381, the invoice as BT-25) and the email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditNote {
+    /// `None` in a dry-run: ids and numbers are given when it is issued.
+    pub id: Option<CreditNoteId>,
+    pub number: Option<String>,
+    pub invoice_id: InvoiceId,
+    pub invoice_number: String,
+    pub invoice_issued_at: DateTime<Utc>,
+    pub invoice_period: Period,
+    pub account_id: AccountId,
+    pub issued_at: DateTime<Utc>,
+    pub reason: String,
+    pub currency: Currency,
+    pub language: Language,
+    /// The buyer as the credited invoice names it.
+    pub buyer: Buyer,
+    pub lines: Vec<CreditNoteLine>,
+    /// Σ lines, excluding VAT.
+    pub subtotal: Money,
+    /// The credited invoice's VAT case and rate: the VAT is reversed as it was charged.
+    pub vat_case: VatCase,
+    pub tax_rate: Decimal,
+    pub tax: Money,
+    pub total: Money,
+    pub refund: CreditNoteRefund,
+}
+
+impl CreditNote {
+    /// The VAT mention, as the credited invoice carries it (the same case, the same words).
+    pub fn tax_mention(&self) -> Option<&'static str> {
+        vat::mention(self.vat_case, self.buyer.kind(), self.language)
     }
 }

@@ -77,3 +77,14 @@ impl fmt::Display for InvoiceId {
         write!(f, "{}", self.0)
     }
 }
+
+/// A credit note's database id (its public identifier is its number, `AV-2026-000001`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CreditNoteId(pub i64);
+
+impl fmt::Display for CreditNoteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

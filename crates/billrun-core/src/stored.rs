@@ -3,7 +3,7 @@
 //! an error naming the column's kind and the value, never a default.
 
 use super::collection::{AttemptOutcome, Trigger};
-use super::document::InvoiceStatus;
+use super::document::{InvoiceStatus, RefundStatus};
 use super::locale::Language;
 use super::money::Currency;
 use super::period::Period;
@@ -37,6 +37,9 @@ stored_name! {
     AttemptOutcome => "attempt outcome",
     Currency => "currency",
     UsageKind => "usage kind",
+    RefundStatus => "refund status",
+    super::credit_note::CreditLineKind => "credit note line kind",
+    super::credit_note::RefundMethod => "refund method",
 }
 
 impl TryFrom<String> for Period {

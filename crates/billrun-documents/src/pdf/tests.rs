@@ -95,6 +95,8 @@ fn invoice(lines: usize) -> Invoice {
         due_at: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
         next_attempt_at: None,
         attempts: Vec::new(),
+        amount_credited: Money::eur(0),
+        credit_notes: Vec::new(),
     }
 }
 
