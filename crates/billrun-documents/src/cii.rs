@@ -1,11 +1,13 @@
-//! The invoice as an e-invoice: UN/CEFACT Cross Industry Invoice (CII D16B) at the Factur-X
-//! 1.0 **EN 16931** profile (guideline `urn:cen.eu:en16931:2017`), the XML embedded in the PDF
-//! as `factur-x.xml`.
+//! The invoice and the credit note as e-invoices: UN/CEFACT Cross Industry Invoice (CII D16B)
+//! at the Factur-X 1.0 **EN 16931** profile (guideline `urn:cen.eu:en16931:2017`), the XML
+//! embedded in the PDF as `factur-x.xml`.
 //!
 //! Written by code (no template engine), in the schema's element order, deterministic: the
-//! same invoice always gives the same bytes. It says what the PDF says, to the cent: both read
-//! the same typed [`Invoice`] (the caller passes the invoice as issued, `Invoice::as_issued`,
-//! as for the PDF) and the same sentences (`core::terms`, `core::vat::mention`).
+//! same document always gives the same bytes. It says what the PDF says, to the cent: both
+//! read the same typed [`Invoice`] or [`CreditNote`] (the caller passes the invoice as issued,
+//! `Invoice::as_issued`, as for the PDF) and the same sentences (`core::terms`,
+//! `core::vat::mention`). [`to_xml`] and [`credit_note_to_xml`] share every part they have in
+//! common (the header, a line, the parties, the VAT breakdown, an allowance, the totals).
 //!
 //! Rule ids (`BR-xx`, business terms `BT-xx`, groups `BG-xx`) are EN 16931-1's; they are named
 //! beside the code that meets them. The validators in the test suite
@@ -16,7 +18,8 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use billrun_core::document::{Invoice, Seller};
+use billrun_core::credit_note::CreditLineKind;
+use billrun_core::document::{Buyer, CreditNote, Invoice, Seller};
 use billrun_core::locale::Language;
 use billrun_core::money::{Money, format_minor};
 use billrun_core::vat::{BuyerKind, VatCase};
@@ -26,8 +29,14 @@ pub const GUIDELINE_EN16931: &str = "urn:cen.eu:en16931:2017";
 /// The name of the XML inside the PDF (Factur-X 1.0, §6).
 pub const FILE_NAME: &str = "factur-x.xml";
 
-/// The VAT category of the invoice (one per invoice: billrun applies one treatment to all of
-/// its lines) with its exemption reason when VAT is not charged.
+/// BT-3, UNTDID 1001: a commercial invoice.
+const TYPE_INVOICE: &str = "380";
+/// BT-3, UNTDID 1001: a credit note.
+const TYPE_CREDIT_NOTE: &str = "381";
+
+/// The VAT category of the document (one per document: billrun applies one treatment to all
+/// of an invoice's lines, and a credit note reverses its invoice's) with its exemption reason
+/// when VAT is not charged.
 struct Category {
     /// UNTDID 5305 (BT-118, BT-151, BT-95).
     code: &'static str,
@@ -37,9 +46,9 @@ struct Category {
     exemption_code: Option<&'static str>,
 }
 
-fn category(inv: &Invoice) -> Category {
-    let mention = inv.tax_mention();
-    match inv.vat_case {
+/// The category of a VAT case; `mention` is the document's VAT mention (`core::vat::mention`).
+fn category(vat_case: VatCase, mention: Option<&'static str>) -> Category {
+    match vat_case {
         // French VAT, or the VAT of the consumer's EU state (OSS): standard rated, `S`
         // (BR-S-05: the rate is above zero).
         VatCase::Domestic | VatCase::EuConsumer => Category {
@@ -71,10 +80,266 @@ fn category(inv: &Invoice) -> Category {
 /// The invoice as CII XML (UTF-8) at the EN 16931 profile.
 pub fn to_xml(inv: &Invoice, seller: &Seller) -> String {
     let mut x = Xml::with_capacity(8 * 1024 + inv.lines.len() * 900);
-    let cat = category(inv);
+    let cat = category(inv.vat_case, inv.tax_mention());
     let rate = percent(inv.tax_rate);
     let cur = inv.currency.code();
 
+    // BT-1 (BR-02; a dry-run has no number yet), BT-3 (BR-04): 380, a commercial invoice.
+    document_header(
+        &mut x,
+        inv.number.as_deref().unwrap_or(""),
+        TYPE_INVOICE,
+        inv.issued_at.date_naive(),
+        &invoice_notes(inv),
+    );
+
+    x.open("rsm:SupplyChainTradeTransaction");
+
+    // BG-25: the lines (BR-16: at least one).
+    for (i, line) in inv.lines.iter().enumerate() {
+        line_item(
+            &mut x,
+            &LineItem {
+                id: i + 1,
+                name: &line.description,
+                // BT-146 (BR-26, BR-27: not negative): the catalog's price per hour, as the PDF.
+                net_price: decimal(line.unit_price),
+                // BT-129, BT-130: hours, UN/ECE rec. 20 `HUR`.
+                quantity: decimal(line.quantity_hours),
+                unit: "HUR",
+                total: line.amount,
+            },
+            &cat,
+            &rate,
+        );
+    }
+
+    // BT-10 buyer reference: none (billrun has no purchase orders).
+    agreement(&mut x, seller, &inv.buyer);
+
+    // BG-13: no delivery information (a service; the billing period BG-14 dates it).
+    x.empty("ram:ApplicableHeaderTradeDelivery");
+
+    x.open("ram:ApplicableHeaderTradeSettlement");
+    x.leaf("ram:InvoiceCurrencyCode", cur); // BT-5 (BR-05)
+    payment_means(&mut x, inv);
+
+    // BT-116 the base: the subtotal less the discounts (BR-S-08, BR-AE-08, BR-G-08).
+    vat_breakdown(&mut x, &cat, &rate, inv.taxable_base(), inv.tax);
+
+    billing_period(&mut x, inv.period_start.date_naive(), inv.period_last_day());
+
+    // BG-20: the referral discounts, document-level allowances in the invoice's category: a
+    // discount lowers the taxed base, as on the PDF (`Invoice::taxable_base`).
+    for d in &inv.discounts {
+        allowance(
+            &mut x,
+            d.amount,
+            &discount_reason(inv.language, &d.description),
+            &cat,
+            &rate,
+        );
+    }
+
+    // BT-20 payment terms and BT-9 due date (BR-CO-25: one of them when an amount is due).
+    let terms = inv.payment_terms();
+    x.open("ram:SpecifiedTradePaymentTerms");
+    x.leaf("ram:Description", &terms.text(inv.language)); // BT-20
+    date(&mut x, "ram:DueDateDateTime", inv.due_at); // BT-9
+    x.close("ram:SpecifiedTradePaymentTerms");
+
+    // BT-113 (paid amount) and BT-115 (amount due), with BR-CO-16: BT-115 = BT-112 - BT-113
+    // + BT-114. The PDF's amount due includes the balance brought forward from earlier
+    // invoices (`Invoice::as_issued`: total + balance brought forward; credit applied and
+    // amounts paid are zero as issued, and are deducted when a later state is rendered). The
+    // balance brought forward is an amount of another invoice, already taxed there, so it is
+    // neither a line nor a document-level charge (BG-21): either would enter the tax basis
+    // BT-109 and need a VAT category — S would tax it twice, and `O`/`E` would misstate it
+    // (and `O` may stand beside no other category, BR-O-11..14). Nor is it rounding (BT-114).
+    // EN 16931 leaves one place: the paid amount BT-113, which is what was already settled
+    // against this invoice's total; an earlier invoice's unpaid balance taken onto this one
+    // is the opposite, a negative paid amount. So BT-113 = credit applied + amount paid -
+    // balance brought forward, the invoice's tax basis and VAT stay exactly its own supply,
+    // and BT-115 is the PDF's amount due to the cent. A note (AAI) names the earlier
+    // invoices and their amounts.
+    let prepaid =
+        inv.credit_applied.minor + inv.amount_paid.minor - inv.balance_brought_forward.minor;
+    totals(
+        &mut x,
+        cur,
+        &Totals {
+            line_total: inv.subtotal,
+            allowance_total: inv.discount,
+            tax_basis: inv.taxable_base(),
+            tax: inv.tax,
+            grand_total: inv.total,
+            prepaid: Money::new(prepaid, inv.currency),
+            due: inv.amount_due,
+        },
+    );
+    x.close("ram:ApplicableHeaderTradeSettlement");
+    x.close("rsm:SupplyChainTradeTransaction");
+    x.raw("</rsm:CrossIndustryInvoice>\n");
+    x.out
+}
+
+/// The credit note as CII XML (UTF-8) at the EN 16931 profile: type code 381 (BT-3, UNTDID
+/// 1001) and the invoice it corrects as the preceding invoice reference (BG-3: BT-25 its
+/// number, BT-26 its issue date; article 242 nonies A of annex II to the CGI requires the
+/// reference on the credit note).
+///
+/// Amounts are positive: what is credited (EN 16931 reads a 381 document's amounts as owed
+/// to the buyer). The credited parts of the invoice's lines and the commercial gestures are
+/// lines of quantity 1 (UN/ECE rec. 20 `C62`, one) whose net price is the credited amount:
+/// the credit note credits amounts, not hours, and a part of a line has no quantity of its
+/// own. A deduction line (a full credit taking back the invoice's referral discount) cannot
+/// be a line, whose net price may not be negative (BR-27): it is a document-level allowance
+/// (BG-20), as the invoice's discount was, so the VAT base is the credit note's subtotal.
+pub fn credit_note_to_xml(cn: &CreditNote, seller: &Seller) -> String {
+    let mut x = Xml::with_capacity(8 * 1024 + cn.lines.len() * 900);
+    let cat = category(cn.vat_case, cn.tax_mention());
+    let rate = percent(cn.tax_rate);
+    let cur = cn.currency.code();
+
+    // BT-1 (BR-02), BT-3 (BR-04): 381, a credit note.
+    document_header(
+        &mut x,
+        cn.number.as_deref().unwrap_or(""),
+        TYPE_CREDIT_NOTE,
+        cn.issued_at.date_naive(),
+        &credit_note_notes(cn),
+    );
+
+    x.open("rsm:SupplyChainTradeTransaction");
+
+    // BG-25: the credited lines and gestures (BR-16: at least one; a credit note always has a
+    // line or a gesture of a positive amount).
+    let mut allowance_total = 0i64;
+    let mut line_total = 0i64;
+    let mut id = 0;
+    for line in &cn.lines {
+        match line.kind {
+            CreditLineKind::Line | CreditLineKind::Gesture => {
+                id += 1;
+                line_total += line.amount.minor;
+                line_item(
+                    &mut x,
+                    &LineItem {
+                        id,
+                        name: &line.description,
+                        net_price: amount(line.amount), // BT-146 (BR-27)
+                        quantity: "1".to_string(),      // BT-129
+                        unit: "C62",                    // BT-130
+                        total: line.amount,
+                    },
+                    &cat,
+                    &rate,
+                );
+            }
+            // Written as allowances below.
+            CreditLineKind::Deduction => allowance_total -= line.amount.minor,
+        }
+    }
+
+    agreement(&mut x, seller, &cn.buyer);
+
+    // BG-13: no delivery information (a service).
+    x.empty("ram:ApplicableHeaderTradeDelivery");
+
+    x.open("ram:ApplicableHeaderTradeSettlement");
+    x.leaf("ram:InvoiceCurrencyCode", cur); // BT-5 (BR-05)
+    // BG-16: no payment instructions. The buyer pays nothing; what the credit note gives back
+    // is said in the payment terms (BT-20) below.
+
+    // BT-116: the credit note's subtotal (the lines less the allowances: BR-S-08, BR-AE-08,
+    // BR-G-08), BT-117 its VAT, at the invoice's rate and category.
+    vat_breakdown(&mut x, &cat, &rate, cn.subtotal, cn.tax);
+
+    // BG-14: the credited invoice's billing period.
+    billing_period(
+        &mut x,
+        cn.invoice_period.first_day(),
+        cn.invoice_period.last_day(),
+    );
+
+    // BG-20: a deduction line (negative) as an allowance of its absolute amount (BT-92).
+    for line in &cn.lines {
+        match line.kind {
+            CreditLineKind::Deduction => allowance(
+                &mut x,
+                Money::new(-line.amount.minor, cn.currency),
+                &line.description,
+                &cat,
+                &rate,
+            ),
+            CreditLineKind::Line | CreditLineKind::Gesture => {}
+        }
+    }
+
+    // BT-20: how the credit note is settled, as the PDF says it (BR-CO-25: BT-115 is above
+    // zero, so a due date BT-9 or payment terms BT-20 are required; there is no due date).
+    x.open("ram:SpecifiedTradePaymentTerms");
+    x.leaf("ram:Description", &settlement_text(cn));
+    x.close("ram:SpecifiedTradePaymentTerms");
+
+    // BG-22. BR-CO-16: BT-115 = BT-112 - BT-113 + BT-114. BT-113 (paid amount) is 0 and
+    // BT-115 the total: on a credit note BT-115 is what the seller owes the buyer, and nothing
+    // of it was settled before the credit note existed. How it is then settled (taken off the
+    // invoice's amount due, or refunded) is the settlement of this amount, said in BT-20; it
+    // is not a prepayment, and it changes after issue (a refund pending, then succeeded) while
+    // the document, stored once with its SHA-256, must not. The validator accepts it (the
+    // credit-note tests of tests/it/facturx.rs).
+    totals(
+        &mut x,
+        cur,
+        &Totals {
+            line_total: Money::new(line_total, cn.currency),
+            allowance_total: Money::new(allowance_total, cn.currency),
+            tax_basis: cn.subtotal,
+            tax: cn.tax,
+            grand_total: cn.total,
+            prepaid: Money::new(0, cn.currency),
+            due: cn.total,
+        },
+    );
+
+    // BG-3: the invoice this credit note corrects: BT-25 its number, BT-26 its issue date.
+    x.open("ram:InvoiceReferencedDocument");
+    x.leaf("ram:IssuerAssignedID", &cn.invoice_number); // BT-25
+    x.open("ram:FormattedIssueDateTime"); // BT-26
+    x.leaf_attr(
+        "qdt:DateTimeString",
+        "format",
+        "102",
+        &cn.invoice_issued_at
+            .date_naive()
+            .format("%Y%m%d")
+            .to_string(),
+    );
+    x.close("ram:FormattedIssueDateTime");
+    x.close("ram:InvoiceReferencedDocument");
+
+    x.close("ram:ApplicableHeaderTradeSettlement");
+    x.close("rsm:SupplyChainTradeTransaction");
+    x.raw("</rsm:CrossIndustryInvoice>\n");
+    x.out
+}
+
+/// The credit note's settlement in its language, one sentence per way it is settled (the
+/// PDF's "Settlement" paragraph, the XML's BT-20, the email's `refund_text`).
+pub fn settlement_text(cn: &CreditNote) -> String {
+    crate::pdf::settlement_sentences(cn).join(" ")
+}
+
+/// The XML declaration, the root element, the context (BG-2) and the document (BT-1, BT-3,
+/// BT-2, BG-1 notes).
+fn document_header(
+    x: &mut Xml,
+    number: &str,
+    type_code: &str,
+    issued: NaiveDate,
+    notes: &[(String, &str)],
+) {
     x.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.raw(
         "<rsm:CrossIndustryInvoice \
@@ -97,149 +362,143 @@ pub fn to_xml(inv: &Invoice, seller: &Seller) -> String {
     x.close("rsm:ExchangedDocumentContext");
 
     x.open("rsm:ExchangedDocument");
-    // BT-1 (BR-02); a dry-run has no number yet.
-    x.leaf("ram:ID", inv.number.as_deref().unwrap_or(""));
-    // BT-3 (BR-04): 380, a commercial invoice (381 for the credit notes to come, with BT-25).
-    x.leaf("ram:TypeCode", "380");
-    // BT-2 (BR-03).
-    date(&mut x, "ram:IssueDateTime", inv.issued_at.date_naive());
+    x.leaf("ram:ID", number); // BT-1 (BR-02)
+    x.leaf("ram:TypeCode", type_code); // BT-3 (BR-04)
+    date(x, "ram:IssueDateTime", issued); // BT-2 (BR-03)
     // BG-1 notes (BT-22) with their subject codes (BT-21, UNTDID 4451).
-    notes(&mut x, inv);
-    x.close("rsm:ExchangedDocument");
-
-    x.open("rsm:SupplyChainTradeTransaction");
-
-    // BG-25: the lines (BR-16: at least one).
-    for (i, line) in inv.lines.iter().enumerate() {
-        x.open("ram:IncludedSupplyChainTradeLineItem");
-        x.open("ram:AssociatedDocumentLineDocument");
-        x.leaf("ram:LineID", &(i + 1).to_string()); // BT-126 (BR-21)
-        x.close("ram:AssociatedDocumentLineDocument");
-        x.open("ram:SpecifiedTradeProduct");
-        x.leaf("ram:Name", &line.description); // BT-153 (BR-25)
-        x.close("ram:SpecifiedTradeProduct");
-        x.open("ram:SpecifiedLineTradeAgreement");
-        x.open("ram:NetPriceProductTradePrice");
-        // BT-146 (BR-26, BR-27: not negative): the catalog's price per hour, as the PDF.
-        x.leaf("ram:ChargeAmount", &decimal(line.unit_price));
-        x.close("ram:NetPriceProductTradePrice");
-        x.close("ram:SpecifiedLineTradeAgreement");
-        x.open("ram:SpecifiedLineTradeDelivery");
-        // BT-129 (BR-22), BT-130 (BR-23): hours, UN/ECE rec. 20 `HUR`.
-        x.leaf_attr(
-            "ram:BilledQuantity",
-            "unitCode",
-            "HUR",
-            &decimal(line.quantity_hours),
-        );
-        x.close("ram:SpecifiedLineTradeDelivery");
-        x.open("ram:SpecifiedLineTradeSettlement");
-        // BG-30: the line's VAT category (BT-151, BR-CO-04) and rate (BT-152).
-        x.open("ram:ApplicableTradeTax");
-        x.leaf("ram:TypeCode", "VAT");
-        x.leaf("ram:CategoryCode", cat.code);
-        x.leaf("ram:RateApplicablePercent", &rate);
-        x.close("ram:ApplicableTradeTax");
-        x.open("ram:SpecifiedTradeSettlementLineMonetarySummation");
-        x.leaf("ram:LineTotalAmount", &amount(line.amount)); // BT-131 (BR-24)
-        x.close("ram:SpecifiedTradeSettlementLineMonetarySummation");
-        x.close("ram:SpecifiedLineTradeSettlement");
-        x.close("ram:IncludedSupplyChainTradeLineItem");
+    for (content, subject) in notes {
+        note(x, content, subject);
     }
+    x.close("rsm:ExchangedDocument");
+}
 
-    x.open("ram:ApplicableHeaderTradeAgreement");
-    // BT-10 buyer reference: none (billrun has no purchase orders).
-    seller_party(&mut x, seller);
-    buyer_party(&mut x, inv);
-    x.close("ram:ApplicableHeaderTradeAgreement");
+/// One line (BG-25) as both documents write it.
+struct LineItem<'a> {
+    /// BT-126 (BR-21), from 1.
+    id: usize,
+    /// BT-153 (BR-25).
+    name: &'a str,
+    /// BT-146 (BR-26, BR-27: not negative).
+    net_price: String,
+    /// BT-129 (BR-22).
+    quantity: String,
+    /// BT-130 (BR-23), UN/ECE rec. 20.
+    unit: &'a str,
+    /// BT-131 (BR-24).
+    total: Money,
+}
 
-    // BG-13: no delivery information (a service; the billing period BG-14 dates it).
-    x.empty("ram:ApplicableHeaderTradeDelivery");
-
-    x.open("ram:ApplicableHeaderTradeSettlement");
-    x.leaf("ram:InvoiceCurrencyCode", cur); // BT-5 (BR-05)
-    payment_means(&mut x, inv);
-
-    // BG-23: one VAT breakdown (one treatment per invoice). BT-116 the base (the subtotal
-    // less the discounts: BR-S-08, BR-AE-08, BR-G-08), BT-117 the tax (BR-CO-17; zero for
-    // AE and G: BR-AE-09, BR-G-09).
+fn line_item(x: &mut Xml, line: &LineItem<'_>, cat: &Category, rate: &str) {
+    x.open("ram:IncludedSupplyChainTradeLineItem");
+    x.open("ram:AssociatedDocumentLineDocument");
+    x.leaf("ram:LineID", &line.id.to_string()); // BT-126 (BR-21)
+    x.close("ram:AssociatedDocumentLineDocument");
+    x.open("ram:SpecifiedTradeProduct");
+    x.leaf("ram:Name", line.name); // BT-153 (BR-25)
+    x.close("ram:SpecifiedTradeProduct");
+    x.open("ram:SpecifiedLineTradeAgreement");
+    x.open("ram:NetPriceProductTradePrice");
+    x.leaf("ram:ChargeAmount", &line.net_price); // BT-146 (BR-26, BR-27)
+    x.close("ram:NetPriceProductTradePrice");
+    x.close("ram:SpecifiedLineTradeAgreement");
+    x.open("ram:SpecifiedLineTradeDelivery");
+    // BT-129 (BR-22), BT-130 (BR-23).
+    x.leaf_attr("ram:BilledQuantity", "unitCode", line.unit, &line.quantity);
+    x.close("ram:SpecifiedLineTradeDelivery");
+    x.open("ram:SpecifiedLineTradeSettlement");
+    // BG-30: the line's VAT category (BT-151, BR-CO-04) and rate (BT-152).
     x.open("ram:ApplicableTradeTax");
-    x.leaf("ram:CalculatedAmount", &amount(inv.tax)); // BT-117
+    x.leaf("ram:TypeCode", "VAT");
+    x.leaf("ram:CategoryCode", cat.code);
+    x.leaf("ram:RateApplicablePercent", rate);
+    x.close("ram:ApplicableTradeTax");
+    x.open("ram:SpecifiedTradeSettlementLineMonetarySummation");
+    x.leaf("ram:LineTotalAmount", &amount(line.total)); // BT-131 (BR-24)
+    x.close("ram:SpecifiedTradeSettlementLineMonetarySummation");
+    x.close("ram:SpecifiedLineTradeSettlement");
+    x.close("ram:IncludedSupplyChainTradeLineItem");
+}
+
+/// The seller (BG-4) and the buyer (BG-7).
+fn agreement(x: &mut Xml, seller: &Seller, buyer: &Buyer) {
+    x.open("ram:ApplicableHeaderTradeAgreement");
+    seller_party(x, seller);
+    buyer_party(x, buyer);
+    x.close("ram:ApplicableHeaderTradeAgreement");
+}
+
+/// BG-23: one VAT breakdown (one treatment per document). BT-116 the base, BT-117 the tax
+/// (BR-CO-17; zero for AE and G: BR-AE-09, BR-G-09).
+fn vat_breakdown(x: &mut Xml, cat: &Category, rate: &str, base: Money, tax: Money) {
+    x.open("ram:ApplicableTradeTax");
+    x.leaf("ram:CalculatedAmount", &amount(tax)); // BT-117
     x.leaf("ram:TypeCode", "VAT");
     if let Some(text) = cat.exemption_text {
         x.leaf("ram:ExemptionReason", text); // BT-120
     }
-    x.leaf("ram:BasisAmount", &amount(inv.taxable_base())); // BT-116
+    x.leaf("ram:BasisAmount", &amount(base)); // BT-116
     x.leaf("ram:CategoryCode", cat.code); // BT-118
     if let Some(code) = cat.exemption_code {
         x.leaf("ram:ExemptionReasonCode", code); // BT-121
     }
-    x.leaf("ram:RateApplicablePercent", &rate); // BT-119
+    x.leaf("ram:RateApplicablePercent", rate); // BT-119
     x.close("ram:ApplicableTradeTax");
+}
 
-    // BG-14: the billed time, first and last day (BR-29: the end is not before the start).
+/// BG-14: the billed time, first and last day (BR-29: the end is not before the start).
+fn billing_period(x: &mut Xml, first: NaiveDate, last: NaiveDate) {
     x.open("ram:BillingSpecifiedPeriod");
-    date(&mut x, "ram:StartDateTime", inv.period_start.date_naive());
-    date(&mut x, "ram:EndDateTime", inv.period_last_day());
+    date(x, "ram:StartDateTime", first);
+    date(x, "ram:EndDateTime", last);
     x.close("ram:BillingSpecifiedPeriod");
+}
 
-    // BG-20: the referral discounts, document-level allowances (BT-92 amount, BT-95 VAT
-    // category (BR-32) and BT-96 rate, BT-97 reason (BR-33)), in the invoice's category: a
-    // discount lowers the taxed base, as on the PDF (`Invoice::taxable_base`).
-    for d in &inv.discounts {
-        x.open("ram:SpecifiedTradeAllowanceCharge");
-        x.open("ram:ChargeIndicator");
-        x.leaf("udt:Indicator", "false");
-        x.close("ram:ChargeIndicator");
-        x.leaf("ram:ActualAmount", &amount(d.amount)); // BT-92 (BR-31)
-        x.leaf("ram:Reason", &discount_reason(inv.language, &d.description)); // BT-97
-        x.open("ram:CategoryTradeTax");
-        x.leaf("ram:TypeCode", "VAT");
-        x.leaf("ram:CategoryCode", cat.code); // BT-95
-        x.leaf("ram:RateApplicablePercent", &rate); // BT-96
-        x.close("ram:CategoryTradeTax");
-        x.close("ram:SpecifiedTradeAllowanceCharge");
-    }
+/// BG-20: a document-level allowance: BT-92 amount (BR-31), BT-97 reason (BR-33), BT-95 VAT
+/// category (BR-32) and BT-96 rate, the document's.
+fn allowance(x: &mut Xml, value: Money, reason: &str, cat: &Category, rate: &str) {
+    x.open("ram:SpecifiedTradeAllowanceCharge");
+    x.open("ram:ChargeIndicator");
+    x.leaf("udt:Indicator", "false");
+    x.close("ram:ChargeIndicator");
+    x.leaf("ram:ActualAmount", &amount(value)); // BT-92 (BR-31)
+    x.leaf("ram:Reason", reason); // BT-97
+    x.open("ram:CategoryTradeTax");
+    x.leaf("ram:TypeCode", "VAT");
+    x.leaf("ram:CategoryCode", cat.code); // BT-95
+    x.leaf("ram:RateApplicablePercent", rate); // BT-96
+    x.close("ram:CategoryTradeTax");
+    x.close("ram:SpecifiedTradeAllowanceCharge");
+}
 
-    // BT-20 payment terms and BT-9 due date (BR-CO-25: one of them when an amount is due).
-    let terms = inv.payment_terms();
-    x.open("ram:SpecifiedTradePaymentTerms");
-    x.leaf("ram:Description", &terms.text(inv.language)); // BT-20
-    date(&mut x, "ram:DueDateDateTime", inv.due_at); // BT-9
-    x.close("ram:SpecifiedTradePaymentTerms");
+/// BG-22: the document's totals.
+struct Totals {
+    /// BT-106 (BR-CO-10): Σ BT-131.
+    line_total: Money,
+    /// BT-107 (BR-CO-11): Σ BT-92.
+    allowance_total: Money,
+    /// BT-109 (BR-CO-13): BT-106 - BT-107 (no charges).
+    tax_basis: Money,
+    /// BT-110 (BR-CO-14).
+    tax: Money,
+    /// BT-112 (BR-CO-15): BT-109 + BT-110.
+    grand_total: Money,
+    /// BT-113.
+    prepaid: Money,
+    /// BT-115 (BR-CO-16): BT-112 - BT-113.
+    due: Money,
+}
 
-    // BG-22: the totals.
-    //
-    // BT-113 (paid amount) and BT-115 (amount due), with BR-CO-16: BT-115 = BT-112 - BT-113
-    // + BT-114. The PDF's amount due includes the balance brought forward from earlier
-    // invoices (`Invoice::as_issued`: total + balance brought forward; credit applied and
-    // amounts paid are zero as issued, and are deducted when a later state is rendered). The
-    // balance brought forward is an amount of another invoice, already taxed there, so it is
-    // neither a line nor a document-level charge (BG-21): either would enter the tax basis
-    // BT-109 and need a VAT category — S would tax it twice, and `O`/`E` would misstate it
-    // (and `O` may stand beside no other category, BR-O-11..14). Nor is it rounding (BT-114).
-    // EN 16931 leaves one place: the paid amount BT-113, which is what was already settled
-    // against this invoice's total; an earlier invoice's unpaid balance taken onto this one
-    // is the opposite, a negative paid amount. So BT-113 = credit applied + amount paid -
-    // balance brought forward, the invoice's tax basis and VAT stay exactly its own supply,
-    // and BT-115 is the PDF's amount due to the cent. A note (AAI) names the earlier
-    // invoices and their amounts.
-    let prepaid =
-        inv.credit_applied.minor + inv.amount_paid.minor - inv.balance_brought_forward.minor;
+fn totals(x: &mut Xml, cur: &str, t: &Totals) {
     x.open("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
-    x.leaf("ram:LineTotalAmount", &amount(inv.subtotal)); // BT-106 (BR-CO-10)
+    x.leaf("ram:LineTotalAmount", &amount(t.line_total)); // BT-106 (BR-CO-10)
     x.leaf("ram:ChargeTotalAmount", &format_minor(0)); // BT-108 (BR-CO-12)
-    x.leaf("ram:AllowanceTotalAmount", &amount(inv.discount)); // BT-107 (BR-CO-11)
-    x.leaf("ram:TaxBasisTotalAmount", &amount(inv.taxable_base())); // BT-109 (BR-CO-13)
-    x.leaf_attr("ram:TaxTotalAmount", "currencyID", cur, &amount(inv.tax)); // BT-110 (BR-CO-14)
-    x.leaf("ram:GrandTotalAmount", &amount(inv.total)); // BT-112 (BR-CO-15)
-    x.leaf("ram:TotalPrepaidAmount", &format_minor(prepaid)); // BT-113
-    x.leaf("ram:DuePayableAmount", &amount(inv.amount_due)); // BT-115 (BR-CO-16)
+    x.leaf("ram:AllowanceTotalAmount", &amount(t.allowance_total)); // BT-107 (BR-CO-11)
+    x.leaf("ram:TaxBasisTotalAmount", &amount(t.tax_basis)); // BT-109 (BR-CO-13)
+    x.leaf_attr("ram:TaxTotalAmount", "currencyID", cur, &amount(t.tax)); // BT-110 (BR-CO-14)
+    x.leaf("ram:GrandTotalAmount", &amount(t.grand_total)); // BT-112 (BR-CO-15)
+    x.leaf("ram:TotalPrepaidAmount", &amount(t.prepaid)); // BT-113
+    x.leaf("ram:DuePayableAmount", &amount(t.due)); // BT-115 (BR-CO-16)
     x.close("ram:SpecifiedTradeSettlementHeaderMonetarySummation");
-    x.close("ram:ApplicableHeaderTradeSettlement");
-    x.close("rsm:SupplyChainTradeTransaction");
-    x.raw("</rsm:CrossIndustryInvoice>\n");
-    x.out
 }
 
 fn discount_reason(lang: Language, description: &str) -> String {
@@ -254,21 +513,23 @@ fn discount_reason(lang: Language, description: &str) -> String {
     }
 }
 
-/// BT-22 notes: the late-payment terms (PMD, PMT; B2B only, as on the PDF), no discount for
-/// early payment (AAB), the VAT mention (TXD) and the balance brought forward (AAI).
-fn notes(x: &mut Xml, inv: &Invoice) {
+/// An invoice's BT-22 notes: the late-payment terms (PMD, PMT; B2B only, as on the PDF), no
+/// discount for early payment (AAB), the VAT mention (TXD) and the balance brought forward
+/// (AAI).
+fn invoice_notes(inv: &Invoice) -> Vec<(String, &'static str)> {
     let lang = inv.language;
     let terms = inv.payment_terms();
+    let mut out = Vec::new();
     if let Some(sentence) = terms.late_payment_sentence(lang) {
         // The PDF's one sentence holds both the penalties (PMD) and the 40 € recovery
         // indemnity (PMT, article D441-5 of the Code de commerce); the French rules read each
         // under its own subject code, so it is given under both.
-        note(x, &sentence, "PMD");
-        note(x, &sentence, "PMT");
+        out.push((sentence.clone(), "PMD"));
+        out.push((sentence, "PMT"));
     }
-    note(x, crate::pdf::no_early_discount(lang), "AAB");
+    out.push((crate::pdf::no_early_discount(lang).to_string(), "AAB"));
     if let Some(mention) = inv.tax_mention() {
-        note(x, mention, "TXD");
+        out.push((mention.to_string(), "TXD"));
     }
     for bf in &inv.brought_forward {
         let text = match lang {
@@ -285,8 +546,23 @@ fn notes(x: &mut Xml, inv: &Invoice) {
                 bf.amount.currency.code()
             ),
         };
-        note(x, &text, "AAI");
+        out.push((text, "AAI"));
     }
+    out
+}
+
+/// A credit note's BT-22 notes: the reference to the invoice and the reason, as the PDF
+/// words them (ACD, UNTDID 4451 "reason"), and the VAT mention (TXD). No payment terms: the
+/// buyer pays nothing.
+fn credit_note_notes(cn: &CreditNote) -> Vec<(String, &'static str)> {
+    let mut out = vec![(crate::pdf::credit_note_reference(cn), "ACD")];
+    if !cn.reason.trim().is_empty() {
+        out.push((crate::pdf::credit_note_reason(cn), "ACD"));
+    }
+    if let Some(mention) = cn.tax_mention() {
+        out.push((mention.to_string(), "TXD"));
+    }
+    out
 }
 
 fn note(x: &mut Xml, content: &str, subject: &str) {
@@ -318,8 +594,7 @@ fn seller_party(x: &mut Xml, seller: &Seller) {
 }
 
 /// BG-7: the buyer.
-fn buyer_party(x: &mut Xml, inv: &Invoice) {
-    let b = &inv.buyer;
+fn buyer_party(x: &mut Xml, b: &Buyer) {
     x.open("ram:BuyerTradeParty");
     // BT-44 (BR-07): the company when there is one, else the person.
     let name = b
@@ -344,7 +619,7 @@ fn buyer_party(x: &mut Xml, inv: &Invoice) {
     address(x, &lines, &b.country);
     // BT-48 when the buyer has one (BR-AE-02 requires it for reverse charge).
     if let Some(vat) = b.vat_number.as_deref().filter(|v| !v.trim().is_empty())
-        && inv.buyer.kind() == BuyerKind::Business
+        && b.kind() == BuyerKind::Business
     {
         tax_registration(x, vat);
     }

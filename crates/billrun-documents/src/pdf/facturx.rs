@@ -26,6 +26,8 @@ pub(super) struct Meta<'a> {
     pub(super) subject: &'a str,
     pub(super) producer: &'a str,
     pub(super) creator: &'a str,
+    /// The file specification's `/Desc`.
+    pub(super) xml_description: &'a str,
     pub(super) issued: NaiveDate,
 }
 
@@ -61,7 +63,7 @@ pub(super) fn make_facturx(
     spec.set("Type", Object::Name(b"Filespec".to_vec()));
     spec.set("F", text(cii::FILE_NAME));
     spec.set("UF", text(cii::FILE_NAME));
-    spec.set("Desc", text("Factur-X invoice (CII, EN 16931)"));
+    spec.set("Desc", text(meta.xml_description));
     // Factur-X 1.0 allows Data, Source or Alternative; the XML carries the invoice's data.
     spec.set("AFRelationship", Object::Name(b"Data".to_vec()));
     spec.set("EF", Object::Dictionary(ef));

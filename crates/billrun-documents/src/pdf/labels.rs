@@ -1,4 +1,4 @@
-//! The invoice's fixed wording in each language.
+//! The documents' fixed wording in each language (the invoice's and the credit note's).
 
 use billrun_core::locale::Language;
 
@@ -31,6 +31,14 @@ pub(super) struct Labels {
     pub(super) no_early_discount: &'static str,
     pub(super) bank_transfer: &'static str,
     pub(super) page: &'static str,
+    pub(super) credit_note: &'static str,
+    /// The credited invoice's issue date, among the credit note's facts.
+    pub(super) invoice_date: &'static str,
+    /// Above the buyer's box on a credit note.
+    pub(super) customer: &'static str,
+    pub(super) reason: &'static str,
+    pub(super) credit_note_total: &'static str,
+    pub(super) settlement_heading: &'static str,
 }
 
 const FR: Labels = Labels {
@@ -61,6 +69,12 @@ const FR: Labels = Labels {
     no_early_discount: "Pas d'escompte pour paiement anticipé.",
     bank_transfer: "Règlement par virement, IBAN :",
     page: "Page",
+    credit_note: "Avoir",
+    invoice_date: "Date de la facture",
+    customer: "Client",
+    reason: "Motif",
+    credit_note_total: "Total de l'avoir TTC",
+    settlement_heading: "Règlement de l'avoir",
 };
 
 const EN: Labels = Labels {
@@ -91,6 +105,12 @@ const EN: Labels = Labels {
     no_early_discount: "No discount for early payment.",
     bank_transfer: "Payment by bank transfer, IBAN:",
     page: "Page",
+    credit_note: "Credit note",
+    invoice_date: "Invoice date",
+    customer: "Customer",
+    reason: "Reason",
+    credit_note_total: "Credit note total incl. VAT",
+    settlement_heading: "Settlement of the credit note",
 };
 
 pub(super) fn labels(lang: Language) -> &'static Labels {

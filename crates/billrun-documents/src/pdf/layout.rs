@@ -1,9 +1,10 @@
-//! Where everything goes on the A4 page: the header (seller, invoice facts, buyer), the
-//! table of lines continued over as many pages as it takes, the totals, the legal mentions
-//! and the footer of every page. Points, origin bottom-left.
+//! Where everything goes on the A4 page: the header (seller, the document's facts, buyer),
+//! the paragraphs before the table (a credit note's reference and reason), the table of lines
+//! continued over as many pages as it takes, the totals, the legal mentions and the footer of
+//! every page. Points, origin bottom-left. The same for an invoice and a credit note: it reads
+//! a [`Prepared`] only.
 
-use billrun_core::document::{Invoice, Seller};
-use billrun_core::locale::Language;
+use billrun_core::document::Seller;
 
 use super::canvas::{
     BLACK, Canvas, DUE_FILL, GREY, HEAD_FILL, INK, RULE, Rgb3, baseline, truncate, wrap,
@@ -45,21 +46,40 @@ pub(super) const TOTAL_SIZE: f32 = 8.5;
 pub(super) const TOTAL_LEAD: f32 = 14.0;
 
 pub(super) const TEXT_SIZE: f32 = 7.5;
+pub(super) const INTRO_MAX_LINES: usize = 6;
 pub(super) const TEXT_LEAD: f32 = 10.0;
 
-/// Lays the invoice out on as many pages as it takes.
+/// Lays the document out on as many pages as it takes.
 pub(super) fn layout<'f>(
     fonts: &'f Fonts,
-    inv: &Invoice,
     seller: &Seller,
     prepared: &Prepared,
 ) -> Vec<Canvas<'f>> {
-    let lang = inv.language;
-    let l = labels(lang);
+    let l = prepared.labels();
     let mut pages = Vec::new();
     let mut page = Canvas::new(fonts);
-    let mut y = first_page_header(&mut page, inv, seller, prepared);
-    y = table_header(&mut page, l, y);
+    let mut y = first_page_header(&mut page, seller, prepared);
+    // Paragraphs before the table, on page 1 (a reference and a reason), each cut at
+    // INTRO_MAX_LINES lines so that the header stays on page 1.
+    for (weight, text) in &prepared.intro {
+        let face = page.fonts.face(*weight);
+        for line in wrap(face, TEXT_SIZE + 1.0, text, MR - ML, INTRO_MAX_LINES) {
+            page.text(
+                *weight,
+                TEXT_SIZE + 1.0,
+                ML,
+                baseline(y, TEXT_LEAD + 1.0, TEXT_SIZE + 1.0),
+                INK,
+                &line,
+            );
+            y -= TEXT_LEAD + 1.0;
+        }
+        y -= 3.0;
+    }
+    if !prepared.intro.is_empty() {
+        y -= 8.0;
+    }
+    y = table_header(&mut page, prepared, y);
 
     for row in &prepared.rows {
         let desc = wrap(
@@ -73,8 +93,8 @@ pub(super) fn layout<'f>(
         let h = n as f32 * TABLE_LEAD + 2.0 * ROW_PAD;
         if y - h < CONTENT_BOTTOM {
             pages.push(std::mem::replace(&mut page, Canvas::new(fonts)));
-            y = continuation_header(&mut page, l, seller, prepared);
-            y = table_header(&mut page, l, y);
+            y = continuation_header(&mut page, seller, prepared);
+            y = table_header(&mut page, prepared, y);
         }
         let top = y - ROW_PAD;
         for (i, line) in desc.iter().enumerate() {
@@ -115,15 +135,15 @@ pub(super) fn layout<'f>(
     y -= 10.0;
     if y - totals_h < CONTENT_BOTTOM {
         pages.push(std::mem::replace(&mut page, Canvas::new(fonts)));
-        y = continuation_header(&mut page, l, seller, prepared) - 6.0;
+        y = continuation_header(&mut page, seller, prepared) - 6.0;
     }
     y = totals_block(&mut page, prepared, y);
 
     // Legal mentions, paragraph by paragraph.
     y -= 16.0;
-    for para in legal_paragraphs(l, seller, prepared) {
-        let (weight, text, gap_after) = para;
-        let lines = page.wrap(weight, TEXT_SIZE, &text, MR - ML);
+    for (weight, text, gap_after) in &prepared.mentions {
+        let (weight, gap_after) = (*weight, *gap_after);
+        let lines = page.wrap(weight, TEXT_SIZE, text, MR - ML);
         // A paragraph moves to the next page whole; one taller than a page
         // (an unusually long tax mention) breaks between lines.
         let h = lines.len() as f32 * TEXT_LEAD;
@@ -136,7 +156,7 @@ pub(super) fn layout<'f>(
             };
             if y - needed < CONTENT_BOTTOM {
                 pages.push(std::mem::replace(&mut page, Canvas::new(fonts)));
-                y = continuation_header(&mut page, l, seller, prepared) - 6.0;
+                y = continuation_header(&mut page, seller, prepared) - 6.0;
             }
             page.text(
                 weight,
@@ -160,8 +180,8 @@ pub(super) fn layout<'f>(
 }
 
 /// Draws the full header of page 1; returns the y where the table starts.
-fn first_page_header(page: &mut Canvas, inv: &Invoice, seller: &Seller, p: &Prepared) -> f32 {
-    let lang = inv.language;
+fn first_page_header(page: &mut Canvas, seller: &Seller, p: &Prepared) -> f32 {
+    let lang = p.lang;
     let l = labels(lang);
     let left_w = 250.0;
 
@@ -212,21 +232,10 @@ fn first_page_header(page: &mut Canvas, inv: &Invoice, seller: &Seller, p: &Prep
         MR,
         baseline(ry, 22.0, 20.0),
         BLACK,
-        l.invoice,
+        p.title,
     );
     ry -= 28.0;
-    let period_range = match lang {
-        Language::Fr => format!("du {} au {}", p.period_from, p.period_to),
-        Language::En => format!("{} – {}", p.period_from, p.period_to),
-    };
-    let facts: [(&str, Weight, String); 5] = [
-        (l.number, Weight::Bold, p.number.clone()),
-        (l.issue_date, Weight::Regular, p.issue_date.clone()),
-        (l.due_date, Weight::Bold, p.due_date.clone()),
-        (l.period, Weight::Regular, p.period_label.clone()),
-        ("", Weight::Regular, period_range),
-    ];
-    for (label, weight, value) in facts {
+    for &(label, weight, ref value) in &p.facts {
         let size = 8.5;
         let lead = 12.0;
         let value_w = page.measure(weight, size, &value);
@@ -251,7 +260,7 @@ fn first_page_header(page: &mut Canvas, inv: &Invoice, seller: &Seller, p: &Prep
                 label,
             );
         }
-        let value = truncate(page.fonts.face(weight), size, &value, MR - meta_x);
+        let value = truncate(page.fonts.face(weight), size, value, MR - meta_x);
         page.text_right(weight, size, MR, baseline(ry, lead, size), INK, &value);
         ry -= lead;
     }
@@ -262,23 +271,23 @@ fn first_page_header(page: &mut Canvas, inv: &Invoice, seller: &Seller, p: &Prep
     let pad = 8.0;
     let inner_w = MR - box_x - 2.0 * pad;
     let mut buyer: Vec<(Weight, f32, Rgb3, String)> = Vec::new();
-    buyer.push((Weight::Bold, 7.0, GREY, l.billed_to.to_uppercase()));
-    let (first, second) = match &inv.buyer.company {
-        Some(company) if !company.trim().is_empty() => (company.clone(), Some(&inv.buyer.name)),
-        _ => (inv.buyer.name.clone(), None),
+    buyer.push((Weight::Bold, 7.0, GREY, p.buyer_heading.to_uppercase()));
+    let (first, second) = match &p.buyer.company {
+        Some(company) if !company.trim().is_empty() => (company.clone(), Some(&p.buyer.name)),
+        _ => (p.buyer.name.clone(), None),
     };
     buyer.push((Weight::Bold, 10.0, BLACK, first));
     if let Some(name) = second {
         buyer.push((Weight::Regular, 8.5, INK, name.clone()));
     }
-    for line in inv.buyer.address.lines() {
+    for line in p.buyer.address.lines() {
         buyer.push((Weight::Regular, 8.5, INK, line.to_string()));
     }
-    buyer.push((Weight::Regular, 8.5, INK, inv.buyer.country.clone()));
-    if let Some(vat) = &inv.buyer.vat_number {
+    buyer.push((Weight::Regular, 8.5, INK, p.buyer.country.clone()));
+    if let Some(vat) = &p.buyer.vat_number {
         buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.vat_number, vat)));
     }
-    if let Some(id) = &inv.buyer.vies_consultation {
+    if let Some(id) = &p.buyer.vies_consultation {
         buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.vies_checked, id)));
     }
     let mut wrapped: Vec<(Weight, f32, Rgb3, String)> = Vec::new();
@@ -309,9 +318,10 @@ fn first_page_header(page: &mut Canvas, inv: &Invoice, seller: &Seller, p: &Prep
 }
 
 /// Compact header of pages 2..N; returns the y where content starts.
-fn continuation_header(page: &mut Canvas, l: &Labels, seller: &Seller, p: &Prepared) -> f32 {
+fn continuation_header(page: &mut Canvas, seller: &Seller, p: &Prepared) -> f32 {
+    let l = p.labels();
     let y = TOP;
-    let right = format!("{} {} {} ({})", l.invoice, l.number, p.number, l.continued);
+    let right = format!("{} {} {} ({})", p.title, l.number, p.number, l.continued);
     let right_w = page.measure(Weight::Regular, 9.0, &right);
     let name = truncate(
         &page.fonts.bold,
@@ -340,7 +350,7 @@ fn continuation_header(page: &mut Canvas, l: &Labels, seller: &Seller, p: &Prepa
 }
 
 /// Table header row; returns the y below it.
-fn table_header(page: &mut Canvas, l: &Labels, y: f32) -> f32 {
+fn table_header(page: &mut Canvas, p: &Prepared, y: f32) -> f32 {
     page.fill_rect(ML, y - HEAD_H, MR - ML, HEAD_H, HEAD_FILL);
     // Labels are bottom-aligned on two lines.
     let line_top = |i: usize, n: usize| y - 4.5 - (2 - n + i) as f32 * HEAD_LEAD;
@@ -354,10 +364,11 @@ fn table_header(page: &mut Canvas, l: &Labels, y: f32) -> f32 {
             }
         }
     };
-    cell(page, l.col_description, COL_DESC_X, false);
-    cell(page, l.col_quantity, COL_QTY_R, true);
-    cell(page, l.col_unit_price, COL_UNIT_R, true);
-    cell(page, l.col_amount, COL_AMOUNT_R, true);
+    let [description, quantity, unit_price, amount] = p.columns;
+    cell(page, description, COL_DESC_X, false);
+    cell(page, quantity, COL_QTY_R, true);
+    cell(page, unit_price, COL_UNIT_R, true);
+    cell(page, amount, COL_AMOUNT_R, true);
     y - HEAD_H
 }
 
@@ -394,33 +405,6 @@ fn totals_block(page: &mut Canvas, prepared: &Prepared, mut y: f32) -> f32 {
         y -= TOTAL_LEAD;
     }
     y
-}
-
-/// (weight, text, gap after) for the mentions printed after the totals.
-fn legal_paragraphs(l: &Labels, seller: &Seller, p: &Prepared) -> Vec<(Weight, String, f32)> {
-    let mut out = Vec::new();
-    if let Some(m) = p.tax_mention.filter(|m| !m.trim().is_empty()) {
-        out.push((Weight::Bold, m.to_string(), 8.0));
-    }
-    out.push((Weight::Bold, l.payment_heading.to_string(), 1.0));
-    out.push((Weight::Regular, end_sentence(&p.payment_terms), 2.0));
-    if let Some(iban) = seller.iban.as_ref().filter(|s| !s.trim().is_empty()) {
-        out.push((Weight::Regular, format!("{} {iban}", l.bank_transfer), 2.0));
-    }
-    out.push((Weight::Regular, l.no_early_discount.to_string(), 2.0));
-    if let Some(late) = p.late_payment.as_ref().filter(|s| !s.trim().is_empty()) {
-        out.push((Weight::Regular, end_sentence(late), 0.0));
-    }
-    out
-}
-
-fn end_sentence(s: &str) -> String {
-    let s = s.trim();
-    if s.is_empty() || s.ends_with(['.', '!', '?']) {
-        s.to_string()
-    } else {
-        format!("{s}.")
-    }
 }
 
 fn footer(page: &mut Canvas, l: &Labels, seller: &Seller, n: usize, total: usize) {

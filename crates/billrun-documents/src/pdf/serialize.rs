@@ -13,24 +13,24 @@ use sha2::{Digest, Sha256};
 use super::PdfError;
 use super::canvas::Canvas;
 use super::fonts::{Fonts, Weight};
-use super::labels::labels;
 use super::prepare::Prepared;
 use super::programs::Program;
-use billrun_core::document::{Invoice, Seller};
+use billrun_core::document::Seller;
 
 /// The document's bytes: its pages, its fonts (cut to the characters drawn), fixed dates
-/// and a fixed trailer `/ID`, every stream compressed.
+/// and a fixed trailer `/ID`, every stream compressed; `xml` is the document's CII XML,
+/// embedded (Factur-X).
 pub(super) fn serialize(
     fonts: &Fonts,
-    inv: &Invoice,
     seller: &Seller,
     prepared: &Prepared,
     pages: Vec<Canvas>,
+    xml: &str,
 ) -> Result<Vec<u8>, PdfError> {
-    let l = labels(inv.language);
     let number = &prepared.number;
-    let issued = inv.issued_at.date_naive();
-    let mut doc = PdfDocument::new(&format!("{} {number}", l.invoice));
+    let issued = prepared.issued;
+    let title = format!("{} {number}", prepared.title);
+    let mut doc = PdfDocument::new(&title);
 
     // Fixed dates: the issue date at 00:00 UTC (never the wall clock).
     let date = printpdf::date::DateTime {
@@ -59,7 +59,7 @@ pub(super) fn serialize(
     info.author = seller.name.clone();
     info.creator = "billrun".to_string();
     info.producer = "billrun (printpdf 0.12)".to_string();
-    info.subject = format!("{} {number} – {}", l.invoice, inv.buyer.name);
+    info.subject = format!("{title} – {}", prepared.buyer.name);
     info.identifier = number.clone();
 
     let pages: Vec<Vec<Op>> = pages.into_iter().map(Canvas::into_ops).collect();
@@ -105,7 +105,10 @@ pub(super) fn serialize(
 
     // Deterministic trailer /ID: [hash(number) hash(number, content)] in hex.
     let ids = [
-        hex16(&Sha256::digest(format!("billrun-invoice:{number}"))),
+        hex16(&Sha256::digest(format!(
+            "billrun-{}:{number}",
+            prepared.id_kind
+        ))),
         hex16(&Sha256::digest(format!("billrun-instance:{number}"))),
     ];
     let id_array = lo
@@ -119,10 +122,8 @@ pub(super) fn serialize(
             .map_err(|e| PdfError::Serialize(format!("trailer /ID: {e}")))? = id.into_bytes();
     }
 
-    // Factur-X: the invoice's CII XML embedded, XMP declaring PDF/A-3b, the sRGB intent.
-    let title = format!("{} {number}", l.invoice);
+    // Factur-X: the document's CII XML embedded, XMP declaring PDF/A-3b, the sRGB intent.
     let info = &doc.metadata.info;
-    let xml = crate::cii::to_xml(inv, seller);
     super::facturx::make_facturx(
         &mut lo,
         xml.as_bytes(),
@@ -132,6 +133,7 @@ pub(super) fn serialize(
             subject: &info.subject,
             producer: &info.producer,
             creator: &info.creator,
+            xml_description: prepared.xml_description,
             issued,
         },
     )?;

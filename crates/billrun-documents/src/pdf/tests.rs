@@ -102,7 +102,7 @@ fn invoice(lines: usize) -> Invoice {
 
 /// The fonts `render` draws `inv` with.
 fn fonts_for<'a>(inv: &Invoice, seller: &Seller) -> &'a Fonts {
-    library().for_texts(Prepared::new(inv).all_text(inv, seller))
+    library().for_texts(Prepared::invoice(inv, seller).all_text(seller))
 }
 
 fn library() -> &'static FontLibrary {
@@ -260,7 +260,7 @@ fn two_hundred_lines_span_several_pages() {
 
     // Every description is drawn exactly where the layout put it.
     let fonts = fonts_for(&inv, &seller());
-    let canvases = layout(fonts, &inv, &seller(), &Prepared::new(&inv));
+    let canvases = layout(fonts, &seller(), &Prepared::invoice(&inv, &seller()));
     assert_eq!(canvases.len(), pages);
     let shown: Vec<&str> = canvases
         .iter()
@@ -321,7 +321,7 @@ fn nothing_is_drawn_over_the_footer() {
     let mut seller = seller();
     seller.iban = Some("FR76 3000 6000 0112 3456 7890 189 ".repeat(1500));
     let fonts = &library().latin;
-    let pages = layout(fonts, &inv, &seller, &Prepared::new(&inv));
+    let pages = layout(fonts, &seller, &Prepared::invoice(&inv, &seller));
     assert!(pages.len() >= 5, "{} pages", pages.len());
     for page in &pages {
         for op in &page.ops {
@@ -369,7 +369,7 @@ fn characters_outside_the_latin_cut_switch_to_the_full_font() {
     inv.buyer.name = "ნინო ბერიძე".into();
     let fonts = fonts_for(&inv, &seller());
     assert!(std::ptr::eq(fonts, &lib.full));
-    let canvases = layout(fonts, &inv, &seller(), &Prepared::new(&inv));
+    let canvases = layout(fonts, &seller(), &Prepared::invoice(&inv, &seller()));
     assert!(canvases[0].ops.iter().any(|op| matches!(op,
         Op::ShowText { items } if matches!(items.as_slice(), [TextItem::Text(t)] if t == "ნინო ბერიძე"))));
     assert!(render(&inv, &seller()).is_ok());
@@ -410,7 +410,7 @@ fn rows_and_totals_are_formatted_from_the_typed_invoice() {
     inv.lines[0].amount = Money::eur(-123456);
     inv.tax_rate = Decimal::new(550, 2);
     inv.credit_applied = Money::eur(2500);
-    let p = Prepared::new(&inv);
+    let p = Prepared::invoice(&inv, &seller());
     fn cells(r: &TableRow) -> [&str; 4] {
         [&r.description, &r.quantity, &r.unit_price, &r.amount].map(|s| s.as_str())
     }
@@ -445,20 +445,23 @@ fn rows_and_totals_are_formatted_from_the_typed_invoice() {
             ("Reste à payer", "143,80 €"),
         ]
     );
+    let facts: Vec<(&str, &str)> = p.facts.iter().map(|f| (f.0, f.2.as_str())).collect();
     assert_eq!(
-        (p.issue_date.as_str(), p.due_date.as_str()),
-        ("01/11/2026", "01/12/2026")
-    );
-    assert_eq!(
-        (p.period_from.as_str(), p.period_to.as_str()),
-        ("01/10/2026", "31/10/2026")
+        facts,
+        [
+            ("N°", "F-2026-000123"),
+            ("Date d'émission", "01/11/2026"),
+            ("Échéance", "01/12/2026"),
+            ("Période", "octobre 2026"),
+            ("", "du 01/10/2026 au 31/10/2026")
+        ]
     );
 
     inv.language = Language::En;
     inv.number = None;
     inv.balance_brought_forward = Money::eur(1250);
     inv.amount_paid = Money::eur(-100);
-    let p = Prepared::new(&inv);
+    let p = Prepared::invoice(&inv, &seller());
     assert_eq!(cells(&p.rows[0])[1..], ["120.50", "€0.02", "-€1,234.56"]);
     let labels: Vec<&str> = p.totals.iter().map(|t| t.label.as_str()).collect();
     assert_eq!(
@@ -478,11 +481,17 @@ fn rows_and_totals_are_formatted_from_the_typed_invoice() {
     // A payment is always shown as a deduction, whatever its sign.
     assert_eq!(p.totals[6].value, "-€1.00");
     assert_eq!(p.number, "");
+    let facts: Vec<&str> = p.facts.iter().map(|f| f.2.as_str()).collect();
     assert_eq!(
-        (p.issue_date.as_str(), p.period_to.as_str()),
-        ("1 November 2026", "31 October 2026")
+        facts,
+        [
+            "",
+            "1 November 2026",
+            "1 December 2026",
+            "October 2026",
+            "1 October 2026 – 31 October 2026"
+        ]
     );
-    assert_eq!(p.period_label, "October 2026");
 }
 
 #[test]
