@@ -823,4 +823,149 @@ mod tests {
         assert_eq!(decimal(Decimal::new(347, 4)), "0.0347");
         assert_eq!(amount(Money::eur(-5)), "-0.05");
     }
+
+    // Credit notes (issue 22). The validators' verdict on them is tests/it/facturx.rs's.
+
+    use crate::fixtures::{
+        domestic_full_with_deduction, domestic_partial, export_outside_eu, reverse_charge_gesture,
+        seller,
+    };
+
+    /// The texts of every `<tag>value</tag>`, in order.
+    fn value<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        xml.match_indices(&open)
+            .map(|(i, _)| {
+                let rest = &xml[i + open.len()..];
+                &rest[..rest.find(&close).unwrap()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_credit_note_is_type_code_381_bt_3_with_its_invoice_as_bt_25_and_bt_26() {
+        let xml = credit_note_to_xml(&domestic_partial(Language::Fr), &seller());
+        // BT-1, BT-3 (UNTDID 1001: 381, credit note), BT-2.
+        assert!(
+            xml.contains("<ram:ID>AV-2026-000001</ram:ID>\n    <ram:TypeCode>381</ram:TypeCode>")
+        );
+        assert!(xml.contains("<udt:DateTimeString format=\"102\">20261115</udt:DateTimeString>"));
+        // BG-3: BT-25 the invoice's number, BT-26 its issue date, after the totals (CII order).
+        let reference = "<ram:InvoiceReferencedDocument>\n        \
+                         <ram:IssuerAssignedID>2026-000001</ram:IssuerAssignedID>\n        \
+                         <ram:FormattedIssueDateTime>\n          \
+                         <qdt:DateTimeString format=\"102\">20261101</qdt:DateTimeString>";
+        assert!(xml.contains(reference), "{xml}");
+        assert!(
+            xml.find("InvoiceReferencedDocument").unwrap()
+                > xml
+                    .find("SpecifiedTradeSettlementHeaderMonetarySummation")
+                    .unwrap()
+        );
+        // The reference and the reason as notes (BT-22), as the PDF words them.
+        assert!(xml.contains(
+            "<ram:Content>Avoir sur la facture 2026-000001 du 1er novembre 2026</ram:Content>"
+        ));
+        assert!(xml.contains(
+            "<ram:Content>Motif : Instance indisponible du 3 au 5 octobre</ram:Content>"
+        ));
+        // Nothing due from the buyer: no payment means, no late-payment notes.
+        assert!(!xml.contains("PaymentMeans"));
+        assert!(!xml.contains("PMD"));
+        // Deterministic.
+        assert_eq!(
+            xml,
+            credit_note_to_xml(&domestic_partial(Language::Fr), &seller())
+        );
+    }
+
+    #[test]
+    fn a_credited_line_is_one_unit_at_the_credited_amount_positive_br_27() {
+        let xml = credit_note_to_xml(&domestic_partial(Language::En), &seller());
+        assert_eq!(value(&xml, "ram:ChargeAmount"), ["10.00"]); // BT-146
+        assert!(xml.contains("<ram:BilledQuantity unitCode=\"C62\">1</ram:BilledQuantity>"));
+        // BT-131 then BT-106.
+        assert_eq!(value(&xml, "ram:LineTotalAmount"), ["10.00", "10.00"]);
+    }
+
+    #[test]
+    fn the_deduction_of_a_full_credit_is_a_document_level_allowance_br_27_br_co_11() {
+        let cn = domestic_full_with_deduction(Language::Fr);
+        let xml = credit_note_to_xml(&cn, &seller());
+        // Two lines, both positive; the deduction is an allowance of 5.00 (BT-92), its reason
+        // the line's words (BT-97), in the document's category and rate (BT-95, BT-96).
+        assert_eq!(value(&xml, "ram:ChargeAmount"), ["14.88", "14.88"]);
+        assert_eq!(value(&xml, "ram:ActualAmount"), ["5.00"]);
+        assert_eq!(
+            value(&xml, "ram:Reason"),
+            ["Remises de la facture, déjà déduites"]
+        );
+        assert!(!xml.contains(">-"), "no negative amount: {xml}");
+        // BT-106 = Σ lines (BR-CO-10), BT-107 = Σ allowances (BR-CO-11), BT-109 = BT-106 -
+        // BT-107 (BR-CO-13) = the credit note's subtotal = BT-116.
+        assert_eq!(value(&xml, "ram:LineTotalAmount")[2], "29.76");
+        assert_eq!(value(&xml, "ram:AllowanceTotalAmount"), ["5.00"]);
+        assert_eq!(value(&xml, "ram:TaxBasisTotalAmount"), ["24.76"]);
+        assert_eq!(value(&xml, "ram:BasisAmount"), ["24.76"]);
+        assert_eq!(value(&xml, "ram:CalculatedAmount"), ["4.95"]);
+        assert_eq!(value(&xml, "ram:GrandTotalAmount"), ["29.71"]);
+    }
+
+    #[test]
+    fn bt_115_is_the_total_and_bt_113_zero_br_co_16_whatever_the_refund() {
+        for cn in [
+            domestic_partial(Language::Fr),
+            domestic_full_with_deduction(Language::Fr),
+            export_outside_eu(Language::En),
+        ] {
+            let xml = credit_note_to_xml(&cn, &seller());
+            let total = format_minor(cn.total.minor);
+            assert_eq!(value(&xml, "ram:GrandTotalAmount"), [total.as_str()]);
+            assert_eq!(value(&xml, "ram:TotalPrepaidAmount"), ["0.00"]);
+            assert_eq!(value(&xml, "ram:DuePayableAmount"), [total.as_str()]);
+            // BR-CO-25: BT-115 > 0, so payment terms (BT-20): the settlement, as the PDF.
+            let terms = settlement_text(&cn);
+            assert!(xml.contains(&format!("<ram:Description>{terms}</ram:Description>")));
+        }
+        let us = credit_note_to_xml(&export_outside_eu(Language::En), &seller());
+        assert!(us.contains(
+            "Deducted from the amount due on invoice 2026-000003: €10.00. \
+             Refund to the payment method that paid the invoice: €10.00."
+        ));
+    }
+
+    #[test]
+    fn a_credit_note_reverses_vat_in_its_invoices_category_s_ae_g() {
+        // S, 20 % (BR-S-05), no exemption.
+        let xml = credit_note_to_xml(&domestic_partial(Language::Fr), &seller());
+        assert_eq!(value(&xml, "ram:CategoryCode"), ["S", "S"]);
+        assert_eq!(value(&xml, "ram:RateApplicablePercent"), ["20", "20"]);
+        assert_eq!(value(&xml, "ram:CalculatedAmount"), ["2.00"]);
+        assert!(!xml.contains("ExemptionReason"));
+
+        // AE: rate 0, the buyer's VAT number (BR-AE-02), the mention and VATEX-EU-AE (BR-AE-10).
+        let xml = credit_note_to_xml(&reverse_charge_gesture(Language::Fr), &seller());
+        assert_eq!(value(&xml, "ram:CategoryCode"), ["AE", "AE"]);
+        assert_eq!(value(&xml, "ram:RateApplicablePercent"), ["0", "0"]);
+        assert_eq!(value(&xml, "ram:ExemptionReasonCode"), ["VATEX-EU-AE"]);
+        assert!(xml.contains("<ram:ID schemeID=\"VA\">DE123456789</ram:ID>"));
+        assert!(xml.contains("<ram:ExemptionReason>Autoliquidation"));
+        assert_eq!(value(&xml, "ram:Name")[0], "Geste commercial");
+
+        // G: export outside the EU, the seller's VAT number kept (BR-G-02), VATEX-EU-G.
+        let xml = credit_note_to_xml(&export_outside_eu(Language::En), &seller());
+        assert_eq!(value(&xml, "ram:CategoryCode"), ["G", "G"]);
+        assert_eq!(value(&xml, "ram:ExemptionReasonCode"), ["VATEX-EU-G"]);
+        assert!(xml.contains("article 259-1"), "the PDF's mention");
+        assert!(xml.contains("FR32912345678"));
+    }
+
+    #[test]
+    fn snapshot_credit_note_xml_full_credit_fr() {
+        insta::assert_snapshot!(credit_note_to_xml(
+            &domestic_full_with_deduction(Language::Fr),
+            &seller()
+        ));
+    }
 }

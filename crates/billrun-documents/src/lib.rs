@@ -6,5 +6,7 @@
 pub mod cii;
 pub mod credit_note_pdf;
 pub mod email;
+#[cfg(test)]
+mod fixtures;
 pub mod invoice_pdf;
 pub mod pdf;

@@ -127,7 +127,9 @@ fn esc(s: &str) -> String {
 
 /// The XMP packet: PDF/A identification, the Dublin Core and PDF properties matching the
 /// document information dictionary, and the Factur-X extension schema with its values
-/// (Factur-X 1.0, §6.2).
+/// (Factur-X 1.0, §6.2). `fx:DocumentType` is `INVOICE` for a credit note too: Factur-X 1.0
+/// defines the values INVOICE (an invoice or a credit note: the XML's type code BT-3 tells
+/// which) and ORDER, and the validator accepts nothing else for a 381 document.
 fn xmp(m: &Meta<'_>) -> String {
     let date = format!("{}T00:00:00+00:00", m.issued.format("%Y-%m-%d"));
     let property = |name: &str, description: &str| {

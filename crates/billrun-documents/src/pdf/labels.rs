@@ -109,7 +109,7 @@ const EN: Labels = Labels {
     invoice_date: "Invoice date",
     customer: "Customer",
     reason: "Reason",
-    credit_note_total: "Credit note total incl. VAT",
+    credit_note_total: "Total incl. VAT",
     settlement_heading: "Settlement of the credit note",
 };
 

@@ -641,3 +641,229 @@ fn facturx_cost() {
         xml * 1e6
     );
 }
+
+// Credit notes (issue 22): the same layout and container; the validators' verdict is
+// tests/it/facturx.rs's.
+
+mod credit_notes {
+    use super::*;
+    use crate::fixtures::{
+        domestic_full_with_deduction, domestic_partial, export_outside_eu, reverse_charge_gesture,
+        seller,
+    };
+
+    fn embedded_xml_and_xmp(pdf: &[u8]) -> (String, String, String) {
+        let doc = lopdf::Document::load_mem(pdf).unwrap();
+        assert_eq!(doc.version, "1.7");
+        let catalog = doc.catalog().unwrap();
+        let af = catalog.get(b"AF").unwrap().as_array().unwrap();
+        let spec = doc.get_dictionary(af[0].as_reference().unwrap()).unwrap();
+        assert_eq!(
+            spec.get(b"AFRelationship").unwrap().as_name().unwrap(),
+            b"Data"
+        );
+        let desc = String::from_utf8(spec.get(b"Desc").unwrap().as_str().unwrap().to_vec());
+        let ef = spec.get(b"EF").unwrap().as_dict().unwrap();
+        let stream = doc
+            .get_object(ef.get(b"F").unwrap().as_reference().unwrap())
+            .unwrap()
+            .as_stream()
+            .unwrap();
+        let xml = String::from_utf8(stream.decompressed_content().unwrap()).unwrap();
+        let meta = doc
+            .get_object(catalog.get(b"Metadata").unwrap().as_reference().unwrap())
+            .unwrap()
+            .as_stream()
+            .unwrap();
+        let xmp = String::from_utf8(meta.content.clone()).unwrap();
+        (xml, xmp, desc.unwrap())
+    }
+
+    #[test]
+    fn a_credit_note_pdf_is_a_factur_x_embedding_its_381_xml_deterministically() {
+        for cn in [
+            domestic_partial(Language::Fr),
+            domestic_full_with_deduction(Language::En),
+            reverse_charge_gesture(Language::Fr),
+            export_outside_eu(Language::En),
+        ] {
+            let pdf = render_credit_note(&cn, &seller()).unwrap();
+            assert_eq!(
+                pdf,
+                render_credit_note(&cn, &seller()).unwrap(),
+                "deterministic"
+            );
+            assert_eq!(page_count(&pdf), 1);
+            let (xml, xmp, desc) = embedded_xml_and_xmp(&pdf);
+            assert_eq!(xml, crate::cii::credit_note_to_xml(&cn, &seller()));
+            assert!(xml.contains("<ram:TypeCode>381</ram:TypeCode>"));
+            assert_eq!(desc, "Factur-X credit note (CII, EN 16931)");
+            let title = match cn.language {
+                Language::Fr => "Avoir ",
+                Language::En => "Credit note ",
+            };
+            for needle in [
+                "<pdfaid:part>3</pdfaid:part>",
+                "<pdfaid:conformance>B</pdfaid:conformance>",
+                // Factur-X 1.0: INVOICE for an invoice or a credit note (BT-3 tells which).
+                "<fx:DocumentType>INVOICE</fx:DocumentType>",
+                "<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>",
+                // Dated by its own issue date, never the clock.
+                "2026-11-15T00:00:00+00:00",
+                &format!("{title}{}", cn.number.as_deref().unwrap()),
+            ] {
+                assert!(xmp.contains(needle), "{needle}");
+            }
+            assert!(String::from_utf8_lossy(&pdf).contains("D:20261115000000"));
+        }
+    }
+
+    #[test]
+    fn a_credit_note_names_its_invoice_and_reason_article_242_nonies_a_fr() {
+        let cn = domestic_full_with_deduction(Language::Fr);
+        let p = Prepared::credit_note(&cn);
+        assert_eq!(p.title, "Avoir");
+        let facts: Vec<(&str, &str)> = p.facts.iter().map(|f| (f.0, f.2.as_str())).collect();
+        assert_eq!(
+            facts,
+            [
+                ("N°", "AV-2026-000001"),
+                ("Date d'émission", "15/11/2026"),
+                ("Facture", "2026-000001"),
+                ("Date de la facture", "01/11/2026"),
+                ("Période", "octobre 2026"),
+            ]
+        );
+        let intro: Vec<&str> = p.intro.iter().map(|i| i.1.as_str()).collect();
+        assert_eq!(
+            intro,
+            [
+                "Avoir sur la facture 2026-000001 du 1er novembre 2026",
+                "Motif : Facture émise par erreur"
+            ]
+        );
+        // Credited amounts positive, the deduction negative; VAT at the invoice's rate.
+        let rows: Vec<(&str, &str)> = p
+            .rows
+            .iter()
+            .map(|r| (r.description.as_str(), r.amount.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("web – conteneur M (octobre 2026)", "14,88 €"),
+                ("db – addon postgres S (octobre 2026)", "14,88 €"),
+                ("Remises de la facture, déjà déduites", "-5,00 €"),
+            ]
+        );
+        assert!(
+            p.rows
+                .iter()
+                .all(|r| r.quantity.is_empty() && r.unit_price.is_empty())
+        );
+        let totals: Vec<(&str, &str)> = p
+            .totals
+            .iter()
+            .map(|t| (t.label.as_str(), t.value.as_str()))
+            .collect();
+        assert_eq!(
+            totals,
+            [
+                ("Sous-total HT", "24,76 €"),
+                ("TVA 20 % sur 24,76 €", "4,95 €"),
+                ("Total de l'avoir TTC", "29,71 €"),
+            ]
+        );
+        // Domestic: no VAT mention; how it is settled, without its status.
+        let mentions: Vec<&str> = p.mentions.iter().map(|m| m.1.as_str()).collect();
+        assert_eq!(
+            mentions,
+            [
+                "Règlement de l'avoir",
+                "Remboursement sur le moyen de paiement qui a réglé la facture : 29,71 €."
+            ]
+        );
+        assert_eq!(p.buyer.company.as_deref(), Some("Martin & Fils SARL"));
+    }
+
+    #[test]
+    fn a_credit_note_carries_its_invoices_vat_mention_and_every_settlement_en() {
+        // Reverse charge: the invoice's mention (article 196 of Directive 2006/112/EC).
+        let mut cn = reverse_charge_gesture(Language::En);
+        cn.refund.reduce_due = Money::eur(100);
+        cn.refund.to_payment_method = Money::eur(100);
+        cn.refund.to_credit = Money::eur(200);
+        cn.refund.outside = Money::eur(100);
+        let p = Prepared::credit_note(&cn);
+        assert_eq!(p.title, "Credit note");
+        assert_eq!(
+            p.intro[0].1,
+            "Credit note for invoice 2026-000002 of 1 November 2026"
+        );
+        assert_eq!(p.intro[1].1, "Reason: Geste commercial après un incident");
+        assert_eq!(p.rows[0].description, "Commercial gesture");
+        assert_eq!(p.rows[0].amount, "€5.00");
+        let mentions: Vec<&str> = p.mentions.iter().map(|m| m.1.as_str()).collect();
+        assert_eq!(
+            mentions,
+            [
+                cn.tax_mention().unwrap(),
+                "Settlement of the credit note",
+                "Deducted from the amount due on invoice 2026-000002: €1.00.",
+                "Refund to the payment method that paid the invoice: €1.00.",
+                "Returned to the account's prepaid credit: €2.00.",
+                "Refund settled separately: €1.00.",
+            ]
+        );
+        assert!(mentions[0].contains("reverse charge"));
+        let totals: Vec<&str> = p.totals.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(
+            totals,
+            ["Subtotal excl. VAT", "VAT 0% on €5.00", "Total incl. VAT"]
+        );
+
+        // Outside the EU: the article 259-1 mention.
+        let p = Prepared::credit_note(&export_outside_eu(Language::Fr));
+        assert!(
+            p.mentions[0].1.contains("article 259-1 du CGI"),
+            "{}",
+            p.mentions[0].1
+        );
+    }
+
+    #[test]
+    fn a_long_reason_stays_on_the_first_page_cut_to_its_lines() {
+        let mut cn = domestic_partial(Language::Fr);
+        cn.reason = "très long motif ".repeat(2000);
+        let p = Prepared::credit_note(&cn);
+        let fonts = &library().latin;
+        let pages = layout(fonts, &seller(), &p);
+        let drawn_lines = |page: &super::super::canvas::Canvas| {
+            page.ops
+                .iter()
+                .filter(|op| {
+                    matches!(op, Op::ShowText { items } if items.iter().any(|i| matches!(i, TextItem::Text(t) if t.contains("long motif"))))
+                })
+                .count()
+        };
+        assert_eq!(
+            drawn_lines(&pages[0]),
+            super::super::layout::INTRO_MAX_LINES
+        );
+        for page in &pages {
+            for op in &page.ops {
+                if let Op::SetTextMatrix {
+                    matrix: TextMatrix::Translate(_, y),
+                } = op
+                {
+                    assert!(
+                        y.0 >= CONTENT_BOTTOM || y.0 == FOOTER_TEXT_Y,
+                        "text at y={}",
+                        y.0
+                    );
+                }
+            }
+        }
+        assert!(render_credit_note(&cn, &seller()).is_ok());
+    }
+}
