@@ -138,6 +138,48 @@ kinds! {
     "account_deletion_confirmation" => ["token", "expires_at", "confirm_url"],
     "account_deleted" => ["deleted_at", "reason"],
     "hds_review_reminder" => ["contact_name", "contact_email", "contact_phone", "last_reviewed_at"],
+    "credit_note_issued" => [
+        "credit_note_number", "invoice_number", "invoice_issued_at", "reason", "total",
+        "reduce_due", "refund_to_payment_method", "refund_to_credit", "refund_outside",
+    ],
+}
+
+/// The kind-specific data of a `credit_note_issued` email (the caller adds [`COMMON_KEYS`]):
+/// the numbers, the credited invoice's issue date (`2026-11-01`), the reason, and the amounts
+/// as decimal strings, VAT included: the total, then how it is settled (`CreditNote::refund`:
+/// taken off the invoice's amount due, refunded to the payment method, to the prepaid credit,
+/// settled outside billrun), each `"0.00"` when unused. The templates show the parts above
+/// zero; the PDF is attached by the delivery.
+pub fn credit_note_issued_data(
+    cn: &billrun_core::document::CreditNote,
+) -> serde_json::Map<String, serde_json::Value> {
+    use billrun_core::money::format_minor;
+    let r = &cn.refund;
+    let amount = |m: billrun_core::money::Money| serde_json::Value::from(format_minor(m.minor));
+    let mut data = serde_json::Map::new();
+    data.insert(
+        "credit_note_number".into(),
+        cn.number.clone().unwrap_or_default().into(),
+    );
+    data.insert("invoice_number".into(), cn.invoice_number.clone().into());
+    data.insert(
+        "invoice_issued_at".into(),
+        cn.invoice_issued_at
+            .date_naive()
+            .format("%Y-%m-%d")
+            .to_string()
+            .into(),
+    );
+    data.insert("reason".into(), cn.reason.clone().into());
+    data.insert("total".into(), amount(cn.total));
+    data.insert("reduce_due".into(), amount(r.reduce_due));
+    data.insert(
+        "refund_to_payment_method".into(),
+        amount(r.to_payment_method),
+    );
+    data.insert("refund_to_credit".into(), amount(r.to_credit));
+    data.insert("refund_outside".into(), amount(r.outside));
+    data
 }
 
 /// The keys the data of `kind` must hold: its own ones, then [`COMMON_KEYS`]. `None` for an
@@ -701,6 +743,8 @@ mod tests {
             "account_suspended",
             "data_deletion_warning",
             "hds_review_reminder",
+            // A legal document's notice, like invoice_issued: delivered (core's fallback).
+            "credit_note_issued",
         ];
         for kind in KINDS {
             assert!(
@@ -775,6 +819,9 @@ mod tests {
                 "contact_phone": "+33 1 23 45 67 89",
                 "last_reviewed_at": "2025-11-20",
             }),
+            "credit_note_issued" => serde_json::Value::Object(credit_note_issued_data(
+                &crate::fixtures::export_outside_eu(Language::Fr),
+            )),
             other => panic!("no sample for {other}"),
         };
         let mut data = common("Clinique Saint-Exemple");
@@ -892,6 +939,19 @@ mod tests {
                 },
                 "12",
             ],
+            "credit_note_issued" => vec![
+                "AV-2026-000003",
+                "2026-000003",
+                "Overbilled hours",
+                if fr { "20,00\u{a0}€" } else { "€20.00" },
+                if fr { "10,00\u{a0}€" } else { "€10.00" },
+                if fr {
+                    "1er novembre 2026"
+                } else {
+                    "1 November 2026"
+                },
+                if fr { "pièce jointe" } else { "attached" },
+            ],
             other => panic!("no facts for {other}"),
         }
     }
@@ -908,7 +968,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_keys_and_six_templates() {
-        assert_eq!(KINDS.len(), 9);
+        assert_eq!(KINDS.len(), 10);
         assert_eq!(BUILTIN.len(), KINDS.len() * 6);
         for kind in KINDS {
             let keys = data_keys(kind).unwrap();
@@ -1542,5 +1602,113 @@ mod tests {
             .render("invoice_issued", "fr", &sample("invoice_issued"))
             .unwrap();
         insta::assert_snapshot!(e.html);
+    }
+
+    #[test]
+    fn credit_note_issued_shows_each_way_it_is_settled_and_nothing_else() {
+        let t = Templates::builtin();
+        let base = sample("credit_note_issued");
+        let only = |key: &str, value: &str| {
+            let mut d = base.clone();
+            for k in [
+                "reduce_due",
+                "refund_to_payment_method",
+                "refund_to_credit",
+                "refund_outside",
+            ] {
+                d[k] = json!("0.00");
+            }
+            d[key] = json!(value);
+            d
+        };
+        let cases = [
+            (
+                "reduce_due",
+                "deducted from the amount due",
+                "déduits du montant restant",
+            ),
+            (
+                "refund_to_payment_method",
+                "refunded to the payment method",
+                "remboursés sur le moyen",
+            ),
+            ("refund_to_credit", "prepaid credit", "crédit prépayé"),
+            (
+                "refund_outside",
+                "refunded separately",
+                "remboursés séparément",
+            ),
+        ];
+        for (key, _, _) in cases {
+            let d = only(key, "20.00");
+            let en = t.render("credit_note_issued", "en", &d).unwrap();
+            let fr = t.render("credit_note_issued", "fr", &d).unwrap();
+            let (en_text, en_html) = (
+                en.text.to_lowercase(),
+                html_unescape(&en.html).to_lowercase(),
+            );
+            let (fr_text, fr_html) = (
+                fr.text.to_lowercase(),
+                html_unescape(&fr.html).to_lowercase(),
+            );
+            for (other, other_en, other_fr) in cases {
+                let shown = other == key;
+                assert_eq!(
+                    en_text.contains(other_en),
+                    shown,
+                    "{key}/{other}: {en_text}"
+                );
+                assert_eq!(
+                    en_html.contains(other_en),
+                    shown,
+                    "{key}/{other}: {en_html}"
+                );
+                assert_eq!(
+                    fr_text.contains(other_fr),
+                    shown,
+                    "{key}/{other}: {fr_text}"
+                );
+                assert_eq!(
+                    fr_html.contains(other_fr),
+                    shown,
+                    "{key}/{other}: {fr_html}"
+                );
+            }
+        }
+        // The data the helper gives for a credit note is what the kind requires, no more.
+        let data =
+            credit_note_issued_data(&crate::fixtures::domestic_full_with_deduction(Language::Fr));
+        let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        keys.sort();
+        let mut wanted: Vec<&str> = KIND_KEYS
+            .iter()
+            .find(|(k, _)| *k == "credit_note_issued")
+            .unwrap()
+            .1
+            .to_vec();
+        wanted.sort();
+        assert_eq!(keys, wanted);
+        assert_eq!(data["total"], "29.71");
+        assert_eq!(data["refund_to_payment_method"], "29.71");
+        assert_eq!(data["reduce_due"], "0.00");
+        assert_eq!(data["invoice_issued_at"], "2026-11-01");
+    }
+
+    #[test]
+    fn snapshot_credit_note_issued_fr() {
+        insta::assert_snapshot!(snapshot_text(
+            "credit_note_issued",
+            "fr",
+            &sample("credit_note_issued")
+        ));
+    }
+
+    #[test]
+    fn snapshot_credit_note_issued_en() {
+        insta::assert_snapshot!(snapshot_text(
+            "credit_note_issued",
+            "en",
+            &sample("credit_note_issued")
+        ));
     }
 }
