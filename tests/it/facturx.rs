@@ -355,3 +355,272 @@ both_stores!(
         }
     }
 );
+
+// Credit notes (issue 22): built by hand (the store's part is the credit notes' own tests),
+// rendered by the documents crate, judged by the same checker at EN 16931.
+
+mod credit_notes {
+    use super::*;
+    use billrun::core::credit_note::{CreditLineKind, RefundMethod, describe};
+    use billrun::core::document::{
+        Buyer, CreditNote, CreditNoteLine, CreditNoteRefund, RefundStatus, Seller,
+    };
+    use billrun::core::ids::{AccountId, CreditNoteId, InvoiceId};
+    use billrun::core::locale::Language;
+    use billrun::core::money::{Currency, Money};
+    use billrun::core::period::Period;
+    use billrun::core::vat::VatCase;
+    use chrono::{TimeZone, Utc};
+    use rust_decimal::Decimal;
+
+    fn seller() -> Seller {
+        Seller {
+            name: "Nuage Ardent".into(),
+            legal_form: "SAS au capital de 10 000 €".into(),
+            address: vec!["12 rue de la Forêt".into(), "69002 Lyon".into()],
+            rcs: "RCS Lyon 912 345 678".into(),
+            siren: "912 345 678".into(),
+            siret: "912 345 678 00019".into(),
+            vat_number: "FR32912345678".into(),
+            email: "facturation@nuage-ardent.fr".into(),
+            website: "https://nuage-ardent.fr".into(),
+            iban: Some("FR76 3000 6000 0112 3456 7890 189".into()),
+        }
+    }
+
+    fn line(kind: CreditLineKind, description: &str, minor: i64) -> CreditNoteLine {
+        CreditNoteLine {
+            description: description.into(),
+            invoice_line: matches!(kind, CreditLineKind::Line).then_some(1),
+            kind,
+            amount: Money::eur(minor),
+        }
+    }
+
+    /// A credit note of `lines` at `rate` percent in `case`, settled as `refund` says
+    /// (reduce_due, to_payment_method, to_credit, outside, in cents).
+    fn credit_note(
+        n: u32,
+        language: Language,
+        case: VatCase,
+        buyer: Buyer,
+        lines: Vec<CreditNoteLine>,
+        rate: i64,
+        refund: [i64; 4],
+    ) -> CreditNote {
+        let subtotal: i64 = lines.iter().map(|l| l.amount.minor).sum();
+        // 20 % of the subtotal, rounded half away from zero (`core::credit_note::draft`).
+        let tax = (subtotal * rate + 50) / 100;
+        let total = subtotal + tax;
+        assert_eq!(refund.iter().sum::<i64>(), total, "a settlement adds up");
+        CreditNote {
+            id: Some(CreditNoteId(n.into())),
+            number: Some(format!("AV-2026-{n:06}")),
+            invoice_id: InvoiceId(100 + i64::from(n)),
+            invoice_number: format!("2026-{:06}", 100 + n),
+            invoice_issued_at: Utc.with_ymd_and_hms(2026, 11, 1, 6, 0, 0).unwrap(),
+            invoice_period: Period::new(2026, 10).unwrap(),
+            account_id: AccountId::from("acc-cn"),
+            issued_at: Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap(),
+            reason: "Incident du 3 octobre / outage on 3 October".into(),
+            currency: Currency::Eur,
+            language,
+            buyer,
+            lines,
+            subtotal: Money::eur(subtotal),
+            vat_case: case,
+            tax_rate: Decimal::new(rate, 0),
+            tax: Money::eur(tax),
+            total: Money::eur(total),
+            refund: CreditNoteRefund {
+                method: RefundMethod::Auto,
+                reduce_due: Money::eur(refund[0]),
+                to_payment_method: Money::eur(refund[1]),
+                to_credit: Money::eur(refund[2]),
+                outside: Money::eur(refund[3]),
+                status: RefundStatus::Pending,
+            },
+        }
+    }
+
+    fn french_business() -> Buyer {
+        Buyer {
+            name: "Bernard Martin".into(),
+            company: Some("Martin & Fils SARL".into()),
+            address: "5 quai Kléber\n67000 Strasbourg".into(),
+            country: "FR".into(),
+            vat_number: Some("FR83404833048".into()),
+            vies_consultation: None,
+        }
+    }
+
+    /// Every case the issue names, in both languages: domestic S 20 % (a part of a line),
+    /// a full credit whose deduction line takes back the invoice's referral discount, reverse
+    /// charge AE (a gesture), export outside the EU G (a business and a consumer), a French
+    /// consumer.
+    fn every_case() -> Vec<CreditNote> {
+        let mut out = Vec::new();
+        for (i, language) in [Language::Fr, Language::En].into_iter().enumerate() {
+            let n = |k: u32| k * 2 + i as u32;
+            let gesture = describe(CreditLineKind::Gesture, None, language);
+            let deduction = describe(CreditLineKind::Deduction, None, language);
+            out.push(credit_note(
+                n(1),
+                language,
+                VatCase::Domestic,
+                french_business(),
+                vec![line(CreditLineKind::Line, "web – conteneur M", 1000)],
+                20,
+                [1200, 0, 0, 0],
+            ));
+            out.push(credit_note(
+                n(2),
+                language,
+                VatCase::Domestic,
+                french_business(),
+                vec![
+                    line(CreditLineKind::Line, "web – conteneur M", 1488),
+                    line(CreditLineKind::Line, "db – addon postgres S", 1488),
+                    line(CreditLineKind::Deduction, &deduction, -500),
+                ],
+                20,
+                [0, 2000, 971, 0],
+            ));
+            out.push(credit_note(
+                n(3),
+                language,
+                VatCase::ReverseCharge,
+                Buyer {
+                    name: "Jürgen Weiß".into(),
+                    company: Some("Søren & Weiß GmbH".into()),
+                    address: "Straße des 17. Juni 1\n10623 Berlin".into(),
+                    country: "DE".into(),
+                    vat_number: Some("DE123456789".into()),
+                    vies_consultation: Some("WAPIAAAAX1234567".into()),
+                },
+                vec![line(CreditLineKind::Gesture, &gesture, 500)],
+                0,
+                [0, 0, 500, 0],
+            ));
+            out.push(credit_note(
+                n(4),
+                language,
+                VatCase::OutOfScope,
+                Buyer {
+                    name: "Ada Smith".into(),
+                    company: Some("Smith Labs Inc.".into()),
+                    address: "1 Market Street\nSan Francisco, CA 94105".into(),
+                    country: "US".into(),
+                    vat_number: None,
+                    vies_consultation: None,
+                },
+                vec![line(CreditLineKind::Line, "api – container L", 2000)],
+                0,
+                [1000, 1000, 0, 0],
+            ));
+            out.push(credit_note(
+                n(5),
+                language,
+                VatCase::OutOfScope,
+                Buyer {
+                    name: "Kenji Sato".into(),
+                    company: None,
+                    address: "1-1 Chiyoda\nTokyo 100-0001".into(),
+                    country: "JP".into(),
+                    vat_number: None,
+                    vies_consultation: None,
+                },
+                vec![line(CreditLineKind::Line, "blog – container S", 744)],
+                0,
+                [0, 0, 0, 744],
+            ));
+            out.push(credit_note(
+                n(6),
+                language,
+                VatCase::Domestic,
+                Buyer {
+                    name: "Alice Dupont".into(),
+                    company: None,
+                    address: "3 rue C\n75011 Paris".into(),
+                    country: "FR".into(),
+                    vat_number: None,
+                    vies_consultation: None,
+                },
+                vec![line(CreditLineKind::Gesture, &gesture, 833)],
+                20,
+                [1000, 0, 0, 0],
+            ));
+        }
+        out
+    }
+
+    /// BT-3 = 381 with BT-25/BT-26 (the invoice corrected), the deduction as an allowance,
+    /// BR-CO-16 with BT-113 = 0 and BT-115 = the total: zero failed assertions at EN 16931,
+    /// for every credit note's PDF (Factur-X PDF/A-3b, fx:DocumentType INVOICE) and XML.
+    #[test]
+    fn every_credit_note_is_a_valid_factur_x_type_code_381_bt_3_with_bt_25() {
+        let py = python(); // fail first, and clearly, without the venv
+        let dir = tempfile::tempdir().unwrap();
+        let seller = seller();
+        let mut files = Vec::new();
+        let (mut cases, mut kinds) = (BTreeSet::new(), BTreeSet::new());
+        for cn in every_case() {
+            let number = cn.number.clone().unwrap();
+            let pdf = billrun::documents::credit_note_pdf::render(&cn, &seller).unwrap();
+            let xml = billrun::documents::cii::credit_note_to_xml(&cn, &seller);
+            assert!(xml.contains("<ram:TypeCode>381</ram:TypeCode>"), "{number}");
+            assert!(
+                xml.contains(&format!(
+                    "<ram:IssuerAssignedID>{}</ram:IssuerAssignedID>",
+                    cn.invoice_number
+                )),
+                "{number}: BT-25"
+            );
+            let got = |tag| minor(last_value(&xml, tag).unwrap_or_else(|| panic!("{tag}")));
+            assert_eq!(got("ram:TaxBasisTotalAmount"), cn.subtotal.minor);
+            assert_eq!(got("ram:TaxTotalAmount"), cn.tax.minor);
+            assert_eq!(got("ram:GrandTotalAmount"), cn.total.minor);
+            assert_eq!(got("ram:TotalPrepaidAmount"), 0);
+            assert_eq!(got("ram:DuePayableAmount"), cn.total.minor);
+            cases.insert(format!("{:?}", cn.vat_case));
+            kinds.extend(cn.lines.iter().map(|l| l.kind.as_str()));
+            for (ext, bytes) in [("pdf", pdf), ("xml", xml.into_bytes())] {
+                let path = dir.path().join(format!("{number}.{ext}"));
+                std::fs::write(&path, bytes).unwrap();
+                files.push(path);
+            }
+        }
+        assert_eq!(cases.len(), 3, "{cases:?}");
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            ["deduction", "gesture", "line"]
+        );
+        assert!(py.exists());
+        let verdicts = check(&files, false);
+        assert_eq!(verdicts.len(), files.len());
+        let failed: Vec<_> = verdicts.iter().filter(|v| !v.1.is_empty()).collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    /// The checker is not lenient about credit notes: the same XML with its amounts written
+    /// negative on the line (BR-27: a net price is never negative) fails.
+    #[test]
+    fn the_checker_rejects_a_credit_note_with_a_negative_net_price_br_27() {
+        python();
+        let dir = tempfile::tempdir().unwrap();
+        let cn = every_case().remove(0);
+        let xml = billrun::documents::cii::credit_note_to_xml(&cn, &seller())
+            .replace(
+                "<ram:ChargeAmount>10.00</ram:ChargeAmount>",
+                "<ram:ChargeAmount>-10.00</ram:ChargeAmount>",
+            );
+        assert!(xml.contains("-10.00"));
+        let path = dir.path().join("negative.xml");
+        std::fs::write(&path, xml).unwrap();
+        let verdict = check(&[path], false);
+        assert!(
+            verdict[0].1.iter().any(|e| e.contains("BR-27")),
+            "{verdict:#?}"
+        );
+    }
+}
