@@ -609,11 +609,10 @@ mod credit_notes {
         python();
         let dir = tempfile::tempdir().unwrap();
         let cn = every_case().remove(0);
-        let xml = billrun::documents::cii::credit_note_to_xml(&cn, &seller())
-            .replace(
-                "<ram:ChargeAmount>10.00</ram:ChargeAmount>",
-                "<ram:ChargeAmount>-10.00</ram:ChargeAmount>",
-            );
+        let xml = billrun::documents::cii::credit_note_to_xml(&cn, &seller()).replace(
+            "<ram:ChargeAmount>10.00</ram:ChargeAmount>",
+            "<ram:ChargeAmount>-10.00</ram:ChargeAmount>",
+        );
         assert!(xml.contains("-10.00"));
         let path = dir.path().join("negative.xml");
         std::fs::write(&path, xml).unwrap();
