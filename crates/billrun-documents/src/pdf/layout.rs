@@ -238,7 +238,7 @@ fn first_page_header(page: &mut Canvas, seller: &Seller, p: &Prepared) -> f32 {
     for &(label, weight, ref value) in &p.facts {
         let size = 8.5;
         let lead = 12.0;
-        let value_w = page.measure(weight, size, &value);
+        let value_w = page.measure(weight, size, value);
         let label_w = page.measure(Weight::Regular, size, label);
         if label_w + value_w + 10.0 > MR - meta_x && !label.is_empty() {
             page.text(
