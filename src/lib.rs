@@ -6,10 +6,12 @@ pub mod bench;
 pub mod cli;
 pub mod closing;
 pub mod config;
+pub mod credit_notes;
 /// The pure core, its own crate (`crates/billrun-core`): the compiler keeps it free of I/O.
 pub use billrun_core as core;
 pub mod daemon;
 pub mod demo;
+pub mod disputes;
 /// The renderers (PDF, emails), their own crate (`crates/billrun-documents`).
 pub use billrun_documents as documents;
 pub mod error_text;

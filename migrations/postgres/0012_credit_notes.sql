@@ -106,3 +106,16 @@ CREATE TABLE referral_reward_reductions (
     remaining_cut_minor BIGINT NOT NULL CHECK (remaining_cut_minor >= 0),
     PRIMARY KEY (reward_id, credit_note_id)
 );
+
+-- Disputes (chargebacks): never a credit note. Keyed by Stripe's dispute id; a lost one made
+-- the amount owed again (the invoice's amount paid falls by it).
+CREATE TABLE disputes (
+    id                BIGSERIAL PRIMARY KEY,
+    stripe_dispute_id TEXT NOT NULL UNIQUE,
+    invoice_id        BIGINT NOT NULL REFERENCES invoices (id),
+    amount_minor      BIGINT NOT NULL CHECK (amount_minor > 0),
+    status            TEXT NOT NULL CHECK (status IN ('open', 'won', 'lost')),
+    created_at        TIMESTAMPTZ NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX disputes_invoice ON disputes (invoice_id);

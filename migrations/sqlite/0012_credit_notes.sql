@@ -183,5 +183,18 @@ CREATE TABLE IF NOT EXISTS referral_reward_reductions (
     PRIMARY KEY (reward_id, credit_note_id)
 );
 
+-- Disputes (chargebacks): never a credit note. Keyed by Stripe's dispute id; a lost one made
+-- the amount owed again (the invoice's amount paid falls by it).
+CREATE TABLE IF NOT EXISTS disputes (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    stripe_dispute_id TEXT NOT NULL UNIQUE,
+    invoice_id        BIGINT NOT NULL REFERENCES invoices (id),
+    amount_minor      BIGINT NOT NULL CHECK (amount_minor > 0),
+    status            TEXT NOT NULL CHECK (status IN ('open', 'won', 'lost')),
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS disputes_invoice ON disputes (invoice_id);
+
 COMMIT;
 PRAGMA foreign_keys = ON;

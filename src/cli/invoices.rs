@@ -12,7 +12,12 @@ use crate::store::invoice_document;
 use crate::store::invoices::{self, InvoiceStatus, ListFilter};
 use crate::views::{self, InvoiceView};
 
-use super::parse::parse_status;
+use chrono::{DateTime, Utc};
+
+use crate::config::BadInput;
+use crate::core::credit_note::{CreditRequest, RefundMethod};
+
+use super::parse::{amount_arg, parse_status, parse_time, reason_arg, refund_arg};
 use super::{OutputFormat, StoreArgs, env, print_json, require_invoice};
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +64,42 @@ pub enum InvoicesCommand {
         /// The directory to write into (created if missing).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Issue a credit note (*avoir*) correcting an invoice: the whole of what is left
+    /// (`--full`), parts of its lines (`--line N --amount X`, repeated), or a commercial gesture
+    /// (`--amount X` alone). Amounts exclude VAT; the VAT follows at the invoice's own rate.
+    /// What the invoice still owes falls first; what was paid is refunded as `--refund` says.
+    CreditNote {
+        /// The invoice's number (2026-000001) or id.
+        key: String,
+        /// Why (printed on the credit note).
+        #[arg(long, value_parser = reason_arg)]
+        reason: String,
+        /// Credit whatever is left to credit on the invoice.
+        #[arg(long, conflicts_with_all = ["line", "amount"])]
+        full: bool,
+        /// An invoice line (from 1, as `invoices show` lists them), paired in order with an
+        /// `--amount`.
+        #[arg(long)]
+        line: Vec<u32>,
+        /// In euros, excluding VAT: 12.34.
+        #[arg(long, value_parser = amount_arg)]
+        amount: Vec<String>,
+        /// Where what was paid goes back: `auto` as it was paid, `card` (the card or SEPA
+        /// account that paid, through Stripe), `credit` (the prepaid credit), `none`
+        /// (settled outside billrun, recorded).
+        #[arg(long, value_parser = refund_arg, default_value = "auto")]
+        refund: RefundMethod,
+        /// The clock (RFC 3339): the credit note's issue date; default: now.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// Show exactly what would be issued, refunded and changed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -230,6 +271,34 @@ pub(super) async fn run(cmd: InvoicesCommand) -> anyhow::Result<ExitCode> {
                 output.display()
             );
         }
+        InvoicesCommand::CreditNote {
+            key,
+            reason,
+            full,
+            line,
+            amount,
+            refund,
+            now,
+            dry_run,
+            format,
+            store,
+        } => {
+            let what = credit_request(full, &line, &amount)?;
+            let env = env(&store).await?;
+            let req = crate::credit_notes::Request {
+                invoice: key,
+                reason,
+                what,
+                method: refund,
+                now: now.unwrap_or_else(|| crate::core::period::whole_seconds(Utc::now())),
+                dry_run,
+            };
+            let cn = crate::credit_notes::issue(&env, &req).await?;
+            match format {
+                OutputFormat::Json => print_json(&views::CreditNoteView::of(&cn))?,
+                OutputFormat::Table => print!("{}", views::credit_note_text(&cn)),
+            }
+        }
         InvoicesCommand::Show { key, format, store } => {
             let env = env(&store).await?;
             let row = require_invoice(&env.db, &key).await?;
@@ -241,4 +310,46 @@ pub(super) async fn run(cmd: InvoicesCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--full`, `--line` and `--amount` ask, or why they make no sense together.
+fn credit_request(full: bool, lines: &[u32], amounts: &[String]) -> anyhow::Result<CreditRequest> {
+    let minor = |a: &String| {
+        crate::core::money::parse_major(a).map_err(|e| BadInput(format!("--amount: {e}")))
+    };
+    if full {
+        return Ok(CreditRequest::Full);
+    }
+    if lines.is_empty() {
+        return match amounts {
+            [one] => Ok(CreditRequest::Amount(minor(one)?)),
+            [] => Err(BadInput(
+                "say what to credit: --full, --line N --amount X (repeated), or --amount X for a commercial gesture".into(),
+            )
+            .into()),
+            _ => Err(BadInput(
+                "several --amount without --line: give one --line per --amount, or one --amount for a gesture".into(),
+            )
+            .into()),
+        };
+    }
+    if lines.len() != amounts.len() {
+        return Err(BadInput(format!(
+            "{} --line for {} --amount: each --line takes the --amount that follows it",
+            lines.len(),
+            amounts.len()
+        ))
+        .into());
+    }
+    let mut parts = Vec::with_capacity(lines.len());
+    for (l, a) in lines.iter().zip(amounts) {
+        if *l == 0 {
+            return Err(BadInput(
+                "--line counts from 1, as `invoices show` lists the lines".into(),
+            )
+            .into());
+        }
+        parts.push((*l as usize - 1, minor(a)?));
+    }
+    Ok(CreditRequest::Lines(parts))
 }

@@ -8,12 +8,14 @@ mod account;
 mod app;
 mod charge;
 mod credit;
+mod credit_notes;
 mod daemon;
 mod demo;
 mod export;
 mod import;
 mod invoices;
 mod parse;
+mod payment;
 mod payment_method;
 mod report;
 mod run;
@@ -34,10 +36,12 @@ use crate::store::{DEFAULT_DATABASE_URL, Db, accounts};
 pub use account::{AccountCommand, HdsContactCommand};
 pub use app::AppCommand;
 pub use credit::CreditCommand;
+pub use credit_notes::CreditNotesCommand;
 pub use daemon::DaemonArgs;
 pub use demo::DemoArgs;
 pub use export::{ExportCommand, FecFormatArg};
 pub use invoices::InvoicesCommand;
+pub use payment::PaymentCommand;
 pub use payment_method::{MethodKind, PaymentMethodCommand};
 pub use report::{OssFormat, ReportCommand};
 pub use run::RunArgs;
@@ -164,6 +168,9 @@ pub enum Command {
     /// Invoices.
     #[command(subcommand)]
     Invoices(InvoicesCommand),
+    /// Credit notes (avoirs), issued by `invoices credit-note`.
+    #[command(subcommand, name = "credit-notes")]
+    CreditNotes(CreditNotesCommand),
     /// Accounts.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -173,6 +180,9 @@ pub enum Command {
     /// Prepaid credit (bought through PayPal, outside billrun).
     #[command(subcommand)]
     Credit(CreditCommand),
+    /// Payments: disputes (chargebacks).
+    #[command(subcommand)]
+    Payment(PaymentCommand),
     /// The account's default payment method (the dashboard calls this).
     #[command(subcommand, name = "payment-method")]
     PaymentMethod(PaymentMethodCommand),
@@ -295,6 +305,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store,
         } => status::runs(job, limit, format, store).await,
         Command::Invoices(cmd) => invoices::run(cmd).await,
+        Command::CreditNotes(cmd) => credit_notes::run(cmd).await,
+        Command::Payment(cmd) => payment::run(cmd).await,
         Command::Account(cmd) => account::run(cmd).await,
         Command::App(cmd) => app::run(cmd).await,
         Command::Credit(cmd) => credit::run(cmd).await,

@@ -61,6 +61,18 @@ pub(super) fn amount_arg(s: &str) -> Result<String, String> {
 }
 
 pub(super) fn parse_status(s: &str) -> Result<InvoiceStatus, String> {
-    InvoiceStatus::parse(s)
-        .ok_or_else(|| format!("`{s}` is not a status: open, pending, paid or unpaid"))
+    InvoiceStatus::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a status: open, pending, paid, unpaid, carried_forward or void")
+    })
+}
+
+/// A credit note's reason: one line, at most `credit_notes::MAX_REASON_CHARS` characters.
+pub(super) fn reason_arg(s: &str) -> Result<String, String> {
+    bounded_text(s, crate::credit_notes::MAX_REASON_CHARS)
+}
+
+/// `--refund`: auto, card (or sepa), credit, none.
+pub(super) fn refund_arg(s: &str) -> Result<crate::core::credit_note::RefundMethod, String> {
+    crate::core::credit_note::RefundMethod::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a refund method: auto, card, sepa, credit or none"))
 }

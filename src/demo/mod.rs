@@ -116,6 +116,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         }
     }
     weeks_after(&env, args.now).await?;
+    credit_note(&env, args.now).await?;
     // Every email the demo queued, by its state: all sent, none cancelled or left behind.
     let states: Vec<String> = crate::store::delivery::counts(&env.db)
         .await?
@@ -541,6 +542,59 @@ fn print_collection_summary(report: &crate::jobs::JobReport) {
         "{}",
         table(&["OUTCOME", "METHOD", "INVOICES", "AMOUNT (EUR)"], &rows)
     );
+}
+
+/// A goodwill gesture on the first paid invoice (issue 22): a credit note of 10 % of it,
+/// refunded as it was paid, its PDF written beside the invoices', and the email sent.
+async fn credit_note(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let paid = crate::store::invoices::list(
+        &env.db,
+        &crate::store::invoices::ListFilter {
+            status: Some(crate::core::document::InvoiceStatus::Paid),
+            ..Default::default()
+        },
+    )
+    .await?
+    .into_iter()
+    .find(|i| i.subtotal_minor - i.discount_minor >= 1000);
+    let Some(inv) = paid else {
+        return Ok(());
+    };
+    // After the weeks the demo plays out (its last step is about day 19).
+    let at = now + Duration::days(25);
+    let cn = crate::credit_notes::issue(
+        env,
+        &crate::credit_notes::Request {
+            invoice: inv.number.clone(),
+            reason: "Geste commercial : incident de plateforme".into(),
+            what: crate::core::credit_note::CreditRequest::Amount(
+                (inv.subtotal_minor - inv.discount_minor) / 10,
+            ),
+            method: crate::core::credit_note::RefundMethod::Auto,
+            now: at,
+            dry_run: false,
+        },
+    )
+    .await?;
+    println!();
+    println!(
+        "A credit note (billrun invoices credit-note {} …):",
+        inv.number
+    );
+    for line in crate::views::credit_note_text(&cn).lines() {
+        println!("  {line}");
+    }
+    let dir = std::path::Path::new(DEMO_OUT).join("credit-notes");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let (Some(id), Some(number)) = (cn.id, cn.number.as_deref())
+        && let Some((pdf, _)) = crate::store::credit_notes::document(&env.db, id.0).await?
+    {
+        let path = dir.join(format!("credit-note-{number}.pdf"));
+        std::fs::write(&path, pdf).with_context(|| format!("writing {}", path.display()))?;
+        println!("  written to {}", path.display());
+    }
+    deliver(env, at + Duration::minutes(5), 25, None).await?;
+    Ok(())
 }
 
 async fn write_pdfs(env: &Env) -> anyhow::Result<usize> {

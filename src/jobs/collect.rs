@@ -158,6 +158,18 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     let schedule = RetrySchedule {
         offsets_days: env.jobs.collect.settings.retry_offsets_days.clone(),
     };
+    // Credit notes' refunds with no conclusive answer (a crash after the credit note was
+    // committed, a timeout, a 5xx): asked again under the same key, so each is made once.
+    if !opts.dry_run {
+        for r in crate::credit_notes::retry_open_refunds(env, &gateway, opts.now).await? {
+            if matches!(r.status, "failed" | "unknown") {
+                report.failures.push(Failure {
+                    item: format!("refund of {} on {}", r.amount, r.payment_intent),
+                    error: format!("{}: {}", r.status, r.message.unwrap_or_default()),
+                });
+            }
+        }
+    }
 
     // Named accounts: their invoices, read at once (a handful). Otherwise every collectable
     // invoice (or a scale-out range), read a page at a time so that memory stays flat

@@ -319,6 +319,7 @@ impl Lane<'_> {
         }
         let attachment = match (row.kind.as_str(), row.invoice_id) {
             ("invoice_issued", Some(invoice_id)) => attachment(env, invoice_id).await?,
+            ("credit_note_issued", _) => credit_note_attachment(env, &row.data).await?,
             _ => None,
         };
         let message = match rendered
@@ -422,6 +423,27 @@ async fn attachment(env: &Env, invoice_id: i64) -> anyhow::Result<Option<(String
     Ok(documents::pdf_with_number(&env.db, invoice_id)
         .await?
         .map(|(pdf, number)| (format!("invoice-{number}.pdf"), pdf)))
+}
+
+/// The credit note's stored PDF, named after its number (the email's data names the credit
+/// note).
+async fn credit_note_attachment(
+    env: &Env,
+    data: &str,
+) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+    let data: serde_json::Value = serde_json::from_str(data).context("outbox data is not JSON")?;
+    let Some(id) = data
+        .get("credit_note_id")
+        .and_then(serde_json::Value::as_i64)
+    else {
+        return Ok(None);
+    };
+    let Some(row) = crate::store::credit_notes::get(&env.db, id).await? else {
+        return Ok(None);
+    };
+    Ok(crate::store::credit_notes::document(&env.db, id)
+        .await?
+        .map(|(pdf, _)| (format!("credit-note-{}.pdf", row.number), pdf)))
 }
 
 /// Renders the row's template with its data and the common values.

@@ -86,7 +86,7 @@ pub fn from_row(r: &InvoiceRow, lines: &[LineRow]) -> Invoice {
         due_at: r.due_at,
         next_attempt_at: r.next_attempt_at,
         attempts: Vec::new(),
-        amount_credited: Money::new(0, c),
+        amount_credited: m(r.credited_minor),
         credit_notes: Vec::new(),
     }
 }
@@ -184,6 +184,9 @@ pub async fn load(db: impl Into<Conn<'_>>, r: &InvoiceRow) -> anyhow::Result<Inv
             Some(to) if to == "waived" => CarriedTo::Waived,
             Some(number) => CarriedTo::Invoice(number),
         });
+    if r.credited_minor > 0 {
+        inv.credit_notes = super::credit_notes::refs_of_invoice(&mut db, r.id).await?;
+    }
     inv.attempts = collection::attempts(&mut db, r.id)
         .await?
         .iter()

@@ -104,6 +104,10 @@ pub struct InvoiceRow {
     pub blocked_pm_version: Option<i64>,
     pub collection_exhausted_at: Option<DateTime<Utc>>,
     pub vies_consultation: Option<String>,
+    /// What its credit notes credited, VAT included (issue 22).
+    pub credited_minor: i64,
+    /// The part of it that lowered what the invoice owed (the rest was refunded).
+    pub credited_due_minor: i64,
 }
 
 impl InvoiceRow {
@@ -116,7 +120,7 @@ const INVOICE_COLUMNS: &str = "id, number, account_id, period, period_start, per
     buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor, discount_minor,
     tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor, amount_paid_minor,
     carried_forward_minor, amount_due_minor, issued_at, due_at, next_attempt_at, scheduled_failures, last_failure_at,
-    blocked_pm_version, collection_exhausted_at, vies_consultation";
+    blocked_pm_version, collection_exhausted_at, vies_consultation, credited_minor, credited_due_minor";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct LineRow {

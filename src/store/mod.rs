@@ -20,6 +20,7 @@ use crate::config::BadInput;
 pub mod accounts;
 pub mod catalog;
 pub mod collection;
+pub mod credit_notes;
 pub mod deletion;
 pub mod delivery;
 pub mod documents;

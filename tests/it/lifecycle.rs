@@ -306,3 +306,57 @@ both_stores!(
         );
     }
 );
+
+both_stores!(
+    cgi_272_a_full_credit_note_voids_the_unpaid_invoice_and_lifts_the_suspension_it_caused,
+    |app: TestApp| async move {
+        failing_clara(&app).await;
+        let r = app.run(JobName::Suspend, "2026-11-17T08:00:00Z").await;
+        assert_eq!(r.counts.get(&Count::Suspended), Some(&1));
+        let number = app
+            .invoice("acc-de-business", "2026-10")
+            .await
+            .number
+            .unwrap();
+        // The whole invoice credited (issue 22): nothing is owed; void.
+        let cn = billrun::credit_notes::issue(
+            &app.env,
+            &billrun::credit_notes::Request {
+                invoice: number,
+                reason: "Billing error".into(),
+                what: billrun::core::credit_note::CreditRequest::Full,
+                method: billrun::core::credit_note::RefundMethod::Auto,
+                now: crate::common::t("2026-11-18T09:00:00Z"),
+                dry_run: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(cn.refund.reduce_due, cn.total);
+        let inv = app.invoice("acc-de-business", "2026-10").await;
+        assert_eq!(
+            (inv.status.as_str(), inv.amount_due.as_str()),
+            ("void", "0.00")
+        );
+        // No further attempt on it; the next suspend run lifts the suspension it alone caused.
+        let c = app.run(JobName::Collect, "2026-11-18T10:00:00Z").await;
+        assert!(
+            c.collections
+                .iter()
+                .all(|i| i.account_id != "acc-de-business"),
+            "{:#?}",
+            c.collections
+        );
+        let r = app.run(JobName::Suspend, "2026-11-18T11:00:00Z").await;
+        assert_eq!(
+            r.counts.get(&Count::Reactivated),
+            Some(&1),
+            "{:#?}",
+            r.lifecycle
+        );
+        assert_eq!(
+            status(&app, "acc-de-business").await,
+            ("active".to_string(), vec!["running".to_string()])
+        );
+    }
+);

@@ -11,6 +11,7 @@ mod cli;
 mod collect;
 mod collect_scale;
 mod collection_truth;
+mod credit_notes;
 mod deletion;
 mod deliver;
 mod facturx;

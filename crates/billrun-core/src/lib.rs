@@ -5,6 +5,7 @@ pub mod collection;
 pub mod countries;
 pub mod credit_note;
 pub mod deletion;
+pub mod dispute;
 pub mod document;
 pub mod fec;
 pub mod ids;

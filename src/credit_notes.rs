@@ -1,0 +1,566 @@
+//! Issuing a credit note (*avoir*, issue 22): the workflow at the I/O edge. It loads the
+//! invoice, asks the core what may be credited and how it is settled (`core::credit_note`),
+//! then in one transaction numbers the credit note in its own gapless series, stores it with
+//! its lines and PDF, lowers what the invoice owes (void when fully credited), gives credit
+//! back, shrinks a referral reward earned from the invoice, records the timeline event and
+//! queues the email; gateway refunds are recorded in the same transaction and asked of Stripe
+//! only after it commits, under keys derived from the credit note, so that whatever crashes
+//! or is retried, a payment is refunded once. A dry-run does all of it and rolls back.
+
+use anyhow::Context;
+use chrono::{DateTime, Datelike, Utc};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::closing::Refused;
+use crate::config::BadInput;
+use crate::core::credit_note::{
+    self, CreditError, CreditLineKind, CreditRequest, Creditable, Paid, RefundMethod, SettleError,
+};
+use crate::core::document::{
+    CreditNote, CreditNoteLine, CreditNoteRefund, InvoiceStatus, RefundStatus,
+};
+use crate::core::ids::{CreditNoteId, InvoiceId};
+use crate::core::money::{Money, format_minor};
+use crate::gateway::{Gateway, RefundOutcome, RefundRequest};
+use crate::jobs::Env;
+use crate::store::credit_notes::{self as store, CreditNoteRow, NewCreditNote, RefundRow};
+use crate::store::invoices::{self, InvoiceRow};
+use crate::store::{Db, Tx, events};
+
+/// The longest reason a credit note takes (it is printed on the PDF).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// What the operator asks.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The invoice's number (or id).
+    pub invoice: String,
+    pub reason: String,
+    /// Line indexes from 0.
+    pub what: CreditRequest,
+    pub method: RefundMethod,
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+}
+
+/// A gateway refund asked after commit, and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundReport {
+    pub payment_intent: String,
+    pub amount: String,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Issues a credit note (or, in a dry-run, shows exactly what it would be and changes
+/// nothing). Refusals (more than is left, a payment in flight, a refund the payments cannot
+/// take) are [`Refused`]: exit code 4.
+pub async fn issue(env: &Env, req: &Request) -> anyhow::Result<CreditNote> {
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(BadInput("--reason: a credit note says why it is issued".into()).into());
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(BadInput(format!(
+            "--reason: at most {MAX_REASON_CHARS} characters ({} given)",
+            reason.chars().count()
+        ))
+        .into());
+    }
+    let found = invoices::find(&env.db, &req.invoice)
+        .await?
+        .ok_or_else(|| {
+            BadInput(format!(
+                "no invoice `{}`",
+                crate::core::bounds::excerpt(&req.invoice)
+            ))
+        })?;
+
+    let mut tx = env.db.begin().await?;
+    if req.dry_run {
+        // Decided exactly as a real run decides it, then nothing is written: not even a
+        // sequence moves (PostgreSQL's are not rolled back), so nothing changes anywhere.
+        let plan = match decide(&mut tx, found.id, req).await {
+            Ok(d) => d,
+            Err(e) => {
+                tx.rollback().await.ok();
+                return Err(e);
+            }
+        };
+        tx.rollback().await?;
+        let doc = plan.document(req, reason, None);
+        // The PDF it would store renders (or the dry-run says why not).
+        crate::documents::credit_note_pdf::render(&doc, &env.jobs.invoice.settings.seller)
+            .context("rendering the PDF the credit note would have")?;
+        return Ok(doc);
+    }
+    let outcome = match decide(&mut tx, found.id, req).await {
+        Ok(d) => store_decision(env, &mut tx, &d, reason, req).await,
+        Err(e) => Err(e),
+    };
+    let (id, number) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            tx.rollback().await.ok();
+            return Err(e);
+        }
+    };
+    tx.commit().await?;
+    info!(credit_note.number = %number, invoice.number = %found.number, account.id = %found.account_id,
+        "credit note issued");
+
+    // After commit: the gateway refunds recorded with it.
+    let refunds = store::refunds_of(&env.db, id).await?;
+    if !refunds.is_empty() {
+        let gateway = crate::jobs::collect::build_gateway(env)?;
+        for r in &refunds {
+            ask_refund(&env.db, &gateway, r, &number, &found.number, req.now).await?;
+        }
+    }
+    let row = store::get(&env.db, id)
+        .await?
+        .context("the credit note just issued")?;
+    store::load_document(&env.db, &row).await
+}
+
+/// What a credit note will be, decided in the transaction with the invoice locked: its
+/// amounts, lines and settlement, and the payments a gateway refund draws on.
+struct Decision {
+    inv: InvoiceRow,
+    draft: credit_note::CreditDraft,
+    settlement: credit_note::Settlement,
+    /// (kind, invoice line position, description, amount excluding VAT).
+    lines: Vec<(CreditLineKind, Option<i32>, String, i64)>,
+    payments: Vec<(i64, String, i64)>,
+    prior_notes: Vec<CreditNoteRow>,
+}
+
+impl Decision {
+    /// The credit note as a document, before it is stored (`id` and number `None` in a
+    /// dry-run, whose refund is `planned`).
+    fn document(&self, req: &Request, reason: &str, issued: Option<(i64, &str)>) -> CreditNote {
+        let inv = &self.inv;
+        let m = |minor| Money::new(minor, inv.currency);
+        let s = &self.settlement;
+        let refunded = s.gateway + s.credit + s.outside;
+        CreditNote {
+            id: issued.map(|i| CreditNoteId(i.0)),
+            number: issued.map(|i| i.1.to_string()),
+            invoice_id: InvoiceId(inv.id),
+            invoice_number: inv.number.clone(),
+            invoice_issued_at: inv.issued_at,
+            invoice_period: inv.period,
+            account_id: inv.account_id.clone(),
+            issued_at: req.now,
+            reason: reason.to_string(),
+            currency: inv.currency,
+            language: inv.language,
+            buyer: crate::store::invoice_document::from_row(inv, &[]).buyer,
+            lines: self
+                .lines
+                .iter()
+                .map(|(kind, pos, description, amount)| CreditNoteLine {
+                    description: description.clone(),
+                    invoice_line: pos.and_then(|p| u32::try_from(p).ok()),
+                    kind: *kind,
+                    amount: m(*amount),
+                })
+                .collect(),
+            subtotal: m(self.draft.subtotal),
+            vat_case: inv.tax_case,
+            tax_rate: inv.tax_rate.0,
+            tax: m(self.draft.tax),
+            total: m(self.draft.total),
+            refund: CreditNoteRefund {
+                method: req.method,
+                reduce_due: m(s.reduce_due),
+                to_payment_method: m(s.gateway),
+                to_credit: m(s.credit),
+                outside: m(s.outside),
+                status: if refunded == 0 {
+                    RefundStatus::NotNeeded
+                } else {
+                    RefundStatus::Planned
+                },
+            },
+        }
+    }
+}
+
+async fn decide(tx: &mut Tx, invoice_id: i64, req: &Request) -> anyhow::Result<Decision> {
+    store::lock_invoice(tx, invoice_id).await?;
+    let inv = invoices::get(&mut *tx, invoice_id)
+        .await?
+        .context("the invoice just found")?;
+    match inv.status {
+        InvoiceStatus::Pending => {
+            return Err(Refused(format!(
+                "invoice {} has a payment in flight (SEPA processing or an outcome not known yet): credit it once that payment settles",
+                inv.number
+            ))
+            .into());
+        }
+        InvoiceStatus::Open
+        | InvoiceStatus::Paid
+        | InvoiceStatus::Unpaid
+        | InvoiceStatus::CarriedForward
+        | InvoiceStatus::Void => {}
+    }
+    // An attempt whose outcome is not known yet may still take the money: crediting before it
+    // settles could lower what is owed below what is then collected.
+    if store::attempts_in_flight(&mut *tx, invoice_id).await? > 0 {
+        return Err(Refused(format!(
+            "invoice {} has a payment attempt whose outcome is not known yet: credit it once the collect job has settled it",
+            inv.number
+        ))
+        .into());
+    }
+    let lines = invoices::lines(&mut *tx, invoice_id).await?;
+    let prior = store::lines_of_invoice(&mut *tx, invoice_id).await?;
+    let prior_notes = store::of_invoice(&mut *tx, invoice_id).await?;
+    let mut credited_lines = vec![0i64; lines.len()];
+    let mut credited_other = 0i64;
+    for l in &prior {
+        match (l.kind, l.invoice_line) {
+            (CreditLineKind::Line, Some(pos)) => {
+                if let Some(i) = lines.iter().position(|x| x.position == pos) {
+                    credited_lines[i] += l.amount_minor;
+                }
+            }
+            (CreditLineKind::Line, None)
+            | (CreditLineKind::Gesture, _)
+            | (CreditLineKind::Deduction, _) => credited_other += l.amount_minor,
+        }
+    }
+    let creditable = Creditable {
+        line_amounts: lines.iter().map(|l| l.amount_minor).collect(),
+        discount: inv.discount_minor,
+        tax_rate: inv.tax_rate.0,
+        tax: inv.tax_minor,
+        credited_lines,
+        credited_other,
+        credited_tax: prior_notes.iter().map(|n| n.tax_minor).sum(),
+    };
+    let draft =
+        credit_note::draft(&creditable, &req.what).map_err(|e| refusal(&inv, &creditable, e))?;
+
+    let payments = store::refundable_payments(&mut *tx, invoice_id).await?;
+    let paid = Paid {
+        amount_due: inv.amount_due_minor,
+        by_gateway: payments.iter().map(|p| p.2.max(0)).sum(),
+        by_credit: inv.credit_applied_minor - store::credit_refunded(&mut *tx, invoice_id).await?,
+    };
+    let settlement = credit_note::settle(draft.total, paid, req.method).map_err(|e| match e {
+        SettleError::GatewayExceeded { asked, paid } => anyhow::Error::from(Refused(format!(
+            "invoice {}: {} to refund to the payment method, but only {} was paid through it and not refunded yet (use --refund credit or --refund none for the rest)",
+            inv.number,
+            format_minor(asked),
+            format_minor(paid)
+        ))),
+    })?;
+
+    let lines = draft
+        .lines
+        .iter()
+        .map(|l| {
+            let line = l.invoice_line.map(|i| &lines[i]);
+            (
+                l.kind,
+                line.map(|x| x.position),
+                credit_note::describe(l.kind, line.map(|x| x.description.as_str()), inv.language),
+                l.amount,
+            )
+        })
+        .collect();
+    Ok(Decision {
+        inv,
+        draft,
+        settlement,
+        lines,
+        payments,
+        prior_notes,
+    })
+}
+
+/// Stores a decided credit note with every effect, in the caller's transaction. Returns its
+/// id and number.
+async fn store_decision(
+    env: &Env,
+    tx: &mut Tx,
+    d: &Decision,
+    reason: &str,
+    req: &Request,
+) -> anyhow::Result<(i64, String)> {
+    let (inv, draft, settlement, payments) = (&d.inv, &d.draft, &d.settlement, &d.payments);
+    let invoice_id = inv.id;
+    let number = store::next_number(tx, req.now.year()).await?;
+    let new = NewCreditNote {
+        number: &number,
+        invoice_id,
+        account_id: &inv.account_id,
+        issued_at: req.now,
+        reason,
+        currency: inv.currency,
+        language: inv.language,
+        subtotal: draft.subtotal,
+        tax_case: inv.tax_case,
+        tax_rate: inv.tax_rate.0,
+        tax: draft.tax,
+        total: draft.total,
+        method: req.method,
+        reduce_due: settlement.reduce_due,
+        refund_gateway: settlement.gateway,
+        refund_credit: settlement.credit,
+        refund_outside: settlement.outside,
+        lines: d.lines.clone(),
+    };
+    let id = store::insert(tx, &new).await?;
+    let status =
+        store::apply_to_invoice(tx, invoice_id, draft.total, settlement.reduce_due).await?;
+    store::refund_to_credit(
+        tx,
+        &inv.account_id,
+        invoice_id,
+        &number,
+        settlement.credit,
+        req.now,
+    )
+    .await?;
+    // The gateway's part, payment by payment in the order they were made, never more than
+    // each has left.
+    let mut left = settlement.gateway;
+    for (attempt_id, pi, refundable) in payments {
+        if left == 0 {
+            break;
+        }
+        let amount = left.min(*refundable);
+        if amount > 0 {
+            store::insert_refund(tx, id, *attempt_id, pi, amount, req.now).await?;
+            left -= amount;
+        }
+    }
+    anyhow::ensure!(
+        left == 0,
+        "the payments of invoice {} cannot take the refund decided ({} left over)",
+        inv.number,
+        format_minor(left)
+    );
+    shrink_reward(tx, inv, id, draft.subtotal, &d.prior_notes).await?;
+    let message = format!(
+        "Credit note {number} for invoice {}: {} credited ({reason})",
+        inv.number,
+        format_minor(draft.total)
+    );
+    events::record(
+        tx,
+        inv.account_id.as_str(),
+        req.now,
+        "credit_note.issued",
+        Some(InvoiceId(invoice_id)),
+        &message,
+    )
+    .await?;
+    if status == InvoiceStatus::Void {
+        events::record(
+            tx,
+            inv.account_id.as_str(),
+            req.now,
+            "invoice.voided",
+            Some(InvoiceId(invoice_id)),
+            &format!(
+                "Invoice {} fully credited by {number}: nothing is owed on it",
+                inv.number
+            ),
+        )
+        .await?;
+    }
+    let mut doc = d.document(req, reason, Some((id, &number)));
+    doc.refund.status = if settlement.gateway > 0 {
+        RefundStatus::Pending
+    } else if settlement.credit + settlement.outside > 0 {
+        RefundStatus::Succeeded
+    } else {
+        RefundStatus::NotNeeded
+    };
+    let pdf = crate::documents::credit_note_pdf::render(&doc, &env.jobs.invoice.settings.seller)
+        .with_context(|| format!("rendering the PDF of credit note {number}"))?;
+    store::save_document(tx, id, &pdf, req.now).await?;
+    queue_email(tx, &doc, inv, req.now).await?;
+    Ok((id, number))
+}
+
+/// The referral reward earned from the invoice shrinks by the credited share of its taxable
+/// base; what the referrer already used stays used, and what is left to use never goes below
+/// zero (`core::credit_note::shrink_reward`).
+async fn shrink_reward(
+    tx: &mut Tx,
+    inv: &InvoiceRow,
+    credit_note_id: i64,
+    subtotal: i64,
+    prior_notes: &[CreditNoteRow],
+) -> anyhow::Result<()> {
+    let Some((reward_id, amount, remaining, reduced, cut)) =
+        store::reward_of_invoice(tx, inv.id).await?
+    else {
+        return Ok(());
+    };
+    let used = amount - remaining - cut;
+    let credited_net = prior_notes.iter().map(|n| n.subtotal_minor).sum::<i64>() + subtotal;
+    let (now, left) =
+        credit_note::shrink_reward(amount, used, inv.taxable_base_minor(), credited_net);
+    let reduction = (amount - reduced) - now;
+    let remaining_cut = (remaining - left).max(0);
+    if reduction > 0 || remaining_cut > 0 {
+        store::reduce_reward(
+            tx,
+            reward_id,
+            credit_note_id,
+            reduction.max(0),
+            remaining_cut,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The email that sends the credit note (its PDF attached by the deliver job), once per credit
+/// note.
+async fn queue_email(
+    tx: &mut Tx,
+    cn: &CreditNote,
+    inv: &InvoiceRow,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Some(account) = crate::store::accounts::get_account(&mut *tx, &inv.account_id).await?
+    else {
+        return Ok(());
+    };
+    if account.email.is_empty() {
+        return Ok(());
+    }
+    let number = cn.number.as_deref().unwrap_or_default();
+    crate::store::outbox::enqueue(
+        tx,
+        &crate::store::outbox::NewEmail {
+            account_id: &inv.account_id,
+            kind: "credit_note_issued",
+            dedupe_key: format!("credit_note_issued:{number}"),
+            language: cn.language,
+            to_address: &account.email,
+            invoice_id: Some(inv.id),
+            data: email_data(cn),
+            at,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The data of the `credit_note_issued` email: the documents crate's keys, and the credit
+/// note's id for the deliver job to attach its stored PDF.
+pub fn email_data(cn: &CreditNote) -> serde_json::Value {
+    let mut data = crate::documents::email::credit_note_issued_data(cn);
+    data.insert("credit_note_id".into(), cn.id.map(|i| i.0).into());
+    serde_json::Value::Object(data)
+}
+
+/// A refusal of the core's rules, in euros and naming what is left to credit.
+fn refusal(inv: &InvoiceRow, c: &Creditable, e: CreditError) -> anyhow::Error {
+    let left = c.left().unwrap_or(0);
+    let text = match e {
+        CreditError::NotPositive => "nothing to credit: an amount must be above zero".to_string(),
+        CreditError::NoSuchLine(line, n) => format!("the invoice has no line {line} (it has {n})"),
+        CreditError::LineExceeded { line, asked, left } => format!(
+            "line {line}: {} asked, {} left to credit on it (excluding VAT)",
+            format_minor(asked),
+            format_minor(left)
+        ),
+        CreditError::InvoiceExceeded { asked, left } => format!(
+            "{} asked, {} left to credit on the invoice (excluding VAT)",
+            format_minor(asked),
+            format_minor(left)
+        ),
+        CreditError::NothingLeft => "it is already fully credited".to_string(),
+        CreditError::Overflow(o) => o.to_string(),
+    };
+    Refused(format!(
+        "invoice {}: {text}; {} left to credit in all (excluding VAT)",
+        inv.number,
+        format_minor(left)
+    ))
+    .into()
+}
+
+/// Asks the gateway for one recorded refund and records its answer. An unknown answer stays
+/// open: the collect job asks again under the same key ([`retry_open_refunds`]).
+pub async fn ask_refund(
+    db: &Db,
+    gateway: &Gateway,
+    r: &RefundRow,
+    credit_note_number: &str,
+    invoice_number: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<RefundReport> {
+    let outcome = gateway
+        .refund(&RefundRequest {
+            idempotency_key: r.idempotency_key.clone(),
+            payment_intent: r.payment_intent_id.clone(),
+            amount_minor: r.amount_minor,
+            credit_note_number: credit_note_number.to_string(),
+            invoice_number: invoice_number.to_string(),
+        })
+        .await;
+    let (status, refund, message) = match outcome {
+        Ok(RefundOutcome::Succeeded { refund }) => ("succeeded", Some(refund), None),
+        Ok(RefundOutcome::Pending { refund }) => ("pending", Some(refund), None),
+        Ok(RefundOutcome::Failed { refund, reason }) => ("failed", refund, Some(reason)),
+        Ok(RefundOutcome::Unknown { reason }) => ("unknown", None, Some(reason)),
+        Err(e) => ("unknown", None, Some(e.to_string())),
+    };
+    match status {
+        "failed" | "unknown" => warn!(credit_note.number = %credit_note_number, refund.id = r.id,
+            amount_minor = r.amount_minor, status, reason = message.as_deref().unwrap_or(""),
+            "refund not made"),
+        _ => info!(credit_note.number = %credit_note_number, refund.id = r.id,
+            amount_minor = r.amount_minor, status, "refund asked"),
+    }
+    let mut tx = db.begin().await?;
+    store::settle_refund(
+        &mut tx,
+        r.id,
+        status,
+        refund.as_deref(),
+        message.as_deref(),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(RefundReport {
+        payment_intent: r.payment_intent_id.clone(),
+        amount: format_minor(r.amount_minor),
+        status,
+        message,
+    })
+}
+
+/// Asks again every refund with no conclusive answer (a crash after commit, a timeout, a 5xx):
+/// the same request under the same key, so each is made once. The collect job runs it first.
+pub async fn retry_open_refunds(
+    env: &Env,
+    gateway: &Gateway,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<RefundReport>> {
+    let mut out = Vec::new();
+    for r in store::open_refunds(&env.db).await? {
+        let Some(cn) = store::get(&env.db, r.credit_note_id).await? else {
+            continue;
+        };
+        let inv = invoices::get(&env.db, cn.invoice_id)
+            .await?
+            .context("a credit note's invoice")?;
+        out.push(ask_refund(&env.db, gateway, &r, &cn.number, &inv.number, now).await?);
+    }
+    Ok(out)
+}

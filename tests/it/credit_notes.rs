@@ -1,0 +1,682 @@
+//! Credit notes (*avoirs*, issue 22) on both stores: the only way to correct an issued invoice
+//! (article 272-1 of the CGI), numbered in their own gapless series (article 242 nonies A,
+//! I-7° of annex II to the CGI), never more than the invoice, refunded once whatever crashes
+//! (Stripe API "Idempotent requests").
+
+use crate::common::fake_stripe::FakeStripe;
+use crate::common::{TestApp, t};
+use billrun::closing::Refused;
+use billrun::core::credit_note::{CreditRequest, RefundMethod};
+use billrun::core::document::{CreditNote, RefundStatus};
+use billrun::jobs::JobName;
+
+const INVOICED: &str = "2026-11-01T06:00:00Z";
+const COLLECT: &str = "2026-11-01T07:00:00Z";
+const CREDITED: &str = "2026-11-10T09:00:00Z";
+
+/// The fixtures invoiced for October, every account paying by card.
+async fn invoiced(app: &TestApp) {
+    app.seed_fixtures().await;
+    for acc in [
+        "acc-fr-consumer",
+        "acc-fr-business",
+        "acc-de-business",
+        "acc-de-consumer",
+        "acc-fi-consumer",
+        "acc-us-business",
+    ] {
+        app.set_pm(acc, "card", "pm_card_visa", "2026-10-01T00:00:00Z")
+            .await;
+    }
+    app.run(JobName::Invoice, INVOICED).await;
+}
+
+fn request(
+    invoice: &str,
+    what: CreditRequest,
+    method: RefundMethod,
+) -> billrun::credit_notes::Request {
+    billrun::credit_notes::Request {
+        invoice: invoice.into(),
+        reason: "Incident de plateforme du 12 octobre".into(),
+        what,
+        method,
+        now: t(CREDITED),
+        dry_run: false,
+    }
+}
+
+async fn issue(app: &TestApp, r: &billrun::credit_notes::Request) -> CreditNote {
+    billrun::credit_notes::issue(&app.env, r)
+        .await
+        .expect("the credit note is issued")
+}
+
+async fn number_of(app: &TestApp, account: &str) -> String {
+    app.invoice(account, "2026-10").await.number.unwrap()
+}
+
+/// Σ credit ledger rows = the account's balance, and each row's balance follows the last.
+async fn ledger_balances(app: &TestApp, account: &str) {
+    let rows = billrun::store::collection::ledger(app.db(), account)
+        .await
+        .unwrap();
+    let mut running = 0;
+    for r in &rows {
+        running += r.amount_minor;
+        assert_eq!(r.balance_after_minor, running, "{rows:#?}");
+    }
+    let balance = billrun::store::collection::credit_balance(app.db(), account)
+        .await
+        .unwrap();
+    assert_eq!(balance, running);
+}
+
+both_stores!(
+    cgi_272_a_full_credit_note_voids_an_unpaid_invoice_and_stops_its_collection,
+    |app: TestApp| async move {
+        invoiced(&app).await;
+        let number = number_of(&app, "acc-fr-business").await;
+        let before = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(before.status, "open");
+        let cn = issue(
+            &app,
+            &request(&number, CreditRequest::Full, RefundMethod::Auto),
+        )
+        .await;
+        assert_eq!(cn.number.as_deref(), Some("AV-2026-000001"));
+        assert_eq!(cn.invoice_number, number);
+        // Everything the invoice charged comes back: net, VAT, total, to the cent.
+        assert_eq!(format!("{}", cn.total.minor), before.total.replace('.', ""));
+        assert_eq!(
+            cn.subtotal.minor + cn.tax.minor,
+            cn.total.minor,
+            "lines = totals"
+        );
+        assert_eq!(
+            cn.lines.iter().map(|l| l.amount.minor).sum::<i64>(),
+            cn.subtotal.minor
+        );
+        // Nothing was paid: the amount due falls, nothing is refunded.
+        assert_eq!(cn.refund.reduce_due, cn.total);
+        assert_eq!(cn.refund.amount().minor, 0);
+        assert_eq!(cn.refund.status, RefundStatus::NotNeeded);
+
+        let after = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(
+            (
+                after.status.as_str(),
+                after.amount_due.as_str(),
+                after.amount_credited.as_str()
+            ),
+            ("void", "0.00", before.total.as_str())
+        );
+        assert_eq!(after.credit_notes.len(), 1);
+        assert_eq!(after.credit_notes[0].number, "AV-2026-000001");
+        assert_eq!(after.next_attempt_at, None);
+
+        // Its dunning has stopped: collect charges every other invoice, not this one.
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        app.run(JobName::Collect, COLLECT).await;
+        assert!(
+            fake.requests_to("POST", "/v1/payment_intents")
+                .iter()
+                .all(|q| q.param("metadata[invoice_number]") != Some(number.as_str())),
+            "the voided invoice is never charged"
+        );
+        assert_eq!(fake.charges_created(), 5);
+
+        // The timeline and the email say so, once.
+        let kinds: Vec<String> = billrun::store::events::timeline(app.db(), "acc-fr-business")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert!(
+            kinds.contains(&"credit_note.issued".to_string()),
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&"invoice.voided".to_string()), "{kinds:?}");
+        let emails: Vec<_> = app
+            .outbox()
+            .await
+            .into_iter()
+            .filter(|e| e.1 == "credit_note_issued")
+            .collect();
+        assert_eq!(
+            emails,
+            vec![(
+                "acc-fr-business".to_string(),
+                "credit_note_issued".to_string(),
+                "credit_note_issued:AV-2026-000001".to_string()
+            )]
+        );
+        // Its PDF is stored with its SHA-256, and sent once over SMTP, attached, byte for byte.
+        let (pdf, sha) = billrun::store::credit_notes::document(app.db(), cn.id.unwrap().0)
+            .await
+            .unwrap()
+            .expect("a stored PDF");
+        assert_eq!(sha, billrun::store::documents::sha256_hex(&pdf));
+        let smtp = crate::common::smtp::SmtpServer::start();
+        app.env.smtp_url = Some(billrun::jobs::Secret(smtp.url()));
+        app.run(JobName::Deliver, "2026-11-10T10:00:00Z").await;
+        app.run(JobName::Deliver, "2026-11-10T11:00:00Z").await;
+        let sent: Vec<serde_json::Value> = smtp
+            .messages()
+            .into_iter()
+            .filter(|m| {
+                m["Subject"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("Votre avoir AV-2026-000001")
+            })
+            .collect();
+        assert_eq!(sent.len(), 1, "one email, whatever runs again");
+        let part = sent[0]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["content_type"] == "application/pdf")
+            .expect("the credit note's PDF is attached")
+            .clone();
+        assert_eq!(part["filename"], "credit-note-AV-2026-000001.pdf");
+        use base64::Engine as _;
+        let attached = base64::engine::general_purpose::STANDARD
+            .decode(part["base64"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(attached, pdf);
+    }
+);
+
+both_stores!(
+    cgi_272_partial_credit_notes_never_exceed_the_invoice_and_say_what_is_left,
+    |app: TestApp| async move {
+        invoiced(&app).await;
+        let number = number_of(&app, "acc-fr-consumer").await;
+        let inv = app.invoice("acc-fr-consumer", "2026-10").await;
+        let first_line = billrun::core::money::parse_major(&inv.lines[0].amount).unwrap();
+        // Part of line 1, then a gesture.
+        let a = issue(
+            &app,
+            &request(
+                &number,
+                CreditRequest::Lines(vec![(0, 100)]),
+                RefundMethod::Auto,
+            ),
+        )
+        .await;
+        assert_eq!(a.subtotal.minor, 100);
+        assert_eq!(a.lines[0].invoice_line, Some(1));
+        assert_eq!(a.lines[0].description, inv.lines[0].description);
+        let b = issue(
+            &app,
+            &request(&number, CreditRequest::Amount(50), RefundMethod::Auto),
+        )
+        .await;
+        assert_eq!(b.number.as_deref(), Some("AV-2026-000002"));
+        // More than the line has left is refused, naming what is left.
+        let err = billrun::credit_notes::issue(
+            &app.env,
+            &request(
+                &number,
+                CreditRequest::Lines(vec![(0, first_line)]),
+                RefundMethod::Auto,
+            ),
+        )
+        .await
+        .expect_err("more than the line has left");
+        assert!(err.downcast_ref::<Refused>().is_some(), "{err:#}");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!(
+                "{} left to credit on it",
+                billrun::core::money::format_minor(first_line - 100)
+            )),
+            "{msg}"
+        );
+        // The rest, in full: the VAT credited in all is the invoice's VAT to the cent.
+        let c = issue(
+            &app,
+            &request(&number, CreditRequest::Full, RefundMethod::Auto),
+        )
+        .await;
+        let tax_total = a.tax.minor + b.tax.minor + c.tax.minor;
+        assert_eq!(
+            billrun::core::money::format_minor(tax_total),
+            inv.tax,
+            "Σ VAT credited = the invoice's VAT"
+        );
+        let after = app.invoice("acc-fr-consumer", "2026-10").await;
+        assert_eq!(after.status, "void");
+        assert_eq!(after.amount_credited, inv.total);
+        assert_eq!(after.credit_notes.len(), 3);
+        // Nothing is left: refused, exit 4 from the CLI, naming it.
+        let out = app.cli(&[
+            "invoices",
+            "credit-note",
+            &number,
+            "--reason",
+            "again",
+            "--amount",
+            "1.00",
+        ]);
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("0.00 left to credit in all"), "{stderr}");
+    }
+);
+
+both_stores!(
+    stripe_refunds_a_card_paid_invoice_once_under_a_key_derived_from_the_credit_note,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        invoiced(&app).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let number = number_of(&app, "acc-fr-business").await;
+        let inv = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(inv.status, "paid");
+        let cn = issue(
+            &app,
+            &request(&number, CreditRequest::Amount(1000), RefundMethod::Auto),
+        )
+        .await;
+        // Paid by card: the whole credit goes back to the card, through Stripe Refunds on
+        // the PaymentIntent that paid it.
+        assert_eq!(cn.refund.to_payment_method, cn.total);
+        assert_eq!(cn.refund.status, RefundStatus::Succeeded);
+        let refunds = fake.refunds();
+        assert_eq!(refunds.len(), 1, "{refunds:#?}");
+        assert_eq!(refunds[0]["amount"], serde_json::json!(cn.total.minor));
+        assert_eq!(
+            refunds[0]["payment_intent"].as_str(),
+            inv.attempts[0].payment_intent.as_deref()
+        );
+        let req = fake.requests_to("POST", "/v1/refunds");
+        let key = req[0].header("idempotency-key").unwrap().to_string();
+        assert!(
+            key.starts_with(&format!("billrun-cn-{}-", cn.id.unwrap().0)),
+            "{key}"
+        );
+        // The invoice stays paid; what it owes does not move; the credit is shown.
+        let after = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(
+            (after.status.as_str(), after.amount_due.as_str()),
+            ("paid", "0.00")
+        );
+        assert_eq!(
+            after.amount_credited,
+            billrun::core::money::format_minor(cn.total.minor)
+        );
+        // A later collect run asks nothing again.
+        app.run(JobName::Collect, "2026-11-11T07:00:00Z").await;
+        assert_eq!(fake.refunds().len(), 1);
+        assert_eq!(fake.requests_to("POST", "/v1/refunds").len(), 1);
+        // Refunding past what the card paid is refused (exit 4), nothing refunded.
+        let err = billrun::credit_notes::issue(
+            &app.env,
+            &request(&number, CreditRequest::Full, RefundMethod::Gateway),
+        )
+        .await;
+        // The rest of the invoice was paid by card too: this one is accepted.
+        let rest = err.expect("the rest of the card payment can be refunded");
+        assert_eq!(rest.refund.to_payment_method, rest.total);
+        assert_eq!(fake.refunds().len(), 2);
+        let refunded: i64 = fake
+            .refunds()
+            .iter()
+            .map(|r| r["amount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(
+            billrun::core::money::format_minor(refunded),
+            inv.amount_paid,
+            "never more than was paid"
+        );
+    }
+);
+
+both_stores!(
+    stripe_idempotent_requests_a_refund_whose_answer_was_lost_is_made_once_by_the_next_collect,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        // One request per ask: the client gives up on the first lost answer.
+        app.env.jobs.collect.settings.transient_tries = 1;
+        invoiced(&app).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let number = number_of(&app, "acc-de-consumer").await;
+        // Stripe makes the refund but its answer is lost (as if billrun had crashed after
+        // committing the credit note): the refund stays open, outcome unknown.
+        fake.lose_next_response(1);
+        let cn = issue(
+            &app,
+            &request(&number, CreditRequest::Full, RefundMethod::Gateway),
+        )
+        .await;
+        assert_eq!(cn.refund.status, RefundStatus::Unknown);
+        assert_eq!(fake.refunds().len(), 1, "Stripe made it once");
+        // The next collect asks again under the same key: Stripe answers with the refund
+        // it made; nothing is refunded twice.
+        let r = app.run(JobName::Collect, "2026-11-11T07:00:00Z").await;
+        assert!(r.failures.is_empty(), "{:#?}", r.failures);
+        assert_eq!(fake.refunds().len(), 1);
+        let keys: Vec<String> = fake
+            .requests_to("POST", "/v1/refunds")
+            .iter()
+            .map(|q| q.header("idempotency-key").unwrap().to_string())
+            .collect();
+        assert!(keys.len() == 2 && keys[0] == keys[1], "{keys:?}");
+        let row = billrun::store::credit_notes::find(app.db(), cn.number.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let doc = billrun::store::credit_notes::load_document(app.db(), &row)
+            .await
+            .unwrap();
+        assert_eq!(doc.refund.status, RefundStatus::Succeeded);
+    }
+);
+
+both_stores!(
+    a_credit_paid_invoice_is_credited_back_to_the_prepaid_credit_and_the_ledger_balances,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        // 5.00 of credit, no card: the invoice is partly paid by credit and the rest owed.
+        app.add_credit("acc-fi-consumer", 500, "PAYPAL-1", "2026-10-15T00:00:00Z")
+            .await;
+        app.run(JobName::Invoice, INVOICED).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let number = number_of(&app, "acc-fi-consumer").await;
+        let inv = app.invoice("acc-fi-consumer", "2026-10").await;
+        assert_eq!(inv.credit_applied, "5.00");
+        assert!(inv.amount_due != "0.00");
+        let total = billrun::core::money::parse_major(&inv.total).unwrap();
+        let due = billrun::core::money::parse_major(&inv.amount_due).unwrap();
+        let cn = issue(
+            &app,
+            &request(&number, CreditRequest::Full, RefundMethod::Auto),
+        )
+        .await;
+        // What was owed falls first; what the credit paid goes back to the credit.
+        assert_eq!(cn.refund.reduce_due.minor, due);
+        assert_eq!(cn.refund.to_credit.minor, total - due);
+        assert_eq!(cn.refund.to_payment_method.minor, 0);
+        let after = app.invoice("acc-fi-consumer", "2026-10").await;
+        assert_eq!(after.status, "void");
+        assert_eq!(
+            billrun::store::collection::credit_balance(app.db(), "acc-fi-consumer")
+                .await
+                .unwrap(),
+            500
+        );
+        ledger_balances(&app, "acc-fi-consumer").await;
+    }
+);
+
+both_stores!(
+    a_dry_run_credit_note_shows_what_would_be_issued_and_changes_nothing,
+    |app: TestApp| async move {
+        invoiced(&app).await;
+        let number = number_of(&app, "acc-fr-business").await;
+        let before = app.dump().await;
+        let out = app.cli(&[
+            "invoices",
+            "credit-note",
+            &number,
+            "--reason",
+            "Geste",
+            "--full",
+            "--now",
+            CREDITED,
+            "--dry-run",
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["number"], serde_json::Value::Null);
+        assert_eq!(v["invoice_number"], serde_json::json!(number));
+        assert_eq!(v["refund"]["status"], "not_needed");
+        assert_eq!(v["refund"]["amount_due_reduced"], v["total"]);
+        assert_eq!(app.dump().await, before, "a dry-run changes nothing");
+        // The same without --dry-run issues exactly what was shown.
+        let out = app.cli(&[
+            "invoices",
+            "credit-note",
+            &number,
+            "--reason",
+            "Geste",
+            "--full",
+            "--now",
+            CREDITED,
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(w["number"], "AV-2026-000001");
+        for k in [
+            "lines",
+            "subtotal",
+            "tax_case",
+            "tax_rate",
+            "tax",
+            "total",
+            "issued_at",
+        ] {
+            assert_eq!(v[k], w[k], "{k}");
+        }
+        // And it is listed and shown.
+        let out = app.cli(&["credit-notes", "list", "--format", "json"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list.as_array().map(Vec::len), Some(1));
+        let out = app.cli(&["credit-notes", "show", "AV-2026-000001"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("for invoice {number}")), "{text}");
+        let pdf = app.dir.path().join("av.pdf");
+        let out = app.cli(&[
+            "credit-notes",
+            "pdf",
+            "AV-2026-000001",
+            "-o",
+            pdf.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+    }
+);
+
+both_stores!(
+    cgi_242_nonies_a_credit_notes_issued_at_once_are_numbered_without_gap_or_twice,
+    |app: TestApp| async move {
+        invoiced(&app).await;
+        let mut numbers = Vec::new();
+        for acc in [
+            "acc-fr-consumer",
+            "acc-fr-business",
+            "acc-de-business",
+            "acc-de-consumer",
+            "acc-fi-consumer",
+            "acc-us-business",
+        ] {
+            numbers.push(number_of(&app, acc).await);
+        }
+        // Two gestures per invoice, all at once.
+        let mut tasks = Vec::new();
+        for n in numbers.iter().chain(numbers.iter()) {
+            let env = app.env.clone();
+            let r = request(n, CreditRequest::Amount(10), RefundMethod::Auto);
+            tasks.push(tokio::spawn(async move {
+                billrun::credit_notes::issue(&env, &r)
+                    .await
+                    .map(|c| c.number.unwrap())
+            }));
+        }
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap().expect("each credit note is issued"));
+        }
+        got.sort();
+        let want: Vec<String> = (1..=12)
+            .map(|i| billrun::core::credit_note::format_number(2026, i))
+            .collect();
+        assert_eq!(got, want);
+    }
+);
+
+both_stores!(
+    a_lost_dispute_makes_the_amount_owed_again_and_a_won_one_changes_nothing,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        invoiced(&app).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let clara = number_of(&app, "acc-de-business").await;
+        let bob = number_of(&app, "acc-fr-business").await;
+        let dispute = |invoice: &str, dp: &str, status: &str| {
+            app.cli(&[
+                "payment",
+                "dispute",
+                "--invoice",
+                invoice,
+                "--amount",
+                "5.00",
+                "--stripe-dispute",
+                dp,
+                "--status",
+                status,
+                "--now",
+                CREDITED,
+                "--format",
+                "json",
+            ])
+        };
+        // Won: recorded, the invoice stays paid.
+        assert!(dispute(&clara, "dp_won", "open").status.success());
+        let out = dispute(&clara, "dp_won", "won");
+        assert!(out.status.success(), "{out:?}");
+        let clara_after = app.invoice("acc-de-business", "2026-10").await;
+        assert_eq!(
+            (clara_after.status.as_str(), clara_after.amount_due.as_str()),
+            ("paid", "0.00")
+        );
+        // Lost: 5.00 owed again, collected from now; told twice, it counts once.
+        let out = dispute(&bob, "dp_lost", "lost");
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["effect"], "reopen");
+        assert_eq!(v["invoice_status"], "unpaid");
+        assert_eq!(v["amount_due"], "5.00");
+        let again = dispute(&bob, "dp_lost", "lost");
+        let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+        assert_eq!(w["effect"], "nothing");
+        assert_eq!(w["amount_due"], "5.00");
+        // A closed dispute does not change (exit 4); nor is it ever a credit note.
+        assert_eq!(dispute(&bob, "dp_lost", "won").status.code(), Some(4));
+        // Never more than the gateway collected on the invoice.
+        let too_much = app.cli(&[
+            "payment",
+            "dispute",
+            "--invoice",
+            &clara,
+            "--amount",
+            "7.21",
+            "--stripe-dispute",
+            "dp_big",
+            "--now",
+            CREDITED,
+        ]);
+        assert_eq!(too_much.status.code(), Some(4), "{too_much:?}");
+        assert_eq!(app.count("credit_notes").await, 0);
+        // The next collect charges the 5.00 again.
+        let before = fake.charges_created();
+        app.run(JobName::Collect, "2026-11-10T10:00:00Z").await;
+        assert_eq!(fake.charges_created(), before + 1);
+        let b = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!((b.status.as_str(), b.amount_due.as_str()), ("paid", "0.00"));
+    }
+);
+
+both_stores!(
+    a_referral_reward_shrinks_by_the_credited_share_never_below_zero,
+    |app: TestApp| async move {
+        app.import_fixture(billrun::import::ImportKind::Catalog, "catalog.csv")
+            .await;
+        app.import_csv(
+            billrun::import::ImportKind::Accounts,
+            "accounts.csv",
+            "id,email,name,company,address,country,vat_number,language,created_at,referred_by
+acc-r,rita@example.com,Rita Referrer,,\"1 rue A, Paris\",FR,,fr,2025-06-01T00:00:00Z,
+acc-i,ines@example.com,Inès Invitée,,\"2 rue B, Lyon\",FR,,fr,2026-09-15T00:00:00Z,acc-r
+",
+        )
+        .await
+        .unwrap();
+        app.import_csv(
+            billrun::import::ImportKind::Apps,
+            "apps.csv",
+            "id,name,account_id\napp-i,ines-shop,acc-i\n",
+        )
+        .await
+        .unwrap();
+        app.import_csv(
+            billrun::import::ImportKind::Usage,
+            "usage.csv",
+            "id,app_id,kind,item,quantity,started_at,ended_at\nu-i,app-i,container,M,1,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n",
+        )
+        .await
+        .unwrap();
+        app.set_pm("acc-i", "card", "pm_card_visa", "2026-09-15T00:00:00Z")
+            .await;
+        app.run(JobName::Invoice, INVOICED).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let rewards = billrun::store::collection::rewards_of(app.db(), "acc-r")
+            .await
+            .unwrap();
+        assert_eq!(rewards.len(), 1, "the invitee's payment earned a reward");
+        let earned = rewards[0].amount_minor;
+        let inv = app.invoice("acc-i", "2026-10").await;
+        let base = billrun::core::money::parse_major(&inv.subtotal).unwrap();
+        assert_eq!(
+            earned,
+            base / 5,
+            "20 % of what the invitee paid, excluding VAT"
+        );
+        // Half the invoice credited: the reward is halved; nothing of it was used yet.
+        issue(
+            &app,
+            &request(
+                inv.number.as_deref().unwrap(),
+                CreditRequest::Amount(base / 2),
+                RefundMethod::Credit,
+            ),
+        )
+        .await;
+        let r = &billrun::store::collection::rewards_of(app.db(), "acc-r")
+            .await
+            .unwrap()[0];
+        assert_eq!(r.amount_minor, earned, "what was earned is kept as history");
+        assert_eq!(r.remaining_minor, earned - earned / 2);
+        // The rest credited: nothing remains, never below zero.
+        issue(
+            &app,
+            &request(
+                inv.number.as_deref().unwrap(),
+                CreditRequest::Full,
+                RefundMethod::Credit,
+            ),
+        )
+        .await;
+        let r = &billrun::store::collection::rewards_of(app.db(), "acc-r")
+            .await
+            .unwrap()[0];
+        assert_eq!(r.remaining_minor, 0);
+        ledger_balances(&app, "acc-i").await;
+    }
+);
