@@ -26,7 +26,7 @@ use crate::stripe_webhook::{Action, Event, EventOutcome, moves_forward};
 /// What an event would do, decided from the stored state (shared by [`apply`] and [`plan`]).
 enum Judged {
     Outcome(EventOutcome, Option<i64>),
-    Settle(AttemptRow, ChargeOutcome),
+    Settle(Box<AttemptRow>, ChargeOutcome),
 }
 
 /// The answer about a payment a `payment_intent.*` event carries, as the gateway would give
@@ -91,7 +91,7 @@ async fn judge(
         }
         return Ok(Judged::Outcome(EventOutcome::NoChange, Some(attempt.id)));
     }
-    Ok(Judged::Settle(attempt, charge))
+    Ok(Judged::Settle(Box::new(attempt), charge))
 }
 
 /// Stores `event` and applies it, in one transaction committed before this returns (the
