@@ -7,7 +7,8 @@
 //! - SIGTERM or SIGINT: no new tick starts, the runs in hand finish their current batch and
 //!   stop; the daemon exits 0 once they have, or after `--shutdown-timeout` seconds.
 //! - `/healthz` (the store answers) and `/metrics` (Prometheus) on `--listen`, loopback by
-//!   default.
+//!   default; `POST /webhooks/stripe` on the same listener when `STRIPE_WEBHOOK_SECRET` is set
+//!   (Stripe's events, signature checked: [`crate::webhooks`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +29,13 @@ use crate::runner::{self, Claim, Trigger};
 pub struct DaemonOptions {
     pub listen: SocketAddr,
     pub shutdown_timeout: Duration,
+    /// The webhook endpoint's signing secret (`whsec_…`, `STRIPE_WEBHOOK_SECRET`); without it
+    /// `POST /webhooks/stripe` answers 503.
+    pub webhook_secret: Option<crate::jobs::Secret>,
 }
+
+/// The largest webhook body read (Stripe's events are a few kilobytes); more is refused (413).
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
 
 struct Shared {
     env: Env,
@@ -36,6 +43,7 @@ struct Shared {
     stop: Stop,
     /// Each run holds a read guard; shutdown takes the write guard to wait for them.
     in_flight: RwLock<()>,
+    webhook_secret: Option<crate::jobs::Secret>,
 }
 
 pub async fn run(env: Env, opts: DaemonOptions) -> anyhow::Result<()> {
@@ -44,7 +52,13 @@ pub async fn run(env: Env, opts: DaemonOptions) -> anyhow::Result<()> {
         env,
         stop: Stop::default(),
         in_flight: RwLock::new(()),
+        webhook_secret: opts.webhook_secret.clone(),
     });
+    if shared.webhook_secret.is_none() {
+        info!(
+            "Stripe webhooks are off: STRIPE_WEBHOOK_SECRET is not set (POST /webhooks/stripe answers 503)"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("listening on {} (--listen)", opts.listen))?;
@@ -52,7 +66,7 @@ pub async fn run(env: Env, opts: DaemonOptions) -> anyhow::Result<()> {
     let bound = listener
         .local_addr()
         .context("reading the listening address")?;
-    let http = tokio::spawn(serve(listener, shared.env.db.clone()));
+    let http = tokio::spawn(serve(listener, shared.clone()));
 
     let mut scheduler = JobScheduler::new()
         .await
@@ -188,17 +202,18 @@ async fn tick_once(sh: Arc<Shared>, job: JobName, tick: DateTime<Utc>, trigger: 
     }
 }
 
-/// The daemon's HTTP/1.1 server (hyper): `GET /healthz` and `GET /metrics`.
-async fn serve(listener: tokio::net::TcpListener, db: crate::store::Db) {
+/// The daemon's HTTP/1.1 server (hyper): `GET /healthz`, `GET /metrics` and
+/// `POST /webhooks/stripe`.
+async fn serve(listener: tokio::net::TcpListener, sh: Arc<Shared>) {
     use hyper::server::conn::http1;
     use hyper_util::rt::{TokioIo, TokioTimer};
     loop {
         let Ok((sock, _)) = listener.accept().await else {
             continue;
         };
-        let db = db.clone();
+        let sh = sh.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| respond(req, db.clone()));
+            let service = hyper::service::service_fn(move |req| respond(req, sh.clone()));
             // A client that sends its head slowly is cut off, as the hand-written server did.
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -223,14 +238,122 @@ fn reply(status: u16, content_type: &str, body: String) -> hyper::Response<Body>
 
 async fn respond(
     req: hyper::Request<hyper::body::Incoming>,
-    db: crate::store::Db,
+    sh: Arc<Shared>,
 ) -> Result<hyper::Response<Body>, std::convert::Infallible> {
-    Ok(match req.uri().path() {
-        "/healthz" => match db.ping().await {
+    let path = req.uri().path().to_string();
+    Ok(match path.as_str() {
+        "/healthz" => match sh.env.db.ping().await {
             Ok(()) => reply(200, "text/plain", "ok\n".to_string()),
             Err(e) => reply(503, "text/plain", format!("store unreachable: {e:#}\n")),
         },
         "/metrics" => reply(200, "text/plain; version=0.0.4", crate::metrics::render()),
+        "/webhooks/stripe" => stripe_webhook(req, &sh).await,
         _ => reply(404, "text/plain", "not found\n".to_string()),
     })
+}
+
+/// `POST /webhooks/stripe`: Stripe API "Receive Stripe events in your webhook endpoint". The
+/// raw body is checked against `Stripe-Signature` (Stripe API "Check the webhook signatures",
+/// 300 s tolerance), then the event is stored and applied in one transaction; the 200 is sent
+/// after its commit, so an event Stripe saw acknowledged is never lost. Any non-2xx answer makes
+/// Stripe send the event again later. Nothing secret is logged: not the header, the secret or
+/// the body.
+async fn stripe_webhook(
+    req: hyper::Request<hyper::body::Incoming>,
+    sh: &Shared,
+) -> hyper::Response<Body> {
+    use crate::stripe_webhook::{DEFAULT_TOLERANCE_SECONDS, Event, verify};
+    use http_body_util::BodyExt;
+    let text = |status: u16, body: &str| reply(status, "text/plain", format!("{body}\n"));
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_WEBHOOK_BODY_BYTES as u64) {
+        warn!(bytes = declared, "Stripe webhook refused: body too large");
+        return text(413, "body too large");
+    }
+    let method = req.method().clone();
+    let signature = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Read (bounded) before any answer, so that the connection is not closed on unread data.
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_WEBHOOK_BODY_BYTES);
+    let body = match tokio::time::timeout(Duration::from_secs(30), limited.collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            warn!("Stripe webhook refused: body too large");
+            return text(413, "body too large");
+        }
+        Ok(Err(_)) => return text(400, "unreadable body"),
+        Err(_) => return text(408, "body not received in time"),
+    };
+    if method != hyper::Method::POST {
+        return text(405, "method not allowed: POST only");
+    }
+    let Some(secret) = &sh.webhook_secret else {
+        // Not configured: 503, so that Stripe keeps the events and sends them again once the
+        // secret is set (it retries for up to three days).
+        return text(
+            503,
+            "Stripe webhooks are off: STRIPE_WEBHOOK_SECRET is not set",
+        );
+    };
+    if let Err(e) = verify(
+        signature.as_deref(),
+        &body,
+        &secret.0,
+        Utc::now(),
+        DEFAULT_TOLERANCE_SECONDS,
+    ) {
+        // The reason only (missing, mismatch, stale): never the header, secret or body.
+        warn!(reason = %e, "Stripe webhook refused: bad signature");
+        return text(400, "bad signature");
+    }
+    let event = match Event::parse(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            // serde's message may quote the body: its category and position only.
+            warn!(error.kind = ?e.classify(), line = e.line(), column = e.column(), "Stripe webhook refused: not a Stripe event");
+            return text(400, "not a Stripe event");
+        }
+    };
+    let action = match event.action() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(event.id = %event.id, error = %e, "Stripe webhook refused: malformed event");
+            return text(400, "malformed event");
+        }
+    };
+    let schedule = crate::core::collection::RetrySchedule {
+        offsets_days: sh.env.jobs.collect.settings.retry_offsets_days.clone(),
+    };
+    let now = whole_seconds(Utc::now());
+    match crate::webhooks::apply(
+        &sh.env.db,
+        &schedule,
+        &event,
+        &action,
+        crate::store::webhooks::Source::Webhook,
+        now,
+    )
+    .await
+    {
+        Ok(outcome) => reply(
+            200,
+            "application/json",
+            format!(
+                "{}\n",
+                serde_json::json!({"received": true, "outcome": outcome.as_str()})
+            ),
+        ),
+        Err(e) => {
+            // Rolled back: Stripe sends the event again.
+            error!(event.id = %event.id, error = %format!("{e:#}"), "cannot apply a Stripe event");
+            text(500, "cannot apply the event; send it again")
+        }
+    }
 }

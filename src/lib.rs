@@ -26,3 +26,4 @@ pub mod runner;
 pub mod store;
 pub mod stripe_webhook;
 pub mod views;
+pub mod webhooks;

@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::core::collection::AttemptOutcome;
+
 /// Stripe's libraries' default tolerance between the signature's time and now.
 pub const DEFAULT_TOLERANCE_SECONDS: i64 = 300;
 
@@ -238,6 +240,129 @@ impl Event {
     }
 }
 
+/// What became of one event (stored in `stripe_events.outcome`, except `Duplicate`, which is
+/// an event id stored already).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// It settled a payment attempt (and its invoice, emails, schedule).
+    Applied,
+    /// It found its attempt in the state it describes or a later one: nothing changed (Stripe
+    /// API "Event ordering": events may arrive out of order).
+    NoChange,
+    /// No payment attempt has its PaymentIntent: stored and acknowledged, so that Stripe does
+    /// not resend it for days.
+    Unmatched,
+    /// A refund or a dispute: stored, with no effect yet (the credit-note and dispute code of
+    /// issue 22 is not wired to it).
+    Recorded,
+    /// A type billrun does not handle: stored and acknowledged.
+    Ignored,
+    /// Its id was stored already (Stripe API "Handle duplicate events"): nothing changed.
+    Duplicate,
+}
+
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Applied => "applied",
+            EventOutcome::NoChange => "no_change",
+            EventOutcome::Unmatched => "unmatched",
+            EventOutcome::Recorded => "recorded",
+            EventOutcome::Ignored => "ignored",
+            EventOutcome::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl std::fmt::Display for EventOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for EventOutcome {
+    type Error = crate::core::stored::UnknownName;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Ok(match s.as_str() {
+            "applied" => EventOutcome::Applied,
+            "no_change" => EventOutcome::NoChange,
+            "unmatched" => EventOutcome::Unmatched,
+            "recorded" => EventOutcome::Recorded,
+            "ignored" => EventOutcome::Ignored,
+            "duplicate" => EventOutcome::Duplicate,
+            _ => {
+                return Err(crate::core::stored::UnknownName {
+                    what: "webhook event outcome",
+                    value: s,
+                });
+            }
+        })
+    }
+}
+
+impl Action {
+    /// The PaymentIntent the event is about and the state it says it reached, for the three
+    /// `payment_intent.*` events; `None` for the others.
+    pub fn payment_state(&self) -> Option<(&str, AttemptOutcome)> {
+        match self {
+            Action::PaymentSucceeded { payment_intent } => {
+                Some((payment_intent, AttemptOutcome::Succeeded))
+            }
+            Action::PaymentProcessing { payment_intent } => {
+                Some((payment_intent, AttemptOutcome::Processing))
+            }
+            Action::PaymentFailed { payment_intent, .. } => {
+                Some((payment_intent, AttemptOutcome::Failed))
+            }
+            Action::ChargeRefunded { .. }
+            | Action::DisputeCreated { .. }
+            | Action::DisputeClosed { .. }
+            | Action::Ignored => None,
+        }
+    }
+}
+
+/// How far a payment attempt has gone: `unknown` → `processing` → `succeeded` | `failed`.
+fn rank(outcome: AttemptOutcome) -> u8 {
+    match outcome {
+        AttemptOutcome::Unknown => 0,
+        AttemptOutcome::Processing => 1,
+        AttemptOutcome::Succeeded | AttemptOutcome::Failed => 2,
+    }
+}
+
+/// Whether an event saying a PaymentIntent reached `reported` moves an attempt that stands at
+/// `current`. Stripe API "Event ordering": Stripe does not guarantee that events arrive in the
+/// order they were made, so an attempt only ever moves forward: `processing` after `succeeded`,
+/// or `payment_failed` after `succeeded`, changes nothing; `succeeded` after `processing`
+/// settles it; a settled attempt (succeeded or failed) is final.
+pub fn moves_forward(current: AttemptOutcome, reported: AttemptOutcome) -> bool {
+    rank(reported) > rank(current)
+}
+
+impl Event {
+    /// The id of the object the event is about (`data.object.id`: a PaymentIntent, a charge,
+    /// a dispute).
+    pub fn object_id(&self) -> Option<String> {
+        self.data.object["id"].as_str().map(str::to_string)
+    }
+
+    /// For a PaymentIntent billrun created: the invoice id its metadata names and its amount
+    /// (the gateway sets `metadata.invoice_id`), to find an attempt whose answer was lost
+    /// before its PaymentIntent id was stored.
+    pub fn invoice_hint(&self) -> Option<(i64, i64)> {
+        let object = &self.data.object;
+        let invoice = object["metadata"]["invoice_id"].as_str()?.parse().ok()?;
+        Some((invoice, object["amount"].as_i64()?))
+    }
+
+    /// The time Stripe made the event.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp(self.created, 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +491,25 @@ mod tests {
             err.to_string(),
             "event evt_9 (charge.refunded) lacks amount_refunded"
         );
+    }
+
+    #[test]
+    fn stripe_events_may_arrive_out_of_order_so_an_attempt_only_moves_forward() {
+        use AttemptOutcome::*;
+        // `succeeded` after `processing` settles; `processing` after `succeeded` does not.
+        assert!(moves_forward(Processing, Succeeded));
+        assert!(!moves_forward(Succeeded, Processing));
+        assert!(moves_forward(Unknown, Processing));
+        assert!(!moves_forward(Processing, Processing));
+        // A settled attempt is final, whatever arrives after.
+        for settled in [Succeeded, Failed] {
+            for reported in [Succeeded, Processing, Failed] {
+                assert!(
+                    !moves_forward(settled, reported),
+                    "{settled} then {reported}"
+                );
+            }
+        }
+        assert!(moves_forward(Unknown, Failed) && moves_forward(Processing, Failed));
     }
 }

@@ -8,7 +8,7 @@ use super::{StoreArgs, env};
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Address of /healthz and /metrics.
+    /// Address of /healthz, /metrics and POST /webhooks/stripe (with STRIPE_WEBHOOK_SECRET).
     #[arg(long, env = "BILLRUN_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: std::net::SocketAddr,
     /// Seconds to wait for the runs in hand after SIGTERM/SIGINT before exiting anyway.
@@ -26,6 +26,10 @@ pub(super) async fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {
         crate::daemon::DaemonOptions {
             listen: args.listen,
             shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout),
+            webhook_secret: std::env::var("STRIPE_WEBHOOK_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(crate::jobs::Secret),
         },
     )
     .await?;

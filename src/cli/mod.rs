@@ -20,6 +20,7 @@ mod payment_method;
 mod report;
 mod run;
 mod status;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ pub use payment::PaymentCommand;
 pub use payment_method::{MethodKind, PaymentMethodCommand};
 pub use report::{OssFormat, ReportCommand};
 pub use run::RunArgs;
+pub use webhooks::WebhooksCommand;
 
 /// Exit codes: 0 done; 1 the job ran but some items failed; 2 bad usage, config or input;
 /// 3 could not run (store unreachable, I/O error).
@@ -196,6 +198,9 @@ pub enum Command {
     /// Exports for the accountant and a tax audit: the FEC ledger (read-only).
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Stripe's webhook events: replay an export from Stripe's dashboard.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 /// Parses the command line as `Cli::parse` does, except that a value clap quotes back in an
@@ -321,6 +326,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Report(cmd) => report::run(cmd).await,
         Command::Export(cmd) => export::run(cmd).await,
+        Command::Webhooks(cmd) => webhooks::run(cmd).await,
     }
 }
 

@@ -525,6 +525,7 @@ impl Ctx<'_> {
                     return Ok(out);
                 }
                 let next = self
+                    .settlement()
                     .fail(
                         &mut tx,
                         &fresh,
@@ -648,7 +649,8 @@ impl Ctx<'_> {
         let due = fresh.amount_due_minor - applied;
         if due == 0 {
             invoices::mark_settled(&mut tx, fresh.id).await?;
-            self.on_paid(&mut tx, &fresh, "credit", applied, None)
+            self.settlement()
+                .on_paid(&mut tx, &fresh, "credit", applied, None)
                 .await?;
             tx.commit().await?;
             out.outcome = CollectionOutcome::Succeeded;
@@ -719,6 +721,7 @@ impl Ctx<'_> {
                 return Ok(out);
             }
             let next = self
+                .settlement()
                 .fail(
                     &mut tx,
                     &fresh,
@@ -773,7 +776,8 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// Stores a gateway outcome for an attempt.
+    /// Stores a gateway outcome for an attempt, in a transaction of its own, through the one
+    /// settlement code ([`Settlement::settle`], which Stripe's webhooks use too).
     async fn settle(
         &self,
         inv: &InvoiceRow,
@@ -781,64 +785,144 @@ impl Ctx<'_> {
         outcome: ChargeOutcome,
         out: &mut CollectionItem,
     ) -> anyhow::Result<()> {
-        let iid = Some(crate::core::ids::InvoiceId(inv.id));
         out.charge = format_minor(attempt.amount_minor);
+        let mut tx = self.env.db.begin().await?;
+        let settled = self
+            .settlement()
+            .settle(&mut tx, inv, attempt, &outcome)
+            .await?;
+        tx.commit().await?;
+        let payment_intent = payment_intent_of(&outcome);
+        match settled {
+            // Another run (or a webhook) settled this attempt first.
+            Settled::AlreadySettled => out.outcome = CollectionOutcome::None,
+            Settled::Succeeded => {
+                info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, "payment succeeded");
+                out.outcome = CollectionOutcome::Succeeded;
+                out.payment_intent = payment_intent;
+                out.next_attempt_at = None;
+            }
+            Settled::Processing => {
+                out.outcome = CollectionOutcome::Processing;
+                out.payment_intent = payment_intent;
+            }
+            Settled::Failed {
+                decline_code,
+                next_attempt_at,
+            } => {
+                info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, decline_code = %decline_code, "payment declined");
+                out.outcome = CollectionOutcome::Failed;
+                out.payment_intent = payment_intent;
+                out.decline_code = Some(decline_code);
+                out.next_attempt_at = next_attempt_at;
+            }
+            Settled::Unknown => {
+                let reason = match &outcome {
+                    ChargeOutcome::Unknown { reason } => reason.as_str(),
+                    ChargeOutcome::Succeeded { .. }
+                    | ChargeOutcome::Processing { .. }
+                    | ChargeOutcome::Failed { .. } => "",
+                };
+                warn!(invoice.id = inv.id, account.id = %inv.account_id, reason = %reason, "payment outcome unknown; settled next run");
+                out.outcome = CollectionOutcome::Unknown;
+            }
+        }
+        Ok(())
+    }
+
+    fn settlement(&self) -> Settlement<'_> {
+        Settlement {
+            schedule: self.schedule,
+            now: self.now,
+        }
+    }
+}
+
+/// What [`Settlement::settle`] did with a gateway's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The attempt was settled already (another run, or a webhook, got there first): nothing
+    /// was written.
+    AlreadySettled,
+    /// Paid: the invoice's payment, the timeline, the receipt email, the referral reward.
+    Succeeded,
+    /// A SEPA debit on its way: the invoice is pending.
+    Processing,
+    /// Declined: the dunning schedule moved on and the account is told.
+    Failed {
+        decline_code: String,
+        next_attempt_at: Option<DateTime<Utc>>,
+    },
+    /// No conclusive answer: the attempt stays in flight, the invoice pending.
+    Unknown,
+}
+
+/// Settling an attempt with what the gateway says of it, in the caller's transaction, with
+/// every follow-up (invoice status and payment, timeline, emails in the outbox, dunning
+/// schedule, referral reward). The one settlement code: the collect job calls it with a
+/// charge's or a poll's answer, Stripe's webhooks (`crate::webhooks`) with an event's.
+pub struct Settlement<'a> {
+    pub schedule: &'a RetrySchedule,
+    pub now: DateTime<Utc>,
+}
+
+impl Settlement<'_> {
+    /// Settles `attempt` of `inv` with `outcome`. Only an attempt still in flight (`unknown`
+    /// or `processing`) is settled (`coll::settle_attempt` is conditional), so whoever comes
+    /// second changes nothing and gets [`Settled::AlreadySettled`].
+    pub async fn settle(
+        &self,
+        tx: &mut Tx,
+        inv: &InvoiceRow,
+        attempt: &AttemptRow,
+        outcome: &ChargeOutcome,
+    ) -> anyhow::Result<Settled> {
+        let iid = Some(crate::core::ids::InvoiceId(inv.id));
         match outcome {
             ChargeOutcome::Succeeded { payment_intent } => {
-                let mut tx = self.env.db.begin().await?;
                 if !coll::settle_attempt(
-                    &mut tx,
+                    tx,
                     attempt.id,
                     AttemptOutcome::Succeeded,
-                    Some(&payment_intent),
+                    Some(payment_intent.as_str()),
                     None,
                     None,
                     self.now,
                 )
                 .await?
                 {
-                    // Another run settled this attempt first.
-                    tx.rollback().await?;
-                    out.outcome = CollectionOutcome::None;
-                    return Ok(());
+                    return Ok(Settled::AlreadySettled);
                 }
-                invoices::record_payment(&mut tx, inv.id, attempt.amount_minor).await?;
-                let fresh = invoices::get(&mut tx, inv.id).await?.context("invoice")?;
+                invoices::record_payment(tx, inv.id, attempt.amount_minor).await?;
+                let fresh = invoices::get(&mut *tx, inv.id).await?.context("invoice")?;
                 self.on_paid(
-                    &mut tx,
+                    tx,
                     &fresh,
                     &attempt.method,
                     attempt.amount_minor,
-                    Some(&payment_intent),
+                    Some(payment_intent.as_str()),
                 )
                 .await?;
-                tx.commit().await?;
-                info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, "payment succeeded");
-                out.outcome = CollectionOutcome::Succeeded;
-                out.payment_intent = Some(payment_intent);
-                out.next_attempt_at = None;
+                Ok(Settled::Succeeded)
             }
             ChargeOutcome::Processing { payment_intent } => {
-                let mut tx = self.env.db.begin().await?;
                 if !coll::settle_attempt(
-                    &mut tx,
+                    tx,
                     attempt.id,
                     AttemptOutcome::Processing,
-                    Some(&payment_intent),
+                    Some(payment_intent.as_str()),
                     None,
                     None,
                     self.now,
                 )
                 .await?
                 {
-                    tx.rollback().await?;
-                    out.outcome = CollectionOutcome::None;
-                    return Ok(());
+                    return Ok(Settled::AlreadySettled);
                 }
-                invoices::set_status(&mut tx, inv.id, InvoiceStatus::Pending).await?;
+                invoices::set_status(tx, inv.id, InvoiceStatus::Pending).await?;
                 if attempt.outcome != AttemptOutcome::Processing {
                     events::record(
-                        &mut tx,
+                        tx,
                         &inv.account_id,
                         self.now,
                         "payment.processing",
@@ -851,9 +935,7 @@ impl Ctx<'_> {
                     )
                     .await?;
                 }
-                tx.commit().await?;
-                out.outcome = CollectionOutcome::Processing;
-                out.payment_intent = Some(payment_intent);
+                Ok(Settled::Processing)
             }
             ChargeOutcome::Failed {
                 payment_intent,
@@ -866,53 +948,39 @@ impl Ctx<'_> {
                     .clone()
                     .or(code.clone())
                     .unwrap_or_else(|| "declined".into());
-                let trigger = match attempt.trigger.as_str() {
-                    "initial" => Trigger::Initial,
-                    "retry" => Trigger::Retry,
-                    "payment_method_changed" => Trigger::PaymentMethodChanged,
-                    _ => Trigger::CreditAdded,
-                };
-                let pm = coll::payment_method(&self.env.db, &inv.account_id)
+                let trigger = attempt.trigger;
+                let pm = coll::payment_method(&mut *tx, &inv.account_id)
                     .await?
                     .filter(|p| Some(p.version) == attempt.payment_method_version);
-                let mut tx = self.env.db.begin().await?;
                 if !coll::settle_attempt(
-                    &mut tx,
+                    tx,
                     attempt.id,
                     AttemptOutcome::Failed,
                     payment_intent.as_deref(),
                     Some(&shown),
-                    Some(&message),
+                    Some(message.as_str()),
                     self.now,
                 )
                 .await?
                 {
-                    tx.rollback().await?;
-                    out.outcome = CollectionOutcome::None;
-                    return Ok(());
+                    return Ok(Settled::AlreadySettled);
                 }
-                let fresh = invoices::get(&mut tx, inv.id).await?.context("invoice")?;
+                let fresh = invoices::get(&mut *tx, inv.id).await?.context("invoice")?;
                 let next = self
-                    .fail(&mut tx, &fresh, trigger, class, pm.as_ref(), &shown)
+                    .fail(tx, &fresh, trigger, class, pm.as_ref(), &shown)
                     .await?;
-                tx.commit().await?;
-                info!(invoice.id = inv.id, account.id = %inv.account_id, amount_minor = attempt.amount_minor, decline_code = %shown, "payment declined");
-                out.outcome = CollectionOutcome::Failed;
-                out.payment_intent = payment_intent;
-                out.decline_code = Some(shown);
-                out.next_attempt_at = next;
+                Ok(Settled::Failed {
+                    decline_code: shown,
+                    next_attempt_at: next,
+                })
             }
-            ChargeOutcome::Unknown { reason } => {
-                let mut tx = self.env.db.begin().await?;
-                invoices::set_status(&mut tx, inv.id, InvoiceStatus::Pending).await?;
-                events::record(&mut tx, &inv.account_id, self.now, "payment.unknown", iid,
+            ChargeOutcome::Unknown { reason: _ } => {
+                invoices::set_status(tx, inv.id, InvoiceStatus::Pending).await?;
+                events::record(tx, &inv.account_id, self.now, "payment.unknown", iid,
                     &format!("Payment of invoice {} (attempt {}): no conclusive answer from the gateway; settled on the next run with the same idempotency key", inv.number, attempt.number)).await?;
-                tx.commit().await?;
-                warn!(invoice.id = inv.id, account.id = %inv.account_id, reason = %reason, "payment outcome unknown; settled next run");
-                out.outcome = CollectionOutcome::Unknown;
+                Ok(Settled::Unknown)
             }
         }
-        Ok(())
     }
 
     /// Records a failure: the schedule moves on for scheduled attempts; hard declines block
@@ -1106,6 +1174,16 @@ impl Ctx<'_> {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The PaymentIntent an answer names, if any.
+fn payment_intent_of(outcome: &ChargeOutcome) -> Option<String> {
+    match outcome {
+        ChargeOutcome::Succeeded { payment_intent }
+        | ChargeOutcome::Processing { payment_intent } => Some(payment_intent.clone()),
+        ChargeOutcome::Failed { payment_intent, .. } => payment_intent.clone(),
+        ChargeOutcome::Unknown { .. } => None,
     }
 }
 

@@ -183,7 +183,7 @@ pub struct AttemptRow {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
-const ATTEMPT_COLUMNS: &str = "id, invoice_id, number, trigger, method, payment_method_version, stripe_customer,
+pub(super) const ATTEMPT_COLUMNS: &str = "id, invoice_id, number, trigger, method, payment_method_version, stripe_customer,
     stripe_payment_method, amount_minor, idempotency_key, gateway, payment_intent_id, outcome, decline_code,
     failure_message, created_at, settled_at";
 

@@ -34,6 +34,7 @@ pub(crate) mod pg_copy;
 pub mod runs;
 pub(crate) mod sqlite_bulk;
 pub mod vies;
+pub mod webhooks;
 
 pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

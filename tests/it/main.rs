@@ -27,3 +27,4 @@ mod referrals;
 mod refunds;
 mod tax_reports;
 mod vat_check;
+mod webhooks;

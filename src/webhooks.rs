@@ -1,0 +1,184 @@
+//! Stripe webhooks, the I/O part (issue 23 §3): an event is stored by its id and applied in
+//! one transaction, through the collect job's own settlement code
+//! ([`crate::jobs::collect::Settlement`]). The daemon's `POST /webhooks/stripe` (signature
+//! checked) and `billrun webhooks replay` (events the operator exported) both call [`apply`].
+//!
+//! - Stripe API "Handle duplicate events": an event id stored already is acknowledged and
+//!   changes nothing (`UNIQUE (event_id)`, `ON CONFLICT DO NOTHING`).
+//! - Stripe API "Event ordering": events may arrive out of order; an attempt only moves forward
+//!   (`stripe_webhook::moves_forward`), so an event older than the state it describes changes
+//!   nothing.
+//! - `charge.refunded` and `charge.dispute.*` are stored (`recorded`) with no effect: the
+//!   credit-note and dispute code of issue 22 is not wired to them yet.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::core::collection::{AttemptOutcome, RetrySchedule};
+use crate::gateway::ChargeOutcome;
+use crate::jobs::collect::{Settled, Settlement};
+use crate::store::collection::AttemptRow;
+use crate::store::webhooks::{self as store, NewEvent, Source};
+use crate::store::{Db, invoices};
+use crate::stripe_webhook::{Action, Event, EventOutcome, moves_forward};
+
+/// What an event would do, decided from the stored state (shared by [`apply`] and [`plan`]).
+enum Judged {
+    Outcome(EventOutcome, Option<i64>),
+    Settle(Box<AttemptRow>, ChargeOutcome),
+}
+
+/// The answer about a payment a `payment_intent.*` event carries, as the gateway would give
+/// it; `None` for the other events.
+fn charge_outcome(event: &Event, action: &Action) -> Option<ChargeOutcome> {
+    match action {
+        Action::PaymentSucceeded { payment_intent } => Some(ChargeOutcome::Succeeded {
+            payment_intent: payment_intent.clone(),
+        }),
+        Action::PaymentProcessing { payment_intent } => Some(ChargeOutcome::Processing {
+            payment_intent: payment_intent.clone(),
+        }),
+        Action::PaymentFailed {
+            payment_intent,
+            code,
+            decline_code,
+        } => Some(ChargeOutcome::Failed {
+            payment_intent: Some(payment_intent.clone()),
+            code: code.clone(),
+            decline_code: decline_code.clone(),
+            // Stored for the operator; customers only ever see the decline code, worded by
+            // the templates.
+            message: format!("declined (Stripe event {})", event.id),
+        }),
+        Action::ChargeRefunded { .. }
+        | Action::DisputeCreated { .. }
+        | Action::DisputeClosed { .. }
+        | Action::Ignored => None,
+    }
+}
+
+async fn judge(
+    conn: impl Into<crate::store::Conn<'_>>,
+    event: &Event,
+    action: &Action,
+) -> anyhow::Result<Judged> {
+    let (Some((payment_intent, reported)), Some(charge)) =
+        (action.payment_state(), charge_outcome(event, action))
+    else {
+        return Ok(match action {
+            // Stored with no effect until issue 22's credit-note and dispute code takes them.
+            Action::ChargeRefunded { .. }
+            | Action::DisputeCreated { .. }
+            | Action::DisputeClosed { .. } => Judged::Outcome(EventOutcome::Recorded, None),
+            Action::Ignored
+            | Action::PaymentSucceeded { .. }
+            | Action::PaymentProcessing { .. }
+            | Action::PaymentFailed { .. } => Judged::Outcome(EventOutcome::Ignored, None),
+        });
+    };
+    let Some(attempt) =
+        store::attempt_for_payment_intent(conn, payment_intent, event.invoice_hint()).await?
+    else {
+        return Ok(Judged::Outcome(EventOutcome::Unmatched, None));
+    };
+    if !moves_forward(attempt.outcome, reported) {
+        if attempt.outcome == AttemptOutcome::Failed && reported == AttemptOutcome::Succeeded {
+            // billrun never confirms a PaymentIntent again: money arriving for an attempt it
+            // recorded as failed is for the operator to look at in Stripe's dashboard.
+            warn!(event.id = %event.id, attempt.id = attempt.id, invoice.id = attempt.invoice_id,
+                "Stripe says a PaymentIntent succeeded whose attempt billrun recorded as failed: left as it is; check it in Stripe's dashboard");
+        }
+        return Ok(Judged::Outcome(EventOutcome::NoChange, Some(attempt.id)));
+    }
+    Ok(Judged::Settle(Box::new(attempt), charge))
+}
+
+/// Stores `event` and applies it, in one transaction committed before this returns (the
+/// daemon answers Stripe after it). `now` is the clock of the settlement (dunning schedule,
+/// timeline) and of `received_at`.
+pub async fn apply(
+    db: &Db,
+    schedule: &RetrySchedule,
+    event: &Event,
+    action: &Action,
+    source: Source,
+    now: DateTime<Utc>,
+) -> anyhow::Result<EventOutcome> {
+    let created = event
+        .created_at()
+        .with_context(|| format!("event {}: `created` is not a time", event.id))?;
+    let object_id = event.object_id();
+    let mut tx = db.begin().await?;
+    // Looked up first, so that a duplicate takes no sequence value; the insert's `ON CONFLICT`
+    // settles two deliveries of one event at once.
+    let inserted = if store::exists(&mut tx, &event.id).await? {
+        None
+    } else {
+        store::insert(
+            &mut tx,
+            &NewEvent {
+                event_id: &event.id,
+                kind: &event.kind,
+                object_id: object_id.as_deref(),
+                created,
+                received_at: now,
+                source,
+            },
+        )
+        .await?
+    };
+    let Some(row) = inserted else {
+        tx.rollback().await?;
+        info!(event.id = %event.id, event.kind = %event.kind, "Stripe event received again: nothing to do");
+        return Ok(EventOutcome::Duplicate);
+    };
+    let (outcome, attempt_id) = match judge(&mut tx, event, action).await? {
+        Judged::Outcome(outcome, attempt) => (outcome, attempt),
+        Judged::Settle(attempt, charge) => {
+            let inv = invoices::get(&mut tx, attempt.invoice_id)
+                .await?
+                .context("the attempt's invoice")?;
+            let settlement = Settlement { schedule, now };
+            let settled = settlement.settle(&mut tx, &inv, &attempt, &charge).await?;
+            let outcome = match settled {
+                Settled::Succeeded | Settled::Processing | Settled::Failed { .. } => {
+                    EventOutcome::Applied
+                }
+                // The collect job settled it between the read and the update.
+                Settled::AlreadySettled => EventOutcome::NoChange,
+                Settled::Unknown => anyhow::bail!("a webhook event settled an attempt as unknown"),
+            };
+            (outcome, Some(attempt.id))
+        }
+    };
+    let applied_at = (outcome == EventOutcome::Applied).then_some(now);
+    store::finish(&mut tx, row, outcome, attempt_id, applied_at).await?;
+    tx.commit().await?;
+    match outcome {
+        EventOutcome::Unmatched => warn!(
+            event.id = %event.id, event.kind = %event.kind, object.id = object_id.as_deref().unwrap_or(""),
+            "Stripe event about a PaymentIntent no payment attempt has: recorded as unmatched"
+        ),
+        EventOutcome::Applied
+        | EventOutcome::NoChange
+        | EventOutcome::Recorded
+        | EventOutcome::Ignored
+        | EventOutcome::Duplicate => info!(
+            event.id = %event.id, event.kind = %event.kind, attempt.id = attempt_id, outcome = %outcome,
+            "Stripe event stored"
+        ),
+    }
+    Ok(outcome)
+}
+
+/// What [`apply`] would do with `event`, writing nothing (`--dry-run`).
+pub async fn plan(db: &Db, event: &Event, action: &Action) -> anyhow::Result<EventOutcome> {
+    if store::exists(db, &event.id).await? {
+        return Ok(EventOutcome::Duplicate);
+    }
+    Ok(match judge(db, event, action).await? {
+        Judged::Outcome(outcome, _) => outcome,
+        Judged::Settle(..) => EventOutcome::Applied,
+    })
+}
