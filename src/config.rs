@@ -251,7 +251,8 @@ impl JobsConfig {
     fn validate(&self) -> Result<(), BadInput> {
         let file = self.file_name("invoice");
         check_schedule(&file, &self.invoice.text, &self.invoice.schedule)?;
-        if self.invoice.settings.batch_size == 0 || self.invoice.settings.scale_out_stale_seconds == 0
+        if self.invoice.settings.batch_size == 0
+            || self.invoice.settings.scale_out_stale_seconds == 0
         {
             return Err(BadInput(format!(
                 "{file}: settings.batch_size and settings.scale_out_stale_seconds must be at least 1"

@@ -469,7 +469,12 @@ async fn finish_open_ranges(
                 } else {
                     runs::take_over_silent(&env.db, run_id, &row.owner, &me, stale)
                         .await?
-                        .then(|| format!("it has been silent for more than {} s (scale_out_stale_seconds)", stale.as_secs()))
+                        .then(|| {
+                            format!(
+                                "it has been silent for more than {} s (scale_out_stale_seconds)",
+                                stale.as_secs()
+                            )
+                        })
                 };
                 if let Some(why) = why {
                     warn!(job = job.as_str(), run.id = run_id, owner = %row.owner, reason = %why,

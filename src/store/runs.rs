@@ -256,7 +256,8 @@ pub async fn finish_batch(
         "UPDATE job_run_batches SET status = 'done', counts = $3, worker = $4
          WHERE run_id = $1 AND first_account = $2
            AND (status = 'pending' OR (status = 'running' AND worker = $4))")
-        .bind(run).bind(first).bind(counts).bind(worker).execute(p).await?.rows_affected()) == 1)
+        .bind(run).bind(first).bind(counts).bind(worker).execute(p).await?.rows_affected())
+        == 1)
 }
 
 /// A process of a shared run reports that it is alive, with the database's clock: on the

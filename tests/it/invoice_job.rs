@@ -1116,7 +1116,9 @@ both_stores!(
                     .push((String::from_utf8(out.0.clone()).unwrap(), invoices.len()));
             })
         }));
-        let mut report = billrun::jobs::run(&env, JobName::Invoice, &o).await.unwrap();
+        let mut report = billrun::jobs::run(&env, JobName::Invoice, &o)
+            .await
+            .unwrap();
         assert_eq!(report.counts.get(&Count::Invoiced), Some(&6));
         let rest = std::mem::take(&mut report.invoices);
         {

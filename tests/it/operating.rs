@@ -705,7 +705,10 @@ async fn scale_out_survives_a_killed(victim: Victim) {
     assert!(text.contains("scale_out_stale_seconds = 10"), "{text}");
     std::fs::write(
         &invoice_toml,
-        text.replace("scale_out_stale_seconds = 10", "scale_out_stale_seconds = 1"),
+        text.replace(
+            "scale_out_stale_seconds = 10",
+            "scale_out_stale_seconds = 1",
+        ),
     )
     .unwrap();
     let mut lock = sqlx::PgConnection::connect(&app.url).await.unwrap();
@@ -892,7 +895,10 @@ async fn a_holder_taken_for_dead_that_comes_back_invoices_no_account_twice() {
     let text = std::fs::read_to_string(&invoice_toml).unwrap();
     std::fs::write(
         &invoice_toml,
-        text.replace("scale_out_stale_seconds = 10", "scale_out_stale_seconds = 1"),
+        text.replace(
+            "scale_out_stale_seconds = 10",
+            "scale_out_stale_seconds = 1",
+        ),
     )
     .unwrap();
     let db = app.db().clone();
@@ -949,7 +955,11 @@ async fn a_holder_taken_for_dead_that_comes_back_invoices_no_account_twice() {
     let issued = invoice_numbers(&app).await;
     assert!(!issued.is_empty());
     let counts: serde_json::Value = serde_json::from_str(&rows[0].counts).unwrap();
-    assert_eq!(counts["invoiced"].as_u64(), Some(issued.len() as u64), "{counts}");
+    assert_eq!(
+        counts["invoiced"].as_u64(),
+        Some(issued.len() as u64),
+        "{counts}"
+    );
     let range_row = || {
         let db = db.clone();
         let first = first.clone();
