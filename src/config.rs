@@ -43,7 +43,16 @@ pub struct InvoiceSettings {
     /// An EU business whose VAT number VIES has not confirmed recently: bill VAT or hold.
     #[serde(default)]
     pub on_unverified: crate::core::vat::OnUnverified,
+    /// Scale-out (`--join`): a process whose heartbeat is older than this is taken for dead.
+    #[serde(default = "default_scale_out_stale_seconds")]
+    pub scale_out_stale_seconds: u32,
     pub seller: SellerSettings,
+}
+
+/// Scale-out: a process of a shared run beats about every second; ten seconds of silence is a
+/// dead process, not a slow one (see `runner::beat_every`).
+fn default_scale_out_stale_seconds() -> u32 {
+    10
 }
 
 /// The seller printed on invoices: the core's (`jobs/invoice.toml`'s `[settings.seller]`).
@@ -80,6 +89,9 @@ pub struct CollectSettings {
     /// Percent of the simulated gateway's requests that get no conclusive answer.
     #[serde(default)]
     pub simulated_fault_percent: u32,
+    /// Scale-out (`--join`): a process whose heartbeat is older than this is taken for dead.
+    #[serde(default = "default_scale_out_stale_seconds")]
+    pub scale_out_stale_seconds: u32,
 }
 
 fn default_collect_concurrency() -> u32 {
@@ -239,9 +251,11 @@ impl JobsConfig {
     fn validate(&self) -> Result<(), BadInput> {
         let file = self.file_name("invoice");
         check_schedule(&file, &self.invoice.text, &self.invoice.schedule)?;
-        if self.invoice.settings.batch_size == 0 {
+        if self.invoice.settings.batch_size == 0
+            || self.invoice.settings.scale_out_stale_seconds == 0
+        {
             return Err(BadInput(format!(
-                "{file}: settings.batch_size must be at least 1"
+                "{file}: settings.batch_size and settings.scale_out_stale_seconds must be at least 1"
             )));
         }
         check_rcs(&self.invoice.settings.seller)
@@ -249,9 +263,13 @@ impl JobsConfig {
         let file = self.file_name("collect");
         let c = &self.collect.settings;
         check_schedule(&file, &self.collect.text, &self.collect.schedule)?;
-        if c.batch_size == 0 || c.transient_tries == 0 || c.concurrency == 0 {
+        if c.batch_size == 0
+            || c.transient_tries == 0
+            || c.concurrency == 0
+            || c.scale_out_stale_seconds == 0
+        {
             return Err(BadInput(format!(
-                "{file}: settings.batch_size, settings.transient_tries and settings.concurrency must be at least 1"
+                "{file}: settings.batch_size, settings.transient_tries, settings.concurrency and settings.scale_out_stale_seconds must be at least 1"
             )));
         }
         if c.retry_offsets_days.contains(&0) {

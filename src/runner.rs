@@ -10,6 +10,11 @@
 //!   that joins takes ranges with `FOR UPDATE SKIP LOCKED` and runs the job on each. The jobs'
 //!   own guarantees (one invoice per account and period, the gapless counter locked until
 //!   commit, one attempt number per invoice) make any split produce what one process would.
+//!   Each process of a shared run beats about every second on the ranges it holds (and on the
+//!   run, when it owns it), with the database's clock; a process silent for the job's
+//!   `scale_out_stale_seconds` is taken for dead, on whatever machine it ran, and the others
+//!   finish its ranges and, if it owned the run, record it. Billing a range twice (a holder
+//!   taken for dead that was only slow) is harmless: the same guarantees hold.
 
 use std::time::Duration;
 
@@ -104,10 +109,15 @@ pub enum Claim {
     Busy(RunRow),
 }
 
+/// Fault injection for tests: the host name this process gives in its claims, as if it ran on
+/// another machine (the others then cannot see whether its pid is gone).
+pub const TEST_HOST_ENV: &str = "BILLRUN_TEST_HOST";
+
 /// `host:pid`, naming the process that holds a claim.
 pub fn owner_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let host = std::env::var(TEST_HOST_ENV)
         .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
@@ -241,8 +251,55 @@ async fn record(
     result: &anyhow::Result<JobReport>,
     took: Duration,
 ) -> anyhow::Result<()> {
+    let finish = finish_of(result)?;
+    runs::finish(&env.db, run_id, &finish).await?;
+    recorded(job, run_id, finish.status, result, took);
+    Ok(())
+}
+
+/// [`record`] for a shared run, by the process that owns it now (`me`): a claimer taken for
+/// dead while it was only slow leaves the recording to the one that took the run over.
+async fn record_shared(
+    env: &Env,
+    job: JobName,
+    run_id: i64,
+    me: &str,
+    result: &anyhow::Result<JobReport>,
+    took: Duration,
+) -> anyhow::Result<()> {
+    let finish = finish_of(result)?;
+    if runs::finish_owned(&env.db, run_id, me, &finish).await? {
+        recorded(job, run_id, finish.status, result, took);
+    } else {
+        warn!(
+            job = job.as_str(),
+            run.id = run_id,
+            "the shared run was taken over (this process was silent too long): the process that took it records it"
+        );
+    }
+    Ok(())
+}
+
+fn recorded(
+    job: JobName,
+    run_id: i64,
+    status: &'static str,
+    result: &anyhow::Result<JobReport>,
+    took: Duration,
+) {
+    crate::metrics::record_run(job, status, took, result.as_ref().ok());
+    info!(
+        job = job.as_str(),
+        run.id = run_id,
+        status,
+        seconds = took.as_secs_f64(),
+        "run finished"
+    );
+}
+
+fn finish_of(result: &anyhow::Result<JobReport>) -> anyhow::Result<Finish<'static>> {
     let status = status_of(result);
-    let finish = match result {
+    Ok(match result {
         Ok(r) => Finish {
             status,
             at: crate::core::period::whole_seconds(Utc::now()),
@@ -262,17 +319,7 @@ async fn record(
             summary: None,
             error: Some(crate::error_text::chain(e)),
         },
-    };
-    runs::finish(&env.db, run_id, &finish).await?;
-    crate::metrics::record_run(job, status, took, result.as_ref().ok());
-    info!(
-        job = job.as_str(),
-        run.id = run_id,
-        status,
-        seconds = took.as_secs_f64(),
-        "run finished"
-    );
-    Ok(())
+    })
 }
 
 /// Waits until the job has no running run (`--wait`), polling.
@@ -300,6 +347,50 @@ pub fn scales_out(job: JobName) -> bool {
     }
 }
 
+/// Scale-out: how long a process of a shared run may be silent before the others take it for
+/// dead (the job's `scale_out_stale_seconds`).
+pub fn scale_out_stale(env: &Env, job: JobName) -> Duration {
+    let seconds = match job {
+        JobName::Collect => env.jobs.collect.settings.scale_out_stale_seconds,
+        JobName::Invoice
+        | JobName::Suspend
+        | JobName::Hds
+        | JobName::Delete
+        | JobName::Deliver
+        | JobName::VatCheck => env.jobs.invoice.settings.scale_out_stale_seconds,
+    };
+    Duration::from_secs(u64::from(seconds.max(1)))
+}
+
+/// How often a process of a shared run beats: every second, and at least five times within
+/// the staleness, so that a live process is never taken for dead for one late beat.
+pub fn beat_every(stale: Duration) -> Duration {
+    (stale / 5).min(Duration::from_secs(1))
+}
+
+/// The heartbeat of a process of a shared run, in its own task (so that it goes on however
+/// long a range takes): its ranges and, when it owns the run, the run. Stops when dropped.
+struct SharedBeat(tokio::task::JoinHandle<()>);
+
+impl SharedBeat {
+    fn start(db: Db, run_id: i64, worker: String, every: Duration) -> SharedBeat {
+        SharedBeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = runs::beat_shared(&db, run_id, &worker).await {
+                    warn!(run.id = run_id, error = %crate::error_text::chain(&e), "cannot record the heartbeat");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for SharedBeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Scale-out, for the process that won the claim: cuts the accounts into ranges, works on them
 /// with whoever joins, waits for the others' ranges, records the whole run.
 pub async fn execute_shared(
@@ -309,7 +400,13 @@ pub async fn execute_shared(
     run_id: i64,
     batch_size: usize,
 ) -> anyhow::Result<JobReport> {
-    let beat = heartbeat(env.db.clone(), run_id);
+    let me = owner_id();
+    let beat = SharedBeat::start(
+        env.db.clone(),
+        run_id,
+        me.clone(),
+        beat_every(scale_out_stale(env, job)),
+    );
     let started = std::time::Instant::now();
     let result = async {
         let ids = accounts::ordered_account_ids(&env.db).await?;
@@ -325,18 +422,18 @@ pub async fn execute_shared(
         Ok(mine)
     }
     .await;
-    beat.abort();
-    record(env, job, run_id, &result, started.elapsed()).await?;
+    drop(beat);
+    record_shared(env, job, run_id, &me, &result, started.elapsed()).await?;
     result
 }
 
 /// After its own ranges, a process of a shared run waits for the others' and finishes what a
 /// dead process left: the ranges held by a process of this machine that is gone are put back
-/// at once (as a dead run's claim is), those of a process elsewhere once their claim is older
-/// than [`STALE_AFTER`]. A joiner (`takeover: Some(slot)`) also takes the run over when its
-/// claimer is gone, on this machine at once or elsewhere once the run's heartbeat is stale, and
-/// beats for it (the heartbeat's handle goes in `slot`), so that the run is finished and
-/// recorded. Returns the counts of every range once all are done, `None` when the run ended
+/// at once (as a dead run's claim is), those of a process silent for longer than
+/// [`scale_out_stale`] (on any machine) then. A joiner (`took_over: Some(flag)`) also takes
+/// the run over when its owner is gone, on this machine at once or once the owner has been
+/// silent for as long, and from then on beats for it (its [`SharedBeat`] does) and records it
+/// (`flag` set). Returns the counts of every range once all are done, `None` when the run ended
 /// otherwise (stopped, or no longer running): `mine` then holds this process's work only.
 async fn finish_open_ranges(
     env: &Env,
@@ -344,9 +441,10 @@ async fn finish_open_ranges(
     opts: &RunOptions,
     run_id: i64,
     mine: &mut JobReport,
-    mut takeover: Option<&mut Option<tokio::task::JoinHandle<()>>>,
+    mut took_over: Option<&mut bool>,
 ) -> anyhow::Result<Option<Vec<String>>> {
     let me = owner_id();
+    let stale = scale_out_stale(env, job);
     loop {
         if mine.stopped {
             return Ok(None);
@@ -355,34 +453,49 @@ async fn finish_open_ranges(
         if open == 0 {
             return Ok(Some(counts));
         }
-        if let Some(beat) = takeover.as_deref_mut() {
+        if let Some(took) = took_over.as_deref_mut() {
             let Some(row) = runs::get(&env.db, run_id).await? else {
                 return Ok(None);
             };
             if row.status != "running" {
                 return Ok(None);
             }
-            let wall = crate::core::period::whole_seconds(Utc::now());
-            let stale = chrono::Duration::from_std(STALE_AFTER).expect("small");
-            if beat.is_none()
-                && row.owner != me
-                && (owner_is_dead(&row.owner, &me) || row.heartbeat_at < wall - stale)
-                && runs::take_over(&env.db, run_id, &row.owner, &me, wall).await?
-            {
-                warn!(job = job.as_str(), run.id = run_id, owner = %row.owner,
-                    "the process that claimed the shared run is gone: this one finishes and records it");
-                *beat = Some(heartbeat(env.db.clone(), run_id));
+            if !*took && row.owner != me {
+                let wall = crate::core::period::whole_seconds(Utc::now());
+                let why = if owner_is_dead(&row.owner, &me) {
+                    runs::take_over(&env.db, run_id, &row.owner, &me, wall)
+                        .await?
+                        .then(|| "its process, on this machine, is gone".to_string())
+                } else {
+                    runs::take_over_silent(&env.db, run_id, &row.owner, &me, stale)
+                        .await?
+                        .then(|| {
+                            format!(
+                                "it has been silent for more than {} s (scale_out_stale_seconds)",
+                                stale.as_secs()
+                            )
+                        })
+                };
+                if let Some(why) = why {
+                    warn!(job = job.as_str(), run.id = run_id, owner = %row.owner, reason = %why,
+                        "the process that owned the shared run is taken for dead: this one finishes and records it");
+                    *took = true;
+                }
             }
         }
         for worker in runs::batch_holders(&env.db, run_id).await? {
             if owner_is_dead(&worker, &me) {
                 warn!(job = job.as_str(), run.id = run_id, worker = %worker,
-                    "a process holding ranges of the shared run is gone: its ranges are put back");
+                    reason = "its process, on this machine, is gone",
+                    "a process holding ranges of the shared run is taken for dead: its ranges are put back");
                 runs::requeue_worker_batches(&env.db, run_id, &worker).await?;
             }
         }
-        let cutoff = Utc::now() - chrono::Duration::from_std(STALE_AFTER).expect("small");
-        runs::requeue_stale_batches(&env.db, run_id, cutoff).await?;
+        for worker in runs::requeue_silent_batches(&env.db, run_id, stale).await? {
+            warn!(job = job.as_str(), run.id = run_id, worker = %worker,
+                reason = %format!("it has been silent for more than {} s (scale_out_stale_seconds)", stale.as_secs()),
+                "a process holding ranges of the shared run is taken for dead: its ranges are put back");
+        }
         // Any range pending now (put back by this process or by one that left since) is taken.
         let more = work_batches(env, job, opts, run_id).await?;
         for (k, v) in &more.counts {
@@ -395,12 +508,12 @@ async fn finish_open_ranges(
         if more.stopped {
             mine.stop_early();
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(beat_every(stale).min(Duration::from_millis(100))).await;
     }
 }
 
 /// Scale-out, for a process joining a run another one claimed: it works on ranges, then waits
-/// for the others' (finishing a dead process's, taking the run over if its claimer died).
+/// for the others' (finishing a dead process's, taking the run over if its owner died).
 pub async fn join(
     env: &Env,
     job: JobName,
@@ -411,14 +524,23 @@ pub async fn join(
     for _ in 0..100 {
         let (open, counts, _) = runs::batches(&env.db, run.id).await?;
         if open > 0 || !counts.is_empty() {
+            let me = owner_id();
+            let beat = SharedBeat::start(
+                env.db.clone(),
+                run.id,
+                me.clone(),
+                beat_every(scale_out_stale(env, job)),
+            );
             let started = std::time::Instant::now();
             let mut mine = work_batches(env, job, opts, run.id).await?;
-            let mut beat = None;
-            let all = finish_open_ranges(env, job, opts, run.id, &mut mine, Some(&mut beat)).await;
-            let Some(beat) = beat else {
+            let mut took_over = false;
+            let all =
+                finish_open_ranges(env, job, opts, run.id, &mut mine, Some(&mut took_over)).await;
+            drop(beat);
+            if !took_over {
                 all?;
                 return Ok(mine);
-            };
+            }
             // This process took the run over: it records it, as its claimer would have.
             let result = match all {
                 Ok(Some(counts)) => sum_counts(&counts).map(|c| {
@@ -428,8 +550,7 @@ pub async fn join(
                 Ok(None) => Ok(mine),
                 Err(e) => Err(e),
             };
-            beat.abort();
-            record(env, job, run.id, &result, started.elapsed()).await?;
+            record_shared(env, job, run.id, &me, &result, started.elapsed()).await?;
             return result;
         }
         if runs::get(&env.db, run.id)
@@ -470,7 +591,13 @@ async fn work_batches(
         let mut o = opts.clone();
         o.range = Some((first.clone(), last.clone()));
         let r = run_caught(env, job, &o).await?;
-        runs::finish_batch(&env.db, run_id, &first, &serde_json::to_string(&r.counts)?).await?;
+        let counts = serde_json::to_string(&r.counts)?;
+        if !runs::finish_batch(&env.db, run_id, &first, &worker, &counts).await? {
+            // Taken for dead meanwhile (silent too long) and retaken: whatever this process
+            // billed, the database kept once; the holder's counts stand for the range.
+            warn!(job = job.as_str(), run.id = run_id, range.first = %first,
+                "a range this process billed was put back meanwhile (it was taken for dead); its new holder's counts stand");
+        }
         for (k, v) in &r.counts {
             *total.counts.entry(*k).or_default() += *v;
         }

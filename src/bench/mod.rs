@@ -265,26 +265,29 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
         opts.period = Some(period);
         // As the daemon runs the jobs: reports keep counts, not a view of each item.
         opts.counts_only = true;
-        // The largest output of all: every invoice the month would issue, as JSON.
+        // The largest output of all: every invoice the month would issue, as JSON; then as
+        // the table (its first rows, as they are produced, and a count of the rest).
         let period_arg = period.to_string();
-        let c = child(&[
-            "run",
-            "invoice",
-            "--dry-run",
-            "--format",
-            "json",
-            "--now",
-            &now_arg,
-            "--period",
-            &period_arg,
-        ])
-        .await?;
-        progress(format!(
-            "  command `{}`: peak {}",
-            c.command,
-            mb(c.peak_rss_bytes)
-        ));
-        commands.push(c);
+        for format in ["json", "table"] {
+            let c = child(&[
+                "run",
+                "invoice",
+                "--dry-run",
+                "--format",
+                format,
+                "--now",
+                &now_arg,
+                "--period",
+                &period_arg,
+            ])
+            .await?;
+            progress(format!(
+                "  command `{}`: peak {}",
+                c.command,
+                mb(c.peak_rss_bytes)
+            ));
+            commands.push(c);
+        }
         settle!();
         let started = Instant::now();
         // The job as cron runs it, over every account page by page, keeping counts; the few

@@ -79,6 +79,24 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = &spool {
         opts.invoice_sink = s.sink();
     }
+    // Its table format writes each row as the run issues it, and holds none (issue 25 §4).
+    let table = match (args.format, args.job) {
+        (OutputFormat::Table, JobName::Invoice) => Some(std::sync::Arc::new(
+            views::InvoiceTableStream::new(TABLE_ROWS_SHOWN),
+        )),
+        _ => None,
+    };
+    if let Some(t) = &table {
+        let (t, bar) = (t.clone(), bar.clone());
+        opts.invoice_sink = jobs::InvoiceSink(Some(std::sync::Arc::new(move |invoices| {
+            let write = || t.write(&invoices, &mut std::io::stdout().lock());
+            // The rows go above the progress bar, not through it.
+            match &bar {
+                Some(b) => b.0.suspend(write),
+                None => write(),
+            }
+        })));
+    }
     let report = if args.dry_run {
         // A dry-run changes nothing, so it takes no claim either.
         jobs::run(&env, args.job, &opts).await.map(Some)
@@ -98,15 +116,16 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             std::io::BufWriter::new(std::io::stdout()),
         )?,
         OutputFormat::Table => {
-            if !report.invoices.is_empty() {
-                if report.invoices.len() <= 50 {
-                    print!("{}", views::invoice_table(&report.invoices));
-                } else {
-                    println!(
-                        "({} invoices: see them with --format json or `billrun invoices list`)",
-                        report.invoices.len()
-                    );
+            match &table {
+                Some(t) => t.finish(
+                    &std::mem::take(&mut report.invoices),
+                    &mut std::io::stdout().lock(),
+                )?,
+                // No other job reports invoices today; if one did, they would show here.
+                None if !report.invoices.is_empty() => {
+                    print!("{}", views::invoice_table(&report.invoices))
                 }
+                None => {}
             }
             for d in &report.deletions {
                 println!("{}", d.line());
@@ -125,6 +144,9 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Rows of the invoice table `billrun run invoice` writes; beyond, it counts them.
+const TABLE_ROWS_SHOWN: usize = 50;
 
 /// `billrun run` outside a dry-run: claims the run (a scheduled tick with `--scheduled`), waits
 /// or joins when another run holds it, records it. `None`: the tick already ran elsewhere.

@@ -159,6 +159,22 @@ pub async fn finish(db: impl Into<Conn<'_>>, id: i64, f: &Finish<'_>) -> anyhow:
     Ok(())
 }
 
+/// [`finish`] by the run's owner only, while it is running: false (nothing written) when
+/// another process took the run over or recorded it.
+pub async fn finish_owned(
+    db: impl Into<Conn<'_>>,
+    id: i64,
+    owner: &str,
+    f: &Finish<'_>,
+) -> anyhow::Result<bool> {
+    let n = with_db!(db, p => sqlx::query(
+        "UPDATE job_runs SET status = $2, finished_at = $3, heartbeat_at = $3, counts = $4, failures = $5, summary = $6, error = $7
+         WHERE id = $1 AND owner = $8 AND status = 'running'")
+        .bind(id).bind(f.status).bind(f.at).bind(&f.counts).bind(f.failures).bind(&f.summary).bind(&f.error).bind(owner)
+        .execute(p).await?.rows_affected());
+    Ok(n == 1)
+}
+
 /// History, newest first.
 pub async fn list(
     db: impl Into<Conn<'_>>,
@@ -200,7 +216,8 @@ pub async fn add_batches(db: &Db, run: i64, ranges: &[(String, String)]) -> anyh
     Ok(())
 }
 
-/// Takes the next pending batch of the run, skipping those other processes hold.
+/// Takes the next pending batch of the run, skipping those other processes hold. Its heartbeat
+/// starts now (the database's clock), see [`beat_shared`].
 pub async fn take_batch(
     db: &Db,
     run: i64,
@@ -209,7 +226,7 @@ pub async fn take_batch(
 ) -> anyhow::Result<Option<(String, String)>> {
     match db {
         Db::Postgres(p) => Ok(sqlx::query_as(
-            "UPDATE job_run_batches SET status = 'running', worker = $2, claimed_at = $3
+            "UPDATE job_run_batches SET status = 'running', worker = $2, claimed_at = $3, heartbeat_at = now()
              WHERE (run_id, first_account) = (
                  SELECT run_id, first_account FROM job_run_batches
                  WHERE run_id = $1 AND status = 'pending' ORDER BY first_account
@@ -225,15 +242,45 @@ pub async fn take_batch(
     }
 }
 
+/// Marks a range done with its counts; false when `worker` no longer holds it (it was taken
+/// for dead and put back, and another process holds or finished it: that one's counts stand).
+/// A range put back but not taken again is marked done by the one that finished it.
 pub async fn finish_batch(
     db: impl Into<Conn<'_>>,
     run: i64,
     first: &str,
+    worker: &str,
     counts: &str,
-) -> anyhow::Result<()> {
-    with_db!(db, p => sqlx::query(
-        "UPDATE job_run_batches SET status = 'done', counts = $3 WHERE run_id = $1 AND first_account = $2")
-        .bind(run).bind(first).bind(counts).execute(p).await?.rows_affected());
+) -> anyhow::Result<bool> {
+    Ok(with_db!(db, p => sqlx::query(
+        "UPDATE job_run_batches SET status = 'done', counts = $3, worker = $4
+         WHERE run_id = $1 AND first_account = $2
+           AND (status = 'pending' OR (status = 'running' AND worker = $4))")
+        .bind(run).bind(first).bind(counts).bind(worker).execute(p).await?.rows_affected())
+        == 1)
+}
+
+/// A process of a shared run reports that it is alive, with the database's clock: on the
+/// ranges it holds and, when it owns the run (it claimed it or took it over), on the run.
+pub async fn beat_shared(db: &Db, run: i64, worker: &str) -> anyhow::Result<()> {
+    let Db::Postgres(p) = db else {
+        anyhow::bail!("scale-out batches need PostgreSQL");
+    };
+    sqlx::query(
+        "UPDATE job_run_batches SET heartbeat_at = now()
+         WHERE run_id = $1 AND worker = $2 AND status = 'running'",
+    )
+    .bind(run)
+    .bind(worker)
+    .execute(p)
+    .await?;
+    sqlx::query(
+        "UPDATE job_runs SET heartbeat_at = now() WHERE id = $1 AND owner = $2 AND status = 'running'",
+    )
+    .bind(run)
+    .bind(worker)
+    .execute(p)
+    .await?;
     Ok(())
 }
 
@@ -251,16 +298,34 @@ pub async fn batches(
     Ok((open, counts, workers))
 }
 
-/// Puts back the ranges held by a process that has not finished them in time (it died).
-pub async fn requeue_stale_batches(
-    db: impl Into<Conn<'_>>,
+/// Puts back the ranges whose holder has been silent for longer than `stale` by the database's
+/// clock (it died, on whatever machine); returns their holders, each once.
+pub async fn requeue_silent_batches(
+    db: &Db,
     run: i64,
-    cutoff: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    Ok(with_db!(db, p => sqlx::query(
-        "UPDATE job_run_batches SET status = 'pending', worker = NULL
-         WHERE run_id = $1 AND status = 'running' AND claimed_at < $2")
-        .bind(run).bind(cutoff).execute(p).await?.rows_affected()))
+    stale: std::time::Duration,
+) -> anyhow::Result<Vec<String>> {
+    let Db::Postgres(p) = db else {
+        anyhow::bail!("scale-out batches need PostgreSQL");
+    };
+    let rows: Vec<(Option<String>,)> = sqlx::query_as(
+        "WITH put_back AS (
+             SELECT run_id, first_account, worker FROM job_run_batches
+             WHERE run_id = $1 AND status = 'running'
+               AND COALESCE(heartbeat_at, claimed_at) < now() - make_interval(secs => $2)
+             FOR UPDATE SKIP LOCKED)
+         UPDATE job_run_batches b SET status = 'pending', worker = NULL, heartbeat_at = NULL
+         FROM put_back WHERE (b.run_id, b.first_account) = (put_back.run_id, put_back.first_account)
+         RETURNING put_back.worker",
+    )
+    .bind(run)
+    .bind(stale.as_secs_f64())
+    .fetch_all(p)
+    .await?;
+    let mut workers: Vec<String> = rows.into_iter().filter_map(|r| r.0).collect();
+    workers.sort();
+    workers.dedup();
+    Ok(workers)
 }
 
 /// The processes holding ranges of the run now (`running`), each once.
@@ -295,5 +360,33 @@ pub async fn take_over(
     let n = with_db!(db, p => sqlx::query(
         "UPDATE job_runs SET owner = $3, heartbeat_at = $4 WHERE id = $1 AND owner = $2 AND status = 'running'")
         .bind(id).bind(from).bind(owner).bind(at).execute(p).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// Hands a shared run whose owner `from` has been silent for longer than `stale` (the
+/// database's clock) to `owner`; false when it beat meanwhile, is no longer running, or
+/// someone else took it first.
+pub async fn take_over_silent(
+    db: &Db,
+    id: i64,
+    from: &str,
+    owner: &str,
+    stale: std::time::Duration,
+) -> anyhow::Result<bool> {
+    let Db::Postgres(p) = db else {
+        anyhow::bail!("scale-out batches need PostgreSQL");
+    };
+    let n = sqlx::query(
+        "UPDATE job_runs SET owner = $3, heartbeat_at = now()
+         WHERE id = $1 AND owner = $2 AND status = 'running'
+           AND heartbeat_at < now() - make_interval(secs => $4)",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(owner)
+    .bind(stale.as_secs_f64())
+    .execute(p)
+    .await?
+    .rows_affected();
     Ok(n == 1)
 }

@@ -72,15 +72,20 @@ fn check_report(r: &Value) {
             )
         })
         .collect();
-    assert_eq!(commands.len(), 3, "{r}");
+    assert_eq!(commands.len(), 4, "{r}");
     assert!(
         commands[0]
             .0
             .starts_with("run invoice --dry-run --format json")
     );
-    assert_eq!(commands[1].0, "invoices list --format json");
     assert!(
-        commands[2]
+        commands[1]
+            .0
+            .starts_with("run invoice --dry-run --format table")
+    );
+    assert_eq!(commands[2].0, "invoices list --format json");
+    assert!(
+        commands[3]
             .0
             .starts_with("run collect --dry-run --format json")
     );

@@ -1070,3 +1070,94 @@ both_stores!(
         assert_eq!(report["counts"]["invoiced"], 6);
     }
 );
+
+both_stores!(
+    the_run_s_table_is_written_row_by_row_in_fixed_columns,
+    |app: TestApp| async move {
+        // Issue 25 §4: `run invoice` (table format) held every invoice until the run ended to
+        // size its columns; now each row is written as the run issues it, in fixed columns.
+        app.seed_fixtures().await;
+        let text = |args: &[&str]| {
+            let out = app.cli(args);
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let dry = text(&["run", "invoice", "--now", OCT_RUN, "--dry-run"]);
+        let real = text(&["run", "invoice", "--now", OCT_RUN]);
+        insta::assert_snapshot!(
+            "run_invoice_table",
+            format!("$ billrun run invoice --dry-run\n{dry}$ billrun run invoice\n{real}")
+        );
+    }
+);
+
+both_stores!(
+    the_run_s_table_rows_come_out_as_the_invoices_are_issued,
+    |app: TestApp| async move {
+        use std::sync::{Arc, Mutex};
+        app.seed_fixtures().await;
+        // Pages of two accounts: the run hands its invoices over page by page.
+        let mut env = app.env.clone();
+        env.jobs.invoice.settings.batch_size = 2;
+        let all = Arc::new(billrun::views::InvoiceTableStream::new(50));
+        let capped = Arc::new(billrun::views::InvoiceTableStream::new(2));
+        let out: Arc<Mutex<(Vec<u8>, Vec<u8>)>> = Arc::default();
+        // What had been written each time the run handed invoices over, and how many it held.
+        let seen: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+        let mut o = opts(OCT_RUN);
+        o.invoice_sink = billrun::jobs::InvoiceSink(Some({
+            let (all, capped, out, seen) = (all.clone(), capped.clone(), out.clone(), seen.clone());
+            Arc::new(move |invoices| {
+                let mut out = out.lock().unwrap();
+                all.write(&invoices, &mut out.0);
+                capped.write(&invoices, &mut out.1);
+                seen.lock()
+                    .unwrap()
+                    .push((String::from_utf8(out.0.clone()).unwrap(), invoices.len()));
+            })
+        }));
+        let mut report = billrun::jobs::run(&env, JobName::Invoice, &o)
+            .await
+            .unwrap();
+        assert_eq!(report.counts.get(&Count::Invoiced), Some(&6));
+        let rest = std::mem::take(&mut report.invoices);
+        {
+            let mut out = out.lock().unwrap();
+            all.finish(&rest, &mut out.0).unwrap();
+            capped.finish(&rest, &mut out.1).unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        let handed: Vec<usize> = seen.iter().map(|s| s.1).filter(|n| *n > 0).collect();
+        assert!(
+            handed.len() >= 2,
+            "the invoices came in several hand-overs: {seen:?}"
+        );
+        // After each hand-over its rows were already written: the header and one row per
+        // invoice handed over so far.
+        let mut so_far = 0;
+        for (text, n) in &seen {
+            so_far += n;
+            let lines: Vec<&str> = text.lines().collect();
+            if so_far > 0 {
+                assert!(lines[0].starts_with("NUMBER       ACCOUNT"), "{text}");
+                assert_eq!(lines.len(), 1 + so_far, "{text}");
+            }
+        }
+        let (full, short) = {
+            let out = out.lock().unwrap();
+            (
+                String::from_utf8(out.0.clone()).unwrap(),
+                String::from_utf8(out.1.clone()).unwrap(),
+            )
+        };
+        assert_eq!(full.lines().count(), 7, "{full}");
+        // Beyond its rows, the table counts the rest.
+        let short_lines: Vec<&str> = short.lines().collect();
+        assert_eq!(short_lines[..3], full.lines().collect::<Vec<_>>()[..3]);
+        assert_eq!(
+            short_lines[3],
+            "(and 4 more invoices: see them all with --format json or `billrun invoices list`)"
+        );
+        assert_eq!(short_lines.len(), 4, "{short}");
+    }
+);
