@@ -14,7 +14,8 @@ use crate::core::dispute::{self, DisputeEffect, DisputeError, DisputeStatus};
 use crate::core::ids::InvoiceId;
 use crate::core::money::format_minor;
 use crate::jobs::Env;
-use crate::store::{events, invoices};
+use crate::store::invoices::{self, InvoiceRow};
+use crate::store::{Tx, events};
 use crate::with_db;
 
 #[derive(Debug, Clone)]
@@ -38,22 +39,60 @@ pub struct Recorded {
     pub invoice_status: String,
 }
 
-/// Records a dispute's status; applies what losing it means, once.
+/// Records a dispute's status; applies what losing it means, once (`billrun payment
+/// dispute`).
 pub async fn record(env: &Env, req: &Request) -> anyhow::Result<Recorded> {
     if req.stripe_dispute.trim().is_empty() {
         return Err(BadInput("--stripe-dispute: the dispute's id (dp_…) is needed".into()).into());
     }
-    let inv = invoices::find(&env.db, &req.invoice)
-        .await?
-        .ok_or_else(|| {
-            BadInput(format!(
-                "no invoice `{}`",
-                crate::core::bounds::excerpt(&req.invoice)
-            ))
-        })?;
+    let inv = invoices::find(&env.db, &req.invoice).await?.ok_or_else(|| {
+        BadInput(format!(
+            "no invoice `{}`",
+            crate::core::bounds::excerpt(&req.invoice)
+        ))
+    })?;
     let mut tx = env.db.begin().await?;
-    crate::store::credit_notes::lock_invoice(&mut tx, inv.id).await?;
-    let existing: Option<(i64, String)> = with_db!(&mut tx, c => sqlx::query_as(
+    let effect = match record_in(&mut tx, &inv, req).await {
+        Ok(e) => e,
+        Err(e) => {
+            tx.rollback().await.ok();
+            return Err(e);
+        }
+    };
+    tx.commit().await?;
+    info!(invoice.number = %inv.number, dispute = %req.stripe_dispute, status = req.status.as_str(),
+        amount_minor = req.amount_minor, "dispute recorded");
+    let after = invoices::get(&env.db, inv.id)
+        .await?
+        .context("the disputed invoice")?;
+    Ok(Recorded {
+        stripe_dispute: req.stripe_dispute.clone(),
+        invoice_number: inv.number,
+        amount: format_minor(req.amount_minor),
+        status: req.status,
+        effect,
+        amount_due: format_minor(after.amount_due_minor),
+        invoice_status: after.status.as_str().to_string(),
+    })
+}
+
+/// The amount a dispute already recorded is for (what `charge.dispute.closed` does not say).
+pub async fn recorded_amount(tx: &mut Tx, stripe_dispute: &str) -> anyhow::Result<Option<i64>> {
+    let row: Option<(i64,)> = with_db!(&mut *tx, c => sqlx::query_as(
+        "SELECT amount_minor FROM disputes WHERE stripe_dispute_id = $1")
+        .bind(stripe_dispute).fetch_optional(c).await?);
+    Ok(row.map(|r| r.0))
+}
+
+/// [`record`] in the caller's transaction (the Stripe webhook's, with the event row): a
+/// refusal of the rules is [`Refused`].
+pub async fn record_in(
+    tx: &mut Tx,
+    inv: &InvoiceRow,
+    req: &Request,
+) -> anyhow::Result<DisputeEffect> {
+    crate::store::credit_notes::lock_invoice(tx, inv.id).await?;
+    let existing: Option<(i64, String)> = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT invoice_id, status FROM disputes WHERE stripe_dispute_id = $1")
         .bind(&req.stripe_dispute).fetch_optional(c).await?);
     if let Some((other, _)) = &existing
@@ -70,7 +109,7 @@ pub async fn record(env: &Env, req: &Request) -> anyhow::Result<Recorded> {
         .map(|(_, s)| DisputeStatus::parse(s).context("a dispute's stored status"))
         .transpose()?;
     // What the gateway collected on the invoice: what a bank can take back.
-    let (paid,): (i64,) = with_db!(&mut tx, c => sqlx::query_as(
+    let (paid,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM payment_attempts
          WHERE invoice_id = $1 AND outcome = 'succeeded'")
         .bind(inv.id).fetch_one(c).await?);
@@ -89,7 +128,7 @@ pub async fn record(env: &Env, req: &Request) -> anyhow::Result<Recorded> {
     match effect {
         DisputeEffect::Nothing => {}
         DisputeEffect::Record | DisputeEffect::Reopen => {
-            with_db!(&mut tx, c => sqlx::query(
+            with_db!(&mut *tx, c => sqlx::query(
                 "INSERT INTO disputes (stripe_dispute_id, invoice_id, amount_minor, status, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $5)
                  ON CONFLICT (stripe_dispute_id) DO UPDATE SET status = excluded.status, amount_minor = excluded.amount_minor,
@@ -104,7 +143,7 @@ pub async fn record(env: &Env, req: &Request) -> anyhow::Result<Recorded> {
                 req.status.as_str()
             );
             events::record(
-                &mut tx,
+                tx,
                 inv.account_id.as_str(),
                 req.now,
                 &format!("payment.dispute_{}", req.status.as_str()),
@@ -115,28 +154,14 @@ pub async fn record(env: &Env, req: &Request) -> anyhow::Result<Recorded> {
         }
     }
     if effect == DisputeEffect::Reopen {
-        // The bank took it back: owed again, dunning from now (a fresh schedule), the
-        // account told by the payment-failed email of its next attempt.
-        with_db!(&mut tx, c => sqlx::query(
+        // The bank took it back: owed again, dunning from now (a fresh schedule); the account
+        // hears of it from that collection's own email (paid again, or failed).
+        with_db!(&mut *tx, c => sqlx::query(
             "UPDATE invoices SET amount_paid_minor = amount_paid_minor - $2, amount_due_minor = amount_due_minor + $2,
                 status = 'unpaid', next_attempt_at = $3, scheduled_failures = 0, collection_exhausted_at = NULL,
                 blocked_pm_version = NULL
              WHERE id = $1")
             .bind(inv.id).bind(req.amount_minor).bind(req.now).execute(c).await?.rows_affected());
     }
-    tx.commit().await?;
-    info!(invoice.number = %inv.number, dispute = %req.stripe_dispute, status = req.status.as_str(),
-        amount_minor = req.amount_minor, "dispute recorded");
-    let after = invoices::get(&env.db, inv.id)
-        .await?
-        .context("the disputed invoice")?;
-    Ok(Recorded {
-        stripe_dispute: req.stripe_dispute.clone(),
-        invoice_number: inv.number,
-        amount: format_minor(req.amount_minor),
-        status: req.status,
-        effect,
-        amount_due: format_minor(after.amount_due_minor),
-        invoice_status: after.status.as_str().to_string(),
-    })
+    Ok(effect)
 }

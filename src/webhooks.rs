@@ -8,8 +8,11 @@
 //! - Stripe API "Event ordering": events may arrive out of order; an attempt only moves forward
 //!   (`stripe_webhook::moves_forward`), so an event older than the state it describes changes
 //!   nothing.
-//! - `charge.refunded` and `charge.dispute.*` are stored (`recorded`) with no effect: the
-//!   credit-note and dispute code of issue 22 is not wired to them yet.
+//! - `charge.dispute.created` / `.closed` record the dispute through `billrun payment
+//!   dispute`'s own code ([`crate::disputes::record_in`], issue 22): a lost one makes the amount
+//!   owed again. `charge.refunded` is stored (`recorded`): billrun's own refunds are settled by
+//!   the answers to their requests; one made in Stripe's dashboard is for the operator to
+//!   record as a credit note.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -133,6 +136,13 @@ pub async fn apply(
         info!(event.id = %event.id, event.kind = %event.kind, "Stripe event received again: nothing to do");
         return Ok(EventOutcome::Duplicate);
     };
+    if let Some((outcome, attempt_id)) = apply_dispute(&mut tx, event, action, now).await? {
+        let applied_at = (outcome == EventOutcome::Applied).then_some(now);
+        store::finish(&mut tx, row, outcome, attempt_id, applied_at).await?;
+        tx.commit().await?;
+        info!(event.id = %event.id, event.kind = %event.kind, outcome = %outcome, "Stripe dispute event stored");
+        return Ok(outcome);
+    }
     let (outcome, attempt_id) = match judge(&mut tx, event, action).await? {
         Judged::Outcome(outcome, attempt) => (outcome, attempt),
         Judged::Settle(attempt, charge) => {
@@ -170,6 +180,76 @@ pub async fn apply(
         ),
     }
     Ok(outcome)
+}
+
+/// A `charge.dispute.*` event, recorded by the dispute code in the event's transaction;
+/// `None` for any other event. A dispute the rules refuse (closed already, more than was paid)
+/// changes nothing and is logged: Stripe would only send it again.
+async fn apply_dispute(
+    tx: &mut crate::store::Tx,
+    event: &Event,
+    action: &Action,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<(EventOutcome, Option<i64>)>> {
+    use crate::core::dispute::{DisputeEffect, DisputeStatus};
+    let (dispute, payment_intent, status, amount) = match action {
+        Action::DisputeCreated {
+            dispute,
+            payment_intent,
+            amount,
+        } => (dispute, payment_intent, DisputeStatus::Open, Some(*amount)),
+        Action::DisputeClosed {
+            dispute,
+            payment_intent,
+            status,
+        } => {
+            let status = match status.as_str() {
+                "won" => DisputeStatus::Won,
+                "lost" => DisputeStatus::Lost,
+                // `warning_closed` and the like: an inquiry closed with no chargeback.
+                _ => return Ok(Some((EventOutcome::Recorded, None))),
+            };
+            let amount = crate::disputes::recorded_amount(tx, dispute).await?;
+            (dispute, payment_intent, status, amount)
+        }
+        Action::PaymentSucceeded { .. }
+        | Action::PaymentProcessing { .. }
+        | Action::PaymentFailed { .. }
+        | Action::ChargeRefunded { .. }
+        | Action::Ignored => return Ok(None),
+    };
+    let Some(pi) = payment_intent else {
+        return Ok(Some((EventOutcome::Unmatched, None)));
+    };
+    let Some(attempt) = store::attempt_for_payment_intent(&mut *tx, pi, None).await? else {
+        return Ok(Some((EventOutcome::Unmatched, None)));
+    };
+    let Some(amount) = amount else {
+        warn!(event.id = %event.id, dispute = %dispute,
+            "a dispute closed that billrun never saw opened: recorded; record it with `billrun payment dispute`");
+        return Ok(Some((EventOutcome::Recorded, Some(attempt.id))));
+    };
+    let inv = invoices::get(&mut *tx, attempt.invoice_id)
+        .await?
+        .context("the attempt's invoice")?;
+    let req = crate::disputes::Request {
+        invoice: inv.number.clone(),
+        stripe_dispute: dispute.clone(),
+        amount_minor: amount,
+        status,
+        now,
+    };
+    match crate::disputes::record_in(tx, &inv, &req).await {
+        Ok(DisputeEffect::Nothing) => Ok(Some((EventOutcome::NoChange, Some(attempt.id)))),
+        Ok(DisputeEffect::Record | DisputeEffect::Reopen) => {
+            Ok(Some((EventOutcome::Applied, Some(attempt.id))))
+        }
+        Err(e) if e.downcast_ref::<crate::closing::Refused>().is_some() => {
+            warn!(event.id = %event.id, dispute = %dispute, reason = %e, "dispute event not applied");
+            Ok(Some((EventOutcome::NoChange, Some(attempt.id))))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What [`apply`] would do with `event`, writing nothing (`--dry-run`).

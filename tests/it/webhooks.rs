@@ -450,7 +450,7 @@ both_stores!(
 );
 
 both_stores!(
-    disputes_and_refunds_are_recorded_unknown_payment_intents_unmatched_and_other_types_ignored_with_200,
+    disputes_on_unpaid_intents_change_nothing_refunds_are_recorded_unknown_payment_intents_unmatched_and_other_types_ignored_with_200,
     |app: TestApp| async move {
         let mut app = app;
         let fake = FakeStripe::start().await;
@@ -470,7 +470,9 @@ both_stores!(
             "id": "dp_1", "object": "dispute", "amount": 3565, "currency": "eur",
             "charge": "ch_1", "payment_intent": pi, "reason": "fraudulent", "status": "needs_response",
         }));
-        assert_eq!(outcome_of(deliver_event(&d, &dispute)), "recorded");
+        // Nothing was collected on this PaymentIntent yet (SEPA processing): a dispute cannot
+        // take back what was not paid, so it changes nothing (logged).
+        assert_eq!(outcome_of(deliver_event(&d, &dispute)), "no_change");
         let closed = event("evt_dispute_closed", "charge.dispute.closed", t, json!({
             "id": "dp_1", "object": "dispute", "amount": 3565, "payment_intent": pi, "status": "lost",
         }));
@@ -503,7 +505,7 @@ both_stores!(
         assert_eq!(
             got,
             vec![
-                ("evt_dispute", "charge.dispute.created", Some("dp_1"), "recorded"),
+                ("evt_dispute", "charge.dispute.created", Some("dp_1"), "no_change"),
                 ("evt_dispute_closed", "charge.dispute.closed", Some("dp_1"), "recorded"),
                 ("evt_refund", "charge.refunded", Some("ch_1"), "recorded"),
                 ("evt_customer", "customer.created", Some("cus_9"), "ignored"),
@@ -594,13 +596,15 @@ both_stores!(
                 })
                 .collect()
         };
-        let expected = |first: &str| {
+        // The dispute (line 6) is judged by the dispute code when applied, once line 1 has
+        // paid the invoice; a dry-run, which applies nothing, only says it would be recorded.
+        let expected = |first: &str, dispute: &str| {
             vec![
                 (1, first.to_string()),
                 (3, "ignored".to_string()),
                 (4, "duplicate".to_string()),
                 (5, "unmatched".to_string()),
-                (6, "recorded".to_string()),
+                (6, dispute.to_string()),
             ]
         };
 
@@ -621,12 +625,12 @@ both_stores!(
         let before = app.dump().await;
         let (code, stdout, stderr) = replay(&["--dry-run"]);
         assert_eq!(code, Some(0), "{stderr}");
-        assert_eq!(outcomes(&stdout), expected("applied"));
+        assert_eq!(outcomes(&stdout), expected("applied", "recorded"));
         assert!(changed(&before, &app.dump().await).is_empty());
 
         let (code, stdout, stderr) = replay(&[]);
         assert_eq!(code, Some(0), "{stderr}");
-        assert_eq!(outcomes(&stdout), expected("applied"));
+        assert_eq!(outcomes(&stdout), expected("applied", "applied"));
         let bob = app.invoice("acc-fr-business", "2026-10").await;
         assert_eq!(bob.status, "paid");
         assert_eq!(
@@ -726,5 +730,47 @@ both_stores!(
             4 + 2 + 1,
             "four cards, two debits, Clara's card: once each"
         );
+    }
+);
+
+both_stores!(
+    stripe_charge_dispute_events_record_the_dispute_and_a_lost_one_makes_the_amount_owed_again,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        sepa_pending(&mut app, &fake).await;
+        let pi = payment_intent(&app, "acc-fr-business").await;
+        let d = daemon(&app, Some(SECRET)).await;
+        let t = unix_now();
+        let ok = intent_event(&fake, "evt_ok", "payment_intent.succeeded", t, &pi, "succeeded");
+        assert_eq!(outcome_of(deliver_event(&d, &ok)), "applied");
+        // The bank disputes 10.00 of it: recorded by the dispute code (issue 22), nothing owed yet.
+        let created = event("evt_dp", "charge.dispute.created", t, json!({
+            "id": "dp_9", "object": "dispute", "amount": 1000, "currency": "eur",
+            "charge": "ch_9", "payment_intent": pi, "status": "needs_response",
+        }));
+        assert_eq!(outcome_of(deliver_event(&d, &created)), "applied");
+        let bob = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!((bob.status.as_str(), bob.amount_due.as_str()), ("paid", "0.00"));
+        // Lost: the 10.00 is owed again, collected from now; the same event again changes nothing.
+        let lost = event("evt_dp_lost", "charge.dispute.closed", t, json!({
+            "id": "dp_9", "object": "dispute", "amount": 1000, "payment_intent": pi, "status": "lost",
+        }));
+        assert_eq!(outcome_of(deliver_event(&d, &lost)), "applied");
+        assert_eq!(outcome_of(deliver_event(&d, &lost)), "duplicate");
+        let bob = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(
+            (bob.status.as_str(), bob.amount_paid.as_str(), bob.amount_due.as_str()),
+            ("unpaid", "25.65", "10.00")
+        );
+        let kinds: Vec<String> = billrun::store::events::timeline(app.db(), "acc-fr-business")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert!(kinds.contains(&"payment.dispute_open".to_string()), "{kinds:?}");
+        assert!(kinds.contains(&"payment.dispute_lost".to_string()), "{kinds:?}");
+        assert_eq!(app.count("credit_notes").await, 0, "a dispute is never a credit note");
     }
 );
