@@ -233,6 +233,8 @@ pub fn pending_email(kind: &str) -> PendingEmail {
     match kind {
         "invoice_issued"
         | "payment_succeeded"
+        // A credit note is a document the law keeps, like an invoice: its email still goes.
+        | "credit_note_issued"
         | "account_deletion_confirmation"
         | "account_deleted" => PendingEmail::Deliver,
         "payment_failed"
