@@ -680,3 +680,60 @@ acc-i,ines@example.com,Inès Invitée,,\"2 rue B, Lyon\",FR,,fr,2026-09-15T00:00
         ledger_balances(&app, "acc-i").await;
     }
 );
+
+both_stores!(
+    en_16931_a_mixed_paid_invoice_is_refunded_as_it_was_paid_and_its_stored_credit_note_passes_the_checker,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        app.seed_fixtures().await;
+        // Bob (35.65) has 10.00 of credit and a card: the credit pays first, the card the rest.
+        app.add_credit("acc-fr-business", 1000, "PAYPAL-B", "2026-10-15T00:00:00Z")
+            .await;
+        app.set_pm("acc-fr-business", "card", "pm_card_visa", "2026-10-01T00:00:00Z")
+            .await;
+        app.run(JobName::Invoice, INVOICED).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let inv = app.invoice("acc-fr-business", "2026-10").await;
+        assert_eq!(
+            (inv.status.as_str(), inv.credit_applied.as_str(), inv.amount_paid.as_str()),
+            ("paid", "10.00", "25.65")
+        );
+        let cn = issue(
+            &app,
+            &request(
+                inv.number.as_deref().unwrap(),
+                CreditRequest::Full,
+                RefundMethod::Auto,
+            ),
+        )
+        .await;
+        // `auto`: back as it was paid, in proportion, to the cent.
+        assert_eq!(cn.total.minor, 3565);
+        assert_eq!(
+            (cn.refund.to_credit.minor, cn.refund.to_payment_method.minor),
+            (1000, 2565)
+        );
+        assert_eq!(fake.refunds().len(), 1);
+        assert_eq!(fake.refunds()[0]["amount"], serde_json::json!(2565));
+        ledger_balances(&app, "acc-fr-business").await;
+        assert_eq!(
+            billrun::store::collection::credit_balance(app.db(), "acc-fr-business")
+                .await
+                .unwrap(),
+            1000
+        );
+        // The PDF stored for it is a Factur-X credit note (type 381) the official checker
+        // passes at EN 16931.
+        let (pdf, _) = billrun::store::credit_notes::document(app.db(), cn.id.unwrap().0)
+            .await
+            .unwrap()
+            .unwrap();
+        let path = app.dir.path().join("credit-note.pdf");
+        std::fs::write(&path, &pdf).unwrap();
+        let results = crate::facturx::check(&[path], false);
+        assert_eq!(results.len(), 1, "{results:#?}");
+        assert!(results[0].1.is_empty(), "{results:#?}");
+    }
+);

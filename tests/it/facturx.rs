@@ -32,7 +32,7 @@ fn python() -> PathBuf {
 }
 
 /// The checker's verdict per file: (file, errors).
-fn check(files: &[PathBuf], fr_ctc: bool) -> Vec<(String, Vec<String>)> {
+pub(crate) fn check(files: &[PathBuf], fr_ctc: bool) -> Vec<(String, Vec<String>)> {
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("tests/support/facturx-check"))
         .arg("--json");

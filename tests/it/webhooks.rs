@@ -742,25 +742,49 @@ both_stores!(
         let pi = payment_intent(&app, "acc-fr-business").await;
         let d = daemon(&app, Some(SECRET)).await;
         let t = unix_now();
-        let ok = intent_event(&fake, "evt_ok", "payment_intent.succeeded", t, &pi, "succeeded");
+        let ok = intent_event(
+            &fake,
+            "evt_ok",
+            "payment_intent.succeeded",
+            t,
+            &pi,
+            "succeeded",
+        );
         assert_eq!(outcome_of(deliver_event(&d, &ok)), "applied");
         // The bank disputes 10.00 of it: recorded by the dispute code (issue 22), nothing owed yet.
-        let created = event("evt_dp", "charge.dispute.created", t, json!({
-            "id": "dp_9", "object": "dispute", "amount": 1000, "currency": "eur",
-            "charge": "ch_9", "payment_intent": pi, "status": "needs_response",
-        }));
+        let created = event(
+            "evt_dp",
+            "charge.dispute.created",
+            t,
+            json!({
+                "id": "dp_9", "object": "dispute", "amount": 1000, "currency": "eur",
+                "charge": "ch_9", "payment_intent": pi, "status": "needs_response",
+            }),
+        );
         assert_eq!(outcome_of(deliver_event(&d, &created)), "applied");
         let bob = app.invoice("acc-fr-business", "2026-10").await;
-        assert_eq!((bob.status.as_str(), bob.amount_due.as_str()), ("paid", "0.00"));
+        assert_eq!(
+            (bob.status.as_str(), bob.amount_due.as_str()),
+            ("paid", "0.00")
+        );
         // Lost: the 10.00 is owed again, collected from now; the same event again changes nothing.
-        let lost = event("evt_dp_lost", "charge.dispute.closed", t, json!({
-            "id": "dp_9", "object": "dispute", "amount": 1000, "payment_intent": pi, "status": "lost",
-        }));
+        let lost = event(
+            "evt_dp_lost",
+            "charge.dispute.closed",
+            t,
+            json!({
+                "id": "dp_9", "object": "dispute", "amount": 1000, "payment_intent": pi, "status": "lost",
+            }),
+        );
         assert_eq!(outcome_of(deliver_event(&d, &lost)), "applied");
         assert_eq!(outcome_of(deliver_event(&d, &lost)), "duplicate");
         let bob = app.invoice("acc-fr-business", "2026-10").await;
         assert_eq!(
-            (bob.status.as_str(), bob.amount_paid.as_str(), bob.amount_due.as_str()),
+            (
+                bob.status.as_str(),
+                bob.amount_paid.as_str(),
+                bob.amount_due.as_str()
+            ),
             ("unpaid", "25.65", "10.00")
         );
         let kinds: Vec<String> = billrun::store::events::timeline(app.db(), "acc-fr-business")
@@ -769,8 +793,18 @@ both_stores!(
             .into_iter()
             .map(|e| e.kind)
             .collect();
-        assert!(kinds.contains(&"payment.dispute_open".to_string()), "{kinds:?}");
-        assert!(kinds.contains(&"payment.dispute_lost".to_string()), "{kinds:?}");
-        assert_eq!(app.count("credit_notes").await, 0, "a dispute is never a credit note");
+        assert!(
+            kinds.contains(&"payment.dispute_open".to_string()),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&"payment.dispute_lost".to_string()),
+            "{kinds:?}"
+        );
+        assert_eq!(
+            app.count("credit_notes").await,
+            0,
+            "a dispute is never a credit note"
+        );
     }
 );
