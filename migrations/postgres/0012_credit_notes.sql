@@ -119,3 +119,20 @@ CREATE TABLE disputes (
     updated_at        TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX disputes_invoice ON disputes (invoice_id);
+
+-- Credit notes are kept as invoices are: the stores refuse deleting one, its lines or its
+-- document, or changing its number (article L123-22 of the Code de commerce).
+CREATE FUNCTION credit_notes_are_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'credit notes are kept: a credit note is never deleted or renumbered'
+        USING ERRCODE = 'restrict_violation';
+END $$;
+CREATE TRIGGER credit_notes_never_deleted BEFORE DELETE OR TRUNCATE ON credit_notes
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_notes_are_kept();
+CREATE TRIGGER credit_note_lines_never_deleted BEFORE DELETE OR TRUNCATE ON credit_note_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_notes_are_kept();
+CREATE TRIGGER credit_note_documents_never_deleted BEFORE DELETE OR TRUNCATE ON credit_note_documents
+    FOR EACH STATEMENT EXECUTE FUNCTION credit_notes_are_kept();
+CREATE TRIGGER credit_notes_never_renumbered BEFORE UPDATE OF id, number ON credit_notes
+    FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id OR OLD.number IS DISTINCT FROM NEW.number)
+    EXECUTE FUNCTION credit_notes_are_kept();

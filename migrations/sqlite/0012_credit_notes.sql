@@ -196,5 +196,29 @@ CREATE TABLE IF NOT EXISTS disputes (
 );
 CREATE INDEX IF NOT EXISTS disputes_invoice ON disputes (invoice_id);
 
+-- Credit notes are kept as invoices are: the stores refuse deleting one, its lines or its
+-- document, or changing its number (article L123-22 of the Code de commerce).
+DROP TRIGGER IF EXISTS credit_notes_never_deleted;
+CREATE TRIGGER credit_notes_never_deleted BEFORE DELETE ON credit_notes
+BEGIN
+    SELECT RAISE(ABORT, 'credit notes are kept: a credit note is never deleted or renumbered');
+END;
+DROP TRIGGER IF EXISTS credit_note_lines_never_deleted;
+CREATE TRIGGER credit_note_lines_never_deleted BEFORE DELETE ON credit_note_lines
+BEGIN
+    SELECT RAISE(ABORT, 'credit notes are kept: a credit note is never deleted or renumbered');
+END;
+DROP TRIGGER IF EXISTS credit_note_documents_never_deleted;
+CREATE TRIGGER credit_note_documents_never_deleted BEFORE DELETE ON credit_note_documents
+BEGIN
+    SELECT RAISE(ABORT, 'credit notes are kept: a credit note is never deleted or renumbered');
+END;
+DROP TRIGGER IF EXISTS credit_notes_never_renumbered;
+CREATE TRIGGER credit_notes_never_renumbered BEFORE UPDATE OF id, number ON credit_notes
+    WHEN OLD.id IS NOT NEW.id OR OLD.number IS NOT NEW.number
+BEGIN
+    SELECT RAISE(ABORT, 'credit notes are kept: a credit note is never deleted or renumbered');
+END;
+
 COMMIT;
 PRAGMA foreign_keys = ON;

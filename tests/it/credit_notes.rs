@@ -488,6 +488,15 @@ both_stores!(
         ]);
         assert!(out.status.success(), "{out:?}");
         assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"));
+        // Code de commerce L123-22: kept, as invoices are; the stores refuse deleting one.
+        for table in ["credit_notes", "credit_note_lines", "credit_note_documents"] {
+            let sql = sqlx::AssertSqlSafe(format!("DELETE FROM {table}"));
+            let deleted =
+                billrun::with_db!(app.db(), p => sqlx::query(sql).execute(p).await.map(|_| ()));
+            let err = deleted.expect_err("a credit note is never deleted");
+            assert!(err.to_string().contains("credit notes are kept"), "{err}");
+        }
+        assert_eq!(app.count("credit_notes").await, 1);
     }
 );
 
