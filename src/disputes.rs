@@ -156,14 +156,37 @@ pub async fn record_in(
         }
     }
     if effect == DisputeEffect::Reopen {
-        // The bank took it back: owed again, dunning from now (a fresh schedule); the account
-        // hears of it from that collection's own email (paid again, or failed).
+        // The bank took it back: owed again, dunning from now (a fresh schedule).
         with_db!(&mut *tx, c => sqlx::query(
             "UPDATE invoices SET amount_paid_minor = amount_paid_minor - $2, amount_due_minor = amount_due_minor + $2,
                 status = 'unpaid', next_attempt_at = $3, scheduled_failures = 0, collection_exhausted_at = NULL,
                 blocked_pm_version = NULL
              WHERE id = $1")
             .bind(inv.id).bind(req.amount_minor).bind(req.now).execute(c).await?.rows_affected());
+        // The account is told, once per dispute, in the same transaction.
+        if let Some(account) =
+            crate::store::accounts::get_account(&mut *tx, &inv.account_id).await?
+            && !account.email.is_empty()
+        {
+            crate::store::outbox::enqueue(
+                tx,
+                &crate::store::outbox::NewEmail {
+                    account_id: &inv.account_id,
+                    kind: "payment_disputed",
+                    dedupe_key: format!("payment_disputed:{}", req.stripe_dispute),
+                    language: inv.language,
+                    to_address: &account.email,
+                    invoice_id: Some(inv.id),
+                    data: serde_json::json!({
+                        "invoice_number": inv.number,
+                        "amount": format_minor(req.amount_minor),
+                        "amount_due": format_minor(inv.amount_due_minor + req.amount_minor),
+                    }),
+                    at: req.now,
+                },
+            )
+            .await?;
+        }
     }
     Ok(effect)
 }

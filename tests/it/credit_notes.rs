@@ -582,6 +582,21 @@ both_stores!(
         assert_eq!(v["effect"], "reopen");
         assert_eq!(v["invoice_status"], "unpaid");
         assert_eq!(v["amount_due"], "5.00");
+        // The account is told, once.
+        let told: Vec<_> = app
+            .outbox()
+            .await
+            .into_iter()
+            .filter(|e| e.1 == "payment_disputed")
+            .collect();
+        assert_eq!(
+            told,
+            vec![(
+                "acc-fr-business".to_string(),
+                "payment_disputed".to_string(),
+                "payment_disputed:dp_lost".to_string()
+            )]
+        );
         let again = dispute(&bob, "dp_lost", "lost");
         let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
         assert_eq!(w["effect"], "nothing");
@@ -603,6 +618,15 @@ both_stores!(
         ]);
         assert_eq!(too_much.status.code(), Some(4), "{too_much:?}");
         assert_eq!(app.count("credit_notes").await, 0);
+        assert_eq!(
+            app.outbox()
+                .await
+                .iter()
+                .filter(|e| e.1 == "payment_disputed")
+                .count(),
+            1,
+            "told once, however often the dispute is recorded"
+        );
         // The next collect charges the 5.00 again.
         let before = fake.charges_created();
         app.run(JobName::Collect, "2026-11-10T10:00:00Z").await;

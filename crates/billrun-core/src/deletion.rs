@@ -238,6 +238,8 @@ pub fn pending_email(kind: &str) -> PendingEmail {
         | "account_deletion_confirmation"
         | "account_deleted" => PendingEmail::Deliver,
         "payment_failed"
+        // A dispute lost: the amount is owed again, as after a failed payment.
+        | "payment_disputed"
         | "action_required"
         | "account_suspended"
         | "data_deletion_warning"

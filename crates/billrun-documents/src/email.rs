@@ -142,6 +142,7 @@ kinds! {
         "credit_note_number", "invoice_number", "invoice_issued_at", "reason", "total",
         "reduce_due", "refund_to_payment_method", "refund_to_credit", "refund_outside",
     ],
+    "payment_disputed" => ["invoice_number", "amount", "amount_due"],
 }
 
 /// The kind-specific data of a `credit_note_issued` email (the caller adds [`COMMON_KEYS`]):
@@ -743,8 +744,10 @@ mod tests {
             "account_suspended",
             "data_deletion_warning",
             "hds_review_reminder",
-            // A legal document's notice, like invoice_issued: delivered (core's fallback).
+            // A legal document's notice, like invoice_issued: delivered.
             "credit_note_issued",
+            // A dispute lost: what is owed again, like payment_failed: cancelled.
+            "payment_disputed",
         ];
         for kind in KINDS {
             assert!(
@@ -822,6 +825,11 @@ mod tests {
             "credit_note_issued" => serde_json::Value::Object(credit_note_issued_data(
                 &crate::fixtures::export_outside_eu(Language::Fr),
             )),
+            "payment_disputed" => json!({
+                "invoice_number": "F-2026-00042",
+                "amount": "10.00",
+                "amount_due": "10.00",
+            }),
             other => panic!("no sample for {other}"),
         };
         let mut data = common("Clinique Saint-Exemple");
@@ -939,6 +947,11 @@ mod tests {
                 },
                 "12",
             ],
+            "payment_disputed" => vec![
+                "F-2026-00042",
+                if fr { "10,00\u{a0}€" } else { "€10.00" },
+                if fr { "contesté" } else { "disputed" },
+            ],
             "credit_note_issued" => vec![
                 "AV-2026-000003",
                 "2026-000003",
@@ -968,7 +981,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_keys_and_six_templates() {
-        assert_eq!(KINDS.len(), 10);
+        assert_eq!(KINDS.len(), 11);
         assert_eq!(BUILTIN.len(), KINDS.len() * 6);
         for kind in KINDS {
             let keys = data_keys(kind).unwrap();
