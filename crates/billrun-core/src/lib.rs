@@ -6,6 +6,7 @@ pub mod countries;
 pub mod credit_note;
 pub mod deletion;
 pub mod document;
+pub mod einvoice;
 pub mod fec;
 pub mod ids;
 pub mod invoice;

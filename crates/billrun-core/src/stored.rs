@@ -4,6 +4,7 @@
 
 use super::collection::{AttemptOutcome, Trigger};
 use super::document::InvoiceStatus;
+use super::einvoice::PaymentMeans;
 use super::locale::Language;
 use super::money::Currency;
 use super::period::Period;
@@ -37,6 +38,7 @@ stored_name! {
     AttemptOutcome => "attempt outcome",
     Currency => "currency",
     UsageKind => "usage kind",
+    PaymentMeans => "payment means",
 }
 
 impl TryFrom<String> for Period {

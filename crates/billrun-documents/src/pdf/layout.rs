@@ -275,6 +275,10 @@ fn first_page_header(page: &mut Canvas, inv: &Invoice, seller: &Seller, p: &Prep
         buyer.push((Weight::Regular, 8.5, INK, line.to_string()));
     }
     buyer.push((Weight::Regular, 8.5, INK, inv.buyer.country.clone()));
+    // The SIREN of a French business buyer (EN 16931 BT-47), near its address.
+    if let Some(siren) = &p.buyer_siren {
+        buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.siren, siren)));
+    }
     if let Some(vat) = &inv.buyer.vat_number {
         buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.vat_number, vat)));
     }
@@ -404,6 +408,20 @@ fn legal_paragraphs(l: &Labels, seller: &Seller, p: &Prepared) -> Vec<(Weight, S
     }
     out.push((Weight::Bold, l.payment_heading.to_string(), 1.0));
     out.push((Weight::Regular, end_sentence(&p.payment_terms), 2.0));
+    // The payment means recorded at issue: the XML's BG-16 in the same words (BT-82), and a
+    // SEPA debit's creditor identifier (BT-90).
+    if let Some(means) = &p.payment_means {
+        out.push((Weight::Regular, end_sentence(means), 2.0));
+    }
+    if p.sepa_debit
+        && let Some(ics) = seller.sepa_creditor_id.as_deref()
+    {
+        out.push((
+            Weight::Regular,
+            end_sentence(&colon(p.language, l.creditor_id, ics)),
+            2.0,
+        ));
+    }
     if let Some(iban) = seller.iban.as_ref().filter(|s| !s.trim().is_empty()) {
         out.push((Weight::Regular, format!("{} {iban}", l.bank_transfer), 2.0));
     }

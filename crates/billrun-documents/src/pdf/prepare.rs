@@ -3,10 +3,12 @@
 //! [`Invoice`] (no amount is parsed: each is formatted by `core::locale`).
 
 use billrun_core::document::{Invoice, Seller};
+use billrun_core::einvoice::PaymentMeans;
 use billrun_core::locale::{self, Language, Typography};
 use billrun_core::money::Money;
+use billrun_core::vat::BuyerKind;
 
-use super::labels::labels;
+use super::labels::{colon, labels};
 
 /// The invoice's rows, totals and worded sentences, ready to be laid out.
 pub(super) struct Prepared {
@@ -28,6 +30,15 @@ pub(super) struct Prepared {
     /// The late-payment penalties and recovery indemnity sentence (article L441-10 of the
     /// Code de commerce); `None` on a consumer's invoice.
     pub(super) late_payment: Option<String>,
+    /// The payment means recorded at issue, in words (`PaymentMeans::information`, the XML's
+    /// BT-82); `None` when nothing is due or for an invoice issued before it was recorded.
+    pub(super) payment_means: Option<String>,
+    /// Whether the invoice is collected by SEPA debit (its page names the seller's creditor
+    /// identifier, BT-90, when the settings give one).
+    pub(super) sepa_debit: bool,
+    pub(super) language: Language,
+    /// The buyer's SIREN as printed (`404 833 048`), a business buyer's only.
+    pub(super) buyer_siren: Option<String>,
 }
 
 pub(super) struct TableRow {
@@ -161,6 +172,22 @@ impl Prepared {
             tax_mention: inv.tax_mention(),
             payment_terms: terms.text(lang),
             late_payment: terms.late_payment_sentence(lang),
+            payment_means: match inv.payment_means {
+                // Issued before the means were recorded: the PDF printed no such line.
+                PaymentMeans::Unrecorded => None,
+                m if inv.amount_due.minor > 0 => m
+                    .information(lang, inv.sepa_mandate.as_deref())
+                    .map(|info| colon(lang, l.payment_means, &info)),
+                _ => None,
+            },
+            language: lang,
+            sepa_debit: inv.payment_means == PaymentMeans::SepaDebit && inv.amount_due.minor > 0,
+            buyer_siren: inv
+                .buyer
+                .siren
+                .as_deref()
+                .filter(|_| inv.buyer.kind() == BuyerKind::Business)
+                .map(spaced_siren),
         }
     }
 
@@ -194,6 +221,9 @@ impl Prepared {
             self.tax_mention,
             self.late_payment.as_deref(),
             seller.iban.as_deref(),
+            self.payment_means.as_deref(),
+            self.buyer_siren.as_deref(),
+            seller.sepa_creditor_id.as_deref(),
         ];
         fixed
             .into_iter()
@@ -202,4 +232,14 @@ impl Prepared {
             .chain(inv.lines.iter().map(|l| l.description.as_str()))
             .chain(inv.discounts.iter().map(|d| d.description.as_str()))
     }
+}
+
+/// A SIREN as INSEE prints it, in groups of three: `404 833 048`.
+fn spaced_siren(siren: &str) -> String {
+    let digits: Vec<char> = siren.chars().filter(|c| !c.is_whitespace()).collect();
+    digits
+        .chunks(3)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
