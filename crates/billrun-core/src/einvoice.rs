@@ -253,12 +253,14 @@ impl PaymentMeans {
             (PaymentMeans::PrepaidCredit, Language::Fr) => "Crédit prépayé du compte".into(),
             (PaymentMeans::PrepaidCredit, Language::En) => "Prepaid credit on the account".into(),
             (PaymentMeans::NotDefined, Language::Fr) => {
-                "Aucun moyen de paiement enregistré : ajoutez une carte, un mandat SEPA ou du \
-                 crédit prépayé"
+                "non défini, aucun moyen de paiement n'est enregistré (ajoutez une carte, un \
+                 mandat SEPA ou du crédit prépayé)"
                     .into()
             }
             (PaymentMeans::NotDefined, Language::En) => {
-                "No payment method on file: add a card, a SEPA mandate or prepaid credit".into()
+                "not defined, no payment method on file (add a card, a SEPA mandate or prepaid \
+                 credit)"
+                    .into()
             }
             (PaymentMeans::Unrecorded, Language::Fr) => {
                 "Carte bancaire ou prélèvement SEPA enregistré sur le compte".into()
