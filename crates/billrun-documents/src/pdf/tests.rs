@@ -676,7 +676,11 @@ fn the_xml_writes_bt_47_bt_49_bt_34_and_a_sepa_debit_bg_16_with_bt_89_bt_90() {
     assert!(at("<ram:URIID schemeID=\"0225\">912345678</ram:URIID>") < buyer);
     // UNTDID 4461 code 59, the mandate (BT-89) and the creditor id (BT-90).
     assert!(xml.contains("<ram:TypeCode>59</ram:TypeCode>"));
-    assert!(xml.contains("<ram:Information>SEPA direct debit, mandate RUM-0001</ram:Information>"));
+    let words = PaymentMeans::SepaDebit
+        .information(inv.language, Some("RUM-0001"))
+        .unwrap();
+    assert!(words.contains("RUM-0001"), "{words}");
+    assert!(xml.contains(&format!("<ram:Information>{words}</ram:Information>")));
     assert!(
         at("<ram:CreditorReferenceID>FR72ZZZ123456</ram:CreditorReferenceID>")
             < at("<ram:InvoiceCurrencyCode>")
