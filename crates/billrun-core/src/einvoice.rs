@@ -67,7 +67,7 @@ fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The electronic address schemes (EAS code list of EN 16931, BT-34-1/BT-49-1) billrun
