@@ -456,3 +456,71 @@ fn every_pdf_the_demo_writes_is_factur_x_en_16931() {
     let failed: Vec<_> = verdicts.iter().filter(|v| !v.1.is_empty()).collect();
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+both_stores!(
+    en_16931_bt_89_the_mandate_given_to_payment_method_set_is_recorded_at_issue_as_untdid_4461_59,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        // A mandate belongs to a SEPA debit: refused on a card (exit 2).
+        let card = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-fr-business",
+            "--kind",
+            "card",
+            "--stripe-customer",
+            "cus_bob",
+            "--stripe-payment-method",
+            "pm_card_visa",
+            "--mandate",
+            "RUM-CLI-1",
+            "--no-charge",
+            "--now",
+            "2026-10-01T00:00:00Z",
+        ]);
+        assert_eq!(card.status.code(), Some(2), "{card:?}");
+        let sepa = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-fr-business",
+            "--kind",
+            "sepa_debit",
+            "--stripe-customer",
+            "cus_bob",
+            "--stripe-payment-method",
+            "pm_sepa_debit_ok",
+            "--mandate",
+            "RUM-CLI-1",
+            "--no-charge",
+            "--now",
+            "2026-10-01T00:00:00Z",
+        ]);
+        assert!(sepa.status.success(), "{sepa:?}");
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        let row = invoices::list(
+            app.db(),
+            &ListFilter {
+                account: Some("acc-fr-business".into()),
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            row.payment_means,
+            billrun::core::einvoice::PaymentMeans::SepaDebit
+        );
+        assert_eq!(row.sepa_mandate.as_deref(), Some("RUM-CLI-1"));
+        let out = app.cli(&["invoices", "xml", &row.number]);
+        assert!(out.status.success(), "{out:?}");
+        let xml = String::from_utf8_lossy(&out.stdout);
+        assert!(xml.contains("<ram:TypeCode>59</ram:TypeCode>"), "{xml}");
+        assert!(
+            xml.contains("<ram:DirectDebitMandateID>RUM-CLI-1</ram:DirectDebitMandateID>"),
+            "{xml}"
+        );
+    }
+);
