@@ -260,6 +260,19 @@ impl JobsConfig {
         }
         check_rcs(&self.invoice.settings.seller)
             .map_err(|e| BadInput(format!("{file}: settings.seller.rcs: {e}")))?;
+        let seller = &self.invoice.settings.seller;
+        // BT-34 (BR-FR-13): the seller's electronic address, held to the French CTC rules
+        // (BR-FR-21..25; scheme 0225 begins with the seller's SIREN).
+        if let Some(a) = &seller.electronic_address {
+            a.validate(Some(&seller.siren)).map_err(|e| {
+                BadInput(format!("{file}: settings.seller.electronic_address: {e}"))
+            })?;
+        }
+        // BT-90: the SEPA creditor identifier, its check digits (ISO 7064 MOD 97-10).
+        if let Some(ics) = &seller.sepa_creditor_id {
+            crate::core::einvoice::validate_creditor_id(ics)
+                .map_err(|e| BadInput(format!("{file}: settings.seller.sepa_creditor_id: {e}")))?;
+        }
         let file = self.file_name("collect");
         let c = &self.collect.settings;
         check_schedule(&file, &self.collect.text, &self.collect.schedule)?;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::core::einvoice::ElectronicAddress;
 use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
 
@@ -20,6 +21,10 @@ pub struct Account {
     pub language: Language,
     pub created_at: DateTime<Utc>,
     pub referred_by: Option<AccountId>,
+    /// EN 16931 BT-47: a French business's SIREN (9 digits, Luhn key checked at import).
+    pub siren: Option<String>,
+    /// EN 16931 BT-49: where the account receives e-invoices, with its scheme.
+    pub electronic_address: Option<ElectronicAddress>,
 }
 
 /// An application, owned by one account.

@@ -643,6 +643,15 @@ fn accounts_csv(p: &DemoPlatform) -> anyhow::Result<String> {
                     .as_ref()
                     .map(|r| r.to_string())
                     .unwrap_or_default(),
+                a.siren.clone().unwrap_or_default(),
+                a.electronic_address
+                    .as_ref()
+                    .map(|e| e.id.clone())
+                    .unwrap_or_default(),
+                a.electronic_address
+                    .as_ref()
+                    .map(|e| e.scheme.clone())
+                    .unwrap_or_default(),
             ]
         }),
     )

@@ -96,6 +96,8 @@ pub(super) async fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                     "address": acc.address, "country": acc.country, "vat_number": acc.vat_number,
                     "language": acc.language, "created_at": acc.created_at, "referred_by": acc.referred_by,
                     "status": acc.status,
+                    "siren": acc.siren,
+                    "electronic_address": acc.electronic_address().map(|a| serde_json::json!({"scheme": a.scheme, "id": a.id})),
                     "apps": apps.iter().map(|a| serde_json::json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
                     "timeline": timeline,
                 }))?,
@@ -119,6 +121,17 @@ pub(super) async fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                             .map(|v| format!(", VAT {v}"))
                             .unwrap_or_default()
                     );
+                    // The e-invoicing identifiers (EN 16931 BT-47, BT-49), when given.
+                    if acc.siren.is_some() || acc.electronic_address.is_some() {
+                        let mut parts = Vec::new();
+                        if let Some(s) = &acc.siren {
+                            parts.push(format!("SIREN {s}"));
+                        }
+                        if let Some(a) = acc.electronic_address() {
+                            parts.push(format!("e-invoice address {} (scheme {})", a.id, a.scheme));
+                        }
+                        println!("{}", parts.join(", "));
+                    }
                     println!(
                         "language {}, created {}{}",
                         acc.language,

@@ -39,6 +39,10 @@ pub enum PaymentMethodCommand {
         /// Only record the method; leave owed invoices to the next collect run.
         #[arg(long)]
         no_charge: bool,
+        /// The SEPA mandate reference (RUM) of a `sepa_debit` method: written on the invoices
+        /// issued while it is on file (EN 16931 BT-89).
+        #[arg(long, value_parser = reference_arg)]
+        mandate: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -54,6 +58,7 @@ pub(super) async fn run(cmd: PaymentMethodCommand) -> anyhow::Result<ExitCode> {
             stripe_payment_method,
             at,
             no_charge,
+            mandate,
             store,
         } => {
             let env = env(&store).await?;
@@ -62,6 +67,12 @@ pub(super) async fn run(cmd: PaymentMethodCommand) -> anyhow::Result<ExitCode> {
                 crate::core::collection::sepa_debit_allowed(&row.country).map_err(|why| {
                     BadInput(format!("--kind sepa_debit for account `{account}`: {why}"))
                 })?;
+            }
+            if mandate.is_some() && kind != MethodKind::SepaDebit {
+                return Err(BadInput(
+                    "--mandate: a mandate reference belongs to a sepa_debit method".into(),
+                )
+                .into());
             }
             if !stripe_customer.starts_with("cus_") {
                 return Err(BadInput(format!(
@@ -87,7 +98,10 @@ pub(super) async fn run(cmd: PaymentMethodCommand) -> anyhow::Result<ExitCode> {
                 at,
             )
             .await?;
-            if changed {
+            // The mandate (BT-89) goes with the method: a new method without one clears it.
+            let mandate_changed =
+                collection::set_sepa_mandate(&mut tx, &account, mandate.as_deref()).await?;
+            if changed || mandate_changed {
                 events::record(
                     &mut tx,
                     &account,
@@ -103,6 +117,8 @@ pub(super) async fn run(cmd: PaymentMethodCommand) -> anyhow::Result<ExitCode> {
                 "{}",
                 if changed {
                     "payment method set"
+                } else if mandate_changed {
+                    "SEPA mandate reference set"
                 } else {
                     "same payment method: nothing changed"
                 }

@@ -451,6 +451,11 @@ pub async fn seed(db: &Db, p: &generate::DemoPlatform) -> anyhow::Result<()> {
                 a.created_at,
             )
             .await?;
+            if kind == "sepa_debit" {
+                // The mandate reference (RUM) the invoices name (EN 16931 BT-89).
+                let rum = format!("RUM-{}", a.id.as_str().to_uppercase());
+                collection::set_sepa_mandate(&mut tx, a.id.as_str(), Some(&rum)).await?;
+            }
         }
     }
     tx.commit().await.context("seeding the demo platform")

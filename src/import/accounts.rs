@@ -8,6 +8,7 @@ use super::record::{Record, referenced};
 use super::{ImportKind, LineError};
 use crate::core::bounds::{self, excerpt};
 use crate::core::countries::is_iso_country;
+use crate::core::einvoice::{ElectronicAddress, validate_siren};
 use crate::core::ids::AccountId;
 use crate::core::invoice::Language;
 use crate::core::vat_number;
@@ -28,6 +29,9 @@ impl Record for Account {
         "language",
         "created_at",
         "referred_by",
+        "siren",
+        "electronic_address",
+        "electronic_address_scheme",
     ];
     const REQUIRED: &'static [&'static str] = &[
         "id",
@@ -91,6 +95,8 @@ impl Record for Account {
         if referred_by.as_deref() == Some(id.as_str()) {
             c.err("referred_by", "an account cannot refer itself".into());
         }
+        let siren = parse_siren(c, &country, company.as_deref(), vat_number.as_deref());
+        let electronic_address = parse_electronic_address(c, siren.as_deref());
         match (lang, created_at) {
             (Some(language), Some(created_at)) => Some(Account {
                 id: AccountId(id),
@@ -103,6 +109,8 @@ impl Record for Account {
                 language,
                 created_at,
                 referred_by: referred_by.map(AccountId),
+                siren,
+                electronic_address,
             }),
             _ => None,
         }
@@ -172,7 +180,106 @@ impl Record for Account {
                     .map(|r| r.to_string())
                     .unwrap_or_default(),
             ),
+            ("siren", self.siren.clone().unwrap_or_default()),
+            (
+                "electronic_address",
+                self.electronic_address
+                    .as_ref()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+            ),
         ]
+    }
+}
+
+/// The optional `siren` (EN 16931 BT-47): 9 digits whose Luhn key is right (INSEE's check,
+/// `core::einvoice::validate_siren`), stored without spaces. A SIREN is the number of a legal
+/// unit in France's SIRENE register, so it is refused on an account outside France (`country`
+/// not FR) and on a consumer's (no `company`): the e-invoice would name a register the buyer
+/// is not in. With a French VAT number, the SIREN is the number's last 9 digits (article 286
+/// ter of the CGI: FR + 2-digit key + SIREN).
+fn parse_siren(
+    c: &mut Check<'_>,
+    country: &str,
+    company: Option<&str>,
+    vat_number: Option<&str>,
+) -> Option<String> {
+    let raw = c.opt_text("siren", 20)?;
+    let siren = match validate_siren(&raw) {
+        Ok(s) => s,
+        Err(e) => {
+            c.err("siren", e.to_string());
+            return None;
+        }
+    };
+    if country != "FR" {
+        c.err(
+            "siren",
+            format!(
+                "a SIREN identifies a French company; this account's country is `{}`",
+                excerpt(country)
+            ),
+        );
+        return None;
+    }
+    if company.is_none_or(|co| co.trim().is_empty()) {
+        c.err(
+            "siren",
+            "a SIREN identifies a company: give the account's `company` (a consumer has none)"
+                .into(),
+        );
+        return None;
+    }
+    if let Some(vat) = vat_number
+        && let Some(rest) = vat.strip_prefix("FR")
+        && rest.len() == 11
+        && rest[2..] != siren
+    {
+        c.err(
+            "siren",
+            format!(
+                "`{siren}` is not the SIREN of the VAT number `{}` (its last 9 digits)",
+                excerpt(vat)
+            ),
+        );
+        return None;
+    }
+    Some(siren)
+}
+
+/// The optional `electronic_address` and `electronic_address_scheme` (EN 16931 BT-49 and
+/// BT-49-1; BR-63: an address has a scheme): both or neither, held to the French CTC rules
+/// (`ElectronicAddress::validate`: BR-FR-21, 23, 25).
+fn parse_electronic_address(c: &mut Check<'_>, siren: Option<&str>) -> Option<ElectronicAddress> {
+    let id = c.opt_text("electronic_address", 125);
+    let scheme = c.opt_text("electronic_address_scheme", 4);
+    match (id, scheme) {
+        (None, None) => None,
+        (Some(_), None) => {
+            c.err(
+                "electronic_address_scheme",
+                "is empty: an electronic address needs its scheme (EN 16931 BR-63), e.g. 0225"
+                    .into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            c.err(
+                "electronic_address",
+                "is empty while electronic_address_scheme is given".into(),
+            );
+            None
+        }
+        (Some(id), Some(scheme)) => {
+            let a = ElectronicAddress { scheme, id };
+            match a.validate(siren) {
+                Ok(()) => Some(a),
+                Err(e) => {
+                    c.err("electronic_address", e.to_string());
+                    None
+                }
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::BadInput;
 use crate::core::collection::allocate_rewards;
 use crate::core::document::Invoice;
+use crate::core::einvoice::PaymentMeans;
 use crate::core::ids::InvoiceId;
 use crate::core::invoice::{Language, draft_line, period_label, totals};
 use crate::core::money::{Overflow, checked_sum};
@@ -176,6 +177,7 @@ pub fn compute(
     let due_at = now
         .checked_add_signed(Duration::days(i64::from(due_days)))
         .ok_or_else(|| amounts(Overflow::of("the due date")))?;
+    let amount_due = t.total + carried.balances.iter().map(|b| b.2).sum::<i64>();
     Ok(Some(NewInvoice {
         account: account.clone(),
         period: window.period,
@@ -188,6 +190,10 @@ pub fn compute(
         issued_at: now,
         due_at: due_at.date_naive(),
         vies_consultation,
+        // What the amount alone says; finalization records what the account has on file
+        // (`invoices::record_payment_means`, in its transaction).
+        payment_means: PaymentMeans::at_issue(amount_due, 0, None),
+        sepa_mandate: None,
     }))
 }
 
@@ -556,7 +562,8 @@ impl Finalizer {
             _ => {
                 let env = self.env.clone();
                 self.in_flight = Some(tokio::spawn(async move {
-                    let outcome = finalize_together(&env, &drafts).await;
+                    let mut drafts = drafts;
+                    let outcome = finalize_together(&env, &mut drafts).await;
                     (drafts, outcome)
                 }));
                 if let Some((before, done)) = done {
@@ -665,9 +672,11 @@ async fn one_by_one(env: &Env, drafts: &[NewInvoice], report: &mut JobReport) {
 /// nothing written) when one of them cannot be finalized.
 async fn finalize_together(
     env: &Env,
-    drafts: &[NewInvoice],
+    drafts: &mut [NewInvoice],
 ) -> anyhow::Result<Option<Vec<(InvoiceId, String)>>> {
     let mut tx = env.db.begin().await?;
+    invoices::record_payment_means(&mut tx, drafts).await?;
+    let drafts = &*drafts;
     let Some(done) = invoices::finalize_group(&mut tx, drafts)
         .await
         .context("finalizing invoices")?
@@ -782,6 +791,9 @@ fn issued_email<'a>(draft: &'a NewInvoice, id: InvoiceId, number: &str) -> NewEm
 /// Numbers and stores one invoice with its timeline event, in one transaction.
 pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<Invoice>> {
     let mut tx = env.db.begin().await?;
+    let mut recorded = [draft.clone()];
+    invoices::record_payment_means(&mut tx, &mut recorded).await?;
+    let [draft] = &recorded;
     let Some((id, number)) = invoices::finalize(&mut tx, draft)
         .await
         .context("finalizing invoice")?

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{Conn, Db, Tx};
+use crate::core::einvoice::ElectronicAddress;
 use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
 use crate::core::pricing::{BillingWindow, UsageKind, UsageRecord};
@@ -28,6 +29,9 @@ pub struct AccountRow {
     pub created_at: DateTime<Utc>,
     pub referred_by: Option<String>,
     pub status: String,
+    pub siren: Option<String>,
+    pub electronic_address: Option<String>,
+    pub electronic_address_scheme: Option<String>,
 }
 
 impl AccountRow {
@@ -44,20 +48,38 @@ impl AccountRow {
             language: self.language,
             created_at: self.created_at,
             referred_by: self.referred_by.clone().map(AccountId),
+            siren: self.siren.clone(),
+            electronic_address: self.electronic_address(),
+        }
+    }
+
+    /// The account's electronic address (BT-49), when both its parts are stored.
+    pub fn electronic_address(&self) -> Option<ElectronicAddress> {
+        match (&self.electronic_address_scheme, &self.electronic_address) {
+            (Some(scheme), Some(id)) => Some(ElectronicAddress {
+                scheme: scheme.clone(),
+                id: id.clone(),
+            }),
+            _ => None,
         }
     }
 }
 
-const ACCOUNT_COLUMNS: &str = "id, email, name, company, address, country, vat_number, language, created_at, referred_by, status";
+const ACCOUNT_COLUMNS: &str = "id, email, name, company, address, country, vat_number, language, created_at, referred_by, status,
+    siren, electronic_address, electronic_address_scheme";
 
 /// Inserts an account unless its id exists; returns whether it was inserted.
 pub async fn insert_account(tx: &mut Tx, a: &Account) -> anyhow::Result<bool> {
     let done = with_db!(&mut *tx, c => sqlx::query(
-        "INSERT INTO accounts (id, email, name, company, address, country, vat_number, language, created_at, referred_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING")
+        "INSERT INTO accounts (id, email, name, company, address, country, vat_number, language, created_at, referred_by,
+            siren, electronic_address, electronic_address_scheme)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING")
         .bind(a.id.as_str()).bind(&a.email).bind(&a.name).bind(&a.company).bind(&a.address)
         .bind(&a.country).bind(&a.vat_number).bind(a.language.as_str()).bind(a.created_at)
         .bind(a.referred_by.as_ref().map(|r| r.as_str()))
+        .bind(&a.siren)
+        .bind(a.electronic_address.as_ref().map(|e| e.id.as_str()))
+        .bind(a.electronic_address.as_ref().map(|e| e.scheme.as_str()))
         .execute(c).await?.rows_affected());
     Ok(done == 1)
 }

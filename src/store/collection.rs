@@ -65,6 +65,20 @@ pub async fn set_payment_method(
     Ok(true)
 }
 
+/// Sets the SEPA mandate reference (EN 16931 BT-89) of the account's payment method (`None`
+/// clears it); returns whether it changed.
+pub async fn set_sepa_mandate(
+    tx: &mut Tx,
+    account: &str,
+    mandate: Option<&str>,
+) -> anyhow::Result<bool> {
+    let n = with_db!(&mut *tx, c => sqlx::query(
+        "UPDATE payment_methods SET sepa_mandate = $2
+         WHERE account_id = $1 AND sepa_mandate IS DISTINCT FROM $2")
+        .bind(account).bind(mandate).execute(c).await?.rows_affected());
+    Ok(n > 0)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Credit ledger
 

@@ -365,7 +365,8 @@ pub async fn emails_by_status(
 pub async fn strip_personal_data(tx: &mut Tx, account: &str) -> anyhow::Result<i64> {
     let mut n = 0u64;
     n += with_db!(&mut *tx, c => sqlx::query(
-        "UPDATE accounts SET email = '', name = 'Deleted account', company = NULL, address = '', vat_number = NULL
+        "UPDATE accounts SET email = '', name = 'Deleted account', company = NULL, address = '', vat_number = NULL,
+            siren = NULL, electronic_address = NULL, electronic_address_scheme = NULL
          WHERE id = $1 AND email <> ''")
         .bind(account).execute(c).await?.rows_affected());
     n += with_db!(&mut *tx, c => sqlx::query("DELETE FROM hds_contacts WHERE account_id = $1")

@@ -9,6 +9,7 @@ use super::invoices::{self, InvoiceRow, LineRow, NewInvoice};
 use crate::core::document::{
     Attempt, BroughtForward, Buyer, CarriedTo, Discount, Invoice, InvoiceStatus, Line,
 };
+use crate::core::einvoice::ElectronicAddress;
 use crate::core::ids::{AppId, InvoiceId};
 use crate::core::money::{Currency, Money};
 
@@ -66,6 +67,17 @@ pub fn from_row(r: &InvoiceRow, lines: &[LineRow]) -> Invoice {
             country: r.buyer_country.clone(),
             vat_number: r.buyer_vat_number.clone(),
             vies_consultation: r.vies_consultation.clone(),
+            siren: r.buyer_siren.clone(),
+            electronic_address: match (
+                &r.buyer_electronic_address_scheme,
+                &r.buyer_electronic_address,
+            ) {
+                (Some(scheme), Some(id)) => Some(ElectronicAddress {
+                    scheme: scheme.clone(),
+                    id: id.clone(),
+                }),
+                _ => None,
+            },
         },
         lines: lines.iter().map(|l| line_of(l, c)).collect(),
         subtotal: m(r.subtotal_minor),
@@ -88,6 +100,8 @@ pub fn from_row(r: &InvoiceRow, lines: &[LineRow]) -> Invoice {
         attempts: Vec::new(),
         amount_credited: m(r.credited_minor),
         credit_notes: Vec::new(),
+        payment_means: r.payment_means,
+        sepa_mandate: r.sepa_mandate.clone(),
     }
 }
 
@@ -117,6 +131,8 @@ pub fn from_new(n: &NewInvoice, issued: Option<(InvoiceId, &str)>) -> Invoice {
             country: a.country.clone(),
             vat_number: a.vat_number.clone(),
             vies_consultation: n.vies_consultation.clone(),
+            siren: a.siren.clone(),
+            electronic_address: a.electronic_address.clone(),
         },
         lines: n.lines.clone(),
         subtotal: eur(t.subtotal),
@@ -153,6 +169,8 @@ pub fn from_new(n: &NewInvoice, issued: Option<(InvoiceId, &str)>) -> Invoice {
         attempts: Vec::new(),
         amount_credited: eur(0),
         credit_notes: Vec::new(),
+        payment_means: n.payment_means,
+        sepa_mandate: n.sepa_mandate.clone(),
     }
 }
 

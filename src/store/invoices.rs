@@ -6,6 +6,7 @@ use sqlx::FromRow;
 
 use super::{Conn, DbDecimal, Tx};
 pub use crate::core::document::InvoiceStatus;
+use crate::core::einvoice::PaymentMeans;
 use crate::core::ids::{AccountId, InvoiceId};
 use crate::core::invoice::{Line, Totals};
 use crate::core::locale::Language;
@@ -33,6 +34,12 @@ pub struct NewInvoice {
     pub due_at: NaiveDate,
     /// The VIES consultation number its reverse charge rests on (reverse charge only).
     pub vies_consultation: Option<String>,
+    /// How it is expected to be paid (EN 16931 BG-16): set from the account's payment method
+    /// and credit in the finalizing transaction ([`record_payment_means`]); a draft holds what
+    /// its amount alone says.
+    pub payment_means: PaymentMeans,
+    /// EN 16931 BT-89: the SEPA mandate reference of the account's SEPA debit method.
+    pub sepa_mandate: Option<String>,
 }
 
 impl NewInvoice {
@@ -108,6 +115,12 @@ pub struct InvoiceRow {
     pub credited_minor: i64,
     /// The part of it that lowered what the invoice owed (the rest was refunded).
     pub credited_due_minor: i64,
+    pub buyer_siren: Option<String>,
+    pub buyer_electronic_address: Option<String>,
+    pub buyer_electronic_address_scheme: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub payment_means: PaymentMeans,
+    pub sepa_mandate: Option<String>,
 }
 
 impl InvoiceRow {
@@ -120,7 +133,8 @@ const INVOICE_COLUMNS: &str = "id, number, account_id, period, period_start, per
     buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor, discount_minor,
     tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor, amount_paid_minor,
     carried_forward_minor, amount_due_minor, issued_at, due_at, next_attempt_at, scheduled_failures, last_failure_at,
-    blocked_pm_version, collection_exhausted_at, vies_consultation, credited_minor, credited_due_minor";
+    blocked_pm_version, collection_exhausted_at, vies_consultation, credited_minor, credited_due_minor, buyer_siren,
+    buyer_electronic_address, buyer_electronic_address_scheme, payment_means, sepa_mandate";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct LineRow {
@@ -420,6 +434,49 @@ pub async fn collectable_between(
     )
 }
 
+/// Records on each draft how it is expected to be paid (EN 16931 BG-16), from its account's
+/// payment method and prepaid credit in the caller's (finalizing) transaction, so that what
+/// the invoice records is what was on file when it was issued: nothing due, else credit that
+/// covers the amount due (the collect job applies credit first), else the card (UNTDID 4461
+/// code 48) or the SEPA debit (59, with its mandate reference, BT-89), else not defined (1).
+/// One query for the drafts' accounts (a range of ids).
+pub async fn record_payment_means(tx: &mut Tx, drafts: &mut [NewInvoice]) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (
+        drafts.iter().map(|d| d.account.id.as_str()).min(),
+        drafts.iter().map(|d| d.account.id.as_str()).max(),
+    ) else {
+        return Ok(());
+    };
+    let (first, last) = (first.to_string(), last.to_string());
+    let rows: Vec<(String, i64, Option<String>, Option<String>)> = with_db!(&mut *tx, c => sqlx::query_as(
+        "SELECT a.id, a.credit_balance_minor, pm.kind, pm.sepa_mandate
+         FROM accounts a LEFT JOIN payment_methods pm ON pm.account_id = a.id
+         WHERE a.id >= $1 AND a.id <= $2")
+        .bind(&first).bind(&last).fetch_all(c).await?);
+    let on_file: std::collections::HashMap<&str, (i64, Option<&str>, Option<&str>)> = rows
+        .iter()
+        .map(|(id, credit, kind, mandate)| {
+            (id.as_str(), (*credit, kind.as_deref(), mandate.as_deref()))
+        })
+        .collect();
+    for d in drafts.iter_mut() {
+        let (credit, kind, mandate) = on_file
+            .get(d.account.id.as_str())
+            .copied()
+            .unwrap_or((0, None, None));
+        d.payment_means = PaymentMeans::at_issue(d.amount_due_minor(), credit, kind);
+        d.sepa_mandate = match d.payment_means {
+            PaymentMeans::SepaDebit => mandate.map(str::to_string),
+            PaymentMeans::Card
+            | PaymentMeans::PrepaidCredit
+            | PaymentMeans::NothingDue
+            | PaymentMeans::NotDefined
+            | PaymentMeans::Unrecorded => None,
+        };
+    }
+    Ok(())
+}
+
 /// Finalizes invoices together, in the caller's transaction: numbers them in the drafts' order
 /// and stores each with its lines, discounts and brought-forward balances, in a few multi-row
 /// statements (the only insert of invoices and of lines, per backend; [`finalize`] is a group
@@ -536,8 +593,9 @@ mod sqlite_group {
             "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
                 buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
                 discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
-                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'EUR', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?)
+                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at, buyer_siren,
+                buyer_electronic_address, buyer_electronic_address_scheme, payment_means, sepa_mandate)
+             VALUES (?, ?, ?, ?, ?, ?, 'EUR', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (account_id, period) DO NOTHING",
             "inserting invoices",
         )?;
@@ -575,6 +633,11 @@ mod sqlite_group {
                 Val::Int(due),
                 Val::time(inv.issued_at),
                 Val::date(inv.due_at),
+                Val::opt_text(a.siren.as_deref()),
+                Val::opt_text(a.electronic_address.as_ref().map(|e| e.id.as_str())),
+                Val::opt_text(a.electronic_address.as_ref().map(|e| e.scheme.as_str())),
+                Val::text(inv.payment_means.as_str()),
+                Val::opt_text(inv.sepa_mandate.as_deref()),
             ])?;
             if inserted != 1 {
                 return Ok(None);
@@ -642,6 +705,11 @@ mod pg {
         let mut amount_due: Vec<i64> = Vec::with_capacity(n);
         let mut issued_at: Vec<DateTime<Utc>> = Vec::with_capacity(n);
         let mut due_at: Vec<NaiveDate> = Vec::with_capacity(n);
+        let mut buyer_siren: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut buyer_address_id: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut buyer_address_scheme: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut payment_means: Vec<&str> = Vec::with_capacity(n);
+        let mut sepa_mandate: Vec<Option<&str>> = Vec::with_capacity(n);
         for (inv, num) in rows {
             let (t, a) = (&inv.totals, &inv.account);
             let due = inv.amount_due_minor();
@@ -667,23 +735,32 @@ mod pg {
             amount_due.push(due);
             issued_at.push(inv.issued_at);
             due_at.push(inv.due_at);
+            buyer_siren.push(a.siren.as_deref());
+            buyer_address_id.push(a.electronic_address.as_ref().map(|e| e.id.as_str()));
+            buyer_address_scheme.push(a.electronic_address.as_ref().map(|e| e.scheme.as_str()));
+            payment_means.push(inv.payment_means.as_str());
+            sepa_mandate.push(inv.sepa_mandate.as_deref());
         }
         let returned: Result<Vec<(i64, String)>, sqlx::Error> = sqlx::query_as(
             "INSERT INTO invoices (number, account_id, period, period_start, period_end, status, currency, language,
                 buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal_minor,
                 discount_minor, tax_case, tax_rate, tax_minor, total_minor, brought_forward_minor, credit_applied_minor,
-                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at)
+                amount_paid_minor, carried_forward_minor, amount_due_minor, issued_at, due_at, buyer_siren,
+                buyer_electronic_address, buyer_electronic_address_scheme, payment_means, sepa_mandate)
              SELECT v.number, v.account_id, v.period, v.period_start, v.period_end, v.status, 'EUR', v.language,
                 v.buyer_name, v.buyer_company, v.buyer_address, v.buyer_country, v.buyer_vat_number, v.subtotal,
                 v.discount, v.tax_case, v.tax_rate, v.tax, v.total, v.brought_forward, 0, 0, 0, v.amount_due,
-                v.issued_at, v.due_at
+                v.issued_at, v.due_at, v.buyer_siren, v.buyer_address_id, v.buyer_address_scheme, v.payment_means,
+                v.sepa_mandate
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
                 $14::bigint[], $15::text[], $16::numeric[], $17::bigint[], $18::bigint[], $19::bigint[],
-                $20::bigint[], $21::timestamptz[], $22::date[])
+                $20::bigint[], $21::timestamptz[], $22::date[], $23::text[], $24::text[], $25::text[],
+                $26::text[], $27::text[])
                 WITH ORDINALITY AS v(number, account_id, period, period_start, period_end, status, language,
                     buyer_name, buyer_company, buyer_address, buyer_country, buyer_vat_number, subtotal, discount,
-                    tax_case, tax_rate, tax, total, brought_forward, amount_due, issued_at, due_at, ord)
+                    tax_case, tax_rate, tax, total, brought_forward, amount_due, issued_at, due_at, buyer_siren,
+                    buyer_address_id, buyer_address_scheme, payment_means, sepa_mandate, ord)
              ORDER BY v.ord
              RETURNING id, number",
         )
@@ -709,6 +786,11 @@ mod pg {
         .bind(amount_due)
         .bind(issued_at)
         .bind(due_at)
+        .bind(buyer_siren)
+        .bind(buyer_address_id)
+        .bind(buyer_address_scheme)
+        .bind(payment_means)
+        .bind(sepa_mandate)
         .fetch_all(c)
         .await;
         match returned {

@@ -445,6 +445,8 @@ mod tests {
             language: Language::Fr,
             created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             referred_by: None,
+            siren: None,
+            electronic_address: None,
         };
 
         let mut tx = db.begin().await.unwrap();

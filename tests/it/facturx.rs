@@ -103,10 +103,23 @@ async fn import_many_lines(app: &TestApp) {
     )
     .await
     .unwrap();
-    let mut apps = String::from("id,name,account_id\napp-invitee,ines-shop,acc-invitee\n");
+    // A French business with its SIREN (BT-47) and e-invoice address (BT-49), paying by SEPA
+    // debit under a known mandate (BT-89): the French CTC rules' case.
+    app.import_csv(
+        ImportKind::Accounts,
+        "ctc.csv",
+        "id,email,name,company,address,country,vat_number,language,created_at,referred_by,siren,electronic_address,electronic_address_scheme\n\
+         acc-fr-ctc,compta@example.fr,Claire Tessier,Tessier Conseil SAS,\"8 rue du Dôme, 67000 Strasbourg\",FR,FR40303265045,fr,2025-01-01T00:00:00Z,,303265045,303265045,0225\n",
+    )
+    .await
+    .unwrap();
+    let mut apps = String::from(
+        "id,name,account_id\napp-invitee,ines-shop,acc-invitee\napp-ctc,tessier-web,acc-fr-ctc\n",
+    );
     let mut usage = String::from(
         "id,app_id,kind,item,quantity,started_at,ended_at\n\
-         u-invitee,app-invitee,container,M,1,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n",
+         u-invitee,app-invitee,container,M,1,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z\n\
+         u-ctc,app-ctc,container,M,1,2026-10-01T00:00:00Z,2026-10-21T00:00:00Z\n",
     );
     for i in 0..60 {
         apps.push_str(&format!("app-many-{i},many-{i},acc-many\n"));
@@ -124,7 +137,7 @@ async fn import_many_lines(app: &TestApp) {
 }
 
 both_stores!(
-    every_invoice_is_a_valid_factur_x,
+    every_invoice_is_a_valid_factur_x_en_16931_br_fr_ctc_with_untdid_4461_payment_means,
     |app: TestApp| async move {
         let py = python(); // fail first, and clearly, without the venv
         let mut app = app;
@@ -132,26 +145,44 @@ both_stores!(
         app.use_stripe(&fake);
         app.seed_fixtures().await;
         import_many_lines(&app).await;
+        // Frank (acc-us-business) has no payment method: his invoice's means are not defined
+        // (UNTDID 4461 code 1).
         for acc in [
             "acc-fr-consumer",
             "acc-fr-business",
             "acc-de-business",
             "acc-de-consumer",
             "acc-fi-consumer",
-            "acc-us-business",
             "acc-many",
             "acc-invitee",
         ] {
             app.set_pm(acc, "card", "pm_card_visa", "2026-10-01T00:00:00Z")
                 .await;
         }
-        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        app.set_pm(
+            "acc-fr-ctc",
+            "sepa_debit",
+            "pm_sepa_debit_ok",
+            "2026-10-01T00:00:00Z",
+        )
+        .await;
+        let mut tx = app.db().begin().await.unwrap();
+        billrun::store::collection::set_sepa_mandate(
+            &mut tx,
+            "acc-fr-ctc",
+            Some("RUM-TESSIER-0001"),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        // Eeva's credit covers her invoice when it is issued: paid by credit (code 97).
         // Dieter's 0.86 less 0.50 of credit leaves 0.36 below Stripe's minimum: carried to
         // November's invoice (a balance brought forward). Inès pays: Alice, who referred
-        // her, gets a referral discount on November's invoice. Eeva pays by credit.
-        app.add_credit("acc-de-consumer", 50, "PAYPAL-3", "2026-10-20T00:00:00Z")
-            .await;
+        // her, gets a referral discount on November's invoice.
         app.add_credit("acc-fi-consumer", 10000, "PAYPAL-4", "2026-10-20T00:00:00Z")
+            .await;
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        app.add_credit("acc-de-consumer", 50, "PAYPAL-3", "2026-10-20T00:00:00Z")
             .await;
         app.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
         app.import_csv(
@@ -172,7 +203,8 @@ both_stores!(
         let (mut cases, mut langs) = (BTreeSet::new(), BTreeSet::new());
         let (mut multi_page, mut discounted, mut brought) = (false, false, false);
         let mut files = Vec::new();
-        let mut fr_business_pdf = None;
+        let (mut fr_business_pdf, mut fr_ctc_pdf) = (None, None);
+        let mut means = std::collections::BTreeMap::new();
         for r in &rows {
             let doc = billrun::store::invoice_document::load(app.db(), r)
                 .await
@@ -222,6 +254,33 @@ both_stores!(
             if view.account_id == "acc-fr-business" {
                 fr_business_pdf = Some(pdf_path.clone());
             }
+            if view.account_id == "acc-fr-ctc" {
+                fr_ctc_pdf = Some(pdf_path.clone());
+                // BT-47 (scheme 0002), BT-49 and BT-34 (scheme 0225), BT-89 and BT-90.
+                for needle in [
+                    "<ram:ID schemeID=\"0002\">303265045</ram:ID>",
+                    "<ram:URIID schemeID=\"0225\">303265045</ram:URIID>",
+                    "<ram:URIID schemeID=\"0225\">812345674</ram:URIID>",
+                    "<ram:DirectDebitMandateID>RUM-TESSIER-0001</ram:DirectDebitMandateID>",
+                    "<ram:CreditorReferenceID>FR72ZZZ123456</ram:CreditorReferenceID>",
+                ] {
+                    assert!(xml.contains(needle), "{needle} in {xml}");
+                }
+            }
+            // BG-16 as recorded at issue: the first payment means code (BT-81), if any.
+            let code = xml
+                .split("<ram:SpecifiedTradeSettlementPaymentMeans>")
+                .nth(1)
+                .and_then(|rest| {
+                    last_value(
+                        rest.split("</ram:SpecifiedTradeSettlementPaymentMeans>")
+                            .next()
+                            .unwrap(),
+                        "ram:TypeCode",
+                    )
+                })
+                .map(str::to_string);
+            means.insert((view.account_id.clone(), view.period.clone()), code);
             files.push(pdf_path);
             files.push(xml_path);
         }
@@ -235,6 +294,13 @@ both_stores!(
             "{multi_page} {discounted} {brought}"
         );
         assert!(py.exists());
+        // UNTDID 4461 codes recorded at issue: card 48, SEPA direct debit 59, met by prepaid
+        // credit 97, no method on file 1.
+        let code = |acc: &str| means[&(acc.to_string(), "2026-10".to_string())].clone();
+        assert_eq!(code("acc-fr-consumer").as_deref(), Some("48"));
+        assert_eq!(code("acc-fr-ctc").as_deref(), Some("59"));
+        assert_eq!(code("acc-fi-consumer").as_deref(), Some("97"));
+        assert_eq!(code("acc-us-business").as_deref(), Some("1"));
 
         // Zero failed assertions at EN 16931, for every PDF and every XML.
         let verdicts = check(&files, false);
@@ -242,32 +308,30 @@ both_stores!(
         let failed: Vec<_> = verdicts.iter().filter(|v| !v.1.is_empty()).collect();
         assert!(failed.is_empty(), "{failed:#?}");
 
-        // The French CTC rules on a French business's invoice: exactly the rules billrun's
-        // data cannot meet yet fail (README, "Factur-X"), so that list stays true.
-        let pdf = fr_business_pdf.expect("a French business invoice");
-        let verdict = check(&[pdf], true);
-        let rules: BTreeSet<String> = verdict[0]
-            .1
-            .iter()
-            .map(|e| {
-                e.trim_start_matches("BR-FR: ")
-                    .split(':')
-                    .next()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(
-            rules,
-            FR_CTC_UNMET.iter().map(|s| s.to_string()).collect(),
-            "{verdict:#?}"
-        );
+        // The French CTC rules (BR-FR) on a French business's invoice with its SIREN and
+        // e-invoice address: zero failed assertions (README, "Factur-X"). Without the
+        // address, exactly BR-FR-12 (BT-49 is required) fails: the import's optional columns
+        // are what meets it.
+        let failed_rules = |pdf: PathBuf| -> BTreeSet<String> {
+            let verdict = check(&[pdf], true);
+            verdict[0]
+                .1
+                .iter()
+                .map(|e| {
+                    e.trim_start_matches("BR-FR: ")
+                        .split(':')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        let ctc = failed_rules(fr_ctc_pdf.expect("the French CTC case's invoice"));
+        assert!(ctc.is_empty(), "{ctc:#?}");
+        let without = failed_rules(fr_business_pdf.expect("a French business invoice"));
+        assert_eq!(without.into_iter().collect::<Vec<_>>(), ["BR-FR-12_BT-49"]);
     }
 );
-
-/// The BR-FR rules a French business's invoice fails for data billrun does not have yet
-/// (README, "Factur-X: the French CTC rules not met yet").
-const FR_CTC_UNMET: &[&str] = &["BR-FR-12_BT-49", "BR-FR-13_BT-34"];
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -385,6 +449,8 @@ mod credit_notes {
             email: "facturation@nuage-ardent.fr".into(),
             website: "https://nuage-ardent.fr".into(),
             iban: Some("FR76 3000 6000 0112 3456 7890 189".into()),
+            electronic_address: None,
+            sepa_creditor_id: None,
         }
     }
 
@@ -451,6 +517,8 @@ mod credit_notes {
             country: "FR".into(),
             vat_number: Some("FR83404833048".into()),
             vies_consultation: None,
+            siren: None,
+            electronic_address: None,
         }
     }
 
@@ -497,6 +565,8 @@ mod credit_notes {
                     country: "DE".into(),
                     vat_number: Some("DE123456789".into()),
                     vies_consultation: Some("WAPIAAAAX1234567".into()),
+                    siren: None,
+                    electronic_address: None,
                 },
                 vec![line(CreditLineKind::Gesture, &gesture, 500)],
                 0,
@@ -513,6 +583,8 @@ mod credit_notes {
                     country: "US".into(),
                     vat_number: None,
                     vies_consultation: None,
+                    siren: None,
+                    electronic_address: None,
                 },
                 vec![line(CreditLineKind::Line, "api – container L", 2000)],
                 0,
@@ -529,6 +601,8 @@ mod credit_notes {
                     country: "JP".into(),
                     vat_number: None,
                     vies_consultation: None,
+                    siren: None,
+                    electronic_address: None,
                 },
                 vec![line(CreditLineKind::Line, "blog – container S", 744)],
                 0,
@@ -545,6 +619,8 @@ mod credit_notes {
                     country: "FR".into(),
                     vat_number: None,
                     vies_consultation: None,
+                    siren: None,
+                    electronic_address: None,
                 },
                 vec![line(CreditLineKind::Gesture, &gesture, 833)],
                 20,
@@ -623,3 +699,107 @@ mod credit_notes {
         );
     }
 }
+/// "Every PDF the demo writes passes facturx-check" (issue 21): the demo at a small size (80
+/// accounts, seed 7: every VAT case, cards, SEPA debits with mandates, prepaid credit, no
+/// method) into a temporary directory, and every PDF it writes judged at EN 16931 — all of
+/// them, not a sample (the checker compiles its schematron once per run, then takes a
+/// fraction of a second per file).
+#[test]
+fn every_pdf_the_demo_writes_is_factur_x_en_16931() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_billrun"))
+        .args(["demo", "--seed", "7", "--accounts", "80"])
+        .env("BILLRUN_DATABASE_URL", "postgres://must-not-be-used")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for case in ["domestic", "reverse_charge", "eu_consumer", "out_of_scope"] {
+        assert!(
+            stdout.contains(case),
+            "the demo shows the {case} VAT case: {stdout}"
+        );
+    }
+    let mut pdfs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("demo-out/invoices"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pdf"))
+        .collect();
+    pdfs.sort();
+    assert!(pdfs.len() >= 40, "{} PDFs", pdfs.len());
+    assert!(py.exists());
+    let verdicts = check(&pdfs, false);
+    assert_eq!(verdicts.len(), pdfs.len());
+    let failed: Vec<_> = verdicts.iter().filter(|v| !v.1.is_empty()).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+both_stores!(
+    en_16931_bt_89_the_mandate_given_to_payment_method_set_is_recorded_at_issue_as_untdid_4461_59,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        // A mandate belongs to a SEPA debit: refused on a card (exit 2).
+        let card = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-fr-business",
+            "--kind",
+            "card",
+            "--stripe-customer",
+            "cus_bob",
+            "--stripe-payment-method",
+            "pm_card_visa",
+            "--mandate",
+            "RUM-CLI-1",
+            "--no-charge",
+            "--now",
+            "2026-10-01T00:00:00Z",
+        ]);
+        assert_eq!(card.status.code(), Some(2), "{card:?}");
+        let sepa = app.cli(&[
+            "payment-method",
+            "set",
+            "--account",
+            "acc-fr-business",
+            "--kind",
+            "sepa_debit",
+            "--stripe-customer",
+            "cus_bob",
+            "--stripe-payment-method",
+            "pm_sepa_debit_ok",
+            "--mandate",
+            "RUM-CLI-1",
+            "--no-charge",
+            "--now",
+            "2026-10-01T00:00:00Z",
+        ]);
+        assert!(sepa.status.success(), "{sepa:?}");
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        let row = invoices::list(
+            app.db(),
+            &ListFilter {
+                account: Some("acc-fr-business".into()),
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            row.payment_means,
+            billrun::core::einvoice::PaymentMeans::SepaDebit
+        );
+        assert_eq!(row.sepa_mandate.as_deref(), Some("RUM-CLI-1"));
+        let out = app.cli(&["invoices", "xml", &row.number]);
+        assert!(out.status.success(), "{out:?}");
+        let xml = String::from_utf8_lossy(&out.stdout);
+        assert!(xml.contains("<ram:TypeCode>59</ram:TypeCode>"), "{xml}");
+        assert!(
+            xml.contains("<ram:DirectDebitMandateID>RUM-CLI-1</ram:DirectDebitMandateID>"),
+            "{xml}"
+        );
+    }
+);

@@ -1368,3 +1368,74 @@ fn fuzzed_files_import_or_are_refused_naming_file_and_line_on_both_stores() {
             .unwrap();
     }
 }
+
+both_stores!(
+    en_16931_bt_47_siren_and_bt_49_electronic_address_are_checked_stored_and_shown,
+    |app: TestApp| async move {
+        // Refused: a wrong Luhn key (INSEE's check), not 9 digits, a SIREN outside France or
+        // on a consumer, a SIREN that is not the French VAT number's, an address without its
+        // scheme (BR-63), a 0225 address that does not begin with the SIREN (BR-FR-21),
+        // characters BR-FR-23 refuses, an unknown scheme.
+        let text = "id,email,name,company,address,country,vat_number,language,created_at,referred_by,siren,electronic_address,electronic_address_scheme
+acc-s1,s1@example.fr,S,S SARL,1 rue,FR,,fr,2025-01-01T00:00:00Z,,404833049,,
+acc-s2,s2@example.fr,S,S SARL,1 rue,FR,,fr,2025-01-01T00:00:00Z,,40483304,,
+acc-s3,s3@example.de,S,S GmbH,1 Str,DE,,en,2025-01-01T00:00:00Z,,404833048,,
+acc-s4,s4@example.fr,S,,1 rue,FR,,fr,2025-01-01T00:00:00Z,,404833048,,
+acc-s5,s5@example.fr,S,S SARL,1 rue,FR,FR83404833048,fr,2025-01-01T00:00:00Z,,120027016,,
+acc-s6,s6@example.fr,S,S SARL,1 rue,FR,,fr,2025-01-01T00:00:00Z,,404833048,404833048,
+acc-s7,s7@example.fr,S,S SARL,1 rue,FR,,fr,2025-01-01T00:00:00Z,,404833048,120027016,0225
+acc-s8,s8@example.fr,S,S SARL,1 rue,FR,,fr,2025-01-01T00:00:00Z,,404833048,404 833 048,0009
+acc-s9,s9@example.fr,S,S SARL,1 rue,FR,,fr,2025-01-01T00:00:00Z,,404833048,x@example.fr,EM
+";
+        let errors = rejected(
+            app.import_csv(ImportKind::Accounts, "accounts-siren.csv", text)
+                .await
+                .unwrap_err(),
+        );
+        for needle in [
+            "accounts-siren.csv:2: siren: `404833049` is not a SIREN: its check digit is wrong",
+            "accounts-siren.csv:3: siren: a SIREN has 9 digits",
+            "accounts-siren.csv:4: siren: a SIREN identifies a French company; this account's country is `DE`",
+            "accounts-siren.csv:5: siren: a SIREN identifies a company",
+            "accounts-siren.csv:6: siren: `120027016` is not the SIREN of the VAT number `FR83404833048`",
+            "accounts-siren.csv:7: electronic_address_scheme: is empty",
+            "accounts-siren.csv:8: electronic_address: electronic address `120027016` (scheme 0225) must begin with the SIREN `404833048`",
+            "accounts-siren.csv:9: electronic_address: electronic address `404 833 048`: letters, digits",
+            "accounts-siren.csv:10: electronic_address: electronic address scheme `EM`",
+        ] {
+            assert_has(&errors, needle);
+        }
+        assert_eq!(errors.len(), 9, "{errors:#?}");
+
+        // Accepted, stored without spaces, and shown by `account show` (text and JSON).
+        app.import_csv(
+            ImportKind::Accounts,
+            "accounts-siren-ok.csv",
+            "id,email,name,company,address,country,vat_number,language,created_at,referred_by,siren,electronic_address,electronic_address_scheme
+acc-siren,siren@example.fr,Sophie Siren,Siren SARL,\"5 quai Kléber, 67000 Strasbourg\",FR,FR83404833048,fr,2025-01-01T00:00:00Z,,404 833 048,404833048_FACT,0225
+",
+        )
+        .await
+        .unwrap();
+        let row = billrun::store::accounts::get_account(app.db(), "acc-siren")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.siren.as_deref(), Some("404833048"));
+        assert_eq!(row.electronic_address.as_deref(), Some("404833048_FACT"));
+        assert_eq!(row.electronic_address_scheme.as_deref(), Some("0225"));
+        let out = app.cli(&["account", "show", "acc-siren"]);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("SIREN 404833048, e-invoice address 404833048_FACT (scheme 0225)"),
+            "{text}"
+        );
+        let out = app.cli(&["account", "show", "acc-siren", "--format", "json"]);
+        assert!(out.status.success(), "{out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["siren"], "404833048");
+        assert_eq!(json["electronic_address"]["scheme"], "0225");
+        assert_eq!(json["electronic_address"]["id"], "404833048_FACT");
+    }
+);

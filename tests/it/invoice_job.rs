@@ -242,6 +242,8 @@ async fn november_draft(app: &TestApp, account: &str) -> invoices::NewInvoice {
         issued_at,
         due_at: issued_at.date_naive() + chrono::Duration::days(30),
         vies_consultation: None,
+        payment_means: billrun::core::einvoice::PaymentMeans::NotDefined,
+        sepa_mandate: None,
     }
 }
 

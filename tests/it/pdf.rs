@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use billrun::core::document::{Buyer, Discount, Invoice, InvoiceStatus, Line, Seller};
+use billrun::core::einvoice::PaymentMeans;
 use billrun::core::ids::AccountId;
 use billrun::core::locale::Language;
 use billrun::core::money::{Currency, Money};
@@ -34,6 +35,8 @@ fn seller() -> Seller {
         email: "facturation@nuage-ardent.fr".into(),
         website: "https://nuage-ardent.fr".into(),
         iban: Some("FR76 3000 6000 0112 3456 7890 189".into()),
+        electronic_address: None,
+        sepa_creditor_id: None,
     }
 }
 
@@ -185,6 +188,9 @@ fn invoice(lang: Language, kind: Kind) -> Invoice {
                 .into(),
             ),
             vies_consultation: None,
+            // A French business's SIREN (BT-47), printed near its address.
+            siren: domestic.then(|| "123456824".into()),
+            electronic_address: None,
         },
         lines: lines(lang),
         subtotal: eur("248.48"),
@@ -219,6 +225,8 @@ fn invoice(lang: Language, kind: Kind) -> Invoice {
         attempts: Vec::new(),
         amount_credited: Money::eur(0),
         credit_notes: Vec::new(),
+        payment_means: PaymentMeans::Card,
+        sepa_mandate: None,
     }
 }
 
@@ -311,6 +319,10 @@ fn french_invoices_pass_qpdf_and_show_every_mention() {
             "FACTURÉ À",
             "Crêperie Bretonne SARL",
             "8 place de l'Église",
+            // The buyer's SIREN (EN 16931 BT-47) and the payment means recorded at issue
+            // (BG-16, the XML's BT-82 in the same words).
+            "SIREN : 123 456 824",
+            "Moyen de paiement : Carte bancaire enregistrée sur le compte.",
             "Désignation",
             "Quantité (h)",
             "744,00 0,02 € 14,88 €",
@@ -428,6 +440,8 @@ fn english_invoices_pass_qpdf_and_show_every_mention() {
             "Amount paid -€100.00",
             "Amount due €173.68",
             "fixed compensation for recovery costs of €40",
+            "SIREN: 123 456 824",
+            "Payment means: Card on file.",
         ],
         "en domestic",
     );
@@ -505,22 +519,22 @@ fn the_bytes_of_the_sample_invoices_are_pinned() {
         (
             Language::Fr,
             Kind::Domestic,
-            "e97906469d5983b6c3081a5a912df1cba513320081eb8f1d5871451e4b1dc960",
+            "db9d4514691dccdd18cc26b15b4bd1a3256f102a099026739c682b1119a56057",
         ),
         (
             Language::Fr,
             Kind::ReverseCharge,
-            "a444a2836442d04ce16ca387396f3e5e3a811d038dbeaad4ff0a7eb3b2dd04fb",
+            "f196a4f3e069c9cd25aa6c8162867ede170ea4804731d9783f1900026957010d",
         ),
         (
             Language::En,
             Kind::Domestic,
-            "fb823962f64c1df44749e8057ee06346a332f5a65ef08310f20ba806ded61ace",
+            "7b1389301b054859fb7297359934b5270a0e80790037bd4dba5a6fc027e4d2ea",
         ),
         (
             Language::En,
             Kind::ReverseCharge,
-            "96319b4f511917107b56f077722c88ea82a8fa3efdf043dccc94156aa7f30801",
+            "f5bc9c70a69482e1bbe6822d0c7b4811f5f2491ff6bca1f35d744d6d0e03d087",
         ),
     ];
     // All four compared at once, so a change shows every new hash.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::collection::{AttemptOutcome, Trigger};
 use super::credit_note::{CreditLineKind, RefundMethod};
+use super::einvoice::{ElectronicAddress, PaymentMeans};
 use super::ids::{AccountId, AppId, CreditNoteId, InvoiceId};
 use super::locale::Language;
 use super::money::{Currency, Money};
@@ -96,6 +97,14 @@ pub struct Seller {
     pub website: String,
     #[serde(default)]
     pub iban: Option<String>,
+    /// EN 16931 BT-34: where the seller receives e-invoices (the French CTC rule BR-FR-13
+    /// requires it). Checked at load (`config`).
+    #[serde(default)]
+    pub electronic_address: Option<ElectronicAddress>,
+    /// EN 16931 BT-90: the SEPA creditor identifier (ICS) the seller's direct debits are
+    /// collected under; written on SEPA debit invoices. Checked at load.
+    #[serde(default)]
+    pub sepa_creditor_id: Option<String>,
 }
 
 /// The buyer, as the invoice was issued to it (a copy: the account may change later).
@@ -111,6 +120,10 @@ pub struct Buyer {
     /// The VIES consultation number (`requestIdentifier`) the invoice's reverse charge rests on
     /// (article 18 of Implementing Regulation (EU) 282/2011); reverse-charge invoices only.
     pub vies_consultation: Option<String>,
+    /// EN 16931 BT-47: the SIREN of a French business buyer (scheme 0002).
+    pub siren: Option<String>,
+    /// EN 16931 BT-49: where the buyer receives e-invoices.
+    pub electronic_address: Option<ElectronicAddress>,
 }
 
 impl Buyer {
@@ -213,6 +226,11 @@ pub struct Invoice {
     pub due_at: NaiveDate,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub attempts: Vec<Attempt>,
+    /// How it was expected to be paid when it was issued (EN 16931 BG-16), recorded at
+    /// finalization.
+    pub payment_means: PaymentMeans,
+    /// EN 16931 BT-89: the SEPA mandate reference, on a SEPA debit invoice when known.
+    pub sepa_mandate: Option<String>,
     /// What its credit notes credited in all, VAT included (issue 22).
     pub amount_credited: Money,
     /// Its credit notes, oldest first.

@@ -7,6 +7,7 @@ pub mod credit_note;
 pub mod deletion;
 pub mod dispute;
 pub mod document;
+pub mod einvoice;
 pub mod fec;
 pub mod ids;
 pub mod invoice;

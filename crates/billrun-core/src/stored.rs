@@ -4,6 +4,7 @@
 
 use super::collection::{AttemptOutcome, Trigger};
 use super::document::{InvoiceStatus, RefundStatus};
+use super::einvoice::PaymentMeans;
 use super::locale::Language;
 use super::money::Currency;
 use super::period::Period;
@@ -40,6 +41,7 @@ stored_name! {
     RefundStatus => "refund status",
     super::credit_note::CreditLineKind => "credit note line kind",
     super::credit_note::RefundMethod => "refund method",
+    PaymentMeans => "payment means",
 }
 
 impl TryFrom<String> for Period {

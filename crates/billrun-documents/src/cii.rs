@@ -20,6 +20,7 @@ use rust_decimal::Decimal;
 
 use billrun_core::credit_note::CreditLineKind;
 use billrun_core::document::{Buyer, CreditNote, Invoice, Seller};
+use billrun_core::einvoice::{ElectronicAddress, PaymentMeans};
 use billrun_core::locale::Language;
 use billrun_core::money::{Money, format_minor};
 use billrun_core::vat::{BuyerKind, VatCase};
@@ -121,6 +122,12 @@ pub fn to_xml(inv: &Invoice, seller: &Seller) -> String {
     x.empty("ram:ApplicableHeaderTradeDelivery");
 
     x.open("ram:ApplicableHeaderTradeSettlement");
+    // BT-90: the seller's SEPA creditor identifier, on an invoice collected by SEPA debit.
+    if sepa_debit_due(inv)
+        && let Some(ics) = seller.sepa_creditor_id.as_deref()
+    {
+        x.leaf("ram:CreditorReferenceID", ics);
+    }
     x.leaf("ram:InvoiceCurrencyCode", cur); // BT-5 (BR-05)
     payment_means(&mut x, inv);
 
@@ -146,6 +153,12 @@ pub fn to_xml(inv: &Invoice, seller: &Seller) -> String {
     x.open("ram:SpecifiedTradePaymentTerms");
     x.leaf("ram:Description", &terms.text(inv.language)); // BT-20
     date(&mut x, "ram:DueDateDateTime", inv.due_at); // BT-9
+    // BT-89: the SEPA mandate reference, when the debit's mandate is known.
+    if sepa_debit_due(inv)
+        && let Some(mandate) = inv.sepa_mandate.as_deref()
+    {
+        x.leaf("ram:DirectDebitMandateID", mandate);
+    }
     x.close("ram:SpecifiedTradePaymentTerms");
 
     // BT-113 (paid amount) and BT-115 (amount due), with BR-CO-16: BT-115 = BT-112 - BT-113
@@ -588,6 +601,10 @@ fn seller_party(x: &mut Xml, seller: &Seller) {
     // BG-5 (BR-08), country FR (BT-40, BR-09).
     let lines: Vec<&str> = seller.address.iter().map(String::as_str).collect();
     address(x, &lines, "FR");
+    // BT-34: where the seller receives e-invoices (`[settings.seller] electronic_address`).
+    if let Some(a) = &seller.electronic_address {
+        electronic_address(x, a);
+    }
     // BT-31: the VAT number (BR-CO-09: prefixed by the country code).
     tax_registration(x, &seller.vat_number);
     x.close("ram:SellerTradeParty");
@@ -603,6 +620,14 @@ fn buyer_party(x: &mut Xml, b: &Buyer) {
         .filter(|c| !c.trim().is_empty())
         .unwrap_or(&b.name);
     x.leaf("ram:Name", name);
+    // BT-47: a French business buyer's SIREN, scheme 0002 (ISO 6523: the SIRENE register;
+    // BR-FR-11/BR-FR-32: 9 digits, as the accounts import checks with its Luhn key).
+    let business = b.kind() == BuyerKind::Business;
+    if business && let Some(siren) = b.siren.as_deref() {
+        x.open("ram:SpecifiedLegalOrganization");
+        x.leaf_attr("ram:ID", "schemeID", "0002", siren);
+        x.close("ram:SpecifiedLegalOrganization");
+    }
     if name != b.name && !b.name.trim().is_empty() {
         // BG-9: the person the invoice is addressed to at the company (BT-56).
         x.open("ram:DefinedTradeContact");
@@ -617,6 +642,10 @@ fn buyer_party(x: &mut Xml, b: &Buyer) {
         .filter(|l| !l.is_empty())
         .collect();
     address(x, &lines, &b.country);
+    // BT-49: where the buyer receives e-invoices (the account's `electronic_address`).
+    if let Some(a) = &b.electronic_address {
+        electronic_address(x, a);
+    }
     // BT-48 when the buyer has one (BR-AE-02 requires it for reverse charge).
     if let Some(vat) = b.vat_number.as_deref().filter(|v| !v.trim().is_empty())
         && b.kind() == BuyerKind::Business
@@ -672,38 +701,43 @@ fn tax_registration(x: &mut Xml, vat_number: &str) {
     x.close("ram:SpecifiedTaxRegistration");
 }
 
-/// BG-16: how it is paid. The invoice is collected at issue from the payment method on file
-/// (`core::terms`): the card (48, bank card) or a SEPA direct debit (59). The typed invoice
-/// knows the method only from its collection attempts; as issued (before any attempt) it does
-/// not, and the instruction says what the PDF says ("card or SEPA direct debit on file") under
-/// code 1 (instrument not defined). Nothing due (discounts or credit met it): no instruction.
-/// The SEPA mandate reference (BT-89) and creditor id (BT-90) are not in the typed invoice
-/// yet: left out (EN 16931 does not require them).
+/// BG-16: how it is paid, as recorded when the invoice was issued (`Invoice::payment_means`,
+/// from the account's payment method and credit at finalization): UNTDID 4461 code 48 (bank
+/// card), 59 (SEPA direct debit), 97 (clearing between partners: the prepaid credit the buyer
+/// already paid is set against the invoice), 1 (instrument not defined: no method on file, or
+/// an invoice issued before the means were recorded, with the instruction it was issued
+/// with). Nothing due (discounts or a zero invoice): no instruction (BG-16 is optional). BT-82
+/// is the sentence the PDF prints (`PaymentMeans::information`).
 fn payment_means(x: &mut Xml, inv: &Invoice) {
     if inv.amount_due.minor <= 0 {
         return;
     }
-    let method = inv
-        .attempts
-        .iter()
-        .rev()
-        .map(|a| a.method.as_str())
-        .find(|m| *m == "card" || *m == "sepa_debit");
-    let (code, info) = match (method, inv.language) {
-        (Some("card"), Language::Fr) => ("48", "Carte bancaire enregistrée sur le compte"),
-        (Some("card"), Language::En) => ("48", "Card on file"),
-        (Some(_), Language::Fr) => ("59", "Prélèvement SEPA"),
-        (Some(_), Language::En) => ("59", "SEPA direct debit"),
-        (None, Language::Fr) => (
-            "1",
-            "Carte bancaire ou prélèvement SEPA enregistré sur le compte",
-        ),
-        (None, Language::En) => ("1", "Card or SEPA direct debit on file"),
+    let Some(code) = inv.payment_means.untdid_4461() else {
+        return;
     };
+    let info = inv
+        .payment_means
+        .information(inv.language, inv.sepa_mandate.as_deref());
     x.open("ram:SpecifiedTradeSettlementPaymentMeans");
     x.leaf("ram:TypeCode", code); // BT-81 (BR-49)
-    x.leaf("ram:Information", info); // BT-82
+    if let Some(info) = info {
+        x.leaf("ram:Information", &info); // BT-82
+    }
     x.close("ram:SpecifiedTradeSettlementPaymentMeans");
+}
+
+/// Whether the invoice is collected by SEPA direct debit, with something due: the creditor
+/// identifier (BT-90) and the mandate reference (BT-89) belong to it.
+fn sepa_debit_due(inv: &Invoice) -> bool {
+    inv.amount_due.minor > 0 && inv.payment_means == PaymentMeans::SepaDebit
+}
+
+/// BT-34 / BT-49: a party's electronic address with its scheme (BR-62, BR-63: the scheme is
+/// required). The French CTC rules BR-FR-12/13 require both on every invoice.
+fn electronic_address(x: &mut Xml, a: &ElectronicAddress) {
+    x.open("ram:URIUniversalCommunication");
+    x.leaf_attr("ram:URIID", "schemeID", &a.scheme, &a.id);
+    x.close("ram:URIUniversalCommunication");
 }
 
 fn date(x: &mut Xml, tag: &str, d: NaiveDate) {

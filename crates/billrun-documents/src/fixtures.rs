@@ -25,6 +25,8 @@ pub(crate) fn seller() -> Seller {
         email: "facturation@nuage-ardent.fr".into(),
         website: "https://nuage-ardent.fr".into(),
         iban: None,
+        electronic_address: None,
+        sepa_creditor_id: None,
     }
 }
 
@@ -84,6 +86,8 @@ pub(crate) fn domestic_partial(language: Language) -> CreditNote {
             country: "FR".into(),
             vat_number: Some("FR83404833048".into()),
             vies_consultation: None,
+            siren: None,
+            electronic_address: None,
         },
         lines: vec![line(
             "web – conteneur M (octobre 2026)",
@@ -146,6 +150,8 @@ pub(crate) fn reverse_charge_gesture(language: Language) -> CreditNote {
         country: "DE".into(),
         vat_number: Some("DE123456789".into()),
         vies_consultation: Some("WAPIAAAAX1234567".into()),
+        siren: None,
+        electronic_address: None,
     };
     cn.lines = vec![line(
         &billrun_core::credit_note::describe(CreditLineKind::Gesture, None, language),
@@ -176,6 +182,8 @@ pub(crate) fn export_outside_eu(language: Language) -> CreditNote {
         country: "US".into(),
         vat_number: None,
         vies_consultation: None,
+        siren: None,
+        electronic_address: None,
     };
     cn.lines = vec![line(
         "api – container L (October 2026)",

@@ -324,6 +324,20 @@ pub fn make_account(
     let referred_by = (index > 0 && rng.chance(referral_percent))
         .then(|| AccountId(format!("acc-{:06}", rng.below(index as u64) + 1)));
 
+    // A French business's SIREN is its VAT number's last 9 digits (article 286 ter of the
+    // CGI), and its e-invoice address in the French directory (scheme 0225) is that SIREN:
+    // derived, nothing drawn, so the rest of the demo stays the same.
+    let siren = vat_number
+        .as_deref()
+        .filter(|_| country.code == "FR")
+        .and_then(|v| v.get(4..))
+        .and_then(|s| crate::core::einvoice::validate_siren(s).ok());
+    let electronic_address = siren
+        .as_ref()
+        .map(|s| crate::core::einvoice::ElectronicAddress {
+            scheme: "0225".into(),
+            id: s.clone(),
+        });
     let account = Account {
         id: AccountId(format!("acc-{number:06}")),
         email,
@@ -335,6 +349,8 @@ pub fn make_account(
         language: if french { Language::Fr } else { Language::En },
         created_at: at_second(created_at),
         referred_by,
+        siren,
+        electronic_address,
     };
     (account, app_slug)
 }

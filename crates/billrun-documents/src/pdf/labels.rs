@@ -30,6 +30,10 @@ pub(super) struct Labels {
     pub(super) payment_heading: &'static str,
     pub(super) no_early_discount: &'static str,
     pub(super) bank_transfer: &'static str,
+    /// Before the payment means recorded at issue (EN 16931 BG-16, the XML's BT-82).
+    pub(super) payment_means: &'static str,
+    /// Before the SEPA creditor identifier (BT-90) of a SEPA debit invoice.
+    pub(super) creditor_id: &'static str,
     pub(super) page: &'static str,
     pub(super) credit_note: &'static str,
     /// The credited invoice's issue date, among the credit note's facts.
@@ -68,6 +72,8 @@ const FR: Labels = Labels {
     payment_heading: "Conditions de paiement",
     no_early_discount: "Pas d'escompte pour paiement anticipé.",
     bank_transfer: "Règlement par virement, IBAN :",
+    payment_means: "Moyen de paiement",
+    creditor_id: "ICS (identifiant créancier SEPA)",
     page: "Page",
     credit_note: "Avoir",
     invoice_date: "Date de la facture",
@@ -104,6 +110,8 @@ const EN: Labels = Labels {
     payment_heading: "Payment terms",
     no_early_discount: "No discount for early payment.",
     bank_transfer: "Payment by bank transfer, IBAN:",
+    payment_means: "Payment means",
+    creditor_id: "SEPA creditor identifier",
     page: "Page",
     credit_note: "Credit note",
     invoice_date: "Invoice date",

@@ -284,6 +284,10 @@ fn first_page_header(page: &mut Canvas, seller: &Seller, p: &Prepared) -> f32 {
         buyer.push((Weight::Regular, 8.5, INK, line.to_string()));
     }
     buyer.push((Weight::Regular, 8.5, INK, p.buyer.country.clone()));
+    // The SIREN of a French business buyer (EN 16931 BT-47), near its address.
+    if let Some(siren) = &p.buyer_siren {
+        buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.siren, siren)));
+    }
     if let Some(vat) = &p.buyer.vat_number {
         buyer.push((Weight::Regular, 8.0, INK, colon(lang, l.vat_number, vat)));
     }

@@ -7,8 +7,10 @@
 use chrono::NaiveDate;
 
 use billrun_core::document::{Buyer, CreditNote, Invoice, Seller};
+use billrun_core::einvoice::PaymentMeans;
 use billrun_core::locale::{self, Language, Typography};
 use billrun_core::money::Money;
+use billrun_core::vat::BuyerKind;
 
 use super::fonts::Weight;
 use super::labels::{Labels, colon, labels};
@@ -38,6 +40,9 @@ pub(super) struct Prepared {
     pub(super) totals: Vec<TotalRow>,
     /// The mentions printed after the totals: (weight, text, gap after).
     pub(super) mentions: Vec<(Weight, String, f32)>,
+    /// The buyer's SIREN as printed (`404 833 048`), a business buyer's only (EN 16931
+    /// BT-47, near its address).
+    pub(super) buyer_siren: Option<String>,
 }
 
 pub(super) struct TableRow {
@@ -209,6 +214,29 @@ impl Prepared {
         }
         mentions.push((Weight::Bold, l.payment_heading.to_string(), 1.0));
         mentions.push((Weight::Regular, end_sentence(&terms.text(lang)), 2.0));
+        // The payment means recorded at issue: the XML's BG-16 in the same words (BT-82), and
+        // a SEPA debit's creditor identifier (BT-90).
+        let payment_means = match inv.payment_means {
+            // Issued before the means were recorded: the PDF printed no such line.
+            PaymentMeans::Unrecorded => None,
+            m if inv.amount_due.minor > 0 => m
+                .information(lang, inv.sepa_mandate.as_deref())
+                .map(|info| colon(lang, l.payment_means, &info)),
+            _ => None,
+        };
+        if let Some(means) = &payment_means {
+            mentions.push((Weight::Regular, end_sentence(means), 2.0));
+        }
+        if inv.payment_means == PaymentMeans::SepaDebit
+            && inv.amount_due.minor > 0
+            && let Some(ics) = seller.sepa_creditor_id.as_deref()
+        {
+            mentions.push((
+                Weight::Regular,
+                end_sentence(&colon(lang, l.creditor_id, ics)),
+                2.0,
+            ));
+        }
         if let Some(iban) = seller.iban.as_ref().filter(|s| !s.trim().is_empty()) {
             mentions.push((Weight::Regular, format!("{} {iban}", l.bank_transfer), 2.0));
         }
@@ -240,6 +268,7 @@ impl Prepared {
             rows,
             totals,
             mentions,
+            buyer_siren: business_siren(&inv.buyer),
         }
     }
 
@@ -313,6 +342,7 @@ impl Prepared {
             rows,
             totals,
             mentions,
+            buyer_siren: business_siren(&cn.buyer),
         }
     }
 
@@ -338,6 +368,8 @@ impl Prepared {
             self.buyer.vat_number.as_deref(),
             self.buyer.vies_consultation.as_deref(),
             seller.iban.as_deref(),
+            self.buyer_siren.as_deref(),
+            seller.sepa_creditor_id.as_deref(),
         ];
         fixed
             .into_iter()
@@ -432,4 +464,23 @@ enum SettledBy {
     PaymentMethod,
     Credit,
     Outside,
+}
+
+/// A business buyer's SIREN as printed; `None` for a consumer or without one.
+fn business_siren(buyer: &Buyer) -> Option<String> {
+    buyer
+        .siren
+        .as_deref()
+        .filter(|_| buyer.kind() == BuyerKind::Business)
+        .map(spaced_siren)
+}
+
+/// A SIREN as INSEE prints it, in groups of three: `404 833 048`.
+fn spaced_siren(siren: &str) -> String {
+    let digits: Vec<char> = siren.chars().filter(|c| !c.is_whitespace()).collect();
+    digits
+        .chunks(3)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -15,6 +15,7 @@ use super::prepare::{Prepared, TableRow};
 use super::programs::{PROGRAMS, Program};
 use super::*;
 use billrun_core::document::{Buyer, Discount, InvoiceStatus, Line};
+use billrun_core::einvoice::PaymentMeans;
 use billrun_core::ids::AccountId;
 use billrun_core::locale::Language;
 use billrun_core::money::{Currency, Money};
@@ -38,6 +39,8 @@ fn seller() -> Seller {
         email: "facturation@nuage-ardent.fr".into(),
         website: "https://nuage-ardent.fr".into(),
         iban: Some("FR76 3000 6000 0112 3456 7890 189".into()),
+        electronic_address: None,
+        sepa_creditor_id: None,
     }
 }
 
@@ -62,6 +65,8 @@ fn invoice(lines: usize) -> Invoice {
             country: "DE".into(),
             vat_number: Some("DE123456789".into()),
             vies_consultation: None,
+            siren: None,
+            electronic_address: None,
         },
         lines: (0..lines)
             .map(|i| Line {
@@ -97,6 +102,8 @@ fn invoice(lines: usize) -> Invoice {
         attempts: Vec::new(),
         amount_credited: Money::eur(0),
         credit_notes: Vec::new(),
+        payment_means: PaymentMeans::Card,
+        sepa_mandate: None,
     }
 }
 
@@ -866,4 +873,67 @@ mod credit_notes {
         }
         assert!(render_credit_note(&cn, &seller()).is_ok());
     }
+}
+
+#[test]
+fn the_xml_writes_bt_47_bt_49_bt_34_and_a_sepa_debit_bg_16_with_bt_89_bt_90() {
+    use billrun_core::einvoice::ElectronicAddress;
+    let mut s = seller();
+    s.electronic_address = Some(ElectronicAddress {
+        scheme: "0225".into(),
+        id: "912345678".into(),
+    });
+    s.sepa_creditor_id = Some("FR72ZZZ123456".into());
+    let mut inv = invoice(1);
+    inv.vat_case = VatCase::Domestic;
+    inv.buyer.country = "FR".into();
+    inv.buyer.vat_number = Some("FR83404833048".into());
+    inv.buyer.siren = Some("404833048".into());
+    inv.buyer.electronic_address = Some(ElectronicAddress {
+        scheme: "0225".into(),
+        id: "404833048".into(),
+    });
+    inv.payment_means = PaymentMeans::SepaDebit;
+    inv.sepa_mandate = Some("RUM-0001".into());
+    let inv = inv.as_issued();
+    let xml = crate::cii::to_xml(&inv, &s);
+    let at = |needle: &str| {
+        xml.find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {xml}"))
+    };
+    // BT-47 after the buyer's name (BT-44), BT-49 after its address, before BT-48 (the
+    // schema's order); BT-34 likewise in the seller.
+    let buyer = at("<ram:BuyerTradeParty>");
+    assert!(at("<ram:ID schemeID=\"0002\">404833048</ram:ID>") > buyer);
+    assert!(
+        at("<ram:URIID schemeID=\"0225\">404833048</ram:URIID>") > buyer
+            && at("<ram:URIID schemeID=\"0225\">404833048</ram:URIID>")
+                < at("<ram:ID schemeID=\"VA\">FR83404833048</ram:ID>")
+    );
+    assert!(at("<ram:URIID schemeID=\"0225\">912345678</ram:URIID>") < buyer);
+    // UNTDID 4461 code 59, the mandate (BT-89) and the creditor id (BT-90).
+    assert!(xml.contains("<ram:TypeCode>59</ram:TypeCode>"));
+    let words = PaymentMeans::SepaDebit
+        .information(inv.language, Some("RUM-0001"))
+        .unwrap();
+    assert!(words.contains("RUM-0001"), "{words}");
+    assert!(xml.contains(&format!("<ram:Information>{words}</ram:Information>")));
+    assert!(
+        at("<ram:CreditorReferenceID>FR72ZZZ123456</ram:CreditorReferenceID>")
+            < at("<ram:InvoiceCurrencyCode>")
+    );
+    assert!(
+        at("<ram:DirectDebitMandateID>RUM-0001</ram:DirectDebitMandateID>")
+            > at("<ram:DueDateDateTime>")
+    );
+
+    // A card invoice names neither; a consumer's SIREN is not written (BT-47 is a business's).
+    let mut card = inv.clone();
+    card.payment_means = PaymentMeans::Card;
+    card.buyer.company = None;
+    card.buyer.vat_number = None;
+    let xml = crate::cii::to_xml(&card, &s);
+    assert!(xml.contains("<ram:TypeCode>48</ram:TypeCode>"));
+    assert!(!xml.contains("CreditorReferenceID") && !xml.contains("DirectDebitMandateID"));
+    assert!(!xml.contains("404833048</ram:ID>"));
 }
