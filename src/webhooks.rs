@@ -10,9 +10,8 @@
 //!   nothing.
 //! - `charge.dispute.created` / `.closed` record the dispute through `billrun payment
 //!   dispute`'s own code ([`crate::disputes::record_in`], issue 22): a lost one makes the amount
-//!   owed again. `charge.refunded` is stored (`recorded`): billrun's own refunds are settled by
-//!   the answers to their requests; one made in Stripe's dashboard is for the operator to
-//!   record as a credit note.
+//!   owed again. `charge.refunded` settles billrun's own refunds Stripe accepted as `pending`;
+//!   one made in Stripe's dashboard is recorded, for the operator to record as a credit note.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -136,6 +135,29 @@ pub async fn apply(
         info!(event.id = %event.id, event.kind = %event.kind, "Stripe event received again: nothing to do");
         return Ok(EventOutcome::Duplicate);
     };
+    if let Action::ChargeRefunded {
+        payment_intent: Some(pi),
+        amount_refunded,
+    } = action
+    {
+        // Stripe API "Refunds": a refund accepted as `pending` is paid out later, which
+        // `charge.refunded` tells; billrun's own pending refunds on that PaymentIntent that
+        // the amount refunded covers are settled (issue 22). A refund made in Stripe's
+        // dashboard settles none: recorded, for the operator to record as a credit note.
+        let settled =
+            crate::store::credit_notes::settle_pending_refunds(&mut tx, pi, *amount_refunded, now)
+                .await?;
+        let outcome = if settled > 0 {
+            EventOutcome::Applied
+        } else {
+            EventOutcome::Recorded
+        };
+        let applied_at = (outcome == EventOutcome::Applied).then_some(now);
+        store::finish(&mut tx, row, outcome, None, applied_at).await?;
+        tx.commit().await?;
+        info!(event.id = %event.id, event.kind = %event.kind, outcome = %outcome, refunds = settled, "Stripe refund event stored");
+        return Ok(outcome);
+    }
     if let Some((outcome, attempt_id)) = apply_dispute(&mut tx, event, action, now).await? {
         let applied_at = (outcome == EventOutcome::Applied).then_some(now);
         store::finish(&mut tx, row, outcome, attempt_id, applied_at).await?;

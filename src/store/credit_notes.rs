@@ -394,6 +394,28 @@ pub async fn settle_refund(
     Ok(n == 1)
 }
 
+/// Settles as succeeded the `pending` refunds (accepted by Stripe, not yet paid out) on a
+/// PaymentIntent whose charge Stripe says is refunded by `amount_refunded` in all, as far as
+/// that amount covers every refund billrun asked on it. Returns how many were settled.
+pub async fn settle_pending_refunds(
+    tx: &mut Tx,
+    payment_intent: &str,
+    amount_refunded: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let (asked,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM refunds
+         WHERE payment_intent_id = $1 AND status <> 'failed'")
+        .bind(payment_intent).fetch_one(c).await?);
+    if asked == 0 || amount_refunded < asked {
+        return Ok(0);
+    }
+    Ok(with_db!(&mut *tx, c => sqlx::query(
+        "UPDATE refunds SET status = 'succeeded', settled_at = $2
+         WHERE payment_intent_id = $1 AND status = 'pending'")
+        .bind(payment_intent).bind(at).execute(c).await?.rows_affected()))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Referral rewards earned from a credited invoice
 

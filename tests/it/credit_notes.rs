@@ -770,3 +770,64 @@ both_stores!(
         assert!(results[0].1.is_empty(), "{results:#?}");
     }
 );
+
+both_stores!(
+    stripe_refunds_a_refund_stripe_accepted_as_pending_is_settled_by_its_charge_refunded_event,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        invoiced(&app).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let inv = app.invoice("acc-fr-business", "2026-10").await;
+        let pi = inv.attempts[0].payment_intent.clone().unwrap();
+        let cn = issue(
+            &app,
+            &request(
+                inv.number.as_deref().unwrap(),
+                CreditRequest::Amount(1000),
+                RefundMethod::Gateway,
+            ),
+        )
+        .await;
+        // As Stripe answers a refund it pays out later (a SEPA debit's, say): `pending`.
+        billrun::with_db!(app.db(), p => sqlx::query("UPDATE refunds SET status = 'pending', settled_at = NULL")
+            .execute(p).await.map(|_| ()))
+        .unwrap();
+        let status = |app: &TestApp| {
+            let number = cn.number.clone().unwrap();
+            let db = app.db().clone();
+            async move {
+                let row = billrun::store::credit_notes::find(&db, &number)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                billrun::store::credit_notes::load_document(&db, &row)
+                    .await
+                    .unwrap()
+                    .refund
+                    .status
+            }
+        };
+        assert_eq!(status(&app).await, RefundStatus::Pending);
+        // Stripe's `charge.refunded` (exported from the dashboard and replayed) settles it.
+        let file = app.dir.path().join("events.ndjson");
+        let event = serde_json::json!({
+            "id": "evt_refunded", "object": "event", "type": "charge.refunded",
+            "created": 1_795_000_000, "livemode": false,
+            "data": {"object": {"id": "ch_1", "object": "charge", "amount": 3565,
+                "amount_refunded": cn.total.minor, "payment_intent": pi}},
+        });
+        std::fs::write(&file, format!("{event}\n")).unwrap();
+        let out = app.cli(&[
+            "webhooks",
+            "replay",
+            "--from",
+            file.to_str().unwrap(),
+            "--now",
+            CREDITED,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(status(&app).await, RefundStatus::Succeeded);
+    }
+);
