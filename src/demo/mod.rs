@@ -561,8 +561,19 @@ async fn credit_note(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     )
     .await?
     .into_iter()
-    .find(|i| i.subtotal_minor - i.discount_minor >= 1000);
-    let Some(inv) = paid else {
+    .filter(|i| i.subtotal_minor - i.discount_minor >= 1000);
+    // An account still active, so that its email goes out (the demo closed one account).
+    let mut chosen = None;
+    for inv in paid {
+        if let Some(a) = crate::store::accounts::get_account(&env.db, &inv.account_id).await?
+            && a.status == "active"
+            && !a.email.is_empty()
+        {
+            chosen = Some(inv);
+            break;
+        }
+    }
+    let Some(inv) = chosen else {
         return Ok(());
     };
     // After the weeks the demo plays out (its last step is about day 19).
@@ -571,7 +582,11 @@ async fn credit_note(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
         env,
         &crate::credit_notes::Request {
             invoice: inv.number.clone(),
-            reason: "Geste commercial : incident de plateforme".into(),
+            reason: match inv.language {
+                crate::core::locale::Language::Fr => "Geste commercial : incident de plateforme",
+                crate::core::locale::Language::En => "Commercial gesture: platform incident",
+            }
+            .into(),
             what: crate::core::credit_note::CreditRequest::Amount(
                 (inv.subtotal_minor - inv.discount_minor) / 10,
             ),

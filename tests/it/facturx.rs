@@ -722,13 +722,20 @@ fn every_pdf_the_demo_writes_is_factur_x_en_16931() {
             "the demo shows the {case} VAT case: {stdout}"
         );
     }
-    let mut pdfs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("demo-out/invoices"))
-        .unwrap()
+    // The invoices, and the credit note the demo issues (issue 22: type 381).
+    let mut pdfs: Vec<PathBuf> = ["demo-out/invoices", "demo-out/credit-notes"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(dir.path().join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "pdf"))
         .collect();
     pdfs.sort();
     assert!(pdfs.len() >= 40, "{} PDFs", pdfs.len());
+    assert!(
+        pdfs.iter()
+            .any(|p| p.to_string_lossy().contains("credit-note-AV-")),
+        "the demo's credit note is checked too"
+    );
     assert!(py.exists());
     let verdicts = check(&pdfs, false);
     assert_eq!(verdicts.len(), pdfs.len());
