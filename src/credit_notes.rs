@@ -69,14 +69,7 @@ pub async fn issue(env: &Env, req: &Request) -> anyhow::Result<CreditNote> {
         ))
         .into());
     }
-    let found = invoices::find(&env.db, &req.invoice)
-        .await?
-        .ok_or_else(|| {
-            BadInput(format!(
-                "no invoice `{}`",
-                crate::core::bounds::excerpt(&req.invoice)
-            ))
-        })?;
+    let found = invoices::require(&env.db, &req.invoice).await?;
 
     let mut tx = env.db.begin().await?;
     if req.dry_run {

@@ -45,14 +45,7 @@ pub async fn record(env: &Env, req: &Request) -> anyhow::Result<Recorded> {
     if req.stripe_dispute.trim().is_empty() {
         return Err(BadInput("--stripe-dispute: the dispute's id (dp_…) is needed".into()).into());
     }
-    let inv = invoices::find(&env.db, &req.invoice)
-        .await?
-        .ok_or_else(|| {
-            BadInput(format!(
-                "no invoice `{}`",
-                crate::core::bounds::excerpt(&req.invoice)
-            ))
-        })?;
+    let inv = invoices::require(&env.db, &req.invoice).await?;
     let mut tx = env.db.begin().await?;
     let effect = match record_in(&mut tx, &inv, req).await {
         Ok(e) => e,

@@ -268,14 +268,7 @@ async fn require_account(db: &Db, id: &str) -> anyhow::Result<crate::store::acco
 
 /// The invoice by number or id, or a bad-input error naming it.
 async fn require_invoice(db: &Db, key: &str) -> anyhow::Result<crate::store::invoices::InvoiceRow> {
-    Ok(crate::store::invoices::find(db, key)
-        .await?
-        .ok_or_else(|| {
-            BadInput(format!(
-                "no invoice `{}`",
-                crate::core::bounds::excerpt(key)
-            ))
-        })?)
+    crate::store::invoices::require(db, key).await
 }
 
 /// `v` as pretty-printed JSON on stdout (`--format json`).

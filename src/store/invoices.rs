@@ -343,6 +343,16 @@ pub async fn find(db: impl Into<Conn<'_>>, key: &str) -> anyhow::Result<Option<I
     Ok(with_db!(db, p => sqlx::query_as::<_, InvoiceRow>(by_id).bind(id).fetch_optional(p).await?))
 }
 
+/// [`find`], or the operator's error naming the key (exit code 2).
+pub async fn require(db: impl Into<Conn<'_>>, key: &str) -> anyhow::Result<InvoiceRow> {
+    Ok(find(db, key).await?.ok_or_else(|| {
+        crate::config::BadInput(format!(
+            "no invoice `{}`",
+            crate::core::bounds::excerpt(key)
+        ))
+    })?)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
     pub account: Option<String>,
