@@ -18,7 +18,9 @@ pub enum OssFormat {
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// The quarter's OSS return: per member state and rate, the taxable amount and VAT of the
-    /// invoices issued to EU consumers (article 369 sexies of Directive 2006/112/EC).
+    /// invoices issued to EU consumers (article 369 sexies of Directive 2006/112/EC) less the
+    /// quarter's credit notes on them; credit notes on earlier quarters' invoices as
+    /// corrections naming the period (article 61 of Regulation (EU) 282/2011).
     Oss {
         /// The quarter: 2026-Q4.
         #[arg(long)]
@@ -29,7 +31,7 @@ pub enum ReportCommand {
         store: StoreArgs,
     },
     /// The month's figures for the French VAT return (form 3310-CA3), from the invoices issued
-    /// in it.
+    /// in it less the credit notes issued in it (article 272-1 of the CGI).
     Vat {
         /// The month: 2026-10.
         #[arg(long)]

@@ -70,6 +70,7 @@ u-us-jul,app-us,container,L,1,2025-07-01T00:00:00Z,2025-07-06T05:00:00Z
 u-at-aug,app-at,container,L,1,2025-08-01T00:00:00Z,2025-08-02T01:00:00Z
 u-fi-aug,app-fi,container,L,1,2025-08-01T00:00:00Z,2025-08-14T21:00:00Z
 u-de-sep,app-de,container,L,1,2025-09-01T00:00:00Z,2025-09-01T10:00:00Z
+u-fr-aug,app-fr,container,L,1,2025-08-01T00:00:00Z,2025-08-06T05:00:00Z
 ",
     )
     .await
@@ -124,19 +125,41 @@ both_stores!(
         seed_quarter(&app).await;
         let out = ok(&app.cli(&["report", "oss", "--quarter", "2025-Q3", "--format", "json"]));
         let got: Value = serde_json::from_str(&out).unwrap();
+        // No credit note: nothing credited, no correction; what is declared is what was
+        // invoiced.
+        let row = |country: &str, rate: &str, taxable: &str, vat: &str| {
+            json!({"country": country, "rate": rate,
+                   "invoiced_taxable": taxable, "invoiced_vat": vat,
+                   "credited_taxable": "0.00", "credited_vat": "0.00",
+                   "taxable": taxable, "vat": vat})
+        };
         assert_eq!(
             got,
             json!({
                 "quarter": "2025-Q3",
                 "countries": [
-                    {"country": "AT", "rate": "20", "taxable": "1.00", "vat": "0.20"},
-                    {"country": "DE", "rate": "19", "taxable": "40.00", "vat": "7.60"},
-                    {"country": "EE", "rate": "22", "taxable": "4.00", "vat": "0.88"},
-                    {"country": "EE", "rate": "24", "taxable": "2.00", "vat": "0.48"},
-                    {"country": "FI", "rate": "25.5", "taxable": "13.32", "vat": "3.40"},
+                    row("AT", "20", "1.00", "0.20"),
+                    row("DE", "19", "40.00", "7.60"),
+                    row("EE", "22", "4.00", "0.88"),
+                    row("EE", "24", "2.00", "0.48"),
+                    row("FI", "25.5", "13.32", "3.40"),
                 ],
+                "invoiced_taxable": "60.32",
+                "invoiced_vat": "12.56",
+                "credited_taxable": "0.00",
+                "credited_vat": "0.00",
                 "taxable": "60.32",
                 "vat": "12.56",
+                "corrections": [],
+                "corrections_taxable": "0.00",
+                "corrections_vat": "0.00",
+                "by_country": [
+                    {"country": "AT", "vat": "0.20"},
+                    {"country": "DE", "vat": "7.60"},
+                    {"country": "EE", "vat": "1.36"},
+                    {"country": "FI", "vat": "3.40"},
+                ],
+                "vat_due": "12.56",
             })
         );
 
@@ -152,12 +175,12 @@ both_stores!(
         let csv = ok(&app.cli(&["report", "oss", "--quarter", "2025-Q3", "--format", "csv"]));
         assert_eq!(
             csv,
-            "quarter,country,rate,taxable,vat\n\
-             2025-Q3,AT,20,1.00,0.20\n\
-             2025-Q3,DE,19,40.00,7.60\n\
-             2025-Q3,EE,22,4.00,0.88\n\
-             2025-Q3,EE,24,2.00,0.48\n\
-             2025-Q3,FI,25.5,13.32,3.40\n"
+            "quarter,country,rate,taxable,vat,invoiced_taxable,invoiced_vat,credited_taxable,credited_vat,corrects_quarter\n\
+             2025-Q3,AT,20,1.00,0.20,1.00,0.20,0.00,0.00,\n\
+             2025-Q3,DE,19,40.00,7.60,40.00,7.60,0.00,0.00,\n\
+             2025-Q3,EE,22,4.00,0.88,4.00,0.88,0.00,0.00,\n\
+             2025-Q3,EE,24,2.00,0.48,2.00,0.48,0.00,0.00,\n\
+             2025-Q3,FI,25.5,13.32,3.40,13.32,3.40,0.00,0.00,\n"
         );
         let table = ok(&app.cli(&["report", "oss", "--quarter", "2025-Q3"]));
         assert!(table.contains("article 369 sexies"), "{table}");
@@ -185,11 +208,20 @@ both_stores!(
             got,
             json!({
                 "period": "2025-08",
-                "domestic": [{"rate": "20", "taxable": "10.00", "vat": "2.00"}],
-                "eu_consumers": {"taxable": "42.00", "vat": "8.08"},
-                "eu_reverse_charge": {"taxable": "20.00"},
-                "outside_eu": {"taxable": "5.00"},
+                "domestic": [{"rate": "20",
+                    "invoiced_taxable": "10.00", "invoiced_vat": "2.00",
+                    "credited_taxable": "0.00", "credited_vat": "0.00",
+                    "taxable": "10.00", "vat": "2.00"}],
+                "eu_consumers": {
+                    "invoiced_taxable": "42.00", "invoiced_vat": "8.08",
+                    "credited_taxable": "0.00", "credited_vat": "0.00",
+                    "taxable": "42.00", "vat": "8.08"},
+                "eu_reverse_charge": {"invoiced_taxable": "20.00", "credited_taxable": "0.00", "taxable": "20.00"},
+                "outside_eu": {"invoiced_taxable": "5.00", "credited_taxable": "0.00", "taxable": "5.00"},
+                "vat_invoiced": "2.00",
+                "vat_credited": "0.00",
                 "vat_collected": "2.00",
+                "credit_notes": [],
             })
         );
         // A month with nothing issued: zeros, not an error.
@@ -209,6 +241,238 @@ both_stores!(
         // A bad quarter is bad input (exit 2).
         let bad = app.cli(&["report", "oss", "--quarter", "2025-Q5"]);
         assert_eq!(bad.status.code(), Some(2));
+    }
+);
+
+/// Issues a credit note through the CLI (`billrun invoices credit-note`), as an operator does;
+/// returns its JSON.
+fn credit_note(app: &TestApp, invoice: &str, what: &[&str], refund: &str, now: &str) -> Value {
+    let mut args = vec![
+        "invoices",
+        "credit-note",
+        invoice,
+        "--reason",
+        "Incident de plateforme",
+        "--refund",
+        refund,
+        "--now",
+        now,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(what);
+    serde_json::from_str(&ok(&app.cli(&args))).unwrap()
+}
+
+fn json_of(app: &TestApp, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(&app.cli(args))).unwrap()
+}
+
+fn minor(v: &Value) -> i64 {
+    billrun::core::money::parse_major(v.as_str().unwrap_or_else(|| panic!("{v}"))).unwrap()
+}
+
+// Article 272-1 of the CGI: the VAT of a sale cancelled or reduced is recovered by a credit
+// note, in the return of the month the credit note is issued (whatever the invoice's month),
+// in the box of the invoice's own VAT case.
+both_stores!(
+    vat_return_deducts_credit_notes_cgi_272_1,
+    |app: TestApp| async move {
+        seed_quarter(&app).await;
+        let fr_july = app.invoice("acc-fr", "2025-07").await.number.unwrap();
+        let fr_aug = app.invoice("acc-fr", "2025-08").await.number.unwrap();
+        let deb_july = app.invoice("acc-deb", "2025-07").await.number.unwrap();
+        let before_oct = json_of(
+            &app,
+            &["report", "vat", "--period", "2025-10", "--format", "json"],
+        );
+        let before_sep = json_of(
+            &app,
+            &["report", "vat", "--period", "2025-09", "--format", "json"],
+        );
+
+        // A full credit note in August on the invoice issued on 1 August: August's domestic
+        // VAT is back to zero, the invoice still shown as invoiced and as credited.
+        let full = credit_note(&app, &fr_july, &["--full"], "auto", "2025-08-20T10:00:00Z");
+        assert_eq!(full["total"], "12.00");
+        // A part of the DE business's reverse-charge invoice: its own box (E2), no VAT.
+        let rc = credit_note(
+            &app,
+            &deb_july,
+            &["--amount", "5.00"],
+            "auto",
+            "2025-08-21T10:00:00Z",
+        );
+        assert_eq!(rc["tax"], "0.00");
+        let aug = json_of(
+            &app,
+            &["report", "vat", "--period", "2025-08", "--format", "json"],
+        );
+        assert_eq!(
+            aug["domestic"],
+            json!([{"rate": "20",
+                "invoiced_taxable": "10.00", "invoiced_vat": "2.00",
+                "credited_taxable": "10.00", "credited_vat": "2.00",
+                "taxable": "0.00", "vat": "0.00"}])
+        );
+        assert_eq!(
+            (
+                &aug["vat_invoiced"],
+                &aug["vat_credited"],
+                &aug["vat_collected"]
+            ),
+            (&json!("2.00"), &json!("2.00"), &json!("0.00"))
+        );
+        assert_eq!(
+            aug["eu_reverse_charge"],
+            json!({"invoiced_taxable": "20.00", "credited_taxable": "5.00", "taxable": "15.00"})
+        );
+        // The EU consumers' and outside-EU boxes had no credit note: unchanged.
+        assert_eq!(aug["eu_consumers"]["taxable"], "42.00");
+        assert_eq!(aug["outside_eu"]["credited_taxable"], "0.00");
+        // The trace: each credit note of the month, its invoice and case.
+        assert_eq!(
+            aug["credit_notes"],
+            json!([
+                {"number": "AV-2025-000001", "invoice": fr_july, "case": "domestic", "country": "FR",
+                 "rate": "20", "taxable": "10.00", "vat": "2.00"},
+                {"number": "AV-2025-000002", "invoice": deb_july, "case": "reverse_charge", "country": "DE",
+                 "rate": "0", "taxable": "5.00", "vat": "0.00"},
+            ])
+        );
+        let table = ok(&app.cli(&["report", "vat", "--period", "2025-08"]));
+        assert!(table.contains("article 272-1"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("Domestic sales at 20% (A1, line 08)")
+                    && l.split_whitespace().rev().take(3).collect::<Vec<_>>()
+                        == ["0.00", "2.00", "2.00"]),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("AV-2025-000001") && l.contains(&fr_july)),
+            "{table}"
+        );
+
+        // A partial credit note in October on the invoice issued on 1 September: October's
+        // VAT falls by exactly the credit note's VAT; September's return does not change.
+        let part = credit_note(
+            &app,
+            &fr_aug,
+            &["--amount", "2.00"],
+            "auto",
+            "2025-10-10T10:00:00Z",
+        );
+        assert_eq!(part["tax"], "0.40");
+        let oct = json_of(
+            &app,
+            &["report", "vat", "--period", "2025-10", "--format", "json"],
+        );
+        assert_eq!(
+            minor(&before_oct["vat_collected"]) - minor(&oct["vat_collected"]),
+            minor(&part["tax"])
+        );
+        assert_eq!(oct["vat_credited"], "0.40");
+        assert_eq!(
+            oct["domestic"],
+            json!([{"rate": "20",
+                "invoiced_taxable": "0.00", "invoiced_vat": "0.00",
+                "credited_taxable": "2.00", "credited_vat": "0.40",
+                "taxable": "-2.00", "vat": "-0.40"}])
+        );
+        let sep = json_of(
+            &app,
+            &["report", "vat", "--period", "2025-09", "--format", "json"],
+        );
+        assert_eq!(sep, before_sep);
+        assert_eq!(sep["vat_collected"], "1.00");
+    }
+);
+
+// The OSS return (article 369 sexies of Directive 2006/112/EC): a credit note of the quarter on
+// the quarter's own invoice lowers its row; one on an earlier quarter's invoice is a correction
+// of that earlier return, declared in this one naming the period (article 61 of Regulation
+// (EU) 282/2011, article 369k of the Directive), not in this quarter's rows.
+both_stores!(
+    oss_return_corrections_name_the_original_quarter_reg_282_2011_art_61,
+    |app: TestApp| async move {
+        seed_quarter(&app).await;
+        let q3_before = json_of(
+            &app,
+            &["report", "oss", "--quarter", "2025-Q3", "--format", "json"],
+        );
+        // DE's July invoice (issued 1 August: Q3, 40.00 + 7.60) and September invoice (issued
+        // 1 October: Q4, 10 h = 0.40 + 0.08).
+        let de_july = app.invoice("acc-de", "2025-07").await.number.unwrap();
+        let de_sep = app.invoice("acc-de", "2025-09").await.number.unwrap();
+        let earlier = credit_note(
+            &app,
+            &de_july,
+            &["--amount", "10.00"],
+            "auto",
+            "2025-10-15T10:00:00Z",
+        );
+        assert_eq!(earlier["tax"], "1.90");
+        credit_note(&app, &de_sep, &["--full"], "auto", "2025-10-16T10:00:00Z");
+
+        let q4 = json_of(
+            &app,
+            &["report", "oss", "--quarter", "2025-Q4", "--format", "json"],
+        );
+        assert_eq!(
+            q4["countries"],
+            json!([{"country": "DE", "rate": "19",
+                "invoiced_taxable": "0.40", "invoiced_vat": "0.08",
+                "credited_taxable": "0.40", "credited_vat": "0.08",
+                "taxable": "0.00", "vat": "0.00"}])
+        );
+        assert_eq!(
+            q4["corrections"],
+            json!([{"country": "DE", "period": "2025-Q3", "taxable": "-10.00", "vat": "-1.90",
+                    "credit_notes": ["AV-2025-000001"]}])
+        );
+        assert_eq!(q4["vat"], "0.00");
+        assert_eq!(q4["corrections_vat"], "-1.90");
+        // Germany's total on this return is negative: representable, not clamped.
+        assert_eq!(q4["by_country"], json!([{"country": "DE", "vat": "-1.90"}]));
+        assert_eq!(q4["vat_due"], "-1.90");
+        // The earlier return itself is not rewritten: Q3 reads as it did.
+        assert_eq!(
+            json_of(
+                &app,
+                &["report", "oss", "--quarter", "2025-Q3", "--format", "json"]
+            ),
+            q3_before
+        );
+        let csv = ok(&app.cli(&["report", "oss", "--quarter", "2025-Q4", "--format", "csv"]));
+        assert_eq!(
+            csv.lines().skip(1).collect::<Vec<_>>(),
+            [
+                "2025-Q4,DE,19,0.00,0.00,0.40,0.08,0.40,0.08,",
+                "2025-Q4,DE,,-10.00,-1.90,,,,,2025-Q3"
+            ]
+        );
+        let table = ok(&app.cli(&["report", "oss", "--quarter", "2025-Q4"]));
+        assert!(
+            table.contains("article 61 of Regulation (EU) 282/2011"),
+            "{table}"
+        );
+        assert!(
+            table.lines().any(|l| l.starts_with("DE")
+                && l.contains("2025-Q3")
+                && l.contains("-1.90")
+                && l.ends_with("AV-2025-000001")),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("Total due") && l.ends_with("-1.90")),
+            "{table}"
+        );
     }
 );
 
@@ -314,8 +578,11 @@ fn cents(amount: &str) -> i64 {
 
 /// Exports the year's FEC (and its CSV) and checks it against the store: the layout of article
 /// A47 A-1 of the LPF, every entry balanced, gapless numbering in date order, 411 per account =
-/// what the account owes, 4191 per account = its prepaid credit left, revenue, discounts and VAT
-/// = the invoices'. Returns Σ(debit − credit) per account number.
+/// what the account owes (less what its credit notes refunded outside billrun or through
+/// Stripe without an answer yet: no entry for those), 4191 per account = its prepaid credit
+/// left, revenue, discounts and VAT = the invoices' less the credit notes' (article 272-1 of the
+/// CGI), Stripe's clearing account = payments less refunds that succeeded. Returns Σ(debit −
+/// credit) per account number.
 async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
     let dir = app.dir.path().join("fec");
     let out = ok(&app.cli(&[
@@ -406,10 +673,22 @@ async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
                             WHERE t.account_id = a.id AND t.to_invoice_id IS NULL AND t.waived_at IS NULL), 0) AS BIGINT)
              FROM accounts a ORDER BY a.id")
             .fetch_all(p).await.unwrap());
+    // Refunded outside billrun (`--refund none`), or through Stripe without success yet: owed
+    // no more, but not booked (the bank's statement, or Stripe's answer, will say when).
+    let unbooked_rows: Vec<(String, i64, i64)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT c.account_id, c.refund_outside_minor,
+                    CAST(COALESCE((SELECT SUM(r.amount_minor) FROM refunds r
+                                   WHERE r.credit_note_id = c.id AND r.status <> 'succeeded'), 0) AS BIGINT)
+             FROM credit_notes c")
+            .fetch_all(p).await.unwrap());
+    let mut unbooked: HashMap<String, i64> = HashMap::new();
+    for (account, outside, unsettled) in unbooked_rows {
+        *unbooked.entry(account).or_default() += outside + unsettled;
+    }
     for (account, due) in &owed {
         assert_eq!(
             customers.get(account).copied().unwrap_or(0),
-            *due,
+            *due - unbooked.get(account).copied().unwrap_or(0),
             "411 of {account}"
         );
     }
@@ -440,18 +719,39 @@ async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
             .map(|(_, v)| *v)
             .sum()
     };
-    assert_eq!(-sum_of("706"), subtotal);
-    assert_eq!(sum_of("709"), discount);
-    assert_eq!(-sum_of("4457"), tax);
+    // The credit notes': net credited, VAT, and the discount a full one gives back (its
+    // deduction, never more than its invoice's discount).
+    let notes: Vec<(i64, i64, String, i64, i64)> = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT c.subtotal_minor, c.tax_minor, c.tax_case,
+                    CAST(COALESCE((SELECT -SUM(l.amount_minor) FROM credit_note_lines l
+                                   WHERE l.credit_note_id = c.id AND l.kind = 'deduction'), 0) AS BIGINT),
+                    i.discount_minor
+             FROM credit_notes c JOIN invoices i ON i.id = c.invoice_id")
+            .fetch_all(p).await.unwrap());
+    let credited: i64 = notes.iter().map(|n| n.0).sum();
+    let credited_tax: i64 = notes.iter().map(|n| n.1).sum();
+    let credited_domestic_tax: i64 = notes
+        .iter()
+        .filter(|n| n.2 == "domestic")
+        .map(|n| n.1)
+        .sum();
+    let discount_back: i64 = notes.iter().map(|n| n.3.min(n.4)).sum();
+    assert_eq!(-sum_of("706"), subtotal - credited - discount_back);
+    assert_eq!(sum_of("709"), discount - discount_back);
+    assert_eq!(-sum_of("4457"), tax - credited_tax);
     assert_eq!(
         -by_account.get("445710").copied().unwrap_or(0),
-        domestic_tax
+        domestic_tax - credited_domestic_tax
     );
-    // What card and SEPA brought in.
-    let (paid,): (i64,) = billrun::with_db!(app.db(), p => sqlx::query_as(
-            "SELECT CAST(SUM(amount_minor) AS BIGINT) FROM payment_attempts WHERE outcome = 'succeeded'")
+    // What card and SEPA brought in, less what Stripe refunded.
+    let (paid, refunded): (i64, i64) = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT CAST(COALESCE((SELECT SUM(amount_minor) FROM payment_attempts WHERE outcome = 'succeeded'), 0) AS BIGINT),
+                    CAST(COALESCE((SELECT SUM(amount_minor) FROM refunds WHERE status = 'succeeded'), 0) AS BIGINT)")
             .fetch_one(p).await.unwrap());
-    assert_eq!(by_account.get("511100").copied().unwrap_or(0), paid);
+    assert_eq!(
+        by_account.get("511100").copied().unwrap_or(0),
+        paid - refunded
+    );
 
     // The CSV of the same entries.
     let out = ok(&app.cli(&[
@@ -512,6 +812,202 @@ both_stores!(
                 "{account}: {by_account:?}"
             );
         }
+    }
+);
+
+// Each credit note is a sales-journal entry reversing its invoice's on the same accounts
+// (article 272-1 of the CGI; the FEC of article A47 A-1 of the LPF), its refunds a Stripe or
+// prepaid-credit entry; an unpaid invoice fully credited is lettered with its credit note.
+both_stores!(
+    fec_article_a47_a_1_lpf_credit_notes_and_refunds_reverse_the_invoice_cgi_272_1,
+    |app: TestApp| async move {
+        seed_year(&app).await;
+        // The December invoice with the referral discount, paid by card: all of it, back to
+        // the card (the deduction line gives the discount back).
+        let fr = app
+            .invoice("acc-fr-consumer", "2026-11")
+            .await
+            .number
+            .unwrap();
+        let fr_inv = app.invoice("acc-fr-consumer", "2026-11").await;
+        assert_ne!(fr_inv.discount, "0.00", "{fr_inv:?}");
+        assert_eq!(fr_inv.status, "paid");
+        let full_card = credit_note(&app, &fr, &["--full"], "card", "2026-12-10T10:00:00Z");
+        assert_eq!(full_card["refund"]["status"], "succeeded", "{full_card}");
+        // Paid wholly by prepaid credit: a part, back to the credit.
+        let de = app
+            .invoice("acc-de-consumer", "2026-10")
+            .await
+            .number
+            .unwrap();
+        let to_credit = credit_note(
+            &app,
+            &de,
+            &["--amount", "0.50"],
+            "auto",
+            "2026-11-20T10:00:00Z",
+        );
+        assert_eq!(
+            to_credit["refund"]["to_credit"], to_credit["total"],
+            "{to_credit}"
+        );
+        // Unpaid (no payment method): all of it; nothing to refund, the invoice is void.
+        let us = app
+            .invoice("acc-us-business", "2026-10")
+            .await
+            .number
+            .unwrap();
+        let void = credit_note(&app, &us, &["--full"], "auto", "2026-11-20T11:00:00Z");
+        assert_eq!(
+            app.invoice("acc-us-business", "2026-10").await.status,
+            "void"
+        );
+        // Paid by SEPA, refunded outside billrun: recorded, no refund entry.
+        let fb = app
+            .invoice("acc-fr-business", "2026-10")
+            .await
+            .number
+            .unwrap();
+        credit_note(
+            &app,
+            &fb,
+            &["--amount", "1.00"],
+            "none",
+            "2026-11-20T12:00:00Z",
+        );
+
+        let by_account = check_fec(&app).await;
+        assert!(by_account.contains_key("709000"));
+
+        let text =
+            std::fs::read_to_string(app.dir.path().join("fec/812345674FEC20261231.txt")).unwrap();
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').collect())
+            .collect();
+        let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+        let (journal, num, compte, aux, piece, piece_date, lib, debit, credit, let_) = (
+            col("JournalCode"),
+            col("EcritureNum"),
+            col("CompteNum"),
+            col("CompAuxNum"),
+            col("PieceRef"),
+            col("PieceDate"),
+            col("EcritureLib"),
+            col("Debit"),
+            col("Credit"),
+            col("EcritureLet"),
+        );
+        // An entry's lines as "journal account auxiliary debit credit" (cents).
+        let entry = |piece_ref: &str| -> Vec<String> {
+            rows.iter()
+                .filter(|r| r[piece] == piece_ref)
+                .map(|r| {
+                    format!(
+                        "{} {} {} {} {}",
+                        r[journal],
+                        r[compte],
+                        r[aux],
+                        cents(r[debit]),
+                        cents(r[credit])
+                    )
+                })
+                .collect()
+        };
+        let m = |v: &Value| minor(v);
+
+        // The full credit note on the discounted domestic invoice: 411 credit of its total,
+        // 706100 debit of the lines, 709 credit of the discount, 445710 debit of the VAT.
+        let cn1 = full_card["number"].as_str().unwrap();
+        let discount = billrun::core::money::parse_major(&fr_inv.discount).unwrap();
+        assert_eq!(
+            entry(cn1),
+            [
+                format!("VT 411000 acc-fr-consumer {} {}", 0, m(&full_card["total"])),
+                format!("VT 706100  {} {}", m(&full_card["subtotal"]) + discount, 0),
+                format!("VT 709000  {} {}", 0, discount),
+                format!("VT 445710  {} {}", m(&full_card["tax"]), 0),
+            ]
+        );
+        let first = rows.iter().find(|r| r[piece] == cn1).unwrap();
+        assert_eq!(first[lib], format!("Avoir {cn1} sur facture {fr}"));
+        assert_eq!(first[piece_date], "20261210");
+        // Its refund through Stripe: 411 debit, Stripe's clearing account credit.
+        let refund: Vec<&Vec<&str>> = rows
+            .iter()
+            .filter(|r| r[journal] == "BQS" && r[lib].contains(cn1))
+            .collect();
+        assert_eq!(refund.len(), 2, "{refund:?}");
+        assert_eq!(
+            (refund[0][compte], refund[0][aux], cents(refund[0][debit])),
+            ("411000", "acc-fr-consumer", m(&full_card["total"]))
+        );
+        assert_eq!(
+            (refund[1][compte], cents(refund[1][credit])),
+            ("511100", m(&full_card["total"]))
+        );
+        // Paid, credited and refunded in full: the invoice's 411 lines are lettered together.
+        let fr_letters: Vec<&str> = rows
+            .iter()
+            .filter(|r| {
+                r[compte] == "411000" && (r[piece] == fr || r[piece] == cn1 || r[lib].contains(cn1))
+            })
+            .map(|r| r[let_])
+            .collect();
+        assert!(
+            fr_letters.len() >= 3
+                && !fr_letters[0].is_empty()
+                && fr_letters.iter().all(|l| *l == fr_letters[0]),
+            "{fr_letters:?}"
+        );
+
+        // The OSS credit note given back to the prepaid credit: 706200 and 445720 debit;
+        // then 411 debit, 4191 credit.
+        let cn2 = to_credit["number"].as_str().unwrap();
+        assert_eq!(
+            entry(cn2),
+            [
+                format!("VT 411000 acc-de-consumer {} {}", 0, m(&to_credit["total"])),
+                format!("VT 706200  {} {}", 50, 0),
+                format!("VT 445720  {} {}", m(&to_credit["tax"]), 0),
+            ]
+        );
+        assert_eq!(
+            entry(&format!("credit-note:{cn2}")),
+            [
+                format!("OD 411000 acc-de-consumer {} {}", m(&to_credit["total"]), 0),
+                format!("OD 419100 acc-de-consumer {} {}", 0, m(&to_credit["total"])),
+            ]
+        );
+
+        // The unpaid invoice fully credited: outside the EU, no VAT line; lettered with its
+        // credit note alone.
+        let cn3 = void["number"].as_str().unwrap();
+        assert_eq!(
+            entry(cn3),
+            [
+                format!("VT 411000 acc-us-business {} {}", 0, m(&void["total"])),
+                format!("VT 706400  {} {}", m(&void["total"]), 0),
+            ]
+        );
+        let us_letters: Vec<(&str, &str)> = rows
+            .iter()
+            .filter(|r| r[compte] == "411000" && (r[piece] == us || r[piece] == cn3))
+            .map(|r| (r[piece], r[let_]))
+            .collect();
+        assert_eq!(us_letters.len(), 2, "{us_letters:?}");
+        assert!(
+            !us_letters[0].1.is_empty() && us_letters[0].1 == us_letters[1].1,
+            "{us_letters:?}"
+        );
+        // Each credit note is its own entry.
+        let nums: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .filter(|r| r[piece].starts_with("AV-2026-"))
+            .map(|r| r[num])
+            .collect();
+        assert_eq!(nums.len(), 4);
     }
 );
 

@@ -15,15 +15,25 @@
 //!   multi-purpose voucher (article 30 bis of Directive 2006/112/EC, article 256 ter of the CGI),
 //!   so no VAT when it is bought; the VAT is on the invoice it pays;
 //! - prepaid credit used on an invoice: 4191 debit, 411 credit;
-//! - a balance below Stripe's minimum waived when an account closes: 658 debit, 411 credit.
+//! - a balance below Stripe's minimum waived when an account closes: 658 debit, 411 credit;
+//! - a credit note (*avoir*, article 272-1 of the CGI; issue 22), sales journal, its own number
+//!   as `PieceRef`: the invoice's entry the other way round, on the accounts its invoice used
+//!   (its VAT case): revenue 706… debit of what it credits, VAT 44571… debit of its VAT, 411
+//!   credit of its total; the share of the invoice's referral discount a full credit note gives
+//!   back goes to 709 credit (the 706 debit then is its lines' amount before it);
+//! - a refund through Stripe (card or SEPA, once it succeeded): 411 debit, Stripe's clearing
+//!   account credit (Stripe takes it from the balance it pays out, where the payment went);
+//! - a credit note given back to the prepaid credit: 411 debit, 4191 credit.
 //!
 //! A balance carried to the account's next invoice needs no entry (it stays on the same 411
 //! auxiliary account) but joins the two invoices' lettering. Lettering (`EcritureLet`,
-//! `DateLet`): the 411 lines of an invoice, of the invoices whose balances it took over and of
-//! what paid them share a code once they net to zero; `DateLet` is the date of the last of them.
-//! billrun issues no refunds; credit notes (issue 22) are not stored yet: when they land, each
-//! is a sales-journal entry reversing its invoice's lines (706/709/44571 the other way, 411
-//! credit) and joins its invoice's lettering.
+//! `DateLet`): the 411 lines of an invoice, of the invoices whose balances it took over, of
+//! what paid it, of its credit notes and of their refunds share a code once they net to zero
+//! (an unpaid invoice fully credited is lettered with its credit note); `DateLet` is the date
+//! of the last of them. What a credit note says was refunded outside billrun (`--refund none`)
+//! has no entry here: the bank's statement is the accountant's; until it is booked the
+//! invoice's 411 lines are not lettered. A referral reward is booked only when used (709 on the
+//! invoice it discounts), so its reduction by a credit note needs no entry.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -189,6 +199,44 @@ pub enum EventKind {
         invoice_number: String,
         amount_minor: i64,
     },
+    /// A credit note issued: the invoice's entry reversed by what it credits.
+    CreditNote {
+        invoice_id: i64,
+        invoice_number: String,
+        /// `AV-2026-000001`.
+        number: String,
+        /// The invoice's VAT case (the credit note's is the same).
+        case: VatCase,
+        /// What it credits excluding VAT (its lines, the deduction included).
+        subtotal_minor: i64,
+        /// Its `deduction` lines, positive: on a full credit note, the invoice's referral
+        /// discount (and gestures credited before), deducted from its lines.
+        deduction_minor: i64,
+        /// The invoice's referral discount: the most of the deduction that goes to 709.
+        invoice_discount_minor: i64,
+        vat_minor: i64,
+        total_minor: i64,
+    },
+    /// A credit note's refund through Stripe that succeeded.
+    GatewayRefund {
+        invoice_id: i64,
+        invoice_number: String,
+        credit_note_number: String,
+        /// How the refunded payment was made.
+        method: PayMethod,
+        amount_minor: i64,
+        /// Stripe's refund id, else the refund's idempotency key.
+        reference: String,
+    },
+    /// A credit note given back to the account's prepaid credit.
+    CreditRefund {
+        invoice_id: i64,
+        invoice_number: String,
+        credit_note_number: String,
+        amount_minor: i64,
+        /// The credit ledger row's reference.
+        reference: String,
+    },
 }
 
 impl EventKind {
@@ -200,6 +248,9 @@ impl EventKind {
             EventKind::CreditUse { .. } => 2,
             EventKind::Payment { .. } => 3,
             EventKind::Waiver { .. } => 4,
+            EventKind::CreditNote { .. } => 5,
+            EventKind::CreditRefund { .. } => 6,
+            EventKind::GatewayRefund { .. } => 7,
         }
     }
 }
@@ -239,6 +290,14 @@ pub struct FecLine {
 pub enum FecError {
     #[error("invoice {number}: {case} invoices carry no VAT, but this one has {vat_minor} cents")]
     UnexpectedVat {
+        number: String,
+        case: &'static str,
+        vat_minor: i64,
+    },
+    #[error(
+        "credit note {number}: {case} credit notes carry no VAT, but this one has {vat_minor} cents"
+    )]
+    UnexpectedCreditVat {
         number: String,
         case: &'static str,
         vat_minor: i64,
@@ -475,6 +534,144 @@ pub fn entries(chart: &Chart, events: &[Event]) -> Result<Vec<FecLine>, FecError
                     *amount_minor,
                 );
                 customer_lines.push((i, *invoice_id));
+            }
+            EventKind::CreditNote {
+                invoice_id,
+                invoice_number,
+                number,
+                case,
+                subtotal_minor,
+                deduction_minor,
+                invoice_discount_minor,
+                vat_minor,
+                total_minor,
+            } => {
+                // Article 272-1 of the CGI: the credit note reverses its invoice's entry, on
+                // the same accounts. The discount given back is what the invoice put on 709,
+                // never more (the rest of a deduction is gestures already credited on 706).
+                let discount = (*deduction_minor).min(*invoice_discount_minor).max(0);
+                let revenue = subtotal_minor.saturating_add(discount);
+                let lib = format!("Avoir {number} sur facture {invoice_number}");
+                let i = push(
+                    &j.sales,
+                    &a.customers,
+                    true,
+                    number,
+                    lib.clone(),
+                    0,
+                    *total_minor,
+                );
+                customer_lines.push((i, *invoice_id));
+                if revenue > 0 {
+                    push(
+                        &j.sales,
+                        a.revenue.of(*case),
+                        false,
+                        number,
+                        lib.clone(),
+                        revenue,
+                        0,
+                    );
+                }
+                if discount > 0 {
+                    push(
+                        &j.sales,
+                        &a.discounts,
+                        false,
+                        number,
+                        format!("{lib} remise parrainage"),
+                        0,
+                        discount,
+                    );
+                }
+                if *vat_minor > 0 {
+                    let vat_account = match case {
+                        VatCase::Domestic => &a.vat.domestic,
+                        VatCase::EuConsumer => &a.vat.eu_consumer,
+                        VatCase::ReverseCharge | VatCase::OutOfScope => {
+                            return Err(FecError::UnexpectedCreditVat {
+                                number: number.clone(),
+                                case: case.as_str(),
+                                vat_minor: *vat_minor,
+                            });
+                        }
+                    };
+                    push(
+                        &j.sales,
+                        vat_account,
+                        false,
+                        number,
+                        format!("{lib} TVA"),
+                        *vat_minor,
+                        0,
+                    );
+                }
+            }
+            EventKind::GatewayRefund {
+                invoice_id,
+                invoice_number,
+                credit_note_number,
+                method,
+                amount_minor,
+                reference,
+            } => {
+                let lib = match method {
+                    PayMethod::Card => format!(
+                        "Remboursement carte avoir {credit_note_number} facture {invoice_number}"
+                    ),
+                    PayMethod::SepaDebit => format!(
+                        "Remboursement prélèvement SEPA avoir {credit_note_number} facture {invoice_number}"
+                    ),
+                };
+                let i = push(
+                    &j.stripe,
+                    &a.customers,
+                    true,
+                    reference,
+                    lib.clone(),
+                    *amount_minor,
+                    0,
+                );
+                customer_lines.push((i, *invoice_id));
+                push(
+                    &j.stripe,
+                    &a.stripe_clearing,
+                    false,
+                    reference,
+                    lib,
+                    0,
+                    *amount_minor,
+                );
+            }
+            EventKind::CreditRefund {
+                invoice_id,
+                invoice_number,
+                credit_note_number,
+                amount_minor,
+                reference,
+            } => {
+                let lib = format!(
+                    "Avoir {credit_note_number} rendu en crédit prépayé, facture {invoice_number}"
+                );
+                let i = push(
+                    &j.misc,
+                    &a.customers,
+                    true,
+                    reference,
+                    lib.clone(),
+                    *amount_minor,
+                    0,
+                );
+                customer_lines.push((i, *invoice_id));
+                push(
+                    &j.misc,
+                    &a.customer_advances,
+                    true,
+                    reference,
+                    lib,
+                    0,
+                    *amount_minor,
+                );
             }
         }
         let (d, c) = lines[start..].iter().fold((0i128, 0i128), |(d, c), l| {
@@ -897,6 +1094,375 @@ mod tests {
             entries(&chart(), &events),
             Err(FecError::UnexpectedVat { .. })
         ));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn credit_note(
+        invoice_id: i64,
+        n: u32,
+        day: u32,
+        case: VatCase,
+        subtotal: i64,
+        deduction: i64,
+        invoice_discount: i64,
+        vat: i64,
+    ) -> Event {
+        Event {
+            at: at(day, 9),
+            party: party(),
+            tie: i64::from(n),
+            kind: EventKind::CreditNote {
+                invoice_id,
+                invoice_number: format!("2026-{invoice_id:06}"),
+                number: format!("AV-2026-{n:06}"),
+                case,
+                subtotal_minor: subtotal,
+                deduction_minor: deduction,
+                invoice_discount_minor: invoice_discount,
+                vat_minor: vat,
+                total_minor: subtotal + vat,
+            },
+        }
+    }
+
+    fn domestic_invoice(id: i64, day: u32) -> Event {
+        // Lines 1100, referral discount 100, VAT 20 % on 1000.
+        Event {
+            at: at(day, 6),
+            party: party(),
+            tie: id,
+            kind: EventKind::Invoice {
+                invoice_id: id,
+                number: format!("2026-{id:06}"),
+                case: VatCase::Domestic,
+                subtotal_minor: 1100,
+                discount_minor: 100,
+                vat_minor: 200,
+                total_minor: 1200,
+                brought_forward_from: vec![],
+            },
+        }
+    }
+
+    /// Σ(debit − credit) per account number.
+    fn balances(lines: &[FecLine]) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        for l in lines {
+            *out.entry(l.compte_num.clone()).or_default() += l.debit_minor - l.credit_minor;
+        }
+        out
+    }
+
+    #[test]
+    fn fec_article_a47_a_1_lpf_cgi_272_1_a_full_credit_note_reverses_its_unpaid_invoice_and_letters_it()
+     {
+        let events = vec![
+            domestic_invoice(10, 1),
+            // Full: the lines' 1100, less the discount's 100 deducted; VAT 200.
+            credit_note(10, 1, 3, VatCase::Domestic, 1000, 100, 100, 200),
+        ];
+        let lines = entries(&chart(), &events).unwrap();
+        let cn: Vec<(&str, &str, &str, i64, i64)> = lines
+            .iter()
+            .filter(|l| l.ecriture_num == 2)
+            .map(|l| {
+                (
+                    l.journal_code.as_str(),
+                    l.compte_num.as_str(),
+                    l.piece_ref.as_str(),
+                    l.debit_minor,
+                    l.credit_minor,
+                )
+            })
+            .collect();
+        assert_eq!(
+            cn,
+            [
+                ("VT", "411000", "AV-2026-000001", 0, 1200),
+                ("VT", "706100", "AV-2026-000001", 1100, 0),
+                ("VT", "709000", "AV-2026-000001", 0, 100),
+                ("VT", "445710", "AV-2026-000001", 200, 0),
+            ]
+        );
+        let first = lines.iter().find(|l| l.ecriture_num == 2).unwrap();
+        assert_eq!(
+            first.ecriture_lib,
+            "Avoir AV-2026-000001 sur facture 2026-000010"
+        );
+        assert_eq!(first.piece_date, at(3, 0).date_naive());
+        assert_eq!(first.comp_aux_num, "acc-1");
+        // Every account the invoice moved is back to zero, and the 411 lines are lettered.
+        assert!(
+            balances(&lines).values().all(|v| *v == 0),
+            "{:?}",
+            balances(&lines)
+        );
+        let customer: Vec<(&str, Option<NaiveDate>)> = lines
+            .iter()
+            .filter(|l| l.compte_num == "411000")
+            .map(|l| (l.ecriture_let.as_str(), l.date_let))
+            .collect();
+        assert_eq!(
+            customer,
+            [
+                ("A", Some(at(3, 0).date_naive())),
+                ("A", Some(at(3, 0).date_naive()))
+            ]
+        );
+    }
+
+    #[test]
+    fn fec_article_a47_a_1_lpf_a_partial_oss_credit_note_refunded_to_the_card_and_the_credit() {
+        let events = vec![
+            Event {
+                at: at(1, 6),
+                party: party(),
+                tie: 10,
+                kind: EventKind::Invoice {
+                    invoice_id: 10,
+                    number: "2026-000010".into(),
+                    case: VatCase::EuConsumer,
+                    subtotal_minor: 1000,
+                    discount_minor: 0,
+                    vat_minor: 190,
+                    total_minor: 1190,
+                    brought_forward_from: vec![],
+                },
+            },
+            Event {
+                at: at(1, 7),
+                party: party(),
+                tie: 1,
+                kind: EventKind::CreditUse {
+                    invoice_id: 10,
+                    invoice_number: "2026-000010".into(),
+                    amount_minor: 190,
+                    reference: "invoice:10:1".into(),
+                },
+            },
+            Event {
+                at: at(1, 7),
+                party: party(),
+                tie: 2,
+                kind: EventKind::Payment {
+                    invoice_id: 10,
+                    invoice_number: "2026-000010".into(),
+                    method: PayMethod::SepaDebit,
+                    amount_minor: 1000,
+                    reference: "pi_1".into(),
+                },
+            },
+            // 500 + VAT 95 credited: 95 back to the credit, 500 to the SEPA account.
+            credit_note(10, 1, 5, VatCase::EuConsumer, 500, 0, 0, 95),
+            Event {
+                at: at(5, 9),
+                party: party(),
+                tie: 4,
+                kind: EventKind::CreditRefund {
+                    invoice_id: 10,
+                    invoice_number: "2026-000010".into(),
+                    credit_note_number: "AV-2026-000001".into(),
+                    amount_minor: 95,
+                    reference: "credit-note:AV-2026-000001".into(),
+                },
+            },
+            Event {
+                at: at(6, 9),
+                party: party(),
+                tie: 1,
+                kind: EventKind::GatewayRefund {
+                    invoice_id: 10,
+                    invoice_number: "2026-000010".into(),
+                    credit_note_number: "AV-2026-000001".into(),
+                    method: PayMethod::SepaDebit,
+                    amount_minor: 500,
+                    reference: "re_1".into(),
+                },
+            },
+        ];
+        let lines = entries(&chart(), &events).unwrap();
+        let b = balances(&lines);
+        assert_eq!(b["706200"], -500);
+        assert_eq!(b["445720"], -95);
+        assert_eq!(b["511100"], 500);
+        // 190 of credit used on the invoice (debit), 95 given back (credit).
+        assert_eq!(b["419100"], 190 - 95);
+        assert_eq!(b["411000"], 0);
+        assert!(!b.contains_key("709000"));
+        let refund: Vec<(&str, &str, i64, i64)> = lines
+            .iter()
+            .filter(|l| l.piece_ref == "re_1")
+            .map(|l| {
+                (
+                    l.journal_code.as_str(),
+                    l.compte_num.as_str(),
+                    l.debit_minor,
+                    l.credit_minor,
+                )
+            })
+            .collect();
+        assert_eq!(
+            refund,
+            [("BQS", "411000", 500, 0), ("BQS", "511100", 0, 500)]
+        );
+        let credit: Vec<(&str, &str, &str, i64, i64)> = lines
+            .iter()
+            .filter(|l| l.piece_ref == "credit-note:AV-2026-000001")
+            .map(|l| {
+                (
+                    l.journal_code.as_str(),
+                    l.compte_num.as_str(),
+                    l.comp_aux_num.as_str(),
+                    l.debit_minor,
+                    l.credit_minor,
+                )
+            })
+            .collect();
+        assert_eq!(
+            credit,
+            [
+                ("OD", "411000", "acc-1", 95, 0),
+                ("OD", "419100", "acc-1", 0, 95)
+            ]
+        );
+        // Invoice, credit, payment, credit note and both refunds net to zero: one letter.
+        let lettered: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.compte_num == "411000")
+            .map(|l| l.ecriture_let.as_str())
+            .collect();
+        assert_eq!(lettered, ["A"; 6]);
+    }
+
+    #[test]
+    fn fec_a_full_credit_note_after_a_gesture_gives_back_the_discount_once() {
+        // A gesture of 300, then the full rest: 700 net (lines 1100 − discount 100 − 300).
+        let events = vec![
+            domestic_invoice(10, 1),
+            credit_note(10, 1, 2, VatCase::Domestic, 300, 0, 100, 60),
+            credit_note(10, 2, 3, VatCase::Domestic, 700, 400, 100, 140),
+        ];
+        let lines = entries(&chart(), &events).unwrap();
+        assert!(
+            balances(&lines).values().all(|v| *v == 0),
+            "{:?}",
+            balances(&lines)
+        );
+        assert!(
+            lines
+                .iter()
+                .filter(|l| l.compte_num == "411000")
+                .all(|l| l.ecriture_let == "A")
+        );
+    }
+
+    #[test]
+    fn vat_on_a_reverse_charge_credit_note_is_refused() {
+        let events = vec![credit_note(
+            10,
+            1,
+            3,
+            VatCase::ReverseCharge,
+            1000,
+            0,
+            0,
+            10,
+        )];
+        assert!(matches!(
+            entries(&chart(), &events),
+            Err(FecError::UnexpectedCreditVat { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        /// Article A47 A-1 of the LPF: whatever the invoices, their credit notes (partial or
+        /// full, article 272-1 of the CGI) and refunds, every entry balances, revenue less
+        /// discounts is the invoices' taxable base less the credit notes', VAT the invoices'
+        /// less the credit notes', and a lettered group nets to zero.
+        #[test]
+        fn fec_entries_balance_and_revenue_is_invoices_less_credit_notes(
+            invoices in proptest::collection::vec(
+                (0usize..4, 1i64..100_000, 0i64..50, proptest::collection::vec((1i64..100, 0u8..3), 0..3)),
+                1..6),
+        ) {
+            let cases = [VatCase::Domestic, VatCase::EuConsumer, VatCase::ReverseCharge, VatCase::OutOfScope];
+            let mut events = Vec::new();
+            let (mut base, mut vat_total, mut n) = (0i64, 0i64, 0u32);
+            for (k, (c, subtotal, discount_pct, notes)) in invoices.into_iter().enumerate() {
+                let id = k as i64 + 1;
+                let case = cases[c];
+                let discount = subtotal * discount_pct / 100;
+                let taxed = matches!(case, VatCase::Domestic | VatCase::EuConsumer);
+                let vat = if taxed { (subtotal - discount) / 5 } else { 0 };
+                events.push(Event {
+                    at: at(1, 6), party: party(), tie: id,
+                    kind: EventKind::Invoice {
+                        invoice_id: id, number: format!("2026-{id:06}"), case,
+                        subtotal_minor: subtotal, discount_minor: discount, vat_minor: vat,
+                        total_minor: subtotal - discount + vat, brought_forward_from: vec![],
+                    },
+                });
+                base += subtotal - discount;
+                vat_total += vat;
+                let (mut left, mut vat_left) = (subtotal - discount, vat);
+                for (pct, refund) in notes {
+                    if left == 0 { break; }
+                    n += 1;
+                    // A part of what is left, or (pct ≥ 90) the full rest with the discount.
+                    let (net, deduction, cn_vat) = if pct >= 90 {
+                        (left, discount, vat_left)
+                    } else {
+                        let net = (left * pct / 100).max(1);
+                        (net, 0, (if taxed { net / 5 } else { 0 }).min(vat_left))
+                    };
+                    left -= net;
+                    vat_left -= cn_vat;
+                    base -= net;
+                    vat_total -= cn_vat;
+                    events.push(credit_note(id, n, 2, case, net, deduction, discount, cn_vat));
+                    let number = format!("AV-2026-{n:06}");
+                    let total = net + cn_vat;
+                    match refund {
+                        0 => {}
+                        1 => events.push(Event {
+                            at: at(3, 6), party: party(), tie: i64::from(n),
+                            kind: EventKind::GatewayRefund {
+                                invoice_id: id, invoice_number: format!("2026-{id:06}"),
+                                credit_note_number: number, method: PayMethod::Card,
+                                amount_minor: total, reference: format!("re_{n}"),
+                            },
+                        }),
+                        _ => events.push(Event {
+                            at: at(2, 9), party: party(), tie: i64::from(n),
+                            kind: EventKind::CreditRefund {
+                                invoice_id: id, invoice_number: format!("2026-{id:06}"),
+                                credit_note_number: number.clone(), amount_minor: total,
+                                reference: format!("credit-note:{number}"),
+                            },
+                        }),
+                    }
+                }
+            }
+            let lines = entries(&chart(), &events).unwrap();
+            let mut per_entry: BTreeMap<u64, i64> = BTreeMap::new();
+            for l in &lines {
+                *per_entry.entry(l.ecriture_num).or_default() += l.debit_minor - l.credit_minor;
+            }
+            proptest::prop_assert!(per_entry.values().all(|v| *v == 0));
+            proptest::prop_assert_eq!(per_entry.len(), events.len());
+            let b = balances(&lines);
+            let sum = |prefix: &str| -> i64 {
+                b.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v).sum()
+            };
+            proptest::prop_assert_eq!(-(sum("706") + sum("709")), base);
+            proptest::prop_assert!(sum("709") >= 0);
+            proptest::prop_assert_eq!(-sum("4457"), vat_total);
+            let mut letters: BTreeMap<&str, i64> = BTreeMap::new();
+            for l in lines.iter().filter(|l| !l.ecriture_let.is_empty()) {
+                *letters.entry(l.ecriture_let.as_str()).or_default() += l.debit_minor - l.credit_minor;
+            }
+            proptest::prop_assert!(letters.values().all(|v| *v == 0));
+        }
     }
 
     #[test]
