@@ -257,12 +257,14 @@ async fn respond(
 /// 300 s tolerance), then the event is stored and applied in one transaction; the 200 is sent
 /// after its commit, so an event Stripe saw acknowledged is never lost. Any non-2xx answer makes
 /// Stripe send the event again later. Nothing secret is logged: not the header, the secret or
-/// the body.
+/// the body. Each event refused (400), stored or failed (500) is counted in `/metrics`
+/// (`billrun_stripe_webhook_events_total`).
 async fn stripe_webhook(
     req: hyper::Request<hyper::body::Incoming>,
     sh: &Shared,
 ) -> hyper::Response<Body> {
-    use crate::stripe_webhook::{DEFAULT_TOLERANCE_SECONDS, Event, verify};
+    use crate::metrics::{WebhookDelivery, record_webhook};
+    use crate::stripe_webhook::{Event, verify};
     use http_body_util::BodyExt;
     let text = |status: u16, body: &str| reply(status, "text/plain", format!("{body}\n"));
     let declared = req
@@ -302,15 +304,10 @@ async fn stripe_webhook(
             "Stripe webhooks are off: STRIPE_WEBHOOK_SECRET is not set",
         );
     };
-    if let Err(e) = verify(
-        signature.as_deref(),
-        &body,
-        &secret.0,
-        Utc::now(),
-        DEFAULT_TOLERANCE_SECONDS,
-    ) {
+    if let Err(e) = verify(signature.as_deref(), &body, &secret.0, Utc::now()) {
         // The reason only (missing, mismatch, stale): never the header, secret or body.
         warn!(reason = %e, "Stripe webhook refused: bad signature");
+        record_webhook(None, WebhookDelivery::Rejected);
         return text(400, "bad signature");
     }
     let event = match Event::parse(&body) {
@@ -318,6 +315,7 @@ async fn stripe_webhook(
         Err(e) => {
             // serde's message may quote the body: its category and position only.
             warn!(error.kind = ?e.classify(), line = e.line(), column = e.column(), "Stripe webhook refused: not a Stripe event");
+            record_webhook(None, WebhookDelivery::Rejected);
             return text(400, "not a Stripe event");
         }
     };
@@ -325,6 +323,7 @@ async fn stripe_webhook(
         Ok(a) => a,
         Err(e) => {
             warn!(event.id = %event.id, error = %e, "Stripe webhook refused: malformed event");
+            record_webhook(Some(event.event_type()), WebhookDelivery::Rejected);
             return text(400, "malformed event");
         }
     };
@@ -342,16 +341,20 @@ async fn stripe_webhook(
     )
     .await
     {
-        Ok(outcome) => reply(
-            200,
-            "application/json",
-            format!(
-                "{}\n",
-                serde_json::json!({"received": true, "outcome": outcome.as_str()})
-            ),
-        ),
+        Ok(outcome) => {
+            record_webhook(Some(event.event_type()), WebhookDelivery::Event(outcome));
+            reply(
+                200,
+                "application/json",
+                format!(
+                    "{}\n",
+                    serde_json::json!({"received": true, "outcome": outcome.as_str()})
+                ),
+            )
+        }
         Err(e) => {
             // Rolled back: Stripe sends the event again.
+            record_webhook(Some(event.event_type()), WebhookDelivery::Failed);
             error!(event.id = %event.id, error = %format!("{e:#}"), "cannot apply a Stripe event");
             text(500, "cannot apply the event; send it again")
         }

@@ -8,6 +8,29 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::jobs::{Count, JobName, JobReport};
+use crate::stripe_webhook::{EventOutcome, EventType};
+
+/// What became of one event posted to the daemon's `POST /webhooks/stripe`
+/// (`billrun_stripe_webhook_events_total{outcome=…}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WebhookDelivery {
+    /// Stored (or found stored already): what applying it did.
+    Event(EventOutcome),
+    /// Refused with 400: a bad or stale signature, not a Stripe event, a malformed one.
+    Rejected,
+    /// Could not be applied (500, rolled back): Stripe sends it again.
+    Failed,
+}
+
+impl WebhookDelivery {
+    fn as_str(self) -> &'static str {
+        match self {
+            WebhookDelivery::Event(outcome) => outcome.as_str(),
+            WebhookDelivery::Rejected => "rejected",
+            WebhookDelivery::Failed => "failed",
+        }
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -24,6 +47,8 @@ struct State {
     emails: BTreeMap<String, u64>,
     /// job → failed items and failed runs.
     errors: BTreeMap<String, u64>,
+    /// (event type, `None` when refused before it was read; outcome) → events.
+    webhook_events: BTreeMap<(Option<EventType>, WebhookDelivery), u64>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -58,6 +83,13 @@ pub fn record_run(job: JobName, status: &str, took: Duration, report: Option<&Jo
             None => {}
         }
     }
+}
+
+/// Counts one event posted to `POST /webhooks/stripe`.
+pub fn record_webhook(event_type: Option<EventType>, delivery: WebhookDelivery) {
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let s = guard.get_or_insert_with(State::default);
+    *s.webhook_events.entry((event_type, delivery)).or_default() += 1;
 }
 
 /// The counts a job's runs add to the metrics (each shown, at zero too, once the job ran).
@@ -216,6 +248,20 @@ pub fn render() -> String {
     for (job, n) in &s.errors {
         let _ = writeln!(out, "billrun_errors_total{{job=\"{job}\"}} {n}");
     }
+    head(
+        "billrun_stripe_webhook_events_total",
+        "counter",
+        "Events posted to POST /webhooks/stripe, by event type (`unknown`: refused before it was read; `other`: a type billrun does not handle) and outcome.",
+        &mut out,
+    );
+    for ((event_type, delivery), n) in &s.webhook_events {
+        let _ = writeln!(
+            out,
+            "billrun_stripe_webhook_events_total{{type=\"{}\",outcome=\"{}\"}} {n}",
+            event_type.map_or("unknown", EventType::as_str),
+            delivery.as_str()
+        );
+    }
     out
 }
 
@@ -263,6 +309,30 @@ mod tests {
         );
         assert!(
             text.contains("# TYPE billrun_job_runs_total counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn stripe_webhook_events_are_counted_by_type_and_outcome() {
+        record_webhook(
+            Some(EventType::PaymentIntentSucceeded),
+            WebhookDelivery::Event(EventOutcome::Applied),
+        );
+        record_webhook(
+            Some(EventType::PaymentIntentSucceeded),
+            WebhookDelivery::Event(EventOutcome::Applied),
+        );
+        record_webhook(None, WebhookDelivery::Rejected);
+        let text = render();
+        assert!(
+            text.contains("billrun_stripe_webhook_events_total{type=\"payment_intent.succeeded\",outcome=\"applied\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "billrun_stripe_webhook_events_total{type=\"unknown\",outcome=\"rejected\"} 1"
+            ),
             "{text}"
         );
     }

@@ -274,13 +274,52 @@ async fn apply_dispute(
     }
 }
 
+/// What a dry run can say of an event, having written nothing (`billrun webhooks replay
+/// --dry-run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Planned {
+    /// A payment event that would settle its attempt.
+    WouldApply,
+    /// A refund or dispute event: it would be stored and handed to the refund or dispute code,
+    /// whose verdict (applied, no change, recorded, unmatched) depends on the state it finds
+    /// then, the events before it in the same file included; a dry run does not run it.
+    WouldRecord,
+    /// As [`apply`] would say, with nothing written.
+    NoChange,
+    Unmatched,
+    Ignored,
+    Duplicate,
+}
+
+impl Planned {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Planned::WouldApply => "would_apply",
+            Planned::WouldRecord => "would_record",
+            Planned::NoChange => "no_change",
+            Planned::Unmatched => "unmatched",
+            Planned::Ignored => "ignored",
+            Planned::Duplicate => "duplicate",
+        }
+    }
+}
+
 /// What [`apply`] would do with `event`, writing nothing (`--dry-run`).
-pub async fn plan(db: &Db, event: &Event, action: &Action) -> anyhow::Result<EventOutcome> {
+pub async fn plan(db: &Db, event: &Event, action: &Action) -> anyhow::Result<Planned> {
     if store::exists(db, &event.id).await? {
-        return Ok(EventOutcome::Duplicate);
+        return Ok(Planned::Duplicate);
     }
     Ok(match judge(db, event, action).await? {
-        Judged::Outcome(outcome, _) => outcome,
-        Judged::Settle(..) => EventOutcome::Applied,
+        Judged::Outcome(outcome, _) => match outcome {
+            // `judge` leaves refunds and disputes to their own code: stored, judged on apply.
+            EventOutcome::Recorded => Planned::WouldRecord,
+            EventOutcome::Applied => Planned::WouldApply,
+            EventOutcome::NoChange => Planned::NoChange,
+            EventOutcome::Unmatched => Planned::Unmatched,
+            EventOutcome::Ignored => Planned::Ignored,
+            EventOutcome::Duplicate => Planned::Duplicate,
+        },
+        Judged::Settle(..) => Planned::WouldApply,
     })
 }

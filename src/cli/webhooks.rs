@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::config::BadInput;
 use crate::store::webhooks::Source;
 use crate::stripe_webhook::{Action, Event, EventOutcome};
+use crate::webhooks::Planned;
 
 use super::parse::parse_time;
 use super::{EXIT_ITEMS_FAILED, OutputFormat, StoreArgs, env, print_json};
@@ -27,7 +28,8 @@ use super::{EXIT_ITEMS_FAILED, OutputFormat, StoreArgs, env, print_json};
 #[derive(Debug, Subcommand)]
 pub enum WebhooksCommand {
     /// Apply Stripe events exported from the dashboard (NDJSON: one event a line); each is
-    /// reported applied, no_change, duplicate, ignored, recorded or unmatched.
+    /// reported applied, no_change, duplicate, ignored, recorded or unmatched (with --dry-run:
+    /// would_apply, would_record, no_change, duplicate, ignored or unmatched).
     Replay {
         /// The NDJSON file of events.
         #[arg(long = "from", value_name = "FILE.ndjson")]
@@ -45,6 +47,23 @@ pub enum WebhooksCommand {
     },
 }
 
+/// What became of an event, or what a dry run says of it.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+enum Said {
+    Done(EventOutcome),
+    Planned(Planned),
+}
+
+impl Said {
+    fn as_str(self) -> &'static str {
+        match self {
+            Said::Done(o) => o.as_str(),
+            Said::Planned(p) => p.as_str(),
+        }
+    }
+}
+
 /// One event of the file and what became of it.
 #[derive(Debug, Serialize)]
 struct Line {
@@ -52,7 +71,7 @@ struct Line {
     event_id: String,
     #[serde(rename = "type")]
     kind: String,
-    outcome: Option<EventOutcome>,
+    outcome: Option<Said>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -112,13 +131,16 @@ pub(super) async fn run(cmd: WebhooksCommand) -> anyhow::Result<ExitCode> {
             for (n, event, action) in &events {
                 let result = if dry_run {
                     if seen.insert(event.id.clone()) {
-                        crate::webhooks::plan(&env.db, event, action).await
+                        crate::webhooks::plan(&env.db, event, action)
+                            .await
+                            .map(Said::Planned)
                     } else {
-                        Ok(EventOutcome::Duplicate)
+                        Ok(Said::Planned(Planned::Duplicate))
                     }
                 } else {
                     crate::webhooks::apply(&env.db, &schedule, event, action, Source::Replay, now)
                         .await
+                        .map(Said::Done)
                         .with_context(|| format!("{}:{n}: event {}", from.display(), event.id))
                 };
                 let (outcome, error) = match result {
@@ -136,7 +158,7 @@ pub(super) async fn run(cmd: WebhooksCommand) -> anyhow::Result<ExitCode> {
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             for l in &lines {
                 *counts
-                    .entry(l.outcome.map_or("failed", EventOutcome::as_str))
+                    .entry(l.outcome.map_or("failed", Said::as_str))
                     .or_default() += 1;
             }
             let failed = lines.iter().any(|l| l.error.is_some());

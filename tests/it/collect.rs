@@ -302,6 +302,122 @@ both_stores!(
     }
 );
 
+/// The idempotency keys the fake Stripe received, in order.
+fn keys_sent(fake: &FakeStripe) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .map(|q| q.header("idempotency-key").unwrap().to_string())
+        .collect()
+}
+
+both_stores!(
+    stripe_rate_limits_retry_after_header_holds_the_next_request_back_for_its_seconds,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        // The run's own backoff is short: only Retry-After can hold the retry two seconds.
+        app.env.jobs.collect.settings.transient_backoff_ms = 10;
+        invoiced(&app, &[]).await;
+        // Stripe API "Rate limits" / RFC 9110 §10.2.3: a 429 with `Retry-After: 2`.
+        fake.fail_next_with(1, 429, &[("Retry-After", "2")]);
+        let mut o = opts(COLLECT);
+        o.accounts = vec!["acc-fr-business".into()];
+        let r = app.run_with(JobName::Collect, o).await.unwrap();
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1), "{r:#?}");
+        let requests = fake.requests();
+        assert_eq!(
+            requests.iter().map(|q| q.status).collect::<Vec<_>>(),
+            vec![429, 200]
+        );
+        // On the server's own clock, the next request came at least Retry-After later (a lower
+        // bound: a loaded machine only adds to it).
+        let gap = requests[1].arrived.duration_since(requests[0].arrived);
+        assert!(gap >= std::time::Duration::from_secs(2), "{gap:?}");
+        let keys = keys_sent(&fake);
+        assert_eq!(keys[0], keys[1], "the retry sends the same key");
+        assert_eq!(
+            app.invoice("acc-fr-business", "2026-10")
+                .await
+                .attempts
+                .len(),
+            1,
+            "a 429 is not an attempt"
+        );
+    }
+);
+
+both_stores!(
+    stripe_should_retry_header_false_is_not_retried_in_the_run_and_the_next_run_settles_it_once_with_the_same_key,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        app.env.jobs.collect.settings.transient_backoff_ms = 10;
+        assert!(app.env.jobs.collect.settings.transient_tries > 1, "a 500 would be retried");
+        invoiced(&app, &[]).await;
+        // Stripe API "Low-level error handling": `Stripe-Should-Retry: false` on a 500.
+        fake.fail_next_with(1, 500, &[("Stripe-Should-Retry", "false")]);
+        let mut o = opts(COLLECT);
+        o.accounts = vec!["acc-fi-consumer".into()];
+        let r = app.run_with(JobName::Collect, o.clone()).await.unwrap();
+        assert_eq!(r.counts.get(&Count::OutcomeUnknown), Some(&1), "{r:#?}");
+        assert_eq!(fake.requests().len(), 1, "not sent again in this run");
+        let fi = app.invoice("acc-fi-consumer", "2026-10").await;
+        assert_eq!(
+            (fi.status.as_str(), fi.attempts.len(), fi.attempts[0].outcome.as_str()),
+            ("pending", 1, "unknown")
+        );
+        // The next run sends the same key once and settles it.
+        let r = app.run_with(JobName::Collect, o).await.unwrap();
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1), "{r:#?}");
+        let keys = keys_sent(&fake);
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], keys[1]);
+        assert_eq!(fake.charges_created(), 1);
+        let fi = app.invoice("acc-fi-consumer", "2026-10").await;
+        assert_eq!(
+            (fi.status.as_str(), fi.attempts.len(), fi.attempts[0].outcome.as_str()),
+            ("paid", 1, "succeeded")
+        );
+    }
+);
+
+both_stores!(
+    stripe_should_retry_header_true_is_retried_with_the_same_key_whatever_the_status,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        app.env.jobs.collect.settings.transient_backoff_ms = 10;
+        invoiced(&app, &[]).await;
+        // Stripe API "Low-level error handling": `Stripe-Should-Retry: true` on an answer its
+        // status alone makes final (a 400 without the header stops the run: see
+        // collection_truth.rs); Stripe's libraries retry it, with the same key.
+        fake.fail_next_with(1, 400, &[("Stripe-Should-Retry", "true")]);
+        let mut o = opts(COLLECT);
+        o.accounts = vec!["acc-us-business".into()];
+        let r = app.run_with(JobName::Collect, o).await.unwrap();
+        assert_eq!(r.counts.get(&Count::Paid), Some(&1), "{r:#?}");
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        let requests = fake.requests();
+        assert_eq!(
+            requests.iter().map(|q| q.status).collect::<Vec<_>>(),
+            vec![400, 200]
+        );
+        let keys = keys_sent(&fake);
+        assert_eq!(keys[0], keys[1], "the retry sends the same key");
+        assert_eq!(fake.charges_created(), 1);
+        assert_eq!(
+            app.invoice("acc-us-business", "2026-10")
+                .await
+                .attempts
+                .len(),
+            1
+        );
+    }
+);
+
 both_stores!(
     timeouts_and_refused_connections_leave_the_outcome_unknown,
     |app: TestApp| async move {

@@ -110,7 +110,7 @@ both_stores!(
             arrivals.len()
         );
         // …and no second held much more than the rate. The bucket spaces departures exactly
-        // (`gateway::tests::stripe_api_rate_limits_the_bucket_spaces_requests`, on a paused
+        // (`gateway::rate_limit::tests::stripe_api_rate_limits_the_bucket_spaces_requests`, on a paused
         // clock); on a loaded 2-core test machine a request delayed between the bucket and
         // the socket can reach the server a little after the next ones, hence the slack.
         assert!(

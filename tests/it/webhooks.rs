@@ -159,10 +159,46 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// HMAC-SHA256 (RFC 2104), written out here so that the tests sign Stripe's way without
+/// borrowing the daemon's check (async-stripe's): checked against RFC 4231 below.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+#[test]
+fn rfc_4231_hmac_sha256_test_vectors_for_the_tests_signer() {
+    let hex = |b: [u8; 32]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    // RFC 4231 test case 2 (a short key) and 6 (a key longer than the block).
+    assert_eq!(
+        hex(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    assert_eq!(
+        hex(hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First"
+        )),
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    );
+}
+
 /// Stripe's webhook signature scheme: `t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 fn signature(secret: &str, t: i64, body: &str) -> String {
-    let mac =
-        billrun::stripe_webhook::hmac_sha256(secret.as_bytes(), format!("{t}.{body}").as_bytes());
+    let mac = hmac_sha256(secret.as_bytes(), format!("{t}.{body}").as_bytes());
     let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
     format!("t={t},v1={hex}")
 }
@@ -517,6 +553,90 @@ both_stores!(
     }
 );
 
+both_stores!(
+    the_daemon_counts_stripe_webhook_events_in_its_metrics_by_type_and_outcome,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        sepa_pending(&mut app, &fake).await;
+        let bob_pi = payment_intent(&app, "acc-fr-business").await;
+        let d = daemon(&app, Some(SECRET)).await;
+        let t = unix_now();
+        let ok = intent_event(
+            &fake,
+            "evt_m_ok",
+            "payment_intent.succeeded",
+            t,
+            &bob_pi,
+            "succeeded",
+        );
+        assert_eq!(outcome_of(deliver_event(&d, &ok)), "applied");
+        assert_eq!(outcome_of(deliver_event(&d, &ok)), "duplicate");
+        let other = event(
+            "evt_m_customer",
+            "customer.created",
+            t,
+            json!({"id": "cus_9"}),
+        );
+        assert_eq!(outcome_of(deliver_event(&d, &other)), "ignored");
+        let stranger = event(
+            "evt_m_stranger",
+            "payment_intent.succeeded",
+            t,
+            json!({"id": "pi_not_billrun"}),
+        );
+        assert_eq!(outcome_of(deliver_event(&d, &stranger)), "unmatched");
+        // Refused: a forged signature (its type unread), an event lacking its PaymentIntent id.
+        let forged = signature("whsec_someone_else", t, &ok);
+        let post = request(
+            d.port,
+            "POST",
+            "/webhooks/stripe",
+            &[("Stripe-Signature", forged)],
+            ok.as_bytes(),
+        );
+        assert_eq!(post.0, 400);
+        let no_id = event(
+            "evt_m_no_id",
+            "payment_intent.succeeded",
+            t,
+            json!({"status": "succeeded"}),
+        );
+        assert_eq!(deliver_event(&d, &no_id).0, 400);
+
+        let (status, metrics) = request(d.port, "GET", "/metrics", &[], b"");
+        assert_eq!(status, 200);
+        let counted: BTreeMap<String, String> = metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix("billrun_stripe_webhook_events_total{"))
+            .filter_map(|l| l.split_once("} "))
+            .map(|(labels, n)| (labels.to_string(), n.to_string()))
+            .collect();
+        let expected: BTreeMap<String, String> = [
+            (r#"type="payment_intent.succeeded",outcome="applied""#, "1"),
+            (
+                r#"type="payment_intent.succeeded",outcome="duplicate""#,
+                "1",
+            ),
+            (
+                r#"type="payment_intent.succeeded",outcome="unmatched""#,
+                "1",
+            ),
+            (r#"type="payment_intent.succeeded",outcome="rejected""#, "1"),
+            (r#"type="other",outcome="ignored""#, "1"),
+            (r#"type="unknown",outcome="rejected""#, "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(counted, expected, "{metrics}");
+        assert!(
+            metrics.contains("# TYPE billrun_stripe_webhook_events_total counter"),
+            "{metrics}"
+        );
+    }
+);
+
 // ---------------------------------------------------------------------------------------------
 // billrun webhooks replay
 
@@ -597,7 +717,8 @@ both_stores!(
                 .collect()
         };
         // The dispute (line 6) is judged by the dispute code when applied, once line 1 has
-        // paid the invoice; a dry-run, which applies nothing, only says it would be recorded.
+        // paid the invoice; a dry-run, which applies nothing, says what it can: line 1 would
+        // apply, the dispute would be recorded and handed to the dispute code.
         let expected = |first: &str, dispute: &str| {
             vec![
                 (1, first.to_string()),
@@ -625,8 +746,22 @@ both_stores!(
         let before = app.dump().await;
         let (code, stdout, stderr) = replay(&["--dry-run"]);
         assert_eq!(code, Some(0), "{stderr}");
-        assert_eq!(outcomes(&stdout), expected("applied", "recorded"));
+        assert_eq!(outcomes(&stdout), expected("would_apply", "would_record"));
         assert!(changed(&before, &app.dump().await).is_empty());
+        // The table says the same, and that nothing was written.
+        let out = app.cli(&[
+            "webhooks",
+            "replay",
+            "--from",
+            file.to_str().unwrap(),
+            "--dry-run",
+        ]);
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.contains("would_record") && !table.contains(" recorded"),
+            "{table}"
+        );
+        assert!(table.contains("dry run, nothing written"), "{table}");
 
         let (code, stdout, stderr) = replay(&[]);
         assert_eq!(code, Some(0), "{stderr}");

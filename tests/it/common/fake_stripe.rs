@@ -143,9 +143,20 @@ impl FakeStripe {
     /// before doing anything: 429 → `rate_limit`, 409 → `idempotency_error`, 5xx → `api_error`.
     /// Nothing is created or stored under the idempotency key.
     pub fn fail_next(&self, n: usize, status: u16) {
+        self.fail_next_with(n, status, &[]);
+    }
+
+    /// [`FakeStripe::fail_next`], the answers carrying these headers too, as Stripe's do
+    /// (Stripe API "Low-level error handling"): `Stripe-Should-Retry: true|false`,
+    /// `Retry-After: <seconds>`.
+    pub fn fail_next_with(&self, n: usize, status: u16, headers: &[(&str, &str)]) {
         let mut st = self.lock();
         st.fail_remaining = n;
         st.fail_status = status;
+        st.fail_headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
     }
 
     /// The next `n` requests are processed normally (PaymentIntent created and its answer
@@ -244,6 +255,7 @@ struct State {
     refunded: HashMap<String, i64>,
     fail_remaining: usize,
     fail_status: u16,
+    fail_headers: Vec<(String, String)>,
     lose_remaining: usize,
     hang_remaining: usize,
     hang_delay: Duration,
@@ -346,7 +358,9 @@ fn handle(state: &Mutex<State>, req: Request) -> (Response, Duration, usize) {
     let mut response = if st.fail_remaining > 0 {
         st.fail_remaining -= 1;
         let status = st.fail_status;
-        injected_error(status, &request_id)
+        let mut r = injected_error(status, &request_id);
+        r.headers.extend(st.fail_headers.iter().cloned());
+        r
     } else if let Some(resp) = authenticate(&req, &request_id) {
         resp
     } else if let Some(stored) = idem_key.as_ref().and_then(|k| st.idempotency.get(k)) {
