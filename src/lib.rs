@@ -1,16 +1,15 @@
 //! billrun: batch billing and account-lifecycle jobs for a PaaS.
 //!
-//! See `ARCHITECTURE.md` for the map: `core` is pure, `store` and `jobs` do the I/O.
+//! The product: the store, the jobs, the daemon and what they share. See `ARCHITECTURE.md` for
+//! the map: `core` is pure, `store` and `jobs` do the I/O; the command line (`billrun-cli`), the
+//! demo and the bench are crates above this one.
 
-pub mod bench;
-pub mod cli;
 pub mod closing;
 pub mod config;
 pub mod credit_notes;
 /// The pure core, its own crate (`crates/billrun-core`): the compiler keeps it free of I/O.
 pub use billrun_core as core;
 pub mod daemon;
-pub mod demo;
 pub mod disputes;
 /// The renderers (PDF, emails), their own crate (`crates/billrun-documents`).
 pub use billrun_documents as documents;

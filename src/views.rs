@@ -14,6 +14,13 @@ use crate::store::collection::AttemptRow;
 use crate::store::invoice_document;
 use crate::store::invoices;
 
+/// How a command prints what it shows: a table for people, JSON for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LineView {
     pub description: String,

@@ -125,22 +125,6 @@ fn smtp_port(url: &str) -> Option<u16> {
 }
 
 pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
-    let counts_only = opts.counts_only;
-    run_in_batches(env, opts, &mut |r: &mut JobReport| {
-        if counts_only {
-            r.deliveries.clear();
-        }
-    })
-    .await
-}
-
-/// [`run`], handing the report to `after_batch` after each batch of rows: the benchmark takes
-/// the batch's items out, so that a run over a large outbox keeps flat memory.
-pub async fn run_in_batches(
-    env: &Env,
-    opts: &RunOptions,
-    after_batch: &mut (dyn FnMut(&mut JobReport) + Send),
-) -> anyhow::Result<JobReport> {
     let mut report = JobReport::new(JobName::Deliver, opts);
     let s = &env.jobs.deliver.settings;
     let from: Mailbox = s
@@ -243,7 +227,11 @@ pub async fn run_in_batches(
         if let Some(e) = error {
             return Err(e);
         }
-        after_batch(&mut report);
+        // `--counts-only` (the daemon, the bench): each batch's items are dropped once
+        // counted, so that a run over a large outbox keeps flat memory.
+        if opts.counts_only {
+            report.deliveries.clear();
+        }
     }
     if report.counts.get(&Count::ToRetry).is_some_and(|n| *n > 0) {
         warn!(

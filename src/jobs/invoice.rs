@@ -197,28 +197,20 @@ pub fn compute(
     }))
 }
 
-pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
-    let counts_only = opts.counts_only;
-    let sink = opts.invoice_sink.0.clone();
-    run_in_batches(env, opts, &mut |r: &mut JobReport| {
-        if counts_only {
-            r.invoices.clear();
-        } else if let Some(sink) = &sink
-            && !r.invoices.is_empty()
-        {
-            sink(std::mem::take(&mut r.invoices));
-        }
-    })
-    .await
+/// After each batch of accounts the batch's invoices leave the report: dropped once counted
+/// (`--counts-only`: the daemon, the bench) or handed to the caller's sink (`run invoice`
+/// spools them), so that a run over a large platform keeps flat memory.
+fn hand_over(opts: &RunOptions, report: &mut JobReport) {
+    if opts.counts_only {
+        report.invoices.clear();
+    } else if let Some(sink) = &opts.invoice_sink.0
+        && !report.invoices.is_empty()
+    {
+        sink(std::mem::take(&mut report.invoices));
+    }
 }
 
-/// [`run`], handing the report to `after_batch` after each batch of accounts: the benchmark
-/// takes the batch's invoices out, so that a run over a large platform keeps flat memory.
-pub async fn run_in_batches(
-    env: &Env,
-    opts: &RunOptions,
-    after_batch: &mut (dyn FnMut(&mut JobReport) + Send),
-) -> anyhow::Result<JobReport> {
+pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     let mut report = JobReport::new(JobName::Invoice, opts);
     let period = opts.period.unwrap_or_else(|| Period::previous_to(opts.now));
     report.period = Some(period.to_string());
@@ -319,7 +311,7 @@ pub async fn run_in_batches(
             )
             .await?;
             opts.progress.advance(batch.len() as u64);
-            after_batch(&mut report);
+            hand_over(opts, &mut report);
         }
         Ok(())
     }
@@ -329,7 +321,7 @@ pub async fn run_in_batches(
     }
     finalizer.flush(&mut report).await;
     // The groups settled by that flush came after the last batch's hand-over.
-    after_batch(&mut report);
+    hand_over(opts, &mut report);
     outcome?;
     Ok(report)
 }

@@ -267,9 +267,9 @@ both_stores!(
         assert!(report.counts[&Count::Invoiced] >= 3, "{:?}", report.counts);
         assert_eq!(deferred.count("invoice_documents").await, 0);
         deferred.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
-        let rendered = billrun::bench::render_deferred(&env).await.unwrap();
+        let rendered = billrun_bench::render_deferred(&env).await.unwrap();
         assert_eq!(rendered, report.counts[&Count::Invoiced]);
-        assert_eq!(billrun::bench::render_deferred(&env).await.unwrap(), 0);
+        assert_eq!(billrun_bench::render_deferred(&env).await.unwrap(), 0);
 
         let docs = |a: &TestApp| {
             let db = a.db().clone();

@@ -580,7 +580,7 @@ both_stores!(
         let jobs = app.dir.path().join("jobs-missing-one");
         std::fs::create_dir_all(&jobs).unwrap();
         std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/invoice.toml"),
+            crate::common::repo_root().join("jobs/invoice.toml"),
             jobs.join("invoice.toml"),
         )
         .unwrap();
@@ -613,7 +613,7 @@ both_stores!(
         let jobs = app.dir.path().join("jobs");
         std::fs::create_dir_all(&jobs).unwrap();
         std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/invoice.toml"),
+            crate::common::repo_root().join("jobs/invoice.toml"),
             jobs.join("invoice.toml"),
         )
         .unwrap();

@@ -779,7 +779,7 @@ both_stores!(
         // A jobs directory pointing the binary at the fake Stripe.
         let jobs = app.dir.path().join("jobs-crash");
         std::fs::create_dir_all(&jobs).unwrap();
-        let repo_jobs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+        let repo_jobs = crate::common::repo_root().join("jobs");
         for job in [
             "invoice",
             "suspend",

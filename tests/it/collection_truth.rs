@@ -44,7 +44,7 @@ async fn invoiced_declining(app: &TestApp, pm: &str, declining: &[&str]) {
 fn stripe_jobs_dir(app: &TestApp, fake: &FakeStripe) -> PathBuf {
     let jobs = app.dir.path().join("jobs-stripe");
     std::fs::create_dir_all(&jobs).unwrap();
-    let repo_jobs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let repo_jobs = crate::common::repo_root().join("jobs");
     for entry in std::fs::read_dir(&repo_jobs).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {

@@ -545,7 +545,7 @@ both_stores!(
             "vat-check",
         ] {
             let file = format!("{job}.toml");
-            let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+            let repo = crate::common::repo_root().join("jobs");
             std::fs::copy(repo.join(&file), jobs.join(&file)).unwrap();
         }
         let delete_toml =

@@ -16,7 +16,7 @@ use billrun::jobs::JobName;
 use billrun::store::invoices::{self, ListFilter};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    crate::common::repo_root().to_path_buf()
 }
 
 /// The venv's python: missing, the test fails and says how to make it (never passes silently).

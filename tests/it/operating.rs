@@ -29,7 +29,7 @@ const JOBS: [&str; 7] = [
 fn jobs_dir(app: &TestApp, enabled: &[(&str, &str)], batch_size: u32) -> std::path::PathBuf {
     let dir = app.dir.path().join("jobs");
     std::fs::create_dir_all(&dir).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let root = crate::common::repo_root().join("jobs");
     for job in JOBS {
         let mut text = std::fs::read_to_string(root.join(format!("{job}.toml"))).unwrap();
         text = text.replace("enabled = true", "enabled = false");
@@ -178,8 +178,8 @@ async fn runs(app: &TestApp, job: &str) -> Vec<billrun::store::runs::RunRow> {
 /// A platform of `n` generated accounts with usage in the month before the real clock.
 async fn platform(app: &TestApp, n: usize) -> Period {
     let period = Period::previous_to(Utc::now());
-    let p = billrun::demo::generate::generate(7, period, n);
-    billrun::demo::seed(app.db(), &p).await.unwrap();
+    let p = billrun_demo::generate::generate(7, period, n);
+    billrun_demo::seed(app.db(), &p).await.unwrap();
     period
 }
 

@@ -553,7 +553,7 @@ fn the_bytes_of_the_sample_invoices_are_pinned() {
 #[test]
 #[ignore = "writes docs/invoice-{fr,en}.{pdf,png} in the checkout: run it to refresh the samples"]
 fn write_samples() {
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let docs = crate::common::repo_root().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     let samples = [
         ("invoice-fr", invoice(Language::Fr, Kind::Domestic)),

@@ -1038,7 +1038,7 @@ both_stores!(
         // A jobs directory with every job's file and an edited accounting.toml.
         let jobs = app.dir.path().join("jobs");
         std::fs::create_dir_all(&jobs).unwrap();
-        let repo_jobs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+        let repo_jobs = crate::common::repo_root().join("jobs");
         for f in std::fs::read_dir(&repo_jobs).unwrap() {
             let f = f.unwrap().path();
             std::fs::copy(&f, jobs.join(f.file_name().unwrap())).unwrap();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ impl Daemon {
 fn quiet_jobs_dir(app: &TestApp) -> PathBuf {
     let dir = app.dir.path().join("quiet-jobs");
     std::fs::create_dir_all(&dir).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let root = crate::common::repo_root().join("jobs");
     for entry in std::fs::read_dir(root).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path)

@@ -116,6 +116,14 @@ impl<'de> Deserialize<'de> for Period {
     }
 }
 
+/// A time given on the command line (`--now`): RFC 3339, to the second (as the jobs store
+/// it); the error names the value and the expected shape.
+pub fn parse_time_arg(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| whole_seconds(t.with_timezone(&Utc)))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-01T06:00:00Z ({e})"))
+}
+
 /// Drops sub-second precision: billrun bills by the second and stores whole seconds, so that
 /// stored times compare and sort the same on every store.
 pub fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {

@@ -450,10 +450,20 @@ impl Drop for TestApp {
     }
 }
 
+/// The repository's top: the suite belongs to `crates/billrun-cli` (the binary's package, so
+/// that `CARGO_BIN_EXE_billrun` is set) but reads the repository's `jobs/`, `tests/fixtures`,
+/// `tests/support` and `docs/`.
+pub fn repo_root() -> &'static Path {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        root.canonicalize()
+            .unwrap_or_else(|e| panic!("the repository's top {}: {e}", root.display()))
+    })
+}
+
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    crate::common::repo_root().join("tests/fixtures").join(name)
 }
 
 pub fn t(s: &str) -> DateTime<Utc> {

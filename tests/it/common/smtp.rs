@@ -2,12 +2,12 @@
 //! storing what it receives in a Maildir that the tests read back.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn support_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support")
+    crate::common::repo_root().join("tests/support")
 }
 
 /// A Python that has aiosmtpd: Debian's package installs it for /usr/bin/python3.
