@@ -707,7 +707,7 @@ async fn finalize_together(
         .zip(&done)
         .map(|(d, (id, number))| issued_email(d, *id, number))
         .collect();
-    outbox::enqueue_new_many(&mut tx, &emails).await?;
+    outbox::enqueue_many(&mut tx, &emails, outbox::OnConflict::Fail).await?;
     if !env.defer_documents {
         // Rendered on every core, stored in the finalizing transaction as for one invoice.
         let work: Vec<Invoice> = drafts

@@ -299,9 +299,9 @@ both_stores!(
 both_stores!(
     emails_queued_together_never_share_a_key,
     |app: TestApp| async move {
-        // `enqueue_new_many` is for keys nobody can have queued: one that is already queued
+        // `OnConflict::Fail` is for keys nobody can have queued: one that is already queued
         // fails the statement (the caller's transaction rolls back) rather than being skipped.
-        use billrun::store::outbox::{NewEmail, enqueue_new_many};
+        use billrun::store::outbox::{NewEmail, OnConflict, enqueue, enqueue_many};
         app.seed_fixtures().await;
         let at: chrono::DateTime<chrono::Utc> = "2026-12-01T06:00:00Z".parse().unwrap();
         let email = |key: &str| NewEmail {
@@ -315,17 +315,34 @@ both_stores!(
             at,
         };
         let mut tx = app.db().begin().await.unwrap();
-        enqueue_new_many(&mut tx, &[email("k:1"), email("k:2")])
+        let queued = enqueue_many(&mut tx, &[email("k:1"), email("k:2")], OnConflict::Fail)
             .await
             .unwrap();
+        assert_eq!(queued, 2);
         tx.commit().await.unwrap();
         let mut tx = app.db().begin().await.unwrap();
-        let err = enqueue_new_many(&mut tx, &[email("k:3"), email("k:2")])
+        let err = enqueue_many(&mut tx, &[email("k:3"), email("k:2")], OnConflict::Fail)
             .await
             .expect_err("a key already queued");
         assert!(format!("{err:#}").contains("dedupe_key"), "{err:#}");
         tx.rollback().await.unwrap();
         assert_eq!(app.count("outbox").await, 2);
+
+        // `OnConflict::Skip` queues what is new and counts it; an email already queued is
+        // never queued twice, and a single `enqueue` says whether it queued.
+        let mut tx = app.db().begin().await.unwrap();
+        let queued = enqueue_many(
+            &mut tx,
+            &[email("k:3"), email("k:2"), email("k:3")],
+            OnConflict::Skip,
+        )
+        .await
+        .unwrap();
+        assert_eq!(queued, 1);
+        assert!(!enqueue(&mut tx, &email("k:1")).await.unwrap());
+        assert!(enqueue(&mut tx, &email("k:4")).await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(app.count("outbox").await, 4);
     }
 );
 
