@@ -252,7 +252,7 @@ async fn record(
     took: Duration,
 ) -> anyhow::Result<()> {
     let finish = finish_of(result)?;
-    runs::finish(&env.db, run_id, &finish).await?;
+    runs::finish(&env.db, run_id, None, &finish).await?;
     recorded(job, run_id, finish.status, result, took);
     Ok(())
 }
@@ -268,7 +268,7 @@ async fn record_shared(
     took: Duration,
 ) -> anyhow::Result<()> {
     let finish = finish_of(result)?;
-    if runs::finish_owned(&env.db, run_id, me, &finish).await? {
+    if runs::finish(&env.db, run_id, Some(me), &finish).await? {
         recorded(job, run_id, finish.status, result, took);
     } else {
         warn!(

@@ -150,26 +150,18 @@ pub struct Finish<'a> {
     pub error: Option<String>,
 }
 
-pub async fn finish(db: impl Into<Conn<'_>>, id: i64, f: &Finish<'_>) -> anyhow::Result<()> {
-    with_db!(db, p => sqlx::query(
-        "UPDATE job_runs SET status = $2, finished_at = $3, heartbeat_at = $3, counts = $4, failures = $5, summary = $6, error = $7
-         WHERE id = $1")
-        .bind(id).bind(f.status).bind(f.at).bind(&f.counts).bind(f.failures).bind(&f.summary).bind(&f.error)
-        .execute(p).await?.rows_affected());
-    Ok(())
-}
-
-/// [`finish`] by the run's owner only, while it is running: false (nothing written) when
-/// another process took the run over or recorded it.
-pub async fn finish_owned(
+/// Records how a run ended. With `owner`, only while that process owns the run and it is
+/// running (a shared run: false, nothing written, when another process took it over or
+/// recorded it); without, whoever holds it.
+pub async fn finish(
     db: impl Into<Conn<'_>>,
     id: i64,
-    owner: &str,
+    owner: Option<&str>,
     f: &Finish<'_>,
 ) -> anyhow::Result<bool> {
     let n = with_db!(db, p => sqlx::query(
         "UPDATE job_runs SET status = $2, finished_at = $3, heartbeat_at = $3, counts = $4, failures = $5, summary = $6, error = $7
-         WHERE id = $1 AND owner = $8 AND status = 'running'")
+         WHERE id = $1 AND ($8 IS NULL OR (owner = $8 AND status = 'running'))")
         .bind(id).bind(f.status).bind(f.at).bind(&f.counts).bind(f.failures).bind(&f.summary).bind(&f.error).bind(owner)
         .execute(p).await?.rows_affected());
     Ok(n == 1)

@@ -559,20 +559,24 @@ both_stores!(
             "nothing done while the other run holds the job"
         );
         // …and runs the tick once it is over.
-        billrun::store::runs::finish(
-            app.db(),
-            held,
-            &billrun::store::runs::Finish {
-                status: "succeeded",
-                at: wall,
-                counts: "{}".into(),
-                failures: 0,
-                summary: None,
-                error: None,
-            },
-        )
-        .await
-        .unwrap();
+        assert!(
+            billrun::store::runs::finish(
+                app.db(),
+                held,
+                None,
+                &billrun::store::runs::Finish {
+                    status: "succeeded",
+                    at: wall,
+                    counts: "{}".into(),
+                    failures: 0,
+                    summary: None,
+                    error: None,
+                },
+            )
+            .await
+            .unwrap(),
+            "the run is recorded"
+        );
         let (sw, lw) = finish(waiting, Duration::from_secs(120));
         assert!(sw.success(), "{lw}");
         assert!(
