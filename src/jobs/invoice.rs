@@ -14,6 +14,7 @@ use crate::core::document::Invoice;
 use crate::core::einvoice::PaymentMeans;
 use crate::core::ids::InvoiceId;
 use crate::core::invoice::{Language, draft_line, period_label, totals};
+use crate::core::lifecycle::AccountStatus;
 use crate::core::money::{Overflow, checked_sum};
 use crate::core::period::Period;
 use crate::core::pricing::{BillingWindow, Catalog, PricingError, UsageRecord, price_usage};
@@ -422,10 +423,17 @@ async fn bill_batch(
             report.bump(Count::AlreadyInvoiced);
             continue;
         }
-        if row.status == "deleted" {
-            // Its data is gone (profile stripped): nothing can be invoiced to it any more.
-            report.bump(Count::AccountDeleted);
-            continue;
+        match row.status {
+            AccountStatus::Deleted => {
+                // Its data is gone (profile stripped): nothing can be invoiced to it any more.
+                report.bump(Count::AccountDeleted);
+                continue;
+            }
+            // Billed for what it used, up to its deletion.
+            AccountStatus::Active
+            | AccountStatus::Suspended
+            | AccountStatus::Deactivated
+            | AccountStatus::Deleting => {}
         }
         let Some(records) = usage.get(&row.id) else {
             report.bump(Count::NothingToBill);

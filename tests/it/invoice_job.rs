@@ -665,6 +665,41 @@ both_stores!(
 );
 
 both_stores!(
+    an_account_status_is_one_billrun_writes,
+    |app: TestApp| async move {
+        // Migration 0016: the stores hold `accounts.status` to `AccountStatus`'s names, so a
+        // row never decodes into a status billrun does not know.
+        app.seed_fixtures().await;
+        for sql in [
+            "UPDATE accounts SET status = 'closed' WHERE id = 'acc-fr-business'",
+            "UPDATE accounts SET status = 'Active' WHERE id = 'acc-fr-business'",
+            "INSERT INTO accounts (id, email, name, address, country, language, created_at, status)
+              VALUES ('acc-x', 'x@example.org', 'X', '1 rue', 'FR', 'fr', '2026-01-01T00:00:00Z', 'gone')",
+        ] {
+            let err = refused(&app, sql).await;
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("accounts_status_check")),
+                "{sql}: {err:?}"
+            );
+        }
+        for status in billrun::core::lifecycle::AccountStatus::ALL {
+            let mut tx = app.db().begin().await.unwrap();
+            let row = billrun::with_db!(&mut tx, c => sqlx::query(
+                "UPDATE accounts SET status = $1 WHERE id = 'acc-fr-business'")
+                .bind(status.as_str()).execute(c).await.map(|r| r.rows_affected()));
+            assert_eq!(row.as_ref().ok(), Some(&1), "{status}: {row:?}");
+            let read = billrun::store::accounts::get_account(&mut tx, "acc-fr-business")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(read.status, status);
+            tx.rollback().await.unwrap();
+        }
+    }
+);
+
+both_stores!(
     a_group_writes_exactly_what_one_by_one_writes,
     |app: TestApp| async move {
         // The same platform billed twice: here in one run (the invoices finalized together, in
