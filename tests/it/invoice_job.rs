@@ -1059,7 +1059,7 @@ both_stores!(
             .await
             .unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].status, "failed");
+        assert_eq!(runs[0].status, billrun::store::runs::RunStatus::Failed);
     }
 );
 
