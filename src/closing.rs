@@ -21,6 +21,7 @@ use crate::core::deletion::{
 };
 use crate::core::document::Invoice;
 use crate::core::ids::AccountId;
+use crate::core::lifecycle::AccountStatus;
 use crate::core::money::format_minor;
 use crate::core::period::Period;
 use crate::core::pricing::BillingWindow;
@@ -63,17 +64,19 @@ async fn active_account(env: &Env, id: &str) -> anyhow::Result<AccountRow> {
     let row = accounts::get_account(&env.db, id)
         .await?
         .ok_or_else(|| BadInput(format!("unknown account `{id}`")))?;
-    match row.status.as_str() {
-        "active" => Ok(row),
-        "suspended" => Err(Refused(format!(
+    match row.status {
+        AccountStatus::Active => Ok(row),
+        AccountStatus::Suspended => Err(Refused(format!(
             "account `{id}` is suspended for non-payment: {}",
             refusal_of(env, id).await?
         ))
         .into()),
-        other => Err(Refused(format!(
-            "account `{id}` is {other}: its deletion was already confirmed"
-        ))
-        .into()),
+        other @ (AccountStatus::Deactivated | AccountStatus::Deleting | AccountStatus::Deleted) => {
+            Err(Refused(format!(
+                "account `{id}` is {other}: its deletion was already confirmed"
+            ))
+            .into())
+        }
     }
 }
 
@@ -338,7 +341,13 @@ pub async fn confirm(env: &Env, id: &str, token: &str, now: DateTime<Utc>) -> an
         return Err(refused(id, &r));
     }
     if !deletion::confirm(&mut tx, id, &token_digest(token), now).await?
-        || !deletion::set_status(&mut tx, id, &["active"], "deactivated").await?
+        || !deletion::set_status(
+            &mut tx,
+            id,
+            AccountStatus::Active,
+            AccountStatus::Deactivated,
+        )
+        .await?
     {
         tx.rollback().await?;
         return Err(Refused(format!(

@@ -163,7 +163,12 @@ async fn tick_once(sh: Arc<Shared>, job: JobName, tick: DateTime<Utc>, trigger: 
         Ok(c) => c,
         Err(e) => {
             error!(job = job.as_str(), tick = %tick, error = %format!("{e:#}"), "cannot claim the tick");
-            crate::metrics::record_run(job, "failed", Duration::ZERO, None);
+            crate::metrics::record_run(
+                job,
+                crate::store::runs::RunStatus::Failed,
+                Duration::ZERO,
+                None,
+            );
             return;
         }
     };

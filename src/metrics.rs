@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::jobs::{Count, JobName, JobReport};
+use crate::store::runs::RunStatus;
 use crate::stripe_webhook::{EventOutcome, EventType};
 
 /// What became of one event posted to the daemon's `POST /webhooks/stripe`
@@ -54,17 +55,22 @@ struct State {
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
 /// Counts one finished run.
-pub fn record_run(job: JobName, status: &str, took: Duration, report: Option<&JobReport>) {
+pub fn record_run(job: JobName, status: RunStatus, took: Duration, report: Option<&JobReport>) {
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let s = guard.get_or_insert_with(State::default);
     let j = job.as_str().to_string();
-    *s.runs.entry((j.clone(), status.to_string())).or_default() += 1;
+    *s.runs
+        .entry((j.clone(), status.as_str().to_string()))
+        .or_default() += 1;
     let d = s.durations.entry(j.clone()).or_default();
     d.0 += took.as_secs_f64();
     d.1 += 1;
-    if status == "succeeded" {
-        s.last_success
-            .insert(j.clone(), chrono::Utc::now().timestamp());
+    match status {
+        RunStatus::Succeeded => {
+            s.last_success
+                .insert(j.clone(), chrono::Utc::now().timestamp());
+        }
+        RunStatus::Running | RunStatus::Failed | RunStatus::Interrupted => {}
     }
     let errors = match report {
         Some(r) => r.failures.len() as u64,
@@ -277,11 +283,16 @@ mod tests {
         r.counts.insert(Count::FailedAttempts, 2);
         record_run(
             JobName::Collect,
-            "succeeded",
+            RunStatus::Succeeded,
             Duration::from_millis(1500),
             Some(&r),
         );
-        record_run(JobName::Invoice, "failed", Duration::from_millis(10), None);
+        record_run(
+            JobName::Invoice,
+            RunStatus::Failed,
+            Duration::from_millis(10),
+            None,
+        );
         let text = render();
         assert!(
             text.contains("billrun_job_runs_total{job=\"collect\",status=\"succeeded\"} 1"),

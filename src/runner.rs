@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::config::BadInput;
 use crate::jobs::{self, Env, JobName, JobReport, RunOptions};
-use crate::store::runs::{self, Finish, NewRun, RunRow};
+use crate::store::runs::{self, Finish, NewRun, RunRow, RunStatus};
 use crate::store::{Db, accounts};
 
 /// A run whose process has not beaten for this long is considered dead.
@@ -168,26 +168,25 @@ pub async fn claim(
         if let Some(t) = tick
             && let Some(row) = runs::by_tick(db, job.as_str(), t).await?
         {
-            if row.status == "running" && owner_is_dead(&row.owner, owner) {
-                runs::interrupt(db, row.id, wall, "its process is gone (crashed or killed)")
-                    .await?;
-                continue;
-            }
-            if row.status == "interrupted" {
-                // An interrupted tick is run again (the jobs resume where it stopped).
-                if runs::reclaim(db, row.id, owner, trigger.as_str(), clock, wall).await? {
-                    return Ok(Claim::Won(row.id));
+            match row.status {
+                RunStatus::Running if owner_is_dead(&row.owner, owner) => {
+                    runs::interrupt(db, row.id, wall, "its process is gone (crashed or killed)")
+                        .await?;
+                    continue;
                 }
-                if let Some(busy) = runs::running(db, job.as_str()).await? {
-                    return Ok(Claim::Busy(busy));
+                RunStatus::Running => return Ok(Claim::Busy(row)),
+                RunStatus::Interrupted => {
+                    // An interrupted tick is run again (the jobs resume where it stopped).
+                    if runs::reclaim(db, row.id, owner, trigger.as_str(), clock, wall).await? {
+                        return Ok(Claim::Won(row.id));
+                    }
+                    if let Some(busy) = runs::running(db, job.as_str()).await? {
+                        return Ok(Claim::Busy(busy));
+                    }
+                    continue;
                 }
-                continue;
+                RunStatus::Succeeded | RunStatus::Failed => return Ok(Claim::TickTaken(row)),
             }
-            return Ok(if row.status == "running" {
-                Claim::Busy(row)
-            } else {
-                Claim::TickTaken(row)
-            });
         }
         if let Some(row) = runs::running(db, job.as_str()).await? {
             if owner_is_dead(&row.owner, owner) {
@@ -235,12 +234,12 @@ fn heartbeat(db: Db, run_id: i64) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn status_of(result: &anyhow::Result<JobReport>) -> &'static str {
+fn status_of(result: &anyhow::Result<JobReport>) -> RunStatus {
     match result {
-        Err(_) => "failed",
-        Ok(r) if r.stopped => "interrupted",
-        Ok(r) if !r.failures.is_empty() => "failed",
-        Ok(_) => "succeeded",
+        Err(_) => RunStatus::Failed,
+        Ok(r) if r.stopped => RunStatus::Interrupted,
+        Ok(r) if !r.failures.is_empty() => RunStatus::Failed,
+        Ok(_) => RunStatus::Succeeded,
     }
 }
 
@@ -252,7 +251,7 @@ async fn record(
     took: Duration,
 ) -> anyhow::Result<()> {
     let finish = finish_of(result)?;
-    runs::finish(&env.db, run_id, &finish).await?;
+    runs::finish(&env.db, run_id, None, &finish).await?;
     recorded(job, run_id, finish.status, result, took);
     Ok(())
 }
@@ -268,7 +267,7 @@ async fn record_shared(
     took: Duration,
 ) -> anyhow::Result<()> {
     let finish = finish_of(result)?;
-    if runs::finish_owned(&env.db, run_id, me, &finish).await? {
+    if runs::finish(&env.db, run_id, Some(me), &finish).await? {
         recorded(job, run_id, finish.status, result, took);
     } else {
         warn!(
@@ -283,7 +282,7 @@ async fn record_shared(
 fn recorded(
     job: JobName,
     run_id: i64,
-    status: &'static str,
+    status: RunStatus,
     result: &anyhow::Result<JobReport>,
     took: Duration,
 ) {
@@ -291,13 +290,13 @@ fn recorded(
     info!(
         job = job.as_str(),
         run.id = run_id,
-        status,
+        status = status.as_str(),
         seconds = took.as_secs_f64(),
         "run finished"
     );
 }
 
-fn finish_of(result: &anyhow::Result<JobReport>) -> anyhow::Result<Finish<'static>> {
+fn finish_of(result: &anyhow::Result<JobReport>) -> anyhow::Result<Finish> {
     let status = status_of(result);
     Ok(match result {
         Ok(r) => Finish {
@@ -457,7 +456,7 @@ async fn finish_open_ranges(
             let Some(row) = runs::get(&env.db, run_id).await? else {
                 return Ok(None);
             };
-            if row.status != "running" {
+            if row.status.is_over() {
                 return Ok(None);
             }
             if !*took && row.owner != me {
@@ -555,7 +554,7 @@ pub async fn join(
         }
         if runs::get(&env.db, run.id)
             .await?
-            .is_none_or(|r| r.status != "running")
+            .is_none_or(|r| r.status.is_over())
         {
             break;
         }

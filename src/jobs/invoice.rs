@@ -14,6 +14,7 @@ use crate::core::document::Invoice;
 use crate::core::einvoice::PaymentMeans;
 use crate::core::ids::InvoiceId;
 use crate::core::invoice::{Language, draft_line, period_label, totals};
+use crate::core::lifecycle::AccountStatus;
 use crate::core::money::{Overflow, checked_sum};
 use crate::core::period::Period;
 use crate::core::pricing::{BillingWindow, Catalog, PricingError, UsageRecord, price_usage};
@@ -414,10 +415,17 @@ async fn bill_batch(
             report.bump(Count::AlreadyInvoiced);
             continue;
         }
-        if row.status == "deleted" {
-            // Its data is gone (profile stripped): nothing can be invoiced to it any more.
-            report.bump(Count::AccountDeleted);
-            continue;
+        match row.status {
+            AccountStatus::Deleted => {
+                // Its data is gone (profile stripped): nothing can be invoiced to it any more.
+                report.bump(Count::AccountDeleted);
+                continue;
+            }
+            // Billed for what it used, up to its deletion.
+            AccountStatus::Active
+            | AccountStatus::Suspended
+            | AccountStatus::Deactivated
+            | AccountStatus::Deleting => {}
         }
         let Some(records) = usage.get(&row.id) else {
             report.bump(Count::NothingToBill);
@@ -699,7 +707,7 @@ async fn finalize_together(
         .zip(&done)
         .map(|(d, (id, number))| issued_email(d, *id, number))
         .collect();
-    outbox::enqueue_new_many(&mut tx, &emails).await?;
+    outbox::enqueue_many(&mut tx, &emails, outbox::OnConflict::Fail).await?;
     if !env.defer_documents {
         // Rendered on every core, stored in the finalizing transaction as for one invoice.
         let work: Vec<Invoice> = drafts

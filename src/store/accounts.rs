@@ -11,6 +11,7 @@ use super::{Conn, Db, Tx};
 use crate::core::einvoice::ElectronicAddress;
 use crate::core::ids::{AccountId, AppId};
 use crate::core::invoice::Language;
+use crate::core::lifecycle::AccountStatus;
 use crate::core::pricing::{BillingWindow, UsageKind, UsageRecord};
 use crate::model::{Account, Alias, App, Certificate, Deployment, Domain};
 use crate::with_db;
@@ -28,7 +29,8 @@ pub struct AccountRow {
     pub language: Language,
     pub created_at: DateTime<Utc>,
     pub referred_by: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AccountStatus,
     pub siren: Option<String>,
     pub electronic_address: Option<String>,
     pub electronic_address_scheme: Option<String>,

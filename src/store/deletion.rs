@@ -8,6 +8,9 @@ use sqlx::FromRow;
 
 use super::{Conn, Tx};
 use crate::core::deletion::{Category, OwedInvoice, OwnedApp, PendingRequest, WaitingEmail};
+use crate::core::document::InvoiceStatus;
+use crate::core::lifecycle::AccountStatus;
+use crate::core::stored::UnknownName;
 use crate::with_db;
 
 /// Apps the account still owns.
@@ -32,12 +35,14 @@ pub async fn owed_invoices(
         .bind(account).fetch_all(p).await?);
     Ok(rows
         .into_iter()
-        .map(|(number, status, amount_due_minor)| OwedInvoice {
-            number,
-            status,
-            amount_due_minor,
+        .map(|(number, status, amount_due_minor)| {
+            Ok(OwedInvoice {
+                number,
+                status: InvoiceStatus::try_from(status)?,
+                amount_due_minor,
+            })
         })
-        .collect())
+        .collect::<Result<_, UnknownName>>()?)
 }
 
 /// Accounts that asked for their deletion: the collect job waives their small balances.
@@ -101,18 +106,16 @@ pub async fn confirm(
     Ok(n == 1)
 }
 
-/// Sets an account's status from `from` to `to`; false when it was not in `from`.
+/// Sets an account's status from `from` to `to`; false when it was not `from`.
 pub async fn set_status(
     tx: &mut Tx,
     account: &str,
-    from: &[&str],
-    to: &str,
+    from: AccountStatus,
+    to: AccountStatus,
 ) -> anyhow::Result<bool> {
-    // At most three statuses are ever allowed: bind them into a fixed IN list.
-    let f = |i: usize| from.get(i).copied().unwrap_or("");
     let n = with_db!(&mut *tx, c => sqlx::query(
-        "UPDATE accounts SET status = $2 WHERE id = $1 AND status IN ($3, $4, $5)")
-        .bind(account).bind(to).bind(f(0)).bind(f(1)).bind(f(2))
+        "UPDATE accounts SET status = $2 WHERE id = $1 AND status = $3")
+        .bind(account).bind(to.as_str()).bind(from.as_str())
         .execute(c).await?.rows_affected());
     Ok(n == 1)
 }
@@ -135,9 +138,7 @@ pub async fn delete_app(
     with_db!(&mut *tx, c => sqlx::query(
         "UPDATE usage_records SET ended_at = $2 WHERE app_id = $1 AND ended_at IS NULL AND started_at < $2")
         .bind(app).bind(at).execute(c).await?.rows_affected());
-    with_db!(&mut *tx, c => sqlx::query(
-        "INSERT INTO platform_events (at, account_id, app_id, kind, reason) VALUES ($1, $2, $3, 'app.delete', $4)")
-        .bind(at).bind(account).bind(app).bind(reason).execute(c).await?.rows_affected());
+    super::lifecycle::platform_event(tx, at, account, app, "app.delete", reason).await?;
     Ok(true)
 }
 

@@ -13,24 +13,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Stores an invoice's PDF in the caller's transaction: [`save_many`] with a group of one.
 pub async fn save(
     tx: &mut Tx,
     invoice_id: i64,
     pdf: &[u8],
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    with_db!(&mut *tx, c => sqlx::query(
-        "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(invoice_id).bind(pdf).bind(sha256_hex(pdf)).bind(at)
-        .execute(c).await?.rows_affected());
-    Ok(())
+    save_many(tx, &[(invoice_id, pdf, at)]).await
 }
 
 /// The PDF bytes sent in one statement at most by [`save_many`] on PostgreSQL.
 const STATEMENT_BYTES: usize = 1 << 20;
 
-/// Stores several invoices' PDFs in the caller's transaction: what [`save`] does for each,
-/// in one statement on PostgreSQL (an array per column) and through the connection's own
+/// Stores invoices' PDFs in the caller's transaction: the one insert of documents per
+/// backend, statements of arrays on PostgreSQL (an array per column) and the connection's own
 /// handle on SQLite (see `sqlite_bulk`).
 pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> anyhow::Result<()> {
     let hashes: Vec<String> = docs.iter().map(|(_, pdf, _)| sha256_hex(pdf)).collect();
@@ -71,9 +68,9 @@ pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> any
             let mut handle = t.lock_handle().await?;
             let raw = Raw::new(&mut handle);
             let mut insert = raw.prepare(
-            "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES (?, ?, ?, ?)",
-            "storing invoice PDFs",
-        )?;
+                "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES (?, ?, ?, ?)",
+                "storing invoice PDFs",
+            )?;
             for ((id, pdf, at), hash) in docs.iter().zip(&hashes) {
                 insert.run(&[
                     Val::Int(*id),

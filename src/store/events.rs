@@ -18,6 +18,7 @@ pub struct EventRow {
     pub message: String,
 }
 
+/// Records one event in the caller's transaction: [`record_many`] with a group of one.
 pub async fn record(
     tx: &mut Tx,
     account_id: &str,
@@ -26,11 +27,14 @@ pub async fn record(
     invoice_id: Option<InvoiceId>,
     message: &str,
 ) -> anyhow::Result<()> {
-    with_db!(&mut *tx, c => sqlx::query(
-        "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES ($1, $2, $3, $4, $5)")
-        .bind(account_id).bind(at).bind(kind).bind(invoice_id.map(|i| i.0)).bind(message)
-        .execute(c).await?.rows_affected());
-    Ok(())
+    let event = NewEvent {
+        account_id,
+        at,
+        kind,
+        invoice_id,
+        message,
+    };
+    record_many(tx, std::slice::from_ref(&event)).await
 }
 
 pub async fn timeline(db: impl Into<Conn<'_>>, account_id: &str) -> anyhow::Result<Vec<EventRow>> {
@@ -48,48 +52,50 @@ pub struct NewEvent<'a> {
     pub message: &'a str,
 }
 
-/// [`record`] for several events, in their order, in a few multi-row statements.
+/// Records events in the caller's transaction, in their order: the one insert of events per
+/// backend (one statement of arrays on PostgreSQL, the connection's own handle on SQLite).
 pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result<()> {
-    if let Tx::Postgres(t) = tx {
-        // One array per column (see `invoices::finalize_group`).
-        sqlx::query(
-            "INSERT INTO account_events (account_id, at, kind, invoice_id, message)
-             SELECT v.account_id, v.at, v.kind, v.invoice_id, v.message
-             FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[])
-                WITH ORDINALITY AS v(account_id, at, kind, invoice_id, message, ord)
-             ORDER BY v.ord",
-        )
-        .bind(events.iter().map(|e| e.account_id).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.invoice_id.map(|i| i.0))
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.message).collect::<Vec<_>>())
-        .execute(&mut **t)
-        .await?;
-        return Ok(());
-    }
-    if let Tx::Sqlite(t) = tx {
-        // Through the connection's own handle (see `sqlite_bulk`).
-        use super::sqlite_bulk::{Raw, Val};
-        let mut handle = t.lock_handle().await?;
-        let raw = Raw::new(&mut handle);
-        let mut insert = raw.prepare(
-            "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES (?, ?, ?, ?, ?)",
-            "recording events",
-        )?;
-        for e in events {
-            insert.run(&[
-                Val::text(e.account_id),
-                Val::time(e.at),
-                Val::text(e.kind),
-                Val::opt_int(e.invoice_id.map(|i| i.0)),
-                Val::text(e.message),
-            ])?;
+    match tx {
+        Tx::Postgres(t) => {
+            // One array per column (see `invoices::finalize_group`).
+            sqlx::query(
+                "INSERT INTO account_events (account_id, at, kind, invoice_id, message)
+                 SELECT v.account_id, v.at, v.kind, v.invoice_id, v.message
+                 FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::bigint[], $5::text[])
+                    WITH ORDINALITY AS v(account_id, at, kind, invoice_id, message, ord)
+                 ORDER BY v.ord",
+            )
+            .bind(events.iter().map(|e| e.account_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.invoice_id.map(|i| i.0))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| e.message).collect::<Vec<_>>())
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t) => {
+            // Through the connection's own handle (see `sqlite_bulk`).
+            use super::sqlite_bulk::{Raw, Val};
+            let mut handle = t.lock_handle().await?;
+            let raw = Raw::new(&mut handle);
+            let mut insert = raw.prepare(
+                "INSERT INTO account_events (account_id, at, kind, invoice_id, message) VALUES (?, ?, ?, ?, ?)",
+                "recording events",
+            )?;
+            for e in events {
+                insert.run(&[
+                    Val::text(e.account_id),
+                    Val::time(e.at),
+                    Val::text(e.kind),
+                    Val::opt_int(e.invoice_id.map(|i| i.0)),
+                    Val::text(e.message),
+                ])?;
+            }
         }
     }
     Ok(())

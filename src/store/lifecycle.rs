@@ -4,12 +4,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 
 use super::{Conn, Tx};
+use crate::core::lifecycle::AccountStatus;
 use crate::with_db;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct DebtRow {
     pub id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AccountStatus,
     pub suspended_at: Option<DateTime<Utc>>,
     pub deletion_warning_at: Option<DateTime<Utc>>,
     pub owes: i64,
@@ -61,27 +63,29 @@ pub async fn transition(
     transition: Transition,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    // From, to, since when suspended, the apps' state, the reason on each app's event.
-    let (from, to, suspended_at, apps_to, reason) = match transition {
+    // From, to, since when suspended, the apps' state, the platform's event and its reason.
+    let (from, to, suspended_at, apps_to, kind, reason) = match transition {
         Transition::Suspend => (
-            "active",
-            "suspended",
+            AccountStatus::Active,
+            AccountStatus::Suspended,
             Some(at),
             "stopped",
+            "app.stop",
             "owner suspended for non-payment",
         ),
         Transition::Reactivate => (
-            "suspended",
-            "active",
+            AccountStatus::Suspended,
+            AccountStatus::Active,
             None,
             "running",
+            "app.start",
             "owner paid everything due",
         ),
     };
     let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE accounts SET status = $3, suspended_at = $4, deletion_warning_at = CASE WHEN $4 IS NULL THEN NULL ELSE deletion_warning_at END
          WHERE id = $1 AND status = $2")
-        .bind(account).bind(from).bind(to).bind(suspended_at)
+        .bind(account).bind(from.as_str()).bind(to.as_str()).bind(suspended_at)
         .execute(c).await?.rows_affected());
     if n != 1 {
         return Ok(false);
@@ -89,19 +93,28 @@ pub async fn transition(
     let apps: Vec<(String,)> = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT id FROM apps WHERE account_id = $1 AND status <> $2 ORDER BY id")
         .bind(account).bind(apps_to).fetch_all(c).await?);
-    let kind = if apps_to == "stopped" {
-        "app.stop"
-    } else {
-        "app.start"
-    };
     for (app,) in apps {
         with_db!(&mut *tx, c => sqlx::query("UPDATE apps SET status = $2 WHERE id = $1")
             .bind(&app).bind(apps_to).execute(c).await?.rows_affected());
-        with_db!(&mut *tx, c => sqlx::query(
-            "INSERT INTO platform_events (at, account_id, app_id, kind, reason) VALUES ($1, $2, $3, $4, $5)")
-            .bind(at).bind(account).bind(&app).bind(kind).bind(reason).execute(c).await?.rows_affected());
+        platform_event(tx, at, account, &app, kind, reason).await?;
     }
     Ok(true)
+}
+
+/// Tells the platform what happens to an app (`app.stop`, `app.start`, `app.delete`), in the
+/// caller's transaction.
+pub async fn platform_event(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    account: &str,
+    app: &str,
+    kind: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    with_db!(&mut *tx, c => sqlx::query(
+        "INSERT INTO platform_events (at, account_id, app_id, kind, reason) VALUES ($1, $2, $3, $4, $5)")
+        .bind(at).bind(account).bind(app).bind(kind).bind(reason).execute(c).await?.rows_affected());
+    Ok(())
 }
 
 pub async fn mark_warned(tx: &mut Tx, account: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {

@@ -18,15 +18,36 @@ pub struct NewEmail<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Queues an email; returns false when the same email (same dedupe key) is already queued.
+/// What queueing does with an email whose dedupe key is already queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Skip it, and count it as not queued: the same email is never queued (nor sent) twice,
+    /// and the caller learns it was already there. For every email whose cause may be seen
+    /// again (a run resumed, a webhook delivered twice, a command repeated).
+    Skip,
+    /// Fail, and the caller's transaction rolls back: for emails whose keys cannot be queued
+    /// yet (they name what the caller's transaction has just created, such as a new invoice's
+    /// id). The unique key still holds; only its check differs: PostgreSQL's `ON CONFLICT`
+    /// checks each row's key before inserting it and logs one more record per row to confirm
+    /// it, 15% of the invoice job's email inserts, spent for a conflict that cannot happen.
+    Fail,
+}
+
+impl OnConflict {
+    /// The clause closing the insert.
+    fn clause(self) -> &'static str {
+        match self {
+            OnConflict::Skip => " ON CONFLICT (dedupe_key) DO NOTHING",
+            OnConflict::Fail => "",
+        }
+    }
+}
+
+/// Queues an email; returns false when the same email (same dedupe key) is already queued:
+/// [`enqueue_many`] with a group of one, skipping a conflict.
 pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
-    let n = with_db!(&mut *tx, c => sqlx::query(
-        "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING")
-        .bind(e.account_id).bind(e.kind).bind(&e.dedupe_key).bind(e.language.as_str()).bind(e.to_address)
-        .bind(e.invoice_id).bind(e.data.to_string()).bind(e.at)
-        .execute(c).await?.rows_affected());
-    Ok(n == 1)
+    let queued = enqueue_many(tx, std::slice::from_ref(e), OnConflict::Skip).await?;
+    Ok(queued == 1)
 }
 
 /// The data of the account's latest email of `kind` (the demo reads the token it emailed).
@@ -42,58 +63,82 @@ pub async fn latest_data(
         .transpose()
 }
 
-/// [`enqueue`] for several emails whose dedupe keys cannot be queued yet (they name what the
-/// caller's transaction has just created, such as a new invoice's id), in their order, in a
-/// few multi-row statements. A key already queued is an error, not a skip: the unique key
-/// still holds, and the caller's transaction rolls back. (PostgreSQL's `ON CONFLICT` checks
-/// each row's key before inserting it and logs one more record per row to confirm it: 15% of
-/// these inserts, spent for a conflict that cannot happen here.)
-pub async fn enqueue_new_many(tx: &mut Tx, emails: &[NewEmail<'_>]) -> anyhow::Result<()> {
-    if let Tx::Postgres(t) = tx {
-        // One array per column (see `invoices::finalize_group`).
-        sqlx::query(
-            "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
-             SELECT v.account_id, v.kind, v.dedupe_key, v.language, v.to_address, v.invoice_id, v.data, v.created_at
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                $8::timestamptz[])
-                WITH ORDINALITY AS v(account_id, kind, dedupe_key, language, to_address, invoice_id, data,
-                    created_at, ord)
-             ORDER BY v.ord",
-        )
-        .bind(emails.iter().map(|e| e.account_id).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.kind).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.dedupe_key.as_str()).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.language.as_str()).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.to_address).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.invoice_id).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.data.to_string()).collect::<Vec<_>>())
-        .bind(emails.iter().map(|e| e.at).collect::<Vec<_>>())
-        .execute(&mut **t)
-        .await?;
-        return Ok(());
-    }
-    if let Tx::Sqlite(t) = tx {
-        // Through the connection's own handle (see `sqlite_bulk`).
-        use super::sqlite_bulk::{Raw, Val};
-        let mut handle = t.lock_handle().await?;
-        let raw = Raw::new(&mut handle);
-        let mut insert = raw.prepare(
-            "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            "queueing emails",
-        )?;
-        for e in emails {
-            insert.run(&[
-                Val::text(e.account_id),
-                Val::text(e.kind),
-                Val::text(&e.dedupe_key),
-                Val::text(e.language.as_str()),
-                Val::text(e.to_address),
-                Val::opt_int(e.invoice_id),
-                Val::Owned(e.data.to_string()),
-                Val::time(e.at),
-            ])?;
+/// Queues emails in the caller's transaction, in their order: the one insert of emails per
+/// backend (one statement of arrays on PostgreSQL, the connection's own handle on SQLite).
+/// Returns how many were queued: fewer than given only when `on_conflict` skipped some.
+pub async fn enqueue_many(
+    tx: &mut Tx,
+    emails: &[NewEmail<'_>],
+    on_conflict: OnConflict,
+) -> anyhow::Result<u64> {
+    let queued = match tx {
+        Tx::Postgres(t) => {
+            // One array per column (see `invoices::finalize_group`).
+            let sql = format!(
+                "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+                 SELECT v.account_id, v.kind, v.dedupe_key, v.language, v.to_address, v.invoice_id, v.data,
+                    v.created_at
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                    $8::timestamptz[])
+                    WITH ORDINALITY AS v(account_id, kind, dedupe_key, language, to_address, invoice_id, data,
+                        created_at, ord)
+                 ORDER BY v.ord{}",
+                on_conflict.clause()
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(emails.iter().map(|e| e.account_id).collect::<Vec<_>>())
+                .bind(emails.iter().map(|e| e.kind).collect::<Vec<_>>())
+                .bind(
+                    emails
+                        .iter()
+                        .map(|e| e.dedupe_key.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    emails
+                        .iter()
+                        .map(|e| e.language.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(emails.iter().map(|e| e.to_address).collect::<Vec<_>>())
+                .bind(emails.iter().map(|e| e.invoice_id).collect::<Vec<_>>())
+                .bind(
+                    emails
+                        .iter()
+                        .map(|e| e.data.to_string())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(emails.iter().map(|e| e.at).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await?
+                .rows_affected()
         }
-    }
-    Ok(())
+        Tx::Sqlite(t) => {
+            // Through the connection's own handle (see `sqlite_bulk`).
+            use super::sqlite_bulk::{Raw, Val};
+            let mut handle = t.lock_handle().await?;
+            let raw = Raw::new(&mut handle);
+            let sql = format!(
+                "INSERT INTO outbox (account_id, kind, dedupe_key, language, to_address, invoice_id, data, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?){}",
+                on_conflict.clause()
+            );
+            let mut insert = raw.prepare(&sql, "queueing emails")?;
+            let mut queued = 0;
+            for e in emails {
+                queued += insert.run(&[
+                    Val::text(e.account_id),
+                    Val::text(e.kind),
+                    Val::text(&e.dedupe_key),
+                    Val::text(e.language.as_str()),
+                    Val::text(e.to_address),
+                    Val::opt_int(e.invoice_id),
+                    Val::Owned(e.data.to_string()),
+                    Val::time(e.at),
+                ])?;
+            }
+            queued
+        }
+    };
+    Ok(queued)
 }

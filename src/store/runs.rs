@@ -8,6 +8,67 @@ use sqlx::FromRow;
 use super::{Conn, Db};
 use crate::with_db;
 
+/// Where a run stands (`job_runs.status`, held to these names by a CHECK since migration
+/// 0007). Matched exhaustively everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Claimed and not over: its owner beats (`heartbeat_at`).
+    Running,
+    Succeeded,
+    /// The job failed, or finished with failed items.
+    Failed,
+    /// Stopped (a signal, or its process gone): its tick is run again.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the run is over (recorded, or interrupted): anything but running.
+    pub fn is_over(self) -> bool {
+        match self {
+            RunStatus::Running => false,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Interrupted => true,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        match s {
+            "running" => Some(RunStatus::Running),
+            "succeeded" => Some(RunStatus::Succeeded),
+            "failed" => Some(RunStatus::Failed),
+            "interrupted" => Some(RunStatus::Interrupted),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Read from the name it is stored under; a name billrun never wrote is an error.
+impl TryFrom<String> for RunStatus {
+    type Error = crate::core::stored::UnknownName;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        RunStatus::parse(&value).ok_or(crate::core::stored::UnknownName {
+            what: "run status",
+            value,
+        })
+    }
+}
+
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct RunRow {
     pub id: i64,
@@ -18,7 +79,8 @@ pub struct RunRow {
     /// The run's clock (`--now`).
     pub clock: DateTime<Utc>,
     pub owner: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -141,8 +203,8 @@ pub async fn heartbeat(db: impl Into<Conn<'_>>, id: i64, at: DateTime<Utc>) -> a
     Ok(())
 }
 
-pub struct Finish<'a> {
-    pub status: &'a str,
+pub struct Finish {
+    pub status: RunStatus,
     pub at: DateTime<Utc>,
     pub counts: String,
     pub failures: i32,
@@ -150,27 +212,19 @@ pub struct Finish<'a> {
     pub error: Option<String>,
 }
 
-pub async fn finish(db: impl Into<Conn<'_>>, id: i64, f: &Finish<'_>) -> anyhow::Result<()> {
-    with_db!(db, p => sqlx::query(
-        "UPDATE job_runs SET status = $2, finished_at = $3, heartbeat_at = $3, counts = $4, failures = $5, summary = $6, error = $7
-         WHERE id = $1")
-        .bind(id).bind(f.status).bind(f.at).bind(&f.counts).bind(f.failures).bind(&f.summary).bind(&f.error)
-        .execute(p).await?.rows_affected());
-    Ok(())
-}
-
-/// [`finish`] by the run's owner only, while it is running: false (nothing written) when
-/// another process took the run over or recorded it.
-pub async fn finish_owned(
+/// Records how a run ended. With `owner`, only while that process owns the run and it is
+/// running (a shared run: false, nothing written, when another process took it over or
+/// recorded it); without, whoever holds it.
+pub async fn finish(
     db: impl Into<Conn<'_>>,
     id: i64,
-    owner: &str,
-    f: &Finish<'_>,
+    owner: Option<&str>,
+    f: &Finish,
 ) -> anyhow::Result<bool> {
     let n = with_db!(db, p => sqlx::query(
         "UPDATE job_runs SET status = $2, finished_at = $3, heartbeat_at = $3, counts = $4, failures = $5, summary = $6, error = $7
-         WHERE id = $1 AND owner = $8 AND status = 'running'")
-        .bind(id).bind(f.status).bind(f.at).bind(&f.counts).bind(f.failures).bind(&f.summary).bind(&f.error).bind(owner)
+         WHERE id = $1 AND ($8 IS NULL OR (owner = $8 AND status = 'running'))")
+        .bind(id).bind(f.status.as_str()).bind(f.at).bind(&f.counts).bind(f.failures).bind(&f.summary).bind(&f.error).bind(owner)
         .execute(p).await?.rows_affected());
     Ok(n == 1)
 }

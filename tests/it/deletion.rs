@@ -2,6 +2,7 @@
 //! the confirmation token, the `delete` job (batches, crash and resume, Stripe customer),
 //! and what stays (invoices, stripped).
 
+use billrun::core::lifecycle::AccountStatus;
 use std::collections::BTreeMap;
 
 use billrun::core::deletion::{CATEGORIES, Category};
@@ -71,7 +72,7 @@ async fn latest_token(app: &TestApp, account: &str) -> String {
     v["token"].as_str().unwrap().to_string()
 }
 
-async fn account_status(app: &TestApp, account: &str) -> String {
+async fn account_status(app: &TestApp, account: &str) -> AccountStatus {
     billrun::store::accounts::get_account(app.db(), account)
         .await
         .unwrap()
@@ -250,7 +251,10 @@ both_stores!(
             "2026-11-10T13:00:00Z",
         ]);
         assert!(out.status.success(), "{}", text(&out));
-        assert_eq!(account_status(&app, "acc-fr-business").await, "deactivated");
+        assert_eq!(
+            account_status(&app, "acc-fr-business").await,
+            AccountStatus::Deactivated
+        );
         let before = app.dump().await;
         let out = app.cli(&[
             "account",
@@ -305,7 +309,10 @@ both_stores!(
         }
         // Other accounts keep theirs.
         assert_eq!(app.count("aliases").await, 2);
-        assert_eq!(account_status(&app, "acc-fr-business").await, "deleted");
+        assert_eq!(
+            account_status(&app, "acc-fr-business").await,
+            AccountStatus::Deleted
+        );
 
         // Kept: invoices, lines and payments (with the buyer identity an invoice requires);
         // stripped: the profile, the Stripe ids.
@@ -432,7 +439,10 @@ both_stores!(
             "2026-11-08T12:00:00Z",
         ]);
         assert!(out.status.success(), "{}", text(&out));
-        assert_eq!(account_status(&app, "acc-fr-consumer").await, "deactivated");
+        assert_eq!(
+            account_status(&app, "acc-fr-consumer").await,
+            AccountStatus::Deactivated
+        );
         // A deactivated account cannot ask again.
         let out = app.cli(&[
             "account",
@@ -581,7 +591,10 @@ both_stores!(
             }
         }
         assert!(recorded["personal_data"].1);
-        assert_eq!(account_status(&app, "acc-fr-business").await, "deleted");
+        assert_eq!(
+            account_status(&app, "acc-fr-business").await,
+            AccountStatus::Deleted
+        );
         assert_eq!(
             billrun::with_db!(app.db(), p => sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM outbox WHERE kind = 'account_deleted'").fetch_one(p).await.unwrap()).0,
             1,
@@ -637,7 +650,10 @@ both_stores!(
             "{:?}",
             r.failures
         );
-        assert_eq!(account_status(&app, "acc-fr-consumer").await, "deleting");
+        assert_eq!(
+            account_status(&app, "acc-fr-consumer").await,
+            AccountStatus::Deleting
+        );
         assert!(fake.deleted_customers().is_empty());
         let recorded = recorded_counts(&app, "acc-fr-consumer").await;
         assert_eq!(recorded.get("deployments"), Some(&(2, true)));
@@ -721,7 +737,10 @@ both_stores!(
             ]
         );
         assert!(d.line().contains("waiting for emails"), "{}", d.line());
-        assert_eq!(account_status(&app, "acc-fr-business").await, "deleting");
+        assert_eq!(
+            account_status(&app, "acc-fr-business").await,
+            AccountStatus::Deleting
+        );
         let acc = billrun::store::accounts::get_account(app.db(), "acc-fr-business")
             .await
             .unwrap()

@@ -299,9 +299,9 @@ both_stores!(
 both_stores!(
     emails_queued_together_never_share_a_key,
     |app: TestApp| async move {
-        // `enqueue_new_many` is for keys nobody can have queued: one that is already queued
+        // `OnConflict::Fail` is for keys nobody can have queued: one that is already queued
         // fails the statement (the caller's transaction rolls back) rather than being skipped.
-        use billrun::store::outbox::{NewEmail, enqueue_new_many};
+        use billrun::store::outbox::{NewEmail, OnConflict, enqueue, enqueue_many};
         app.seed_fixtures().await;
         let at: chrono::DateTime<chrono::Utc> = "2026-12-01T06:00:00Z".parse().unwrap();
         let email = |key: &str| NewEmail {
@@ -315,17 +315,34 @@ both_stores!(
             at,
         };
         let mut tx = app.db().begin().await.unwrap();
-        enqueue_new_many(&mut tx, &[email("k:1"), email("k:2")])
+        let queued = enqueue_many(&mut tx, &[email("k:1"), email("k:2")], OnConflict::Fail)
             .await
             .unwrap();
+        assert_eq!(queued, 2);
         tx.commit().await.unwrap();
         let mut tx = app.db().begin().await.unwrap();
-        let err = enqueue_new_many(&mut tx, &[email("k:3"), email("k:2")])
+        let err = enqueue_many(&mut tx, &[email("k:3"), email("k:2")], OnConflict::Fail)
             .await
             .expect_err("a key already queued");
         assert!(format!("{err:#}").contains("dedupe_key"), "{err:#}");
         tx.rollback().await.unwrap();
         assert_eq!(app.count("outbox").await, 2);
+
+        // `OnConflict::Skip` queues what is new and counts it; an email already queued is
+        // never queued twice, and a single `enqueue` says whether it queued.
+        let mut tx = app.db().begin().await.unwrap();
+        let queued = enqueue_many(
+            &mut tx,
+            &[email("k:3"), email("k:2"), email("k:3")],
+            OnConflict::Skip,
+        )
+        .await
+        .unwrap();
+        assert_eq!(queued, 1);
+        assert!(!enqueue(&mut tx, &email("k:1")).await.unwrap());
+        assert!(enqueue(&mut tx, &email("k:4")).await.unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(app.count("outbox").await, 4);
     }
 );
 
@@ -643,6 +660,41 @@ both_stores!(
             "UPDATE account_events SET message = message",
         ] {
             assert_eq!(refused(&app, sql).await, None, "{sql}");
+        }
+    }
+);
+
+both_stores!(
+    an_account_status_is_one_billrun_writes,
+    |app: TestApp| async move {
+        // Migration 0016: the stores hold `accounts.status` to `AccountStatus`'s names, so a
+        // row never decodes into a status billrun does not know.
+        app.seed_fixtures().await;
+        for sql in [
+            "UPDATE accounts SET status = 'closed' WHERE id = 'acc-fr-business'",
+            "UPDATE accounts SET status = 'Active' WHERE id = 'acc-fr-business'",
+            "INSERT INTO accounts (id, email, name, address, country, language, created_at, status)
+              VALUES ('acc-x', 'x@example.org', 'X', '1 rue', 'FR', 'fr', '2026-01-01T00:00:00Z', 'gone')",
+        ] {
+            let err = refused(&app, sql).await;
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("accounts_status_check")),
+                "{sql}: {err:?}"
+            );
+        }
+        for status in billrun::core::lifecycle::AccountStatus::ALL {
+            let mut tx = app.db().begin().await.unwrap();
+            let row = billrun::with_db!(&mut tx, c => sqlx::query(
+                "UPDATE accounts SET status = $1 WHERE id = 'acc-fr-business'")
+                .bind(status.as_str()).execute(c).await.map(|r| r.rows_affected()));
+            assert_eq!(row.as_ref().ok(), Some(&1), "{status}: {row:?}");
+            let read = billrun::store::accounts::get_account(&mut tx, "acc-fr-business")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(read.status, status);
+            tx.rollback().await.unwrap();
         }
     }
 );
@@ -1007,7 +1059,7 @@ both_stores!(
             .await
             .unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].status, "failed");
+        assert_eq!(runs[0].status, billrun::store::runs::RunStatus::Failed);
     }
 );
 

@@ -1,6 +1,7 @@
 //! The account lifecycle, as stories with the clock moving, on both stores.
 
 use crate::common::TestApp;
+use billrun::core::lifecycle::AccountStatus;
 use billrun::jobs::collect::CollectionOutcome;
 use billrun::jobs::{Count, JobName};
 
@@ -40,7 +41,7 @@ async fn failing_clara(app: &TestApp) {
     }
 }
 
-async fn status(app: &TestApp, account: &str) -> (String, Vec<String>) {
+async fn status(app: &TestApp, account: &str) -> (AccountStatus, Vec<String>) {
     let acc = billrun::store::accounts::get_account(app.db(), account)
         .await
         .unwrap()
@@ -63,13 +64,16 @@ both_stores!(
             "{:#?}",
             on_due_date.lifecycle
         );
-        assert_eq!(status(&app, "acc-de-business").await.0, "active");
+        assert_eq!(
+            status(&app, "acc-de-business").await.0,
+            AccountStatus::Active
+        );
         // ...but from the day after.
         let r = app.run(JobName::Suspend, "2026-11-17T08:00:00Z").await;
         assert_eq!(r.counts.get(&Count::Suspended), Some(&1));
         assert_eq!(
             status(&app, "acc-de-business").await,
-            ("suspended".to_string(), vec!["stopped".to_string()])
+            (AccountStatus::Suspended, vec!["stopped".to_string()])
         );
         let platform: Vec<(String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT app_id, kind FROM platform_events ORDER BY id").fetch_all(p).await.unwrap());
         assert_eq!(
@@ -104,7 +108,7 @@ both_stores!(
         assert_eq!(r.counts.get(&Count::Reactivated), Some(&1));
         assert_eq!(
             status(&app, "acc-de-business").await,
-            ("active".to_string(), vec!["running".to_string()])
+            (AccountStatus::Active, vec!["running".to_string()])
         );
         let kinds: Vec<String> = billrun::store::events::timeline(app.db(), "acc-de-business")
             .await
@@ -192,7 +196,7 @@ both_stores!(
         assert_eq!(count(Category::PaymentMethods), 1);
         assert_eq!(
             status(&app, "acc-de-business").await,
-            ("deleted".to_string(), vec!["deleted".to_string()])
+            (AccountStatus::Deleted, vec!["deleted".to_string()])
         );
         let platform: Vec<(String, String)> = billrun::with_db!(app.db(), p => sqlx::query_as("SELECT app_id, kind FROM platform_events ORDER BY id DESC LIMIT 1").fetch_all(p).await.unwrap());
         assert_eq!(
@@ -356,7 +360,7 @@ both_stores!(
         );
         assert_eq!(
             status(&app, "acc-de-business").await,
-            ("active".to_string(), vec!["running".to_string()])
+            (AccountStatus::Active, vec!["running".to_string()])
         );
     }
 );

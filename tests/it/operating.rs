@@ -2,6 +2,7 @@
 //! the middle of a run, metrics), cron overlap, scale-out with three processes, and dry-runs
 //! that touch nothing — with real `billrun` processes.
 
+use billrun::store::runs::RunStatus;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command};
@@ -220,7 +221,7 @@ both_stores!(
         assert!(err.contains("error: the invoice job panicked"), "{err}");
         let r = runs(&app, "invoice").await;
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].status, "failed");
+        assert_eq!(r[0].status, RunStatus::Failed);
         assert!(r[0].finished_at.is_some());
         assert!(
             r[0].error
@@ -356,7 +357,10 @@ async fn two_daemons_on_one_postgresql_run_each_tick_once() {
     ticks.sort();
     ticks.dedup();
     assert_eq!(ticks.len(), n, "a tick ran twice: {rows:#?}");
-    assert!(rows.iter().all(|r| r.status == "succeeded"), "{rows:#?}");
+    assert!(
+        rows.iter().all(|r| r.status == RunStatus::Succeeded),
+        "{rows:#?}"
+    );
     // Both daemons fired the same ticks: the losers saw the claim taken.
     // (The loser of a tick finds it taken, or still running under the winner.)
     let taken: usize = [&la, &lb]
@@ -414,7 +418,7 @@ both_stores!(
                     runs(&app, "hds")
                         .await
                         .iter()
-                        .any(|r| r.trigger == "catch_up" && r.status == "succeeded")
+                        .any(|r| r.trigger == "catch_up" && r.status == RunStatus::Succeeded)
                 })
                 .await;
             } else {
@@ -457,7 +461,7 @@ both_stores!(
         assert!(status.success(), "{log}");
         let rows = runs(&app, "invoice").await;
         assert_eq!(rows.len(), 1, "{rows:#?}");
-        assert_eq!(rows[0].status, "interrupted", "{rows:#?}");
+        assert_eq!(rows[0].status, RunStatus::Interrupted, "{rows:#?}");
         let issued = app.count("invoices").await;
         assert!(issued > 0 && issued < 110, "stopped early: {issued}");
         let numbers = invoice_numbers(&app).await;
@@ -559,20 +563,24 @@ both_stores!(
             "nothing done while the other run holds the job"
         );
         // …and runs the tick once it is over.
-        billrun::store::runs::finish(
-            app.db(),
-            held,
-            &billrun::store::runs::Finish {
-                status: "succeeded",
-                at: wall,
-                counts: "{}".into(),
-                failures: 0,
-                summary: None,
-                error: None,
-            },
-        )
-        .await
-        .unwrap();
+        assert!(
+            billrun::store::runs::finish(
+                app.db(),
+                held,
+                None,
+                &billrun::store::runs::Finish {
+                    status: RunStatus::Succeeded,
+                    at: wall,
+                    counts: "{}".into(),
+                    failures: 0,
+                    summary: None,
+                    error: None,
+                },
+            )
+            .await
+            .unwrap(),
+            "the run is recorded"
+        );
         let (sw, lw) = finish(waiting, Duration::from_secs(120));
         assert!(sw.success(), "{lw}");
         assert!(
@@ -596,7 +604,7 @@ both_stores!(
         let rows = runs(&app, "invoice").await;
         let ticks: Vec<_> = rows.iter().filter(|r| r.trigger == "cron").collect();
         assert_eq!(ticks.len(), 1, "one run for the tick: {rows:#?}");
-        assert_eq!(ticks[0].status, "succeeded");
+        assert_eq!(ticks[0].status, RunStatus::Succeeded);
         assert!(
             ticks[0].counts.contains("\"invoiced\":"),
             "{}",
@@ -658,7 +666,7 @@ async fn three_processes_share_a_run_on_postgresql_and_match_one() {
     assert_eq!(open.0, 0);
     let rows = runs(&app, "invoice").await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].status, "succeeded");
+    assert_eq!(rows[0].status, RunStatus::Succeeded);
     let counts: serde_json::Value = serde_json::from_str(&rows[0].counts).unwrap();
     assert_eq!(
         counts["invoiced"].as_u64().unwrap() as usize,
@@ -847,7 +855,7 @@ async fn scale_out_survives_a_killed(victim: Victim) {
     assert_eq!(open.0, 0, "every range finished");
     let rows = runs(&app, "invoice").await;
     assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0].status, "succeeded", "{rows:#?}");
+    assert_eq!(rows[0].status, RunStatus::Succeeded, "{rows:#?}");
     if claimer {
         assert_ne!(rows[0].owner, owner.0, "taken over: {rows:#?}");
     }
@@ -950,7 +958,7 @@ async fn a_holder_taken_for_dead_that_comes_back_invoices_no_account_twice() {
     );
     let rows = runs(&app, "invoice").await;
     assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0].status, "succeeded", "{rows:#?}");
+    assert_eq!(rows[0].status, RunStatus::Succeeded, "{rows:#?}");
     assert_ne!(rows[0].owner, ghost, "taken over: {rows:#?}");
     let issued = invoice_numbers(&app).await;
     assert!(!issued.is_empty());

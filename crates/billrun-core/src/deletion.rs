@@ -2,6 +2,7 @@
 //! token is checked, what the delete job removes, in which order, and which of the account's
 //! emails it waits for before it strips the address they go to.
 
+use crate::document::InvoiceStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -17,7 +18,7 @@ pub struct OwnedApp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OwedInvoice {
     pub number: String,
-    pub status: String,
+    pub status: InvoiceStatus,
     pub amount_due_minor: i64,
 }
 
@@ -308,7 +309,7 @@ mod tests {
             ],
             vec![OwedInvoice {
                 number: "2026-000042".into(),
-                status: "unpaid".into(),
+                status: InvoiceStatus::Unpaid,
                 amount_due_minor: 1234,
             }],
         )

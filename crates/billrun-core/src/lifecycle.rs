@@ -6,6 +6,65 @@ use serde::Serialize;
 
 use super::terms::is_overdue;
 
+/// Where an account stands, stored under its snake_case name (`accounts.status`, which the
+/// stores hold to these names since migration 0016). Matched exhaustively everywhere.
+///
+/// `active` ⇄ `suspended` (non-payment; everything due paid); `active` → `deactivated` (its
+/// owner confirmed its deletion); a queued account (deactivated, or suspended past its grace
+/// period) → `deleting` (the delete job started) → `deleted` (its data removed; the row is
+/// kept: its invoices name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    /// Suspended for non-payment: its apps are stopped until everything due is paid.
+    Suspended,
+    /// Its owner confirmed its deletion: queued for the delete job, never reactivated.
+    Deactivated,
+    /// The delete job has started removing its data.
+    Deleting,
+    /// Its data is removed (profile stripped); nothing can be invoiced to it any more.
+    Deleted,
+}
+
+impl AccountStatus {
+    /// Every status, in the order an account goes through them.
+    pub const ALL: [AccountStatus; 5] = [
+        AccountStatus::Active,
+        AccountStatus::Suspended,
+        AccountStatus::Deactivated,
+        AccountStatus::Deleting,
+        AccountStatus::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Suspended => "suspended",
+            AccountStatus::Deactivated => "deactivated",
+            AccountStatus::Deleting => "deleting",
+            AccountStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountStatus> {
+        match s {
+            "active" => Some(AccountStatus::Active),
+            "suspended" => Some(AccountStatus::Suspended),
+            "deactivated" => Some(AccountStatus::Deactivated),
+            "deleting" => Some(AccountStatus::Deleting),
+            "deleted" => Some(AccountStatus::Deleted),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the suspend job knows of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebtState {
@@ -131,6 +190,16 @@ mod tests {
             exhausted_due_at: Some(NaiveDate::from_ymd_opt(2026, 11, 15).unwrap()),
             queued_for_deletion: false,
         }
+    }
+
+    #[test]
+    fn account_statuses_read_back_from_their_stored_names() {
+        for status in AccountStatus::ALL {
+            assert_eq!(AccountStatus::parse(status.as_str()), Some(status));
+            assert_eq!(AccountStatus::try_from(status.to_string()), Ok(status));
+        }
+        assert_eq!(AccountStatus::parse("closed"), None);
+        assert_eq!(AccountStatus::parse("Active"), None);
     }
 
     #[test]

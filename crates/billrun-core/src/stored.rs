@@ -5,6 +5,7 @@
 use super::collection::{AttemptOutcome, Trigger};
 use super::document::{InvoiceStatus, RefundStatus};
 use super::einvoice::PaymentMeans;
+use super::lifecycle::AccountStatus;
 use super::locale::Language;
 use super::money::Currency;
 use super::period::Period;
@@ -42,6 +43,7 @@ stored_name! {
     super::credit_note::CreditLineKind => "credit note line kind",
     super::credit_note::RefundMethod => "refund method",
     PaymentMeans => "payment means",
+    AccountStatus => "account status",
 }
 
 impl TryFrom<String> for Period {

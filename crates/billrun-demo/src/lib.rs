@@ -220,7 +220,7 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
         let row = accounts::get_account(&env.db, &inv.account_id).await?;
         if inv.status == billrun::core::document::InvoiceStatus::Paid
             && owes.is_empty()
-            && row.is_some_and(|r| r.status == "active")
+            && row.is_some_and(|r| r.status == billrun::core::lifecycle::AccountStatus::Active)
         {
             closing = Some(inv.account_id.clone());
             break;
@@ -565,7 +565,7 @@ async fn credit_note(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
     let mut chosen = None;
     for inv in paid {
         if let Some(a) = billrun::store::accounts::get_account(&env.db, &inv.account_id).await?
-            && a.status == "active"
+            && a.status == billrun::core::lifecycle::AccountStatus::Active
             && !a.email.is_empty()
         {
             chosen = Some(inv);

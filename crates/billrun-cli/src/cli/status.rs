@@ -96,7 +96,7 @@ pub(super) async fn runs(
                         r.job.clone(),
                         r.trigger.clone(),
                         r.scheduled_at.map_or("-".into(), |t| t.to_rfc3339()),
-                        r.status.clone(),
+                        r.status.to_string(),
                         r.started_at.to_rfc3339(),
                         r.finished_at.map_or("-".into(), |t| t.to_rfc3339()),
                         r.owner.clone(),
