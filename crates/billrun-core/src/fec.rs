@@ -306,6 +306,86 @@ pub enum FecError {
     Unbalanced(u64),
 }
 
+/// The amounts of a sales entry: what the customer owes in all (`total`), the referral
+/// discount (709), the revenue before it (706…) and the VAT (44571…).
+struct Sale {
+    total: i64,
+    discount: i64,
+    revenue: i64,
+    vat: i64,
+}
+
+/// One line of a sales entry, as an invoice books it.
+struct SaleLine<'a> {
+    account: &'a Account,
+    /// Names the customer (411's auxiliary account).
+    aux: bool,
+    lib: String,
+    amount: i64,
+    /// An invoice debits this line (the customer, the discount) or credits it (revenue, VAT).
+    debit: bool,
+}
+
+impl SaleLine<'_> {
+    /// (debit, credit) as an invoice books the line; a credit note swaps them.
+    fn invoice_side(&self) -> (i64, i64) {
+        if self.debit {
+            (self.amount, 0)
+        } else {
+            (0, self.amount)
+        }
+    }
+}
+
+impl Sale {
+    /// The entry's lines in order: the customer first (always), then the discount, the revenue
+    /// and the VAT, each only when above zero. `None`: VAT on a case that carries none
+    /// (reverse charge: art. 283-2 of the CGI; outside the EU: art. 259-1 and 259 B).
+    fn lines<'a>(&self, a: &'a Accounts, case: VatCase, lib: &str) -> Option<Vec<SaleLine<'a>>> {
+        let line = |account, aux, lib: String, amount, debit| SaleLine {
+            account,
+            aux,
+            lib,
+            amount,
+            debit,
+        };
+        let mut out = vec![line(&a.customers, true, lib.to_string(), self.total, true)];
+        if self.discount > 0 {
+            out.push(line(
+                &a.discounts,
+                false,
+                format!("{lib} remise parrainage"),
+                self.discount,
+                true,
+            ));
+        }
+        if self.revenue > 0 {
+            out.push(line(
+                a.revenue.of(case),
+                false,
+                lib.to_string(),
+                self.revenue,
+                false,
+            ));
+        }
+        if self.vat > 0 {
+            let vat_account = match case {
+                VatCase::Domestic => &a.vat.domestic,
+                VatCase::EuConsumer => &a.vat.eu_consumer,
+                VatCase::ReverseCharge | VatCase::OutOfScope => return None,
+            };
+            out.push(line(
+                vat_account,
+                false,
+                format!("{lib} TVA"),
+                self.vat,
+                false,
+            ));
+        }
+        Some(out)
+    }
+}
+
 /// The entries of the events, numbered in date order, lettered. Events outside `year` are the
 /// caller's to leave out.
 pub fn entries(chart: &Chart, events: &[Event]) -> Result<Vec<FecLine>, FecError> {
@@ -369,61 +449,27 @@ pub fn entries(chart: &Chart, events: &[Event]) -> Result<Vec<FecLine>, FecError
                 brought_forward_from,
             } => {
                 let lib = format!("Facture {number}");
-                let i = push(
-                    &j.sales,
-                    &a.customers,
-                    true,
-                    number,
-                    lib.clone(),
-                    *total_minor,
-                    0,
-                );
-                customer_lines.push((i, *invoice_id));
+                let sale = Sale {
+                    total: *total_minor,
+                    discount: *discount_minor,
+                    revenue: *subtotal_minor,
+                    vat: *vat_minor,
+                };
+                let lines = sale
+                    .lines(a, *case, &lib)
+                    .ok_or_else(|| FecError::UnexpectedVat {
+                        number: number.clone(),
+                        case: case.as_str(),
+                        vat_minor: *vat_minor,
+                    })?;
+                for (k, l) in lines.into_iter().enumerate() {
+                    let (debit, credit) = l.invoice_side();
+                    let i = push(&j.sales, l.account, l.aux, number, l.lib, debit, credit);
+                    if k == 0 {
+                        customer_lines.push((i, *invoice_id));
+                    }
+                }
                 links.extend(brought_forward_from.iter().map(|f| (*f, *invoice_id)));
-                if *discount_minor > 0 {
-                    push(
-                        &j.sales,
-                        &a.discounts,
-                        false,
-                        number,
-                        format!("{lib} remise parrainage"),
-                        *discount_minor,
-                        0,
-                    );
-                }
-                if *subtotal_minor > 0 {
-                    push(
-                        &j.sales,
-                        a.revenue.of(*case),
-                        false,
-                        number,
-                        lib.clone(),
-                        0,
-                        *subtotal_minor,
-                    );
-                }
-                if *vat_minor > 0 {
-                    let vat_account = match case {
-                        VatCase::Domestic => &a.vat.domestic,
-                        VatCase::EuConsumer => &a.vat.eu_consumer,
-                        VatCase::ReverseCharge | VatCase::OutOfScope => {
-                            return Err(FecError::UnexpectedVat {
-                                number: number.clone(),
-                                case: case.as_str(),
-                                vat_minor: *vat_minor,
-                            });
-                        }
-                    };
-                    push(
-                        &j.sales,
-                        vat_account,
-                        false,
-                        number,
-                        format!("{lib} TVA"),
-                        0,
-                        *vat_minor,
-                    );
-                }
             }
             EventKind::Payment {
                 invoice_id,
@@ -547,64 +593,31 @@ pub fn entries(chart: &Chart, events: &[Event]) -> Result<Vec<FecLine>, FecError
                 total_minor,
             } => {
                 // Article 272-1 of the CGI: the credit note reverses its invoice's entry, on
-                // the same accounts. The discount given back is what the invoice put on 709,
-                // never more (the rest of a deduction is gestures already credited on 706).
+                // the same accounts, line for line. The discount given back is what the
+                // invoice put on 709, never more (the rest of a deduction is gestures already
+                // credited on 706).
                 let discount = (*deduction_minor).min(*invoice_discount_minor).max(0);
-                let revenue = subtotal_minor.saturating_add(discount);
                 let lib = format!("Avoir {number} sur facture {invoice_number}");
-                let i = push(
-                    &j.sales,
-                    &a.customers,
-                    true,
-                    number,
-                    lib.clone(),
-                    0,
-                    *total_minor,
-                );
-                customer_lines.push((i, *invoice_id));
-                if revenue > 0 {
-                    push(
-                        &j.sales,
-                        a.revenue.of(*case),
-                        false,
-                        number,
-                        lib.clone(),
-                        revenue,
-                        0,
-                    );
-                }
-                if discount > 0 {
-                    push(
-                        &j.sales,
-                        &a.discounts,
-                        false,
-                        number,
-                        format!("{lib} remise parrainage"),
-                        0,
-                        discount,
-                    );
-                }
-                if *vat_minor > 0 {
-                    let vat_account = match case {
-                        VatCase::Domestic => &a.vat.domestic,
-                        VatCase::EuConsumer => &a.vat.eu_consumer,
-                        VatCase::ReverseCharge | VatCase::OutOfScope => {
-                            return Err(FecError::UnexpectedCreditVat {
-                                number: number.clone(),
-                                case: case.as_str(),
-                                vat_minor: *vat_minor,
-                            });
-                        }
-                    };
-                    push(
-                        &j.sales,
-                        vat_account,
-                        false,
-                        number,
-                        format!("{lib} TVA"),
-                        *vat_minor,
-                        0,
-                    );
+                let sale = Sale {
+                    total: *total_minor,
+                    discount,
+                    revenue: subtotal_minor.saturating_add(discount),
+                    vat: *vat_minor,
+                };
+                let lines =
+                    sale.lines(a, *case, &lib)
+                        .ok_or_else(|| FecError::UnexpectedCreditVat {
+                            number: number.clone(),
+                            case: case.as_str(),
+                            vat_minor: *vat_minor,
+                        })?;
+                for (k, l) in lines.into_iter().enumerate() {
+                    let (debit, credit) = l.invoice_side();
+                    // Reversed: what the invoice debited, the credit note credits.
+                    let i = push(&j.sales, l.account, l.aux, number, l.lib, credit, debit);
+                    if k == 0 {
+                        customer_lines.push((i, *invoice_id));
+                    }
                 }
             }
             EventKind::GatewayRefund {
@@ -1179,8 +1192,8 @@ mod tests {
             cn,
             [
                 ("VT", "411000", "AV-2026-000001", 0, 1200),
-                ("VT", "706100", "AV-2026-000001", 1100, 0),
                 ("VT", "709000", "AV-2026-000001", 0, 100),
+                ("VT", "706100", "AV-2026-000001", 1100, 0),
                 ("VT", "445710", "AV-2026-000001", 200, 0),
             ]
         );
