@@ -418,9 +418,10 @@ fn load_file<S: DeserializeOwned>(
     }
 }
 
-/// Parses a job file; errors name the file and line.
-pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, BadInput> {
-    let mut parsed: JobFile<S> = toml::from_str(text).map_err(|e| {
+/// Reads an operator's TOML file (a job's, the chart of accounts) into `T`; an error names
+/// the file and the line.
+pub fn from_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, BadInput> {
+    toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -429,7 +430,12 @@ pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, 
             Some(l) => BadInput(format!("{file}:{l}: {msg}")),
             None => BadInput(format!("{file}: {msg}")),
         }
-    })?;
+    })
+}
+
+/// Parses a job file; errors name the file and line.
+pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, BadInput> {
+    let mut parsed: JobFile<S> = from_toml(file, text)?;
     parsed.text = text.to_string();
     Ok(parsed)
 }

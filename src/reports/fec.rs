@@ -295,16 +295,7 @@ pub const CHART_FILE: &str = "accounting.toml";
 
 /// Parses a chart; an error names the file and line.
 pub fn parse_chart(file: &str, text: &str) -> Result<Chart, BadInput> {
-    toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let msg = e.message().trim().to_string();
-        match line {
-            Some(l) => BadInput(format!("{file}:{l}: {msg}")),
-            None => BadInput(format!("{file}: {msg}")),
-        }
-    })
+    crate::config::from_toml(file, text)
 }
 
 /// The chart of accounts: `explicit` (`--accounting FILE`), else `accounting.toml` in the jobs
