@@ -18,7 +18,7 @@ use crate::core::credit_note::{
     self, CreditError, CreditLineKind, CreditRequest, Creditable, Paid, RefundMethod, SettleError,
 };
 use crate::core::document::{
-    CreditNote, CreditNoteLine, CreditNoteRefund, InvoiceStatus, RefundStatus,
+    CreditNote, CreditNoteLine, CreditNoteRefund, InvoiceStatus, RefundStatus, RerouteTo,
 };
 use crate::core::ids::{CreditNoteId, InvoiceId};
 use crate::core::money::{Money, format_minor};
@@ -177,6 +177,7 @@ impl Decision {
                 } else {
                     RefundStatus::Planned
                 },
+                rerouted: Vec::new(),
             },
         }
     }
@@ -556,4 +557,200 @@ pub async fn retry_open_refunds(
         out.push(ask_refund(&env.db, gateway, &r, &cn.number, &inv.number, now).await?);
     }
     Ok(out)
+}
+
+/// What the operator asks of a failed gateway refund (`credit-notes refund`).
+#[derive(Debug, Clone)]
+pub struct RerouteRequest {
+    /// The credit note's number (AV-2026-000001).
+    pub credit_note: String,
+    pub to: RerouteTo,
+    pub reason: Option<String>,
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+}
+
+/// What was (or, in a dry-run, would be) re-routed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RerouteReport {
+    pub credit_note: String,
+    pub account_id: String,
+    pub to: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub dry_run: bool,
+    pub refunds: Vec<RefundReport>,
+    /// What was (would be) given to the prepaid credit in all.
+    pub amount: String,
+    /// The account's prepaid credit after it (`--to credit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit_balance: Option<String>,
+}
+
+/// Settles a credit note's `failed` gateway refunds otherwise: to the account's prepaid credit
+/// (a `refund` row of the credit ledger, booked in the FEC 411/4191 on that day) or outside
+/// billrun (recorded with its reason; no entry, as `--refund none`). One transaction with its
+/// timeline event. Only a failed refund is re-routed: a requested, pending or unknown one may
+/// still succeed, a succeeded one is done, a re-routed one was settled ([`Refused`], exit 4).
+/// A dry-run reads and writes nothing.
+pub async fn reroute(env: &Env, req: &RerouteRequest) -> anyhow::Result<RerouteReport> {
+    let reason = match req.reason.as_deref().map(str::trim) {
+        Some("") => {
+            return Err(BadInput("--reason: say why, or leave it out".into()).into());
+        }
+        Some(r) if r.chars().count() > MAX_REASON_CHARS => {
+            return Err(BadInput(format!(
+                "--reason: at most {MAX_REASON_CHARS} characters ({} given)",
+                r.chars().count()
+            ))
+            .into());
+        }
+        Some(r) => Some(r.to_string()),
+        None => None,
+    };
+    if req.to == RerouteTo::None && reason.is_none() {
+        return Err(BadInput(
+            "--to none: --reason says how it was paid outside billrun (e.g. the bank transfer)"
+                .into(),
+        )
+        .into());
+    }
+    let cn = store::find(&env.db, &req.credit_note)
+        .await?
+        .ok_or_else(|| {
+            BadInput(format!(
+                "no credit note `{}`",
+                crate::core::bounds::excerpt(&req.credit_note)
+            ))
+        })?;
+    let mut tx = env.db.begin().await?;
+    let outcome = reroute_in(&mut tx, &cn, req, reason.as_deref()).await;
+    match outcome {
+        Ok(report) if !req.dry_run => {
+            tx.commit().await?;
+            info!(credit_note.number = %cn.number, account.id = %cn.account_id, to = report.to,
+                amount = %report.amount, "failed refund re-routed");
+            Ok(report)
+        }
+        Ok(report) => {
+            tx.rollback().await?;
+            Ok(report)
+        }
+        Err(e) => {
+            tx.rollback().await.ok();
+            Err(e)
+        }
+    }
+}
+
+async fn reroute_in(
+    tx: &mut Tx,
+    cn: &CreditNoteRow,
+    req: &RerouteRequest,
+    reason: Option<&str>,
+) -> anyhow::Result<RerouteReport> {
+    store::lock_invoice(tx, cn.invoice_id).await?;
+    let refunds = store::refunds_of(&mut *tx, cn.id).await?;
+    let failed: Vec<&RefundRow> = refunds.iter().filter(|r| r.status == "failed").collect();
+    if failed.is_empty() {
+        let statuses = if refunds.is_empty() {
+            "it has no refund through the gateway".to_string()
+        } else {
+            let list: Vec<String> = refunds
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} on {}: {}",
+                        format_minor(r.amount_minor),
+                        r.payment_intent_id,
+                        r.status
+                    )
+                })
+                .collect();
+            format!("its refunds are {}", list.join(", "))
+        };
+        return Err(Refused(format!(
+            "credit note {}: no failed refund to settle ({statuses}); only a failed one can be re-routed: a requested, pending or unknown one may still succeed, a succeeded or re-routed one is settled",
+            cn.number
+        ))
+        .into());
+    }
+    let total: i64 = failed.iter().map(|r| r.amount_minor).sum();
+    let mut credit_balance = None;
+    if !req.dry_run {
+        for r in &failed {
+            anyhow::ensure!(
+                store::reroute_refund(tx, r.id, req.to, reason, req.now).await?,
+                "refund {} of credit note {} changed while it was re-routed",
+                r.id,
+                cn.number
+            );
+            match req.to {
+                RerouteTo::Credit => {
+                    store::give_credit(
+                        tx,
+                        cn.account_id.as_str(),
+                        cn.invoice_id,
+                        &store::reroute_reference(&cn.number, r.id),
+                        r.amount_minor,
+                        req.now,
+                    )
+                    .await?;
+                }
+                RerouteTo::None => {}
+            }
+        }
+        let message = match req.to {
+            RerouteTo::Credit => format!(
+                "Failed refund of credit note {} given to the prepaid credit instead: {}{}",
+                cn.number,
+                format_minor(total),
+                reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+            RerouteTo::None => format!(
+                "Failed refund of credit note {} paid outside billrun: {} ({})",
+                cn.number,
+                format_minor(total),
+                reason.unwrap_or_default()
+            ),
+        };
+        events::record(
+            tx,
+            cn.account_id.as_str(),
+            req.now,
+            "credit_note.refund_rerouted",
+            Some(InvoiceId(cn.invoice_id)),
+            &message,
+        )
+        .await?;
+    }
+    if req.to == RerouteTo::Credit {
+        let balance =
+            crate::store::collection::credit_balance(&mut *tx, cn.account_id.as_str()).await?;
+        // In a dry-run nothing was written: what the balance would be.
+        let after = if req.dry_run {
+            balance + total
+        } else {
+            balance
+        };
+        credit_balance = Some(format_minor(after));
+    }
+    Ok(RerouteReport {
+        credit_note: cn.number.clone(),
+        account_id: cn.account_id.to_string(),
+        to: req.to.as_str(),
+        reason: reason.map(str::to_string),
+        dry_run: req.dry_run,
+        refunds: failed
+            .iter()
+            .map(|r| RefundReport {
+                payment_intent: r.payment_intent_id.clone(),
+                amount: format_minor(r.amount_minor),
+                status: if req.dry_run { "failed" } else { "rerouted" },
+                message: r.failure_message.clone(),
+            })
+            .collect(),
+        amount: format_minor(total),
+        credit_balance,
+    })
 }

@@ -152,13 +152,18 @@ pub async fn fec_events(db: &Db, year: i32) -> anyhow::Result<Vec<Event>> {
                 amount_minor: -amount,
                 reference,
             },
-            // A credit note given back to the prepaid credit (`credit-note:<number>`).
+            // A credit note given back to the prepaid credit (`credit-note:<number>`), or a
+            // failed gateway refund of it the operator gave there instead
+            // (`credit-note:<number>:reroute:<refund id>`, on the day it was re-routed).
             ("refund", Some(invoice_id), Some(invoice_number)) => EventKind::CreditRefund {
                 invoice_id,
                 invoice_number,
                 credit_note_number: reference
                     .strip_prefix("credit-note:")
                     .unwrap_or(&reference)
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
                     .to_string(),
                 amount_minor: amount,
                 reference,

@@ -10,7 +10,8 @@ use sqlx::FromRow;
 use super::{Conn, DbDecimal, Tx};
 use crate::core::credit_note::{CreditLineKind, RefundMethod};
 use crate::core::document::{
-    CreditNote, CreditNoteLine, CreditNoteRef, CreditNoteRefund, InvoiceStatus, RefundStatus,
+    CreditNote, CreditNoteLine, CreditNoteRef, CreditNoteRefund, InvoiceStatus, RefundReroute,
+    RefundStatus, RerouteTo,
 };
 use crate::core::ids::AccountId;
 use crate::core::ids::{CreditNoteId, InvoiceId};
@@ -165,6 +166,28 @@ pub async fn refund_to_credit(
     amount: i64,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    give_credit(
+        tx,
+        account,
+        invoice_id,
+        &format!("credit-note:{credit_note_number}"),
+        amount,
+        at,
+    )
+    .await
+}
+
+/// A `refund` row of the credit ledger under `reference` (unique: given once), and the account's
+/// balance raised by `amount`. The FEC books it 411 debit / 4191 credit on `at`
+/// (`reports::fec_events`, which reads the credit note's number after `credit-note:`).
+pub async fn give_credit(
+    tx: &mut Tx,
+    account: &str,
+    invoice_id: i64,
+    reference: &str,
+    amount: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
     if amount <= 0 {
         return Ok(());
     }
@@ -174,7 +197,7 @@ pub async fn refund_to_credit(
     with_db!(&mut *tx, c => sqlx::query(
         "INSERT INTO credit_ledger (account_id, at, kind, amount_minor, reference, invoice_id, balance_after_minor)
          VALUES ($1, $2, 'refund', $3, $4, $5, $6)")
-        .bind(account).bind(at).bind(amount).bind(format!("credit-note:{credit_note_number}"))
+        .bind(account).bind(at).bind(amount).bind(reference)
         .bind(invoice_id).bind(balance)
         .execute(c).await?.rows_affected());
     Ok(())
@@ -291,10 +314,15 @@ pub struct RefundRow {
     pub failure_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
+    /// Set when a failed refund was settled otherwise (`status = 'rerouted'`).
+    pub rerouted_to: Option<String>,
+    pub reroute_reason: Option<String>,
+    pub rerouted_at: Option<DateTime<Utc>>,
 }
 
 const REFUND_COLUMNS: &str = "id, credit_note_id, attempt_id, payment_intent_id, amount_minor,
-    idempotency_key, status, stripe_refund_id, failure_message, created_at, settled_at";
+    idempotency_key, status, stripe_refund_id, failure_message, created_at, settled_at,
+    rerouted_to, reroute_reason, rerouted_at";
 
 /// The refund's idempotency key: derived from the credit note and the payment it refunds, so
 /// that every retry, in this run or a later one, sends the same key (Stripe API "Idempotent
@@ -394,6 +422,30 @@ pub async fn settle_refund(
     Ok(n == 1)
 }
 
+/// Settles a `failed` refund otherwise (`credit-notes refund`): to the prepaid credit or
+/// outside billrun. Only a refund still `failed` changes: a second run finds it `rerouted` and
+/// the caller refuses. Returns whether it changed.
+pub async fn reroute_refund(
+    tx: &mut Tx,
+    refund_id: i64,
+    to: RerouteTo,
+    reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let n = with_db!(&mut *tx, c => sqlx::query(
+        "UPDATE refunds SET status = 'rerouted', rerouted_to = $2, reroute_reason = $3, rerouted_at = $4
+         WHERE id = $1 AND status = 'failed'")
+        .bind(refund_id).bind(to.as_str()).bind(reason).bind(at)
+        .execute(c).await?.rows_affected());
+    Ok(n == 1)
+}
+
+/// The ledger reference of a failed refund given to the prepaid credit: the credit note's own
+/// reference (`credit-note:<number>`, which the FEC reads) and the refund's id.
+pub fn reroute_reference(credit_note_number: &str, refund_id: i64) -> String {
+    format!("credit-note:{credit_note_number}:reroute:{refund_id}")
+}
+
 /// Settles as succeeded the `pending` refunds (accepted by Stripe, not yet paid out) on a
 /// PaymentIntent whose charge Stripe says is refunded by `amount_refunded` in all, as far as
 /// that amount covers every refund billrun asked on it. Returns how many were settled.
@@ -405,7 +457,7 @@ pub async fn settle_pending_refunds(
 ) -> anyhow::Result<u64> {
     let (asked,): (i64,) = with_db!(&mut *tx, c => sqlx::query_as(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM refunds
-         WHERE payment_intent_id = $1 AND status <> 'failed'")
+         WHERE payment_intent_id = $1 AND status NOT IN ('failed', 'rerouted')")
         .bind(payment_intent).fetch_one(c).await?);
     if asked == 0 || amount_refunded < asked {
         return Ok(0);
@@ -471,6 +523,19 @@ pub async fn load_document(
     let c = row.currency;
     let m = |minor| Money::new(minor, c);
     let status = refund_status(row, &refunds);
+    let mut rerouted = Vec::new();
+    for r in &refunds {
+        if let (Some(to), Some(at)) = (r.rerouted_to.as_deref(), r.rerouted_at) {
+            rerouted.push(RefundReroute {
+                payment_intent: r.payment_intent_id.clone(),
+                amount: m(r.amount_minor),
+                to: RerouteTo::parse(to)
+                    .with_context(|| format!("refund {}: rerouted to `{to}`", r.id))?,
+                reason: r.reroute_reason.clone(),
+                at,
+            });
+        }
+    }
     Ok(CreditNote {
         id: Some(CreditNoteId(row.id)),
         number: Some(row.number.clone()),
@@ -505,12 +570,14 @@ pub async fn load_document(
             to_credit: m(row.refund_credit_minor),
             outside: m(row.refund_outside_minor),
             status,
+            rerouted,
         },
     })
 }
 
 /// Where a credit note's refund stands: nothing to give back; given (credit and outside are
-/// immediate); or as its gateway refunds stand, the least advanced first.
+/// immediate); or as its gateway refunds stand, the least advanced first (a failed refund the
+/// operator re-routed is settled: it counts as succeeded).
 fn refund_status(row: &CreditNoteRow, refunds: &[RefundRow]) -> RefundStatus {
     if row.refund_gateway_minor == 0 {
         return if row.refund_credit_minor + row.refund_outside_minor > 0 {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::table::table;
 use super::{amount, dec};
-use crate::core::document::CreditNote;
+use crate::core::document::{CreditNote, RerouteTo};
 
 /// The JSON of a credit note (`invoices credit-note --format json`, `credit-notes show`):
 /// amounts as decimal strings, positive (what is credited).
@@ -52,6 +52,21 @@ pub struct RefundView {
     pub to_payment_method: String,
     pub to_credit: String,
     pub outside: String,
+    /// Gateway refunds that failed and were settled otherwise (`credit-notes refund`); left out
+    /// when there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rerouted: Vec<RerouteView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RerouteView {
+    /// The PaymentIntent whose refund failed.
+    pub payment_intent: String,
+    pub amount: String,
+    /// `credit` (the prepaid credit) or `none` (paid outside billrun).
+    pub to: String,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 impl CreditNoteView {
@@ -88,6 +103,18 @@ impl CreditNoteView {
                 to_payment_method: amount(c.refund.to_payment_method),
                 to_credit: amount(c.refund.to_credit),
                 outside: amount(c.refund.outside),
+                rerouted: c
+                    .refund
+                    .rerouted
+                    .iter()
+                    .map(|r| RerouteView {
+                        payment_intent: r.payment_intent.clone(),
+                        amount: amount(r.amount),
+                        to: r.to.as_str().to_string(),
+                        reason: r.reason.clone(),
+                        at: r.at,
+                    })
+                    .collect(),
             },
         }
     }
@@ -147,6 +174,23 @@ pub fn credit_note_text(c: &CreditNote) -> String {
         amount(r.outside),
         r.status
     );
+    for x in &r.rerouted {
+        let _ = writeln!(
+            s,
+            "Re-routed       {:>10} {cur} (refund on {} failed; {} {}{})",
+            amount(x.amount),
+            x.payment_intent,
+            match x.to {
+                RerouteTo::Credit => "to credit",
+                RerouteTo::None => "paid outside billrun",
+            },
+            x.at.format("%Y-%m-%d"),
+            x.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(m) = c.tax_mention() {
         let _ = writeln!(s, "\n{m}");
     }

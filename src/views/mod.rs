@@ -13,7 +13,8 @@ mod json;
 mod table;
 
 pub use credit_note::{
-    CreditNoteLineView, CreditNoteView, RefundView, credit_note_table, credit_note_text,
+    CreditNoteLineView, CreditNoteView, RefundView, RerouteView, credit_note_table,
+    credit_note_text,
 };
 pub use invoice::{
     AttemptView, BuyerView, CreditNoteRefView, DiscountView, InvoiceView, LineView, TransferView,

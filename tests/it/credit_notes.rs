@@ -831,3 +831,255 @@ both_stores!(
         assert_eq!(status(&app).await, RefundStatus::Succeeded);
     }
 );
+
+/// A credit note of 10.00 (excluding VAT) refunded to the card of acc-fr-business, whose refund
+/// Stripe answers `failed` (Stripe API "The Refund object": `failure_reason`
+/// `expired_or_canceled_card`) when the collect job asks it again: the collect run reports it.
+/// Returns (credit note number, amount refunded in minor units).
+async fn failed_refund(app: &mut TestApp, fake: &FakeStripe) -> (String, i64) {
+    app.use_stripe(fake);
+    app.env.jobs.collect.settings.transient_tries = 1;
+    invoiced(app).await;
+    app.run(JobName::Collect, COLLECT).await;
+    let number = number_of(app, "acc-fr-business").await;
+    // No answer when it is issued (a 500), then `failed` when collect asks again.
+    fake.fail_next(1, 500);
+    let cn = issue(
+        app,
+        &request(&number, CreditRequest::Amount(1000), RefundMethod::Gateway),
+    )
+    .await;
+    assert_eq!(cn.refund.status, RefundStatus::Unknown);
+    fake.fail_next_refunds(1, "expired_or_canceled_card");
+    let r = app.run(JobName::Collect, "2026-11-11T07:00:00Z").await;
+    assert_eq!(r.failures.len(), 1, "{:#?}", r.failures);
+    assert!(
+        r.failures[0].error.starts_with("failed"),
+        "{:#?}",
+        r.failures
+    );
+    let cn_number = cn.number.unwrap();
+    assert_eq!(show(app, &cn_number)["refund"]["status"], "failed");
+    (cn_number, cn.total.minor)
+}
+
+fn show(app: &TestApp, number: &str) -> serde_json::Value {
+    let out = app.cli(&["credit-notes", "show", number, "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn reroute(app: &TestApp, number: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "credit-notes",
+        "refund",
+        number,
+        "--now",
+        "2026-11-12T10:00:00Z",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    app.cli(&args)
+}
+
+// A failed refund given to the prepaid credit: the balance rises by exactly its amount, the
+// ledger balances, the credit note shows where it went, collect has nothing left to report,
+// a second run is refused (exit 4), and the FEC (article A47 A-1 of the LPF) books it once,
+// 411 debit / 4191 credit on the day it was re-routed, every entry balanced.
+both_stores!(
+    stripe_refund_failed_is_rerouted_to_credit_once_and_booked_in_the_fec_lpf_a47_a_1,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        let (number, amount) = failed_refund(&mut app, &fake).await;
+        let before = billrun::store::collection::credit_balance(app.db(), "acc-fr-business")
+            .await
+            .unwrap();
+        let out = reroute(
+            &app,
+            &number,
+            &["--to", "credit", "--reason", "Carte clôturée"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["refunds"][0]["status"], "rerouted", "{v}");
+        let after = billrun::store::collection::credit_balance(app.db(), "acc-fr-business")
+            .await
+            .unwrap();
+        assert_eq!(after - before, amount);
+        assert_eq!(
+            v["credit_balance"],
+            serde_json::json!(billrun::core::money::format_minor(after))
+        );
+        ledger_balances(&app, "acc-fr-business").await;
+        // The credit note shows it settled, and where it went.
+        let cn = show(&app, &number);
+        assert_eq!(cn["refund"]["status"], "succeeded", "{cn}");
+        let r = &cn["refund"]["rerouted"][0];
+        assert_eq!(r["to"], "credit", "{cn}");
+        assert_eq!(r["reason"], "Carte clôturée");
+        assert_eq!(
+            r["amount"],
+            serde_json::json!(billrun::core::money::format_minor(amount))
+        );
+        let text = app.cli(&["credit-notes", "show", &number]);
+        assert!(
+            String::from_utf8_lossy(&text.stdout).contains("Re-routed"),
+            "{text:?}"
+        );
+        // The timeline says so.
+        let (n,): (i64,) = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT COUNT(*) FROM account_events WHERE account_id = 'acc-fr-business' AND kind = 'credit_note.refund_rerouted'")
+            .fetch_one(p).await.unwrap());
+        assert_eq!(n, 1);
+        // Nothing left for collect to ask or report; Stripe is not asked again.
+        let refunds_asked = fake.requests_to("POST", "/v1/refunds").len();
+        let r = app.run(JobName::Collect, "2026-11-13T07:00:00Z").await;
+        assert!(r.failures.is_empty(), "{:#?}", r.failures);
+        assert_eq!(fake.requests_to("POST", "/v1/refunds").len(), refunds_asked);
+        // Twice: refused, it is no longer failed; nothing changes.
+        let dump = app.dump().await;
+        let again = reroute(&app, &number, &["--to", "credit"]);
+        assert_eq!(again.status.code(), Some(4), "{again:?}");
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("rerouted"),
+            "{again:?}"
+        );
+        assert_eq!(app.dump().await, dump);
+
+        // The FEC: balanced entries; the re-route booked once, as credit, on its day; no
+        // refund through Stripe booked.
+        let dir = app.dir.path().join("fec");
+        let out = app.cli(&[
+            "export",
+            "fec",
+            "--year",
+            "2026",
+            "-o",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(dir.join("812345674FEC20261231.txt")).unwrap();
+        let col = |name: &str| {
+            billrun::core::fec::COLUMNS
+                .iter()
+                .position(|c| *c == name)
+                .unwrap()
+        };
+        let cents = |s: &str| -> i64 {
+            let (u, c) = s.split_once(',').unwrap();
+            u.parse::<i64>().unwrap() * 100 + c.parse::<i64>().unwrap()
+        };
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').collect())
+            .collect();
+        let mut entries: std::collections::BTreeMap<&str, i64> = Default::default();
+        for r in &rows {
+            *entries.entry(r[col("EcritureNum")]).or_default() +=
+                cents(r[col("Debit")]) - cents(r[col("Credit")]);
+        }
+        assert!(entries.values().all(|net| *net == 0), "{entries:?}");
+        let lib = format!("Avoir {number} rendu en crédit prépayé");
+        let rerouted: Vec<&Vec<&str>> = rows
+            .iter()
+            .filter(|r| r[col("EcritureLib")].starts_with(&lib))
+            .collect();
+        assert_eq!(rerouted.len(), 2, "{text}");
+        for r in &rerouted {
+            assert_eq!(r[col("EcritureDate")], "20261112", "{r:?}");
+            assert_eq!(r[col("CompAuxNum")], "acc-fr-business", "{r:?}");
+        }
+        let net = |account: &str| -> i64 {
+            rerouted
+                .iter()
+                .filter(|r| r[col("CompteNum")] == account)
+                .map(|r| cents(r[col("Debit")]) - cents(r[col("Credit")]))
+                .sum()
+        };
+        assert_eq!(net("411000"), amount);
+        assert_eq!(net("419100"), -amount);
+        assert!(
+            !rows
+                .iter()
+                .any(|r| r[col("EcritureLib")].contains(&number)
+                    && r[col("CompteNum")] == "511100"),
+            "{text}"
+        );
+    }
+);
+
+// A failed refund paid outside billrun (a bank transfer): recorded with its reason, no ledger
+// row, no FEC entry (as `--refund none`); a dry-run first changes no table.
+both_stores!(
+    stripe_refund_failed_is_recorded_as_paid_outside_billrun_and_a_dry_run_changes_nothing,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        let (number, amount) = failed_refund(&mut app, &fake).await;
+        // `--to none` says how it was paid.
+        let out = reroute(&app, &number, &["--to", "none"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let before = app.dump().await;
+        let out = reroute(
+            &app,
+            &number,
+            &["--to", "none", "--reason", "Virement du 12/11", "--dry-run"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["dry_run"], true);
+        assert_eq!(v["refunds"][0]["status"], "failed", "{v}");
+        assert_eq!(app.dump().await, before, "a dry-run changes nothing");
+        let ledger = app.count("credit_ledger").await;
+        let out = reroute(
+            &app,
+            &number,
+            &["--to", "none", "--reason", "Virement du 12/11"],
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(app.count("credit_ledger").await, ledger);
+        let cn = show(&app, &number);
+        assert_eq!(cn["refund"]["status"], "succeeded", "{cn}");
+        let r = &cn["refund"]["rerouted"][0];
+        assert_eq!(
+            (r["to"].as_str(), r["reason"].as_str()),
+            (Some("none"), Some("Virement du 12/11"))
+        );
+        assert_eq!(
+            r["amount"],
+            serde_json::json!(billrun::core::money::format_minor(amount))
+        );
+        let again = reroute(&app, &number, &["--to", "credit"]);
+        assert_eq!(again.status.code(), Some(4), "{again:?}");
+    }
+);
+
+// A refund that succeeded is done: refused (exit 4), naming its status; nothing changes.
+both_stores!(
+    stripe_refund_a_succeeded_refund_cannot_be_rerouted,
+    |app: TestApp| async move {
+        let mut app = app;
+        let fake = FakeStripe::start().await;
+        app.use_stripe(&fake);
+        invoiced(&app).await;
+        app.run(JobName::Collect, COLLECT).await;
+        let number = number_of(&app, "acc-fr-business").await;
+        let cn = issue(
+            &app,
+            &request(&number, CreditRequest::Amount(1000), RefundMethod::Gateway),
+        )
+        .await;
+        assert_eq!(cn.refund.status, RefundStatus::Succeeded);
+        let before = app.dump().await;
+        let out = reroute(&app, cn.number.as_deref().unwrap(), &["--to", "credit"]);
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("succeeded"),
+            "{out:?}"
+        );
+        assert_eq!(app.dump().await, before);
+    }
+);

@@ -505,6 +505,7 @@ mod credit_notes {
                 to_credit: Money::eur(refund[2]),
                 outside: Money::eur(refund[3]),
                 status: RefundStatus::Pending,
+                rerouted: Vec::new(),
             },
         }
     }

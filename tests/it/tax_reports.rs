@@ -673,12 +673,13 @@ async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
                             WHERE t.account_id = a.id AND t.to_invoice_id IS NULL AND t.waived_at IS NULL), 0) AS BIGINT)
              FROM accounts a ORDER BY a.id")
             .fetch_all(p).await.unwrap());
-    // Refunded outside billrun (`--refund none`), or through Stripe without success yet: owed
-    // no more, but not booked (the bank's statement, or Stripe's answer, will say when).
+    // Refunded outside billrun (`--refund none`, or a failed refund re-routed `--to none`), or
+    // through Stripe without success yet: owed no more, but not booked (the bank's statement, or Stripe's answer, will say when).
     let unbooked_rows: Vec<(String, i64, i64)> = billrun::with_db!(app.db(), p => sqlx::query_as(
             "SELECT c.account_id, c.refund_outside_minor,
                     CAST(COALESCE((SELECT SUM(r.amount_minor) FROM refunds r
-                                   WHERE r.credit_note_id = c.id AND r.status <> 'succeeded'), 0) AS BIGINT)
+                                   WHERE r.credit_note_id = c.id AND r.status <> 'succeeded'
+                                     AND NOT (r.status = 'rerouted' AND r.rerouted_to = 'credit')), 0) AS BIGINT)
              FROM credit_notes c")
             .fetch_all(p).await.unwrap());
     let mut unbooked: HashMap<String, i64> = HashMap::new();

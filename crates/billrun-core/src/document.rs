@@ -377,6 +377,46 @@ pub struct CreditNoteRefund {
     /// Settled outside billrun, recorded only.
     pub outside: Money,
     pub status: RefundStatus,
+    /// Gateway refunds that failed and the operator settled otherwise (`credit-notes refund`),
+    /// in the order they were.
+    pub rerouted: Vec<RefundReroute>,
+}
+
+/// Where a failed gateway refund went instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RerouteTo {
+    /// The account's prepaid credit.
+    Credit,
+    /// Paid outside billrun by the operator (a bank transfer), recorded only.
+    None,
+}
+
+impl RerouteTo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RerouteTo::Credit => "credit",
+            RerouteTo::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RerouteTo> {
+        match s {
+            "credit" => Some(RerouteTo::Credit),
+            "none" => Some(RerouteTo::None),
+            _ => None,
+        }
+    }
+}
+
+/// A failed gateway refund settled otherwise by the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundReroute {
+    /// The PaymentIntent whose refund failed.
+    pub payment_intent: String,
+    pub amount: Money,
+    pub to: RerouteTo,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 impl CreditNoteRefund {

@@ -23,15 +23,16 @@
 //!   back goes to 709 credit (the 706 debit then is its lines' amount before it);
 //! - a refund through Stripe (card or SEPA, once it succeeded): 411 debit, Stripe's clearing
 //!   account credit (Stripe takes it from the balance it pays out, where the payment went);
-//! - a credit note given back to the prepaid credit: 411 debit, 4191 credit.
+//! - a credit note given back to the prepaid credit: 411 debit, 4191 credit (also a failed
+//!   refund through Stripe the operator gave to the credit instead, on the day they did).
 //!
 //! A balance carried to the account's next invoice needs no entry (it stays on the same 411
 //! auxiliary account) but joins the two invoices' lettering. Lettering (`EcritureLet`,
 //! `DateLet`): the 411 lines of an invoice, of the invoices whose balances it took over, of
 //! what paid it, of its credit notes and of their refunds share a code once they net to zero
 //! (an unpaid invoice fully credited is lettered with its credit note); `DateLet` is the date
-//! of the last of them. What a credit note says was refunded outside billrun (`--refund none`)
-//! has no entry here: the bank's statement is the accountant's; until it is booked the
+//! of the last of them. What a credit note says was refunded outside billrun (`--refund none`,
+//! or a failed refund re-routed `--to none`) has no entry here: the bank's statement is the accountant's; until it is booked the
 //! invoice's 411 lines are not lettered. A referral reward is booked only when used (709 on the
 //! invoice it discounts), so its reduction by a credit note needs no entry.
 

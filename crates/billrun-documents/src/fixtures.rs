@@ -61,6 +61,7 @@ fn refund(
         } else {
             RefundStatus::NotNeeded
         },
+        rerouted: Vec::new(),
     }
 }
 

@@ -272,7 +272,8 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     items.sort_by_key(|(i, _)| *i);
     failures.sort_by_key(|(i, _)| *i);
     report.collections = items.into_iter().map(|(_, item)| item).collect();
-    report.failures = failures.into_iter().map(|(_, f)| f).collect();
+    // After the refunds retried first (a failed one is a failure of the run: exit 1).
+    report.failures.extend(failures.into_iter().map(|(_, f)| f));
     let operator_error = operator_error.map(|(_, number, e)| (number, e));
     if let Some((number, e)) = operator_error {
         // Logged once, where it is handled: by the caller that prints it and exits 3.

@@ -223,6 +223,14 @@ impl FakeStripe {
         self.lock().refunds.clone()
     }
 
+    /// The next `n` refunds created are answered `failed` with this `failure_reason` (Stripe
+    /// API "The Refund object": e.g. `expired_or_canceled_card`): created, nothing refunded.
+    pub fn fail_next_refunds(&self, n: usize, reason: &str) {
+        let mut st = self.lock();
+        st.refund_fail_remaining = n;
+        st.refund_fail_reason = reason.to_string();
+    }
+
     pub fn deleted_customers(&self) -> Vec<String> {
         let mut v: Vec<String> = self.lock().deleted_customers.iter().cloned().collect();
         v.sort();
@@ -253,6 +261,8 @@ struct State {
     /// Refunds in creation order; PaymentIntent id → amount refunded so far.
     refunds: Vec<Value>,
     refunded: HashMap<String, i64>,
+    refund_fail_remaining: usize,
+    refund_fail_reason: String,
     fail_remaining: usize,
     fail_status: u16,
     fail_headers: Vec<(String, String)>,
@@ -944,7 +954,11 @@ fn create_refund(st: &mut State, req: &Request, request_id: &str) -> Outcome {
             metadata.insert(key.to_string(), json!(v));
         }
     }
-    let refund = json!({
+    let failed = st.refund_fail_remaining > 0;
+    if failed {
+        st.refund_fail_remaining -= 1;
+    }
+    let mut refund = json!({
         "id": id,
         "object": "refund",
         "amount": amount,
@@ -961,7 +975,12 @@ fn create_refund(st: &mut State, req: &Request, request_id: &str) -> Outcome {
         "status": "succeeded",
         "transfer_reversal": null,
     });
-    st.refunded.insert(pi_id.to_string(), already + amount);
+    if failed {
+        refund["status"] = json!("failed");
+        refund["failure_reason"] = json!(st.refund_fail_reason);
+    } else {
+        st.refunded.insert(pi_id.to_string(), already + amount);
+    }
     st.refunds.push(refund.clone());
     Outcome {
         response: Response::json(200, &refund),
