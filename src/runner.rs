@@ -449,7 +449,9 @@ async fn finish_open_ranges(
             return Ok(None);
         }
         let (open, counts, _) = runs::batches(&env.db, run_id).await?;
-        if open == 0 {
+        // The process that records the run (its claimer, or a joiner that took it over) is
+        // done once every range is.
+        if open == 0 && took_over.as_deref().is_none_or(|took| *took) {
             return Ok(Some(counts));
         }
         if let Some(took) = took_over.as_deref_mut() {
@@ -480,6 +482,17 @@ async fn finish_open_ranges(
                         "the process that owned the shared run is taken for dead: this one finishes and records it");
                     *took = true;
                 }
+            }
+            if open == 0 {
+                if *took {
+                    return Ok(Some(counts));
+                }
+                // A joiner whose ranges are all done waits for the run to be recorded: by its
+                // owner, or by this process once the owner is taken for dead (above). Returning
+                // here would leave a dead owner's run unrecorded whenever its ranges were put
+                // back and finished in the same pass that still found the owner alive.
+                tokio::time::sleep(beat_every(stale).min(Duration::from_millis(100))).await;
+                continue;
             }
         }
         for worker in runs::batch_holders(&env.db, run_id).await? {
