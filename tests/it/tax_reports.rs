@@ -918,16 +918,17 @@ both_stores!(
         };
         let m = |v: &Value| minor(v);
 
-        // The full credit note on the discounted domestic invoice: 411 credit of its total,
-        // 706100 debit of the lines, 709 credit of the discount, 445710 debit of the VAT.
+        // The full credit note on the discounted domestic invoice reverses the invoice's entry
+        // line for line, in its order: 411 credit of its total, 709 credit of the discount,
+        // 706100 debit of the lines, 445710 debit of the VAT.
         let cn1 = full_card["number"].as_str().unwrap();
         let discount = billrun::core::money::parse_major(&fr_inv.discount).unwrap();
         assert_eq!(
             entry(cn1),
             [
                 format!("VT 411000 acc-fr-consumer {} {}", 0, m(&full_card["total"])),
-                format!("VT 706100  {} {}", m(&full_card["subtotal"]) + discount, 0),
                 format!("VT 709000  {} {}", 0, discount),
+                format!("VT 706100  {} {}", m(&full_card["subtotal"]) + discount, 0),
                 format!("VT 445710  {} {}", m(&full_card["tax"]), 0),
             ]
         );
