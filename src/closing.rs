@@ -25,6 +25,7 @@ use crate::core::lifecycle::AccountStatus;
 use crate::core::money::format_minor;
 use crate::core::period::Period;
 use crate::core::pricing::BillingWindow;
+use crate::core::timeline::TimelineKind;
 use crate::jobs::collect::CollectionItem;
 use crate::jobs::invoice::{Carried, compute, finalize};
 use crate::jobs::{Env, JobName, RunOptions};
@@ -109,7 +110,7 @@ pub async fn request(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Result<
         &mut tx,
         id,
         now,
-        "account.deletion_requested",
+        TimelineKind::AccountDeletionRequested,
         None,
         "Account deletion requested: billing the usage not billed yet",
     )
@@ -182,7 +183,7 @@ pub async fn request(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Result<
             &mut tx,
             id,
             now,
-            "account.deletion_confirmation_sent",
+            TimelineKind::AccountDeletionConfirmationSent,
             None,
             &format!(
                 "Nothing is due: deletion confirmation emailed, valid until {}",
@@ -303,7 +304,7 @@ async fn waive_leftovers(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Res
             &mut tx,
             id,
             now,
-            "invoice.waived",
+            TimelineKind::InvoiceWaived,
             Some(crate::core::ids::InvoiceId(from)),
             &format!(
                 "{} EUR carried from invoice {number} is below the €0.50 minimum charge and the account is closing: waived",
@@ -360,7 +361,7 @@ pub async fn confirm(env: &Env, id: &str, token: &str, now: DateTime<Utc>) -> an
         &mut tx,
         id,
         now,
-        "account.deactivated",
+        TimelineKind::AccountDeactivated,
         None,
         "Deletion confirmed: account deactivated, its data queued for deletion",
     )
@@ -384,7 +385,7 @@ pub async fn delete_app(env: &Env, app: &str, now: DateTime<Utc>) -> anyhow::Res
             &mut tx,
             &row.account_id,
             now,
-            "app.deleted",
+            TimelineKind::AppDeleted,
             None,
             &format!("App {} ({app}) deleted", row.name),
         )

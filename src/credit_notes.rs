@@ -22,6 +22,7 @@ use crate::core::document::{
 };
 use crate::core::ids::{CreditNoteId, InvoiceId};
 use crate::core::money::{Money, format_minor};
+use crate::core::timeline::TimelineKind;
 use crate::gateway::{Gateway, RefundOutcome, RefundRequest};
 use crate::jobs::Env;
 use crate::store::credit_notes::{self as store, CreditNoteRow, NewCreditNote, RefundRow};
@@ -351,7 +352,7 @@ async fn store_decision(
         tx,
         inv.account_id.as_str(),
         req.now,
-        "credit_note.issued",
+        TimelineKind::CreditNoteIssued,
         Some(InvoiceId(invoice_id)),
         &message,
     )
@@ -361,7 +362,7 @@ async fn store_decision(
             tx,
             inv.account_id.as_str(),
             req.now,
-            "invoice.voided",
+            TimelineKind::InvoiceVoided,
             Some(InvoiceId(invoice_id)),
             &format!(
                 "Invoice {} fully credited by {number}: nothing is owed on it",
@@ -718,7 +719,7 @@ async fn reroute_in(
             tx,
             cn.account_id.as_str(),
             req.now,
-            "credit_note.refund_rerouted",
+            TimelineKind::CreditNoteRefundRerouted,
             Some(InvoiceId(cn.invoice_id)),
             &message,
         )

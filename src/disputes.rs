@@ -141,7 +141,7 @@ pub async fn record_in(
                 tx,
                 inv.account_id.as_str(),
                 req.now,
-                &format!("payment.dispute_{}", req.status.as_str()),
+                crate::core::timeline::TimelineKind::dispute(req.status),
                 Some(InvoiceId(inv.id)),
                 &message,
             )

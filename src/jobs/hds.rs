@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::lifecycle::hds_reminder_due;
+use crate::core::timeline::TimelineKind;
 use crate::store::outbox::{self, NewEmail};
 use crate::store::{accounts, events, hds};
 
@@ -117,7 +118,7 @@ async fn remind(
         &mut tx,
         &c.account_id,
         now,
-        "hds.review_reminder",
+        TimelineKind::HdsReviewReminder,
         None,
         &format!(
             "HDS point of contact ({}) last reviewed on {}: review reminder sent",

@@ -18,6 +18,7 @@ use crate::core::lifecycle::AccountStatus;
 use crate::core::money::{Overflow, checked_sum};
 use crate::core::period::Period;
 use crate::core::pricing::{BillingWindow, Catalog, PricingError, UsageRecord, price_usage};
+use crate::core::timeline::TimelineKind;
 use crate::core::vat;
 use crate::model::Account;
 use crate::store::accounts::{self, AccountRow};
@@ -696,7 +697,7 @@ async fn finalize_together(
         .map(|((d, (id, _)), message)| events::NewEvent {
             account_id: d.account.id.as_str(),
             at: d.issued_at,
-            kind: "invoice.issued",
+            kind: TimelineKind::InvoiceIssued,
             invoice_id: Some(*id),
             message,
         })
@@ -806,7 +807,7 @@ pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<In
         &mut tx,
         draft.account.id.as_str(),
         draft.issued_at,
-        "invoice.issued",
+        TimelineKind::InvoiceIssued,
         Some(id),
         &msg,
     )

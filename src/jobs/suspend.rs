@@ -11,6 +11,7 @@ use tracing::info;
 use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::lifecycle::{DebtState, LifecycleAction, Policy, decide};
 use crate::core::money::format_minor;
+use crate::core::timeline::TimelineKind;
 use crate::store::lifecycle::{self, DebtRow};
 use crate::store::outbox::{self, NewEmail};
 use crate::store::{Tx, accounts, events};
@@ -160,7 +161,7 @@ async fn apply(
             {
                 false
             } else {
-                events::record(&mut tx, &row.id, now, "account.suspended", None, &format!(
+                events::record(&mut tx, &row.id, now, TimelineKind::AccountSuspended, None, &format!(
                     "Account suspended: {} EUR unpaid after the last retry ({}); apps stopped; data deleted on {} unless paid",
                     format_minor(row.owes), invoices.join(", "), deletion_at.format("%Y-%m-%d"))).await?;
                 email(
@@ -190,7 +191,7 @@ async fn apply(
                     &mut tx,
                     &row.id,
                     now,
-                    "account.reactivated",
+                    TimelineKind::AccountReactivated,
                     None,
                     "Account reactivated: everything due is paid; apps started",
                 )
@@ -206,7 +207,7 @@ async fn apply(
                     &mut tx,
                     &row.id,
                     now,
-                    "account.deletion_warning",
+                    TimelineKind::AccountDeletionWarning,
                     None,
                     &format!(
                         "Final warning: data deleted on {} unless {} EUR is paid",
@@ -242,7 +243,7 @@ async fn apply(
                     &mut tx,
                     &row.id,
                     now,
-                    "account.deletion_queued",
+                    TimelineKind::AccountDeletionQueued,
                     None,
                     &format!(
                         "Data deletion queued: {} EUR still unpaid after the grace period",

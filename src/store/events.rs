@@ -6,6 +6,7 @@ use sqlx::FromRow;
 
 use super::{Conn, Tx};
 use crate::core::ids::InvoiceId;
+use crate::core::timeline::TimelineKind;
 use crate::with_db;
 
 #[derive(Debug, Clone, FromRow, Serialize)]
@@ -23,7 +24,7 @@ pub async fn record(
     tx: &mut Tx,
     account_id: &str,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: TimelineKind,
     invoice_id: Option<InvoiceId>,
     message: &str,
 ) -> anyhow::Result<()> {
@@ -47,7 +48,7 @@ pub async fn timeline(db: impl Into<Conn<'_>>, account_id: &str) -> anyhow::Resu
 pub struct NewEvent<'a> {
     pub account_id: &'a str,
     pub at: DateTime<Utc>,
-    pub kind: &'a str,
+    pub kind: TimelineKind,
     pub invoice_id: Option<InvoiceId>,
     pub message: &'a str,
 }
@@ -67,7 +68,7 @@ pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result
             )
             .bind(events.iter().map(|e| e.account_id).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
             .bind(
                 events
                     .iter()
@@ -91,7 +92,7 @@ pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result
                 insert.run(&[
                     Val::text(e.account_id),
                     Val::time(e.at),
-                    Val::text(e.kind),
+                    Val::text(e.kind.as_str()),
                     Val::opt_int(e.invoice_id.map(|i| i.0)),
                     Val::text(e.message),
                 ])?;

@@ -20,5 +20,6 @@ pub mod schedule;
 pub mod stored;
 pub mod tax_returns;
 pub mod terms;
+pub mod timeline;
 pub mod vat;
 pub mod vat_number;

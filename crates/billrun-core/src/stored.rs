@@ -44,6 +44,7 @@ stored_name! {
     super::credit_note::RefundMethod => "refund method",
     PaymentMeans => "payment means",
     AccountStatus => "account status",
+    super::timeline::TimelineKind => "timeline event kind",
 }
 
 impl TryFrom<String> for Period {

@@ -12,6 +12,7 @@ use crate::core::collection::{
     RetrySchedule, Trigger, decide, plan_collection,
 };
 use crate::core::money::format_minor;
+use crate::core::timeline::TimelineKind;
 use crate::gateway::{ChargeOutcome, ChargeRequest, Gateway};
 use crate::jobs::Env;
 use crate::store::collection::{self as coll, AttemptRow, NewAttempt, PaymentMethodRow};
@@ -261,7 +262,7 @@ impl Ctx<'_> {
                 &mut tx,
                 &fresh.account_id,
                 self.now,
-                "credit.applied",
+                TimelineKind::CreditApplied,
                 Some(crate::core::ids::InvoiceId(fresh.id)),
                 &format!(
                     "Prepaid credit of {} EUR applied to invoice {}",
@@ -289,7 +290,7 @@ impl Ctx<'_> {
                 .await?;
             coll::waive_transfer(&mut tx, fresh.id, self.now).await?;
             invoices::carry_forward(&mut tx, fresh.id, plan.waive).await?;
-            events::record(&mut tx, &fresh.account_id, self.now, "invoice.waived", Some(crate::core::ids::InvoiceId(fresh.id)),
+            events::record(&mut tx, &fresh.account_id, self.now, TimelineKind::InvoiceWaived, Some(crate::core::ids::InvoiceId(fresh.id)),
                 &format!("{} EUR left on invoice {} is below the €0.50 minimum charge and the account is closing: waived", format_minor(plan.waive), fresh.number)).await?;
             tx.commit().await?;
             out.outcome = CollectionOutcome::Waived;
@@ -307,7 +308,7 @@ impl Ctx<'_> {
             )
             .await?;
             invoices::carry_forward(&mut tx, fresh.id, plan.carry_forward).await?;
-            events::record(&mut tx, &fresh.account_id, self.now, "invoice.carried_forward", Some(crate::core::ids::InvoiceId(fresh.id)),
+            events::record(&mut tx, &fresh.account_id, self.now, TimelineKind::InvoiceCarriedForward, Some(crate::core::ids::InvoiceId(fresh.id)),
                 &format!("{} EUR left on invoice {} is below the €0.50 minimum charge: carried to the next invoice", format_minor(plan.carry_forward), fresh.number)).await?;
             tx.commit().await?;
             out.outcome = CollectionOutcome::CarriedForward;

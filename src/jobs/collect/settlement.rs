@@ -9,6 +9,7 @@ use crate::core::collection::{
     referral_reward,
 };
 use crate::core::money::format_minor;
+use crate::core::timeline::TimelineKind;
 use crate::gateway::ChargeOutcome;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::collection::{self as coll, AttemptRow, PaymentMethodRow};
@@ -103,7 +104,7 @@ impl Settlement<'_> {
                         tx,
                         &inv.account_id,
                         self.now,
-                        "payment.processing",
+                        TimelineKind::PaymentProcessing,
                         iid,
                         &format!(
                             "SEPA debit of {} EUR for invoice {} is processing",
@@ -154,7 +155,7 @@ impl Settlement<'_> {
             }
             ChargeOutcome::Unknown { reason: _ } => {
                 invoices::set_status(tx, inv.id, InvoiceStatus::Pending).await?;
-                events::record(tx, &inv.account_id, self.now, "payment.unknown", iid,
+                events::record(tx, &inv.account_id, self.now, TimelineKind::PaymentUnknown, iid,
                     &format!("Payment of invoice {} (attempt {}): no conclusive answer from the gateway; settled on the next run with the same idempotency key", inv.number, attempt.number)).await?;
                 Ok(Settled::Unknown)
             }
@@ -201,7 +202,7 @@ impl Settlement<'_> {
             tx,
             &inv.account_id,
             self.now,
-            "payment.failed",
+            TimelineKind::PaymentFailed,
             iid,
             &format!(
                 "Payment of invoice {} failed: {code} ({retry_text})",
@@ -252,7 +253,7 @@ impl Settlement<'_> {
             tx,
             &inv.account_id,
             self.now,
-            "invoice.paid",
+            TimelineKind::InvoicePaid,
             iid,
             &format!(
                 "Invoice {} paid ({} EUR by {method})",
@@ -314,7 +315,7 @@ impl Settlement<'_> {
                 tx,
                 referrer,
                 self.now,
-                "referral.earned",
+                TimelineKind::ReferralEarned,
                 None,
                 &format!(
                     "Referral reward of {} EUR earned: {} paid invoice {}",

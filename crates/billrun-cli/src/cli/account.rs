@@ -184,7 +184,7 @@ pub(super) async fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 &mut tx,
                 &id,
                 at,
-                "hds.contact_set",
+                billrun::core::timeline::TimelineKind::HdsContactSet,
                 None,
                 &format!("HDS point of contact designated: {name}"),
             )
@@ -206,7 +206,7 @@ pub(super) async fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                 &mut tx,
                 &id,
                 at,
-                "hds.contact_reviewed",
+                billrun::core::timeline::TimelineKind::HdsContactReviewed,
                 None,
                 "HDS point of contact reviewed",
             )

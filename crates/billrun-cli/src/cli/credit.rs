@@ -74,7 +74,7 @@ pub(super) async fn run(cmd: CreditCommand) -> anyhow::Result<ExitCode> {
                     &mut tx,
                     &account,
                     at,
-                    "credit.purchased",
+                    billrun::core::timeline::TimelineKind::CreditPurchased,
                     None,
                     &format!(
                         "Prepaid credit of {} EUR bought ({reference})",

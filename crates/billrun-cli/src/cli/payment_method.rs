@@ -106,7 +106,7 @@ pub(super) async fn run(cmd: PaymentMethodCommand) -> anyhow::Result<ExitCode> {
                     &mut tx,
                     &account,
                     at,
-                    "payment_method.set",
+                    billrun::core::timeline::TimelineKind::PaymentMethodSet,
                     None,
                     &format!("Default payment method set: {kind}"),
                 )
