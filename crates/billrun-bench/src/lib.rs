@@ -164,16 +164,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let url = match &args.database_url {
         Some(u) => u.clone(),
-        None => {
-            for suffix in ["", "-wal", "-shm"] {
-                let f = format!("{DEFAULT_BENCH_DB}{suffix}");
-                if std::path::Path::new(&f).exists() {
-                    std::fs::remove_file(&f)
-                        .with_context(|| format!("removing the previous {f}"))?;
-                }
-            }
-            format!("sqlite://{DEFAULT_BENCH_DB}")
-        }
+        None => billrun_demo::fresh_sqlite_file(DEFAULT_BENCH_DB)?,
     };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         create_pg_database(&url).await?;

@@ -24,20 +24,23 @@ pub const DEFAULT_DEMO_DB: &str = "billrun-demo.db";
 /// Where the demo writes its PDFs (`invoices/`) and emails (`emails/`, as .eml files).
 pub const DEMO_OUT: &str = "demo-out";
 
+/// Removes `file` (and its WAL and shared-memory files) left by a previous run, and returns the
+/// URL of a fresh SQLite store there (the demo's and the bench's default store).
+pub fn fresh_sqlite_file(file: &str) -> anyhow::Result<String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let f = format!("{file}{suffix}");
+        if std::path::Path::new(&f).exists() {
+            std::fs::remove_file(&f).with_context(|| format!("removing the previous {f}"))?;
+        }
+    }
+    Ok(format!("sqlite://{file}"))
+}
+
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let url = match &args.database_url {
         Some(u) => u.clone(),
-        None => {
-            // A fresh file each time: the demo always starts from the same platform.
-            for suffix in ["", "-wal", "-shm"] {
-                let f = format!("{DEFAULT_DEMO_DB}{suffix}");
-                if std::path::Path::new(&f).exists() {
-                    std::fs::remove_file(&f)
-                        .with_context(|| format!("removing the previous {f}"))?;
-                }
-            }
-            format!("sqlite://{DEFAULT_DEMO_DB}")
-        }
+        // A fresh file each time: the demo always starts from the same platform.
+        None => fresh_sqlite_file(DEFAULT_DEMO_DB)?,
     };
     let db = Db::connect_and_migrate(&url).await?;
     let mut jobs_config = JobsConfig::load(None)?;
