@@ -22,11 +22,12 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::documents::CannotRender;
 use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::BadInput;
 use crate::documents::email::{RenderedEmail, Templates};
 use crate::store::delivery::{self, OutboxRow};
-use crate::store::{documents, redact_url};
+use crate::store::redact_url;
 
 /// What the job did, or would do, with one email.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -306,12 +307,18 @@ impl Lane<'_> {
             });
         }
         let attachment = match (row.kind.as_str(), row.invoice_id) {
-            ("invoice_issued", Some(invoice_id)) => attachment(env, invoice_id).await?,
-            ("credit_note_issued", _) => credit_note_attachment(env, &row.data).await?,
-            _ => None,
+            ("invoice_issued", Some(invoice_id)) => attachment(env, invoice_id).await,
+            ("credit_note_issued", _) => credit_note_attachment(env, &row.data).await,
+            _ => Ok(None),
+        };
+        // A PDF that cannot be rendered fails the email as a template problem does; any other
+        // error is the store's.
+        let attachment = match attachment {
+            Err(e) if !e.is::<CannotRender>() => return Err(e),
+            a => a,
         };
         let message = match rendered
-            .and_then(|m| build(m, self.from, &row, &message_id, opts.now, attachment))
+            .and_then(|m| build(m, self.from, &row, &message_id, opts.now, attachment?))
         {
             Ok(m) => m,
             Err(e) => {
@@ -402,13 +409,15 @@ impl std::fmt::Display for SendError {
 /// A stable Message-ID: the same row always gets the same one.
 fn message_id_for(row: &OutboxRow, from: &Mailbox) -> String {
     let domain = from.email.domain().to_string();
-    let hash = documents::sha256_hex(row.dedupe_key.as_bytes());
+    let hash = crate::store::documents::sha256_hex(row.dedupe_key.as_bytes());
     format!("<billrun.{}.{}@{domain}>", row.id, &hash[..12])
 }
 
-/// The invoice's stored PDF, named after its number.
+/// The invoice's PDF, named after its number: the stored one, or rendered and stored now when
+/// the process that issued the invoice stopped before its documents step. An invoice email
+/// never leaves without its PDF.
 async fn attachment(env: &Env, invoice_id: i64) -> anyhow::Result<Option<(String, Vec<u8>)>> {
-    Ok(documents::pdf_with_number(&env.db, invoice_id)
+    Ok(super::documents::invoice_pdf(env, invoice_id)
         .await?
         .map(|(pdf, number)| (format!("invoice-{number}.pdf"), pdf)))
 }

@@ -651,7 +651,7 @@ fn regrouped(report: &mut JobReport, drafts: &[NewInvoice]) {
 /// Finalizes drafts one at a time, each in its own transaction, reporting each outcome.
 async fn one_by_one(env: &Env, drafts: &[NewInvoice], report: &mut JobReport) {
     for draft in drafts {
-        match finalize(env, draft).await {
+        match finalize_one(env, draft).await {
             Ok(Some(view)) => {
                 info!(account.id = %draft.account.id, invoice.number = view.number.as_deref().unwrap_or(""), amount_minor = draft.totals.total, "invoice issued");
                 report.bump(Count::Invoiced);
@@ -709,54 +709,8 @@ async fn finalize_together(
         .map(|(d, (id, number))| issued_email(d, *id, number))
         .collect();
     outbox::enqueue_many(&mut tx, &emails, outbox::OnConflict::Fail).await?;
-    if !env.defer_documents {
-        // Rendered on every core, stored in the finalizing transaction as for one invoice.
-        let work: Vec<Invoice> = drafts
-            .iter()
-            .zip(&done)
-            .map(|(d, (id, number))| invoice_document::from_new(d, Some((*id, number))))
-            .collect();
-        let seller = env.jobs.invoice.settings.seller.clone();
-        let pdfs = tokio::task::spawn_blocking(move || render_all(&work, &seller))
-            .await
-            .context("rendering the invoice PDFs")??;
-        let docs: Vec<(i64, &[u8], DateTime<Utc>)> = drafts
-            .iter()
-            .zip(&done)
-            .zip(&pdfs)
-            .map(|((d, (id, _)), pdf)| (id.0, pdf.as_slice(), d.issued_at))
-            .collect();
-        crate::store::documents::save_many(&mut tx, &docs).await?;
-    }
     tx.commit().await?;
     Ok(Some(done))
-}
-
-/// Renders PDFs on every core the process may use, in the order given: each invoice as
-/// issued.
-pub fn render_all(
-    work: &[Invoice],
-    seller: &crate::config::SellerSettings,
-) -> anyhow::Result<Vec<Vec<u8>>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = work.len().div_ceil(cores).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .chunks(per_thread)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|inv| render_pdf(inv, seller))
-                        .collect::<anyhow::Result<Vec<_>>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(work.len());
-        for h in handles {
-            out.extend(h.join().expect("a PDF rendering thread panicked")?);
-        }
-        Ok(out)
-    })
 }
 
 /// The timeline message of an issued invoice.
@@ -789,8 +743,19 @@ fn issued_email<'a>(draft: &'a NewInvoice, id: InvoiceId, number: &str) -> NewEm
     }
 }
 
-/// Numbers and stores one invoice with its timeline event, in one transaction.
+/// Numbers and stores one invoice with its timeline event and email, in one transaction, then
+/// its PDF (`documents::invoice_pdf`): a final invoice on closing an account, issued alone.
 pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<Invoice>> {
+    let issued = finalize_one(env, draft).await?;
+    if let Some(id) = issued.as_ref().and_then(|inv| inv.id) {
+        super::documents::invoice_pdf(env, id.0).await?;
+    }
+    Ok(issued)
+}
+
+/// Numbers and stores one invoice with its timeline event and email, in one transaction; its
+/// PDF comes after the commit (the documents step).
+async fn finalize_one(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<Invoice>> {
     let mut tx = env.db.begin().await?;
     let mut recorded = [draft.clone()];
     invoices::record_payment_means(&mut tx, &mut recorded).await?;
@@ -813,22 +778,6 @@ pub async fn finalize(env: &Env, draft: &NewInvoice) -> anyhow::Result<Option<In
     )
     .await?;
     outbox::enqueue(&mut tx, &issued_email(draft, id, &number)).await?;
-    let inv = invoice_document::from_new(draft, Some((id, &number)));
-    // The document is made and stored in the finalizing transaction: no finalized invoice
-    // without its PDF, whatever crashes. (Only the benchmark defers it, to time it apart.)
-    if !env.defer_documents {
-        let pdf = render_pdf(&inv, &env.jobs.invoice.settings.seller)?;
-        crate::store::documents::save(&mut tx, id.0, &pdf, draft.issued_at).await?;
-    }
     tx.commit().await?;
-    Ok(Some(inv))
-}
-
-/// The PDF of an invoice as issued (`Invoice::as_issued`).
-pub fn render_pdf(
-    inv: &Invoice,
-    seller: &crate::config::SellerSettings,
-) -> anyhow::Result<Vec<u8>> {
-    // Every caller hands the invoice as issued: a finalized draft, or `load_issued_page`.
-    crate::documents::invoice_pdf::render(inv, seller)
+    Ok(Some(invoice_document::from_new(draft, Some((id, &number)))))
 }

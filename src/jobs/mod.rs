@@ -15,6 +15,7 @@ pub mod collect;
 mod count;
 pub mod delete;
 pub mod deliver;
+pub mod documents;
 pub mod hds;
 pub mod invoice;
 pub mod suspend;
@@ -189,10 +190,6 @@ pub struct Env {
     pub smtp_url: Option<Secret>,
     /// An operator's edited copy of `templates/email` (`BILLRUN_TEMPLATES_DIR`).
     pub templates_dir: Option<std::path::PathBuf>,
-    /// Only `billrun bench`: the invoice job finalizes without rendering the PDF, which the
-    /// bench's PDF step renders afterwards (`invoice::render_deferred`). Every other caller
-    /// leaves it false: no finalized invoice without its PDF.
-    pub defer_documents: bool,
     /// The Stripe request bucket every job of the process shares (collect and delete).
     pub stripe_limiter: std::sync::Arc<crate::gateway::RateLimiter>,
 }
@@ -207,7 +204,6 @@ impl Env {
             production: false,
             smtp_url: None,
             templates_dir: None,
-            defer_documents: false,
             stripe_limiter: std::sync::Arc::new(crate::gateway::RateLimiter::new(rate)),
         }
     }
@@ -343,7 +339,14 @@ impl JobReport {
 
 pub async fn run(env: &Env, job: JobName, opts: &RunOptions) -> anyhow::Result<JobReport> {
     match job {
-        JobName::Invoice => invoice::run(env, opts).await,
+        // The invoices committed, then their PDFs (the documents step), over the same accounts.
+        JobName::Invoice => {
+            let mut report = invoice::run(env, opts).await?;
+            if !report.stopped {
+                documents::run(env, opts).await?.add_to(&mut report);
+            }
+            Ok(report)
+        }
         JobName::Collect => collect::run(env, opts).await,
         JobName::Suspend => suspend::run(env, opts).await,
         JobName::Hds => hds::run(env, opts).await,

@@ -13,23 +13,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Stores an invoice's PDF in the caller's transaction: [`save_many`] with a group of one.
-pub async fn save(
-    tx: &mut Tx,
-    invoice_id: i64,
-    pdf: &[u8],
-    at: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    save_many(tx, &[(invoice_id, pdf, at)]).await
-}
-
 /// The PDF bytes sent in one statement at most by [`save_many`] on PostgreSQL.
 const STATEMENT_BYTES: usize = 1 << 20;
 
 /// Stores invoices' PDFs in the caller's transaction: the one insert of documents per
 /// backend, statements of arrays on PostgreSQL (an array per column) and the connection's own
-/// handle on SQLite (see `sqlite_bulk`).
-pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> anyhow::Result<()> {
+/// handle on SQLite (see `sqlite_bulk`). An invoice whose PDF is already stored keeps it
+/// (`ON CONFLICT DO NOTHING`): a PDF is rendered from the invoice as stored, the same bytes
+/// whoever renders it (the documents step, the deliver job) and however often. Returns how
+/// many were stored.
+pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> anyhow::Result<u64> {
+    let mut stored = 0;
     let hashes: Vec<String> = docs.iter().map(|(_, pdf, _)| sha256_hex(pdf)).collect();
     match tx {
         Tx::Postgres(t) => {
@@ -50,16 +44,18 @@ pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> any
                     .max(1);
                 let (chunk, after) = rest.split_at(n);
                 let (chunk_hashes, hashes_after) = hashes.split_at(n);
-                sqlx::query(
+                stored += sqlx::query(
                     "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at)
-                     SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::timestamptz[])",
+                     SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::timestamptz[])
+                     ON CONFLICT (invoice_id) DO NOTHING",
                 )
                 .bind(chunk.iter().map(|d| d.0).collect::<Vec<_>>())
                 .bind(chunk.iter().map(|d| d.1).collect::<Vec<_>>())
                 .bind(chunk_hashes)
                 .bind(chunk.iter().map(|d| d.2).collect::<Vec<_>>())
                 .execute(&mut **t)
-                .await?;
+                .await?
+                .rows_affected();
                 (rest, hashes) = (after, hashes_after);
             }
         }
@@ -68,11 +64,12 @@ pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> any
             let mut handle = t.lock_handle().await?;
             let raw = Raw::new(&mut handle);
             let mut insert = raw.prepare(
-                "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO invoice_documents (invoice_id, pdf, sha256, created_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (invoice_id) DO NOTHING",
                 "storing invoice PDFs",
             )?;
             for ((id, pdf, at), hash) in docs.iter().zip(&hashes) {
-                insert.run(&[
+                stored += insert.run(&[
                     Val::Int(*id),
                     Val::Blob(pdf),
                     Val::text(hash),
@@ -81,7 +78,7 @@ pub async fn save_many(tx: &mut Tx, docs: &[(i64, &[u8], DateTime<Utc>)]) -> any
             }
         }
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// The stored PDF and its SHA-256.
@@ -106,17 +103,44 @@ pub async fn pdf_with_number(
         .bind(invoice_id).fetch_optional(p).await?))
 }
 
-/// Invoices without a stored PDF, in id order after `after_id`: the documents the benchmark
-/// deferred (`jobs::Env::defer_documents`). Empty otherwise: every finalized invoice has one.
+/// Issued invoices without a stored PDF, in id order after `after_id`, of the accounts with
+/// ids in `accounts` (inclusive) or of every account: what the documents step renders
+/// (`jobs::documents`). Between an invoice's commit and its PDF's, or after a process died
+/// in between.
 pub async fn missing(
     db: impl Into<Conn<'_>>,
+    accounts: Option<(&str, &str)>,
     after_id: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<super::invoices::InvoiceRow>> {
+    // Without a range, the bounds take every account id (ids are non-empty text).
+    let (first, last, all) = match accounts {
+        Some((first, last)) => (first, last, false),
+        None => ("", "", true),
+    };
     Ok(
         with_db!(db, p => sqlx::query_as::<_, super::invoices::InvoiceRow>(
         "SELECT i.* FROM invoices i LEFT JOIN invoice_documents d ON d.invoice_id = i.id
-         WHERE d.invoice_id IS NULL AND i.id > $1 ORDER BY i.id LIMIT $2")
-        .bind(after_id).bind(limit).fetch_all(p).await?),
+         WHERE d.invoice_id IS NULL AND i.id > $1
+           AND ($2 OR (i.account_id >= $3 AND i.account_id <= $4))
+         ORDER BY i.id LIMIT $5")
+        .bind(after_id).bind(all).bind(first).bind(last).bind(limit).fetch_all(p).await?),
     )
+}
+
+/// How many issued invoices of the accounts in `accounts` (or of every account) have no
+/// stored PDF: what a dry-run of the documents step reports.
+pub async fn count_missing(
+    db: impl Into<Conn<'_>>,
+    accounts: Option<(&str, &str)>,
+) -> anyhow::Result<u64> {
+    let (first, last, all) = match accounts {
+        Some((first, last)) => (first, last, false),
+        None => ("", "", true),
+    };
+    let n: i64 = with_db!(db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM invoices i LEFT JOIN invoice_documents d ON d.invoice_id = i.id
+         WHERE d.invoice_id IS NULL AND ($1 OR (i.account_id >= $2 AND i.account_id <= $3))")
+        .bind(all).bind(first).bind(last).fetch_one(p).await?);
+    Ok(n as u64)
 }

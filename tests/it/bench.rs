@@ -225,10 +225,11 @@ async fn bench_without_the_right_to_checkpoint_times_the_steps_unsettled() {
 }
 
 both_stores!(
-    deferred_pdfs_are_the_documents_finalize_stores,
+    pdfs_rendered_after_collection_are_the_invoices_as_issued,
     |app: TestApp| async move {
-        // The same platform billed twice: PDFs made at finalization, and PDFs deferred then
-        // rendered after collection changed the invoices (credit applied, payments).
+        // The same platform billed twice: the invoice job with its documents step (as
+        // `jobs::run` chains them), and the invoice job alone, its PDFs rendered by the
+        // documents step only after collection changed the invoices (credit applied, payments).
         let deferred = TestApp::new(app.store).await;
         for a in [&app, &deferred] {
             a.seed_fixtures().await;
@@ -254,22 +255,19 @@ both_stores!(
             )
             .await;
         }
-        let mut env = deferred.env.clone();
-        env.defer_documents = true;
+        let env = deferred.env.clone();
+        let opts = crate::common::opts("2026-11-01T06:00:00Z");
         app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
-        let report = billrun::jobs::run(
-            &env,
-            JobName::Invoice,
-            &crate::common::opts("2026-11-01T06:00:00Z"),
-        )
-        .await
-        .unwrap();
+        let report = billrun::jobs::invoice::run(&env, &opts).await.unwrap();
         assert!(report.counts[&Count::Invoiced] >= 3, "{:?}", report.counts);
         assert_eq!(deferred.count("invoice_documents").await, 0);
         deferred.run(JobName::Collect, "2026-11-01T07:00:00Z").await;
-        let rendered = billrun_bench::render_deferred(&env).await.unwrap();
-        assert_eq!(rendered, report.counts[&Count::Invoiced]);
-        assert_eq!(billrun_bench::render_deferred(&env).await.unwrap(), 0);
+        let rendered = billrun::jobs::documents::run(&env, &opts).await.unwrap();
+        assert!(rendered.failures.is_empty(), "{:?}", rendered.failures);
+        assert_eq!(rendered.pdfs, report.counts[&Count::Invoiced]);
+        let again = billrun::jobs::documents::run(&env, &opts).await.unwrap();
+        assert_eq!(again.pdfs, 0, "every PDF stored once");
+        let rendered = rendered.pdfs;
 
         let docs = |a: &TestApp| {
             let db = a.db().clone();
@@ -290,15 +288,10 @@ both_stores!(
     issued_views_read_a_page_as_each_invoice_alone,
     |app: TestApp| async move {
         app.seed_fixtures().await;
-        let mut env = app.env.clone();
-        env.defer_documents = true;
-        billrun::jobs::run(
-            &env,
-            JobName::Invoice,
-            &crate::common::opts("2026-11-01T06:00:00Z"),
-        )
-        .await
-        .unwrap();
+        // The invoice job alone: its invoices without their PDFs yet.
+        billrun::jobs::invoice::run(&app.env, &crate::common::opts("2026-11-01T06:00:00Z"))
+            .await
+            .unwrap();
         let db = app.db().clone();
         let ids: Vec<(i64, String)> = billrun::with_db!(&db, p => sqlx::query_as(
             "SELECT id, account_id FROM invoices ORDER BY id").fetch_all(p).await.unwrap());
@@ -312,7 +305,7 @@ both_stores!(
                 VALUES ($1, $2, 45, $3, $4)").bind(ids[0].0).bind(&ids[0].1).bind(ids[2].0).bind(at)
                 .execute(p).await.unwrap();
         });
-        let rows = billrun::store::documents::missing(&db, 0, 1000)
+        let rows = billrun::store::documents::missing(&db, None, 0, 1000)
             .await
             .unwrap();
         assert_eq!(rows.len(), ids.len());

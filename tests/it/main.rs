@@ -14,6 +14,7 @@ mod collection_truth;
 mod credit_notes;
 mod deletion;
 mod deliver;
+mod documents;
 mod facturx;
 mod fake_stripe_selftest;
 mod imports;

@@ -7,12 +7,14 @@
 //! 1. **import** — the chunks go through the import code (`import::import_text`, CSV: catalog,
 //!    accounts, apps, usage; validated as `billrun import` does), with the accounts' prepaid
 //!    credit and payment methods. Drawing the platform and writing its CSV is not timed.
-//! 2. **invoice** — the invoice job over every account, page by page (the job's `batch_size`),
-//!    with its PDFs deferred (`Env::defer_documents`), so that the step is the billing alone.
+//! 2. **invoice** — the invoice job over every account, page by page (the job's `batch_size`):
+//!    the invoices committed, without their PDFs (`jobs::invoice::run`).
 //! 3. **collect** — the collect job with the simulated gateway, by account ranges of its
 //!    `batch_size` (the scale-out batches of `--join`).
-//! 4. **pdf** — renders the deferred PDFs (the invoices as issued) on every core and stores
-//!    them, a page at a time.
+//! 4. **pdf** — the documents step that `jobs::run` chains after the invoice job
+//!    (`jobs::documents::run`): every invoice's PDF rendered from the store on every core and
+//!    stored, a page at a time. Timed after collect, as it always was, to compare with earlier
+//!    figures; it reads nothing collect wrote.
 //! 5. **deliver** — the deliver job sends every email of the outbox (PDFs attached) to an SMTP
 //!    sink on loopback that the bench runs itself (`smtp.rs`).
 //!
@@ -33,7 +35,7 @@ use billrun::core::period::Period;
 use billrun::import::read::Format;
 use billrun::import::{self, ImportKind};
 use billrun::jobs::{self, Count, Counts, Env, JobName, JobReport, RunOptions, Secret};
-use billrun::store::{Backend, Db, collection, documents, redact_url};
+use billrun::store::{Backend, Db, collection, redact_url};
 use billrun::views::OutputFormat;
 use billrun_demo::generate::{BENCH_APP_COUNTS, DemoPlatform, Generator};
 
@@ -46,8 +48,6 @@ pub const DEFAULT_BENCH_DB: &str = "billrun-bench.db";
 
 /// Accounts per import chunk (with their apps and usage: about 50,000 records).
 const IMPORT_CHUNK: usize = 5_000;
-/// Invoices rendered and stored per PDF page.
-const PDF_PAGE: i64 = 256;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -199,7 +199,6 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
     jobs_config.collect.settings.simulated_latency = args.gateway_latency_ms.clone();
     jobs_config.collect.settings.rate_limit_per_second = args.rate_limit_per_second;
     let mut env = Env::new(db, jobs_config);
-    env.defer_documents = true;
     let period = Period::previous_to(args.now);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let progress = |line: String| {
@@ -348,7 +347,13 @@ async fn bench(db: Db, url: &str, args: &BenchArgs) -> anyhow::Result<BenchRepor
 
         settle!();
         let started = Instant::now();
-        let pdfs = render_deferred(&env).await?;
+        let rendered = jobs::documents::run(&env, &opts).await?;
+        anyhow::ensure!(
+            rendered.failures.is_empty(),
+            "the documents step failed: {:?}",
+            rendered.failures
+        );
+        let pdfs = rendered.pdfs;
         let seconds = started.elapsed().as_secs_f64();
         steps.push(Step::new(
             "pdf",
@@ -707,59 +712,6 @@ fn describe(counts: &Counts) -> String {
         .map(|(k, v)| format!("{v} {}", k.as_str().replace('_', " ")))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Step 4: renders the PDFs the invoice step deferred, as the invoices were issued, on every
-/// core (`jobs::invoice::render_all`), and stores each page of them in one transaction: one
-/// page is stored while the next renders and the one after is read.
-pub async fn render_deferred(env: &Env) -> anyhow::Result<u64> {
-    let seller = std::sync::Arc::new(env.jobs.invoice.settings.seller.clone());
-    let mut done = 0u64;
-    let mut storing: Option<tokio::task::JoinHandle<anyhow::Result<u64>>> = None;
-    let mut page = deferred_page(env, 0).await?;
-    while let Some(&(after, _)) = page.0.last() {
-        let (keys, work) = page;
-        let seller = seller.clone();
-        let render = tokio::task::spawn_blocking(move || jobs::invoice::render_all(&work, &seller));
-        let next = deferred_page(env, after).await;
-        let pdfs = render.await??;
-        if let Some(stored) = storing.take() {
-            done += stored.await??;
-        }
-        let db = env.db.clone();
-        storing = Some(tokio::spawn(async move {
-            let docs: Vec<(i64, &[u8], DateTime<Utc>)> = keys
-                .iter()
-                .zip(&pdfs)
-                .map(|((id, at), pdf)| (*id, pdf.as_slice(), *at))
-                .collect();
-            let mut tx = db.begin().await?;
-            documents::save_many(&mut tx, &docs).await?;
-            tx.commit().await?;
-            Ok(docs.len() as u64)
-        }));
-        page = next?;
-    }
-    if let Some(stored) = storing {
-        done += stored.await??;
-    }
-    Ok(done)
-}
-
-/// A page of invoices without their PDF, after invoice id `after`: (id, issue time) each, and
-/// what `render_all` renders them from.
-#[allow(clippy::type_complexity)]
-async fn deferred_page(
-    env: &Env,
-    after: i64,
-) -> anyhow::Result<(
-    Vec<(i64, DateTime<Utc>)>,
-    Vec<billrun::core::document::Invoice>,
-)> {
-    let rows = documents::missing(&env.db, after, PDF_PAGE).await?;
-    let work = billrun::store::invoice_document::load_issued_page(&env.db, &rows).await?;
-    let keys = rows.iter().map(|r| (r.id, r.issued_at)).collect();
-    Ok((keys, work))
 }
 
 /// The process's peak resident memory (`VmHWM` in /proc/self/status), 0 where there is none.

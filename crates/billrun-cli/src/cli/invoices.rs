@@ -154,11 +154,10 @@ async fn export(
         for row in &rows {
             let (file, bytes) = match format {
                 ExportFormat::Facturx => {
-                    let (pdf, _) = billrun::store::documents::get(&env.db, row.id)
+                    // Rendered and stored now if the run that issued it stopped before.
+                    let (pdf, _) = billrun::jobs::documents::invoice_pdf(env, row.id)
                         .await?
-                        .ok_or_else(|| {
-                            anyhow::anyhow!("invoice {} has no stored document", row.number)
-                        })?;
+                        .ok_or_else(|| anyhow::anyhow!("invoice {} is gone", row.number))?;
                     (format!("{}.pdf", row.number), pdf)
                 }
                 ExportFormat::Cii => (
@@ -229,9 +228,11 @@ pub(super) async fn run(cmd: InvoicesCommand) -> anyhow::Result<ExitCode> {
         InvoicesCommand::Pdf { key, output, store } => {
             let env = env(&store).await?;
             let row = require_invoice(&env.db, &key).await?;
-            let (pdf, sha) = billrun::store::documents::get(&env.db, row.id)
+            // Rendered and stored now if the run that issued it stopped before.
+            let (pdf, _) = billrun::jobs::documents::invoice_pdf(&env, row.id)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("invoice {} has no stored document", row.number))?;
+                .ok_or_else(|| anyhow::anyhow!("invoice {} is gone", row.number))?;
+            let sha = billrun::store::documents::sha256_hex(&pdf);
             std::fs::write(&output, &pdf)
                 .with_context(|| format!("writing {}", output.display()))?;
             println!(
