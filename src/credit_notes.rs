@@ -440,7 +440,7 @@ async fn queue_email(
         tx,
         &crate::store::outbox::NewEmail {
             account_id: &inv.account_id,
-            kind: "credit_note_issued",
+            kind: crate::core::email::EmailKind::CreditNoteIssued,
             dedupe_key: format!("credit_note_issued:{number}"),
             language: cn.language,
             to_address: &account.email,

@@ -45,6 +45,7 @@ stored_name! {
     PaymentMeans => "payment means",
     AccountStatus => "account status",
     super::timeline::TimelineKind => "timeline event kind",
+    super::email::EmailKind => "email kind",
 }
 
 impl TryFrom<String> for Period {
