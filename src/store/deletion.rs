@@ -9,7 +9,7 @@ use sqlx::FromRow;
 use super::{Conn, Tx};
 use crate::core::deletion::{Category, OwedInvoice, OwnedApp, PendingRequest, WaitingEmail};
 use crate::core::document::InvoiceStatus;
-use crate::core::email::EmailKind;
+use crate::core::email::{EmailKind, OutboxStatus};
 use crate::core::lifecycle::AccountStatus;
 use crate::core::stored::UnknownName;
 use crate::with_db;
@@ -349,9 +349,13 @@ pub async fn emails_by_status(
         .map(|(kind, status, count)| {
             // A kind billrun never wrote: no rule says whether the deletion waits for it, so
             // it stops here, naming the account, rather than guess.
-            let kind = EmailKind::try_from(kind).map_err(|e| {
-                anyhow::anyhow!("outbox of account {account} ({count} {status} emails): {e}")
-            })?;
+            let named = |e| {
+                anyhow::anyhow!(
+                    "outbox of account {account} ({count} {kind} emails, {status}): {e}"
+                )
+            };
+            let status = OutboxStatus::try_from(status.clone()).map_err(named)?;
+            let kind = EmailKind::try_from(kind.clone()).map_err(named)?;
             Ok(WaitingEmail {
                 kind,
                 status,

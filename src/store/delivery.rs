@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::Conn;
-use crate::core::email::EmailKind;
+use crate::core::email::{EmailKind, OutboxStatus};
 use crate::with_db;
 
 #[derive(Debug, Clone)]
@@ -17,13 +17,13 @@ pub struct OutboxRow {
     pub to_address: String,
     pub invoice_id: Option<i64>,
     pub data: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub message_id: Option<String>,
     pub account_name: String,
 }
 
-/// An [`OutboxRow`] as the query returns it: the kind is read into [`EmailKind`] by
+/// An [`OutboxRow`] as the query returns it: the kind and status are read into [`EmailKind`] by
 /// [`OutboxRow::read`] rather than by sqlx, so that a name billrun never wrote is an error
 /// naming the row (sqlx's decoding error names the column only).
 #[derive(FromRow)]
@@ -44,8 +44,9 @@ struct StoredRow {
 
 impl OutboxRow {
     fn read(r: StoredRow) -> anyhow::Result<OutboxRow> {
-        let kind = EmailKind::try_from(r.kind)
-            .map_err(|e| anyhow::anyhow!("outbox row {} (account {}): {e}", r.id, r.account_id))?;
+        let named = |e| anyhow::anyhow!("outbox row {} (account {}): {e}", r.id, r.account_id);
+        let kind = EmailKind::try_from(r.kind).map_err(named)?;
+        let status = OutboxStatus::try_from(r.status).map_err(named)?;
         Ok(OutboxRow {
             id: r.id,
             account_id: r.account_id,
@@ -55,7 +56,7 @@ impl OutboxRow {
             to_address: r.to_address,
             invoice_id: r.invoice_id,
             data: r.data,
-            status: r.status,
+            status,
             attempts: r.attempts,
             message_id: r.message_id,
             account_name: r.account_name,

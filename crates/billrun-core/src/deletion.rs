@@ -3,7 +3,7 @@
 //! emails it waits for before it strips the address they go to.
 
 use crate::document::InvoiceStatus;
-use crate::email::EmailKind;
+use crate::email::{EmailKind, OutboxStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -253,21 +253,8 @@ pub fn pending_email(kind: EmailKind) -> PendingEmail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WaitingEmail {
     pub kind: EmailKind,
-    /// The outbox status: `pending` (queued, or retrying after a temporary failure),
-    /// `sending` (claimed by a deliverer), `sent`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: OutboxStatus,
     pub count: i64,
-}
-
-/// True while an email in this outbox status may still be sent: `pending` and `sending`.
-/// `sent`, `cancelled` and `failed` (dead: rejected for good or given up) are final. A status
-/// this code does not know counts as not final: the deletion waits, and says for what.
-pub fn not_final(status: &str) -> bool {
-    match status {
-        "pending" | "sending" => true,
-        "sent" | "failed" | "cancelled" => false,
-        _ => true,
-    }
 }
 
 /// Of an account's emails (counted by kind and status), those its deletion waits for before
@@ -276,7 +263,7 @@ pub fn emails_to_wait_for(emails: Vec<WaitingEmail>) -> Vec<WaitingEmail> {
     emails
         .into_iter()
         .filter(|e| {
-            not_final(&e.status)
+            !e.status.is_final()
                 && match pending_email(e.kind) {
                     PendingEmail::Deliver => true,
                     PendingEmail::Cancel => false,
@@ -398,7 +385,7 @@ mod tests {
     fn a_deletion_waits_only_for_undelivered_emails_it_must_deliver() {
         let w = |kind: &str, status: &str, count| WaitingEmail {
             kind: kind.parse().unwrap(),
-            status: status.into(),
+            status: OutboxStatus::parse(status).unwrap(),
             count,
         };
         assert_eq!(

@@ -101,6 +101,66 @@ impl<'de> Deserialize<'de> for EmailKind {
     }
 }
 
+/// Where an email of the outbox stands (`outbox.status`), stored under its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    /// Queued, or waiting for its next attempt after a temporary failure.
+    Pending,
+    /// Claimed by a deliverer, until its claim expires.
+    Sending,
+    Sent,
+    /// Dead: rejected for good by the receiving server, could not be built, or given up after
+    /// `max_attempts`.
+    Failed,
+    /// Withdrawn before it was sent (an account's dunning when its data is stripped).
+    Cancelled,
+}
+
+impl OutboxStatus {
+    pub const ALL: &[OutboxStatus] = &[
+        OutboxStatus::Pending,
+        OutboxStatus::Sending,
+        OutboxStatus::Sent,
+        OutboxStatus::Failed,
+        OutboxStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+            OutboxStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxStatus> {
+        OutboxStatus::ALL.iter().copied().find(|x| x.as_str() == s)
+    }
+
+    /// Whether the email may still be sent: `pending` and `sending`; `sent`, `failed` and
+    /// `cancelled` are final.
+    pub fn is_final(self) -> bool {
+        match self {
+            OutboxStatus::Pending | OutboxStatus::Sending => false,
+            OutboxStatus::Sent | OutboxStatus::Failed | OutboxStatus::Cancelled => true,
+        }
+    }
+}
+
+impl fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for OutboxStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +192,20 @@ mod tests {
         }
         let err = EmailKind::deserialize(de("InvoiceIssued")).unwrap_err();
         assert_eq!(err.to_string(), "unknown email kind `InvoiceIssued`");
+    }
+
+    #[test]
+    fn every_outbox_status_reads_back_from_its_name() {
+        for st in OutboxStatus::ALL {
+            assert_eq!(OutboxStatus::parse(st.as_str()), Some(*st));
+            assert_eq!(st.to_string(), st.as_str());
+        }
+        assert_eq!(OutboxStatus::parse("queued"), None);
+        let open: Vec<&str> = OutboxStatus::ALL
+            .iter()
+            .filter(|s| !s.is_final())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(open, ["pending", "sending"]);
     }
 }

@@ -46,6 +46,7 @@ stored_name! {
     AccountStatus => "account status",
     super::timeline::TimelineKind => "timeline event kind",
     super::email::EmailKind => "email kind",
+    super::email::OutboxStatus => "outbox status",
 }
 
 impl TryFrom<String> for Period {
