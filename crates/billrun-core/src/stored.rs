@@ -42,6 +42,7 @@ stored_name! {
     RefundStatus => "refund status",
     super::credit_note::CreditLineKind => "credit note line kind",
     super::credit_note::RefundMethod => "refund method",
+    super::credit_note::GatewayRefundStatus => "gateway refund status",
     PaymentMeans => "payment means",
     AccountStatus => "account status",
     super::timeline::TimelineKind => "timeline event kind",
