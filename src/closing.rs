@@ -20,6 +20,7 @@ use crate::core::deletion::{
     OwedInvoice, Refusal, TokenError, check_request, check_token, token_digest,
 };
 use crate::core::document::Invoice;
+use crate::core::email::EmailKind;
 use crate::core::ids::AccountId;
 use crate::core::lifecycle::AccountStatus;
 use crate::core::money::format_minor;
@@ -165,7 +166,7 @@ pub async fn request(env: &Env, id: &str, now: DateTime<Utc>) -> anyhow::Result<
             &mut tx,
             &NewEmail {
                 account_id: id,
-                kind: "account_deletion_confirmation",
+                kind: EmailKind::AccountDeletionConfirmation,
                 dedupe_key: format!("account_deletion_confirmation:{id}:{}", now.timestamp()),
                 language: row.language,
                 to_address: &row.email,

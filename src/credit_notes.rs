@@ -15,7 +15,8 @@ use tracing::{info, warn};
 use crate::closing::Refused;
 use crate::config::BadInput;
 use crate::core::credit_note::{
-    self, CreditError, CreditLineKind, CreditRequest, Creditable, Paid, RefundMethod, SettleError,
+    self, CreditError, CreditLineKind, CreditRequest, Creditable, GatewayRefundStatus, Paid,
+    RefundMethod, SettleError,
 };
 use crate::core::document::{
     CreditNote, CreditNoteLine, CreditNoteRefund, InvoiceStatus, RefundStatus, RerouteTo,
@@ -50,7 +51,7 @@ pub struct Request {
 pub struct RefundReport {
     pub payment_intent: String,
     pub amount: String,
-    pub status: &'static str,
+    pub status: GatewayRefundStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -440,7 +441,7 @@ async fn queue_email(
         tx,
         &crate::store::outbox::NewEmail {
             account_id: &inv.account_id,
-            kind: "credit_note_issued",
+            kind: crate::core::email::EmailKind::CreditNoteIssued,
             dedupe_key: format!("credit_note_issued:{number}"),
             language: cn.language,
             to_address: &account.email,
@@ -507,19 +508,21 @@ pub async fn ask_refund(
             invoice_number: invoice_number.to_string(),
         })
         .await;
+    use GatewayRefundStatus as G;
     let (status, refund, message) = match outcome {
-        Ok(RefundOutcome::Succeeded { refund }) => ("succeeded", Some(refund), None),
-        Ok(RefundOutcome::Pending { refund }) => ("pending", Some(refund), None),
-        Ok(RefundOutcome::Failed { refund, reason }) => ("failed", refund, Some(reason)),
-        Ok(RefundOutcome::Unknown { reason }) => ("unknown", None, Some(reason)),
-        Err(e) => ("unknown", None, Some(e.to_string())),
+        Ok(RefundOutcome::Succeeded { refund }) => (G::Succeeded, Some(refund), None),
+        Ok(RefundOutcome::Pending { refund }) => (G::Pending, Some(refund), None),
+        Ok(RefundOutcome::Failed { refund, reason }) => (G::Failed, refund, Some(reason)),
+        Ok(RefundOutcome::Unknown { reason }) => (G::Unknown, None, Some(reason)),
+        Err(e) => (G::Unknown, None, Some(e.to_string())),
     };
     match status {
-        "failed" | "unknown" => warn!(credit_note.number = %credit_note_number, refund.id = r.id,
-            amount_minor = r.amount_minor, status, reason = message.as_deref().unwrap_or(""),
-            "refund not made"),
-        _ => info!(credit_note.number = %credit_note_number, refund.id = r.id,
-            amount_minor = r.amount_minor, status, "refund asked"),
+        G::Failed | G::Unknown => warn!(credit_note.number = %credit_note_number, refund.id = r.id,
+            amount_minor = r.amount_minor, status = status.as_str(),
+            reason = message.as_deref().unwrap_or(""), "refund not made"),
+        G::Succeeded | G::Pending | G::Requested | G::Rerouted => info!(
+            credit_note.number = %credit_note_number, refund.id = r.id,
+            amount_minor = r.amount_minor, status = status.as_str(), "refund asked"),
     }
     let mut tx = db.begin().await?;
     store::settle_refund(
@@ -652,7 +655,10 @@ async fn reroute_in(
 ) -> anyhow::Result<RerouteReport> {
     store::lock_invoice(tx, cn.invoice_id).await?;
     let refunds = store::refunds_of(&mut *tx, cn.id).await?;
-    let failed: Vec<&RefundRow> = refunds.iter().filter(|r| r.status == "failed").collect();
+    let failed: Vec<&RefundRow> = refunds
+        .iter()
+        .filter(|r| r.status == GatewayRefundStatus::Failed)
+        .collect();
     if failed.is_empty() {
         let statuses = if refunds.is_empty() {
             "it has no refund through the gateway".to_string()
@@ -747,7 +753,11 @@ async fn reroute_in(
             .map(|r| RefundReport {
                 payment_intent: r.payment_intent_id.clone(),
                 amount: format_minor(r.amount_minor),
-                status: if req.dry_run { "failed" } else { "rerouted" },
+                status: if req.dry_run {
+                    GatewayRefundStatus::Failed
+                } else {
+                    GatewayRefundStatus::Rerouted
+                },
                 message: r.failure_message.clone(),
             })
             .collect(),

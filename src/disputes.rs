@@ -165,7 +165,7 @@ pub async fn record_in(
                 tx,
                 &crate::store::outbox::NewEmail {
                     account_id: &inv.account_id,
-                    kind: "payment_disputed",
+                    kind: crate::core::email::EmailKind::PaymentDisputed,
                     dedupe_key: format!("payment_disputed:{}", req.stripe_dispute),
                     language: inv.language,
                     to_address: &account.email,

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::core::deletion::{CATEGORIES, Category, WaitingEmail, emails_to_wait_for};
+use crate::core::email::EmailKind;
 use crate::gateway::{DeleteCustomerError, OperatorError};
 use crate::store::accounts;
 use crate::store::deletion::{self, QueueRow};
@@ -390,7 +391,7 @@ async fn farewell(
         tx,
         &NewEmail {
             account_id: &q.account_id,
-            kind: "account_deleted",
+            kind: EmailKind::AccountDeleted,
             dedupe_key: format!("account_deleted:{}", q.account_id),
             language: a.language,
             to_address: &a.email,

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use super::documents::CannotRender;
 use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
 use crate::config::BadInput;
+use crate::core::email::EmailKind;
 use crate::documents::email::{RenderedEmail, Templates};
 use crate::store::delivery::{self, OutboxRow};
 use crate::store::redact_url;
@@ -33,7 +34,7 @@ use crate::store::redact_url;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DeliveryItem {
     pub outbox_id: i64,
-    pub kind: String,
+    pub kind: EmailKind,
     pub to: String,
     pub subject: String,
     pub message_id: String,
@@ -273,7 +274,7 @@ impl Lane<'_> {
             .unwrap_or_else(|| message_id_for(&row, self.from));
         let mut it = DeliveryItem {
             outbox_id: row.id,
-            kind: row.kind.clone(),
+            kind: row.kind,
             to: row.to_address.clone(),
             subject: String::new(),
             message_id: message_id.clone(),
@@ -306,10 +307,23 @@ impl Lane<'_> {
                 item: None,
             });
         }
-        let attachment = match (row.kind.as_str(), row.invoice_id) {
-            ("invoice_issued", Some(invoice_id)) => attachment(env, invoice_id).await,
-            ("credit_note_issued", _) => credit_note_attachment(env, &row.data).await,
-            _ => Ok(None),
+        let attachment = match (row.kind, row.invoice_id) {
+            (EmailKind::InvoiceIssued, Some(invoice_id)) => attachment(env, invoice_id).await,
+            (EmailKind::CreditNoteIssued, _) => credit_note_attachment(env, &row.data).await,
+            // Every invoice email names its invoice; the other kinds attach nothing.
+            (EmailKind::InvoiceIssued, None)
+            | (
+                EmailKind::PaymentSucceeded
+                | EmailKind::PaymentFailed
+                | EmailKind::ActionRequired
+                | EmailKind::AccountSuspended
+                | EmailKind::DataDeletionWarning
+                | EmailKind::AccountDeletionConfirmation
+                | EmailKind::AccountDeleted
+                | EmailKind::HdsReviewReminder
+                | EmailKind::PaymentDisputed,
+                _,
+            ) => Ok(None),
         };
         // A PDF that cannot be rendered fails the email as a template problem does; any other
         // error is the store's.
@@ -461,7 +475,7 @@ fn render(env: &Env, templates: &Templates, row: &OutboxRow) -> anyhow::Result<R
     );
     obj.insert("dashboard_url".into(), s.dashboard_url.clone().into());
     obj.insert("support_email".into(), s.support_email.clone().into());
-    Ok(templates.render(&row.kind, &row.language, &data)?)
+    Ok(templates.render(row.kind, &row.language, &data)?)
 }
 
 fn build(

@@ -6,6 +6,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
+use crate::core::email::EmailKind;
 use crate::core::lifecycle::hds_reminder_due;
 use crate::core::timeline::TimelineKind;
 use crate::store::outbox::{self, NewEmail};
@@ -131,7 +132,7 @@ async fn remind(
         &mut tx,
         &NewEmail {
             account_id: &c.account_id,
-            kind: "hds_review_reminder",
+            kind: EmailKind::HdsReviewReminder,
             dedupe_key: format!(
                 "hds_review_reminder:{}:{}",
                 c.account_id,

@@ -727,7 +727,7 @@ fn issued_email<'a>(draft: &'a NewInvoice, id: InvoiceId, number: &str) -> NewEm
     let a = &draft.account;
     NewEmail {
         account_id: a.id.as_str(),
-        kind: "invoice_issued",
+        kind: crate::core::email::EmailKind::InvoiceIssued,
         dedupe_key: format!("invoice_issued:{}", id.0),
         language: a.language,
         to_address: &a.email,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::{Count, Env, Failure, JobName, JobReport, RunOptions};
+use crate::core::email::EmailKind;
 use crate::core::lifecycle::{DebtState, LifecycleAction, Policy, decide};
 use crate::core::money::format_minor;
 use crate::core::timeline::TimelineKind;
@@ -167,7 +168,7 @@ async fn apply(
                 email(
                     &mut tx,
                     &row.id,
-                    "account_suspended",
+                    EmailKind::AccountSuspended,
                     format!("account_suspended:{}:{}", row.id, now.timestamp()),
                     now,
                     serde_json::json!({
@@ -219,7 +220,7 @@ async fn apply(
                 email(
                     &mut tx,
                     &row.id,
-                    "data_deletion_warning",
+                    EmailKind::DataDeletionWarning,
                     format!(
                         "data_deletion_warning:{}:{}",
                         row.id,
@@ -267,7 +268,7 @@ async fn apply(
 async fn email(
     tx: &mut Tx,
     account: &str,
-    kind: &str,
+    kind: EmailKind,
     dedupe: String,
     now: DateTime<Utc>,
     data: serde_json::Value,

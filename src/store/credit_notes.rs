@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use sqlx::FromRow;
 
 use super::{Conn, DbDecimal, Tx};
-use crate::core::credit_note::{CreditLineKind, RefundMethod};
+use crate::core::credit_note::{CreditLineKind, GatewayRefundStatus, RefundMethod};
 use crate::core::document::{
     CreditNote, CreditNoteLine, CreditNoteRef, CreditNoteRefund, InvoiceStatus, RefundReroute,
     RefundStatus, RerouteTo,
@@ -309,7 +309,8 @@ pub struct RefundRow {
     pub payment_intent_id: String,
     pub amount_minor: i64,
     pub idempotency_key: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: GatewayRefundStatus,
     pub stripe_refund_id: Option<String>,
     pub failure_message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -407,17 +408,23 @@ pub async fn credit_refunded(db: impl Into<Conn<'_>>, invoice_id: i64) -> anyhow
 pub async fn settle_refund(
     tx: &mut Tx,
     refund_id: i64,
-    status: &str,
+    status: GatewayRefundStatus,
     stripe_refund: Option<&str>,
     message: Option<&str>,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let settled = matches!(status, "succeeded" | "failed").then_some(at);
+    let settled = match status {
+        GatewayRefundStatus::Succeeded | GatewayRefundStatus::Failed => Some(at),
+        GatewayRefundStatus::Requested
+        | GatewayRefundStatus::Pending
+        | GatewayRefundStatus::Unknown
+        | GatewayRefundStatus::Rerouted => None,
+    };
     let n = with_db!(&mut *tx, c => sqlx::query(
         "UPDATE refunds SET status = $2, stripe_refund_id = COALESCE($3, stripe_refund_id),
             failure_message = $4, settled_at = $5
          WHERE id = $1 AND status IN ('requested', 'unknown', 'pending')")
-        .bind(refund_id).bind(status).bind(stripe_refund).bind(message).bind(settled)
+        .bind(refund_id).bind(status.as_str()).bind(stripe_refund).bind(message).bind(settled)
         .execute(c).await?.rows_affected());
     Ok(n == 1)
 }
@@ -586,14 +593,16 @@ fn refund_status(row: &CreditNoteRow, refunds: &[RefundRow]) -> RefundStatus {
             RefundStatus::NotNeeded
         };
     }
-    let has = |s: &str| refunds.iter().any(|r| r.status == s);
-    if has("failed") {
+    use GatewayRefundStatus as G;
+    let has = |s: G| refunds.iter().any(|r| r.status == s);
+    if has(G::Failed) {
         RefundStatus::Failed
-    } else if has("unknown") {
+    } else if has(G::Unknown) {
         RefundStatus::Unknown
-    } else if has("requested") || has("pending") {
+    } else if has(G::Requested) || has(G::Pending) {
         RefundStatus::Pending
     } else {
+        // Succeeded, or rerouted (settled otherwise).
         RefundStatus::Succeeded
     }
 }

@@ -9,6 +9,7 @@ use sqlx::FromRow;
 use super::{Conn, Tx};
 use crate::core::deletion::{Category, OwedInvoice, OwnedApp, PendingRequest, WaitingEmail};
 use crate::core::document::InvoiceStatus;
+use crate::core::email::{EmailKind, OutboxStatus};
 use crate::core::lifecycle::AccountStatus;
 use crate::core::stored::UnknownName;
 use crate::with_db;
@@ -344,14 +345,24 @@ pub async fn emails_by_status(
         "SELECT kind, status, COUNT(*) FROM outbox WHERE account_id = $1
          GROUP BY kind, status ORDER BY kind, status")
         .bind(account).fetch_all(c).await?);
-    Ok(rows
-        .into_iter()
-        .map(|(kind, status, count)| WaitingEmail {
-            kind,
-            status,
-            count,
+    rows.into_iter()
+        .map(|(kind, status, count)| {
+            // A kind billrun never wrote: no rule says whether the deletion waits for it, so
+            // it stops here, naming the account, rather than guess.
+            let named = |e| {
+                anyhow::anyhow!(
+                    "outbox of account {account} ({count} {kind} emails, {status}): {e}"
+                )
+            };
+            let status = OutboxStatus::try_from(status.clone()).map_err(named)?;
+            let kind = EmailKind::try_from(kind.clone()).map_err(named)?;
+            Ok(WaitingEmail {
+                kind,
+                status,
+                count,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Strips what an invoice does not require, keeping invoices, lines, payments and the credit

@@ -4,22 +4,64 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::Conn;
+use crate::core::email::{EmailKind, OutboxStatus};
 use crate::with_db;
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
     pub account_id: String,
-    pub kind: String,
+    pub kind: EmailKind,
     pub dedupe_key: String,
     pub language: String,
     pub to_address: String,
     pub invoice_id: Option<i64>,
     pub data: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub message_id: Option<String>,
     pub account_name: String,
+}
+
+/// An [`OutboxRow`] as the query returns it: the kind and status are read into [`EmailKind`] by
+/// [`OutboxRow::read`] rather than by sqlx, so that a name billrun never wrote is an error
+/// naming the row (sqlx's decoding error names the column only).
+#[derive(FromRow)]
+struct StoredRow {
+    id: i64,
+    account_id: String,
+    kind: String,
+    dedupe_key: String,
+    language: String,
+    to_address: String,
+    invoice_id: Option<i64>,
+    data: String,
+    status: String,
+    attempts: i32,
+    message_id: Option<String>,
+    account_name: String,
+}
+
+impl OutboxRow {
+    fn read(r: StoredRow) -> anyhow::Result<OutboxRow> {
+        let named = |e| anyhow::anyhow!("outbox row {} (account {}): {e}", r.id, r.account_id);
+        let kind = EmailKind::try_from(r.kind).map_err(named)?;
+        let status = OutboxStatus::try_from(r.status).map_err(named)?;
+        Ok(OutboxRow {
+            id: r.id,
+            account_id: r.account_id,
+            kind,
+            dedupe_key: r.dedupe_key,
+            language: r.language,
+            to_address: r.to_address,
+            invoice_id: r.invoice_id,
+            data: r.data,
+            status,
+            attempts: r.attempts,
+            message_id: r.message_id,
+            account_name: r.account_name,
+        })
+    }
 }
 
 /// Rows ready to send at `now`: pending and due, or stuck in `sending` past their claim.
@@ -34,7 +76,7 @@ pub async fn due(
     after_id: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<OutboxRow>> {
-    Ok(with_db!(db, p => sqlx::query_as::<_, OutboxRow>(
+    let rows = with_db!(db, p => sqlx::query_as::<_, StoredRow>(
         "SELECT o.id, o.account_id, o.kind, o.dedupe_key, o.language, o.to_address, o.invoice_id, o.data, o.status,
                 o.attempts, o.message_id, a.name AS account_name
          FROM (SELECT * FROM (SELECT * FROM outbox WHERE status = 'pending' AND id > $3
@@ -46,7 +88,8 @@ pub async fn due(
                                 ORDER BY status, id LIMIT $2) s) o
          JOIN accounts a ON a.id = o.account_id
          ORDER BY o.id LIMIT $2")
-        .bind(now).bind(limit).bind(after_id).fetch_all(p).await?))
+        .bind(now).bind(limit).bind(after_id).fetch_all(p).await?);
+    rows.into_iter().map(OutboxRow::read).collect()
 }
 
 /// Claims a row for one deliverer; false when another one holds it.

@@ -2,19 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::FromRow;
 
 use super::{Conn, Tx};
 use crate::core::ids::InvoiceId;
 use crate::core::timeline::TimelineKind;
 use crate::with_db;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct EventRow {
     pub id: i64,
     pub account_id: String,
     pub at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: TimelineKind,
     pub invoice_id: Option<i64>,
     pub message: String,
 }
@@ -38,10 +37,27 @@ pub async fn record(
     record_many(tx, std::slice::from_ref(&event)).await
 }
 
+/// The account's events, oldest first. A kind billrun never wrote is an error naming the event
+/// (the kind is read here rather than by sqlx, whose decoding error names the column only).
 pub async fn timeline(db: impl Into<Conn<'_>>, account_id: &str) -> anyhow::Result<Vec<EventRow>> {
-    Ok(with_db!(db, p => sqlx::query_as::<_, EventRow>(
+    type Stored = (i64, String, DateTime<Utc>, String, Option<i64>, String);
+    let rows: Vec<Stored> = with_db!(db, p => sqlx::query_as(
         "SELECT id, account_id, at, kind, invoice_id, message FROM account_events WHERE account_id = $1 ORDER BY id")
-        .bind(account_id).fetch_all(p).await?))
+        .bind(account_id).fetch_all(p).await?);
+    rows.into_iter()
+        .map(|(id, account_id, at, kind, invoice_id, message)| {
+            let kind = TimelineKind::try_from(kind)
+                .map_err(|e| anyhow::anyhow!("account event {id} (account {account_id}): {e}"))?;
+            Ok(EventRow {
+                id,
+                account_id,
+                at,
+                kind,
+                invoice_id,
+                message,
+            })
+        })
+        .collect()
 }
 
 /// One event of [`record_many`].

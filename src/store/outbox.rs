@@ -3,12 +3,13 @@
 use chrono::{DateTime, Utc};
 
 use super::{Conn, Tx};
+use crate::core::email::EmailKind;
 use crate::core::locale::Language;
 use crate::with_db;
 
 pub struct NewEmail<'a> {
     pub account_id: &'a str,
-    pub kind: &'a str,
+    pub kind: EmailKind,
     /// What makes this email unique: writing it twice is a no-op.
     pub dedupe_key: String,
     pub language: Language,
@@ -54,11 +55,11 @@ pub async fn enqueue(tx: &mut Tx, e: &NewEmail<'_>) -> anyhow::Result<bool> {
 pub async fn latest_data(
     db: impl Into<Conn<'_>>,
     account: &str,
-    kind: &str,
+    kind: EmailKind,
 ) -> anyhow::Result<Option<serde_json::Value>> {
     let row: Option<(String,)> = with_db!(db, p => sqlx::query_as(
         "SELECT data FROM outbox WHERE account_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1")
-        .bind(account).bind(kind).fetch_optional(p).await?);
+        .bind(account).bind(kind.as_str()).fetch_optional(p).await?);
     row.map(|r| serde_json::from_str(&r.0).map_err(Into::into))
         .transpose()
 }
@@ -87,7 +88,7 @@ pub async fn enqueue_many(
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(emails.iter().map(|e| e.account_id).collect::<Vec<_>>())
-                .bind(emails.iter().map(|e| e.kind).collect::<Vec<_>>())
+                .bind(emails.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
                 .bind(
                     emails
                         .iter()
@@ -128,7 +129,7 @@ pub async fn enqueue_many(
             for e in emails {
                 queued += insert.run(&[
                     Val::text(e.account_id),
-                    Val::text(e.kind),
+                    Val::text(e.kind.as_str()),
                     Val::text(&e.dedupe_key),
                     Val::text(e.language.as_str()),
                     Val::text(e.to_address),

@@ -262,7 +262,9 @@ both_stores!(
             for key in billrun::documents::email::COMMON_KEYS {
                 value[*key] = serde_json::json!("x");
             }
-            let mail = templates.render(&kind, &language, &value).unwrap();
+            let mail = templates
+                .render(kind.parse().unwrap(), &language, &value)
+                .unwrap();
             for part in [&mail.subject, &mail.text, &mail.html] {
                 assert!(!part.contains("Your card"), "{part}");
                 assert!(!part.contains("payment provider"), "{part}");

@@ -133,7 +133,7 @@ both_stores!(
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.to_string())
             .collect();
         assert!(
             kinds.contains(&"credit_note.issued".to_string()),

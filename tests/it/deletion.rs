@@ -507,7 +507,7 @@ both_stores!(
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.to_string())
             .collect();
         assert!(kinds.contains(&"invoice.waived".to_string()), "{kinds:?}");
     }
@@ -770,7 +770,7 @@ both_stores!(
             &mut tx,
             &billrun::store::outbox::NewEmail {
                 account_id: "acc-fr-business",
-                kind: "payment_failed",
+                kind: billrun::core::email::EmailKind::PaymentFailed,
                 dedupe_key: "test:late-dunning".into(),
                 language: billrun::core::locale::Language::Fr,
                 to_address: "bob@example.com",

@@ -399,3 +399,36 @@ both_stores!(
         assert_eq!(smtp.messages().len(), queued as usize, "each email once");
     }
 );
+
+both_stores!(
+    an_email_kind_billrun_never_wrote_stops_the_run_naming_its_row,
+    |app: TestApp| async move {
+        let mut app = app;
+        let smtp = SmtpServer::start();
+        app.env.smtp_url = Some(billrun::jobs::Secret(smtp.url()));
+        billed_and_collected(&app).await;
+        let (id, account): (i64, String) = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT id, account_id FROM outbox ORDER BY id DESC LIMIT 1").fetch_one(p).await.unwrap());
+        billrun::with_db!(app.db(), p => sqlx::query(
+            "UPDATE outbox SET kind = 'invoice_lost' WHERE id = (SELECT MAX(id) FROM outbox)")
+            .execute(p).await.unwrap().rows_affected());
+        let err = app
+            .run_with(
+                JobName::Deliver,
+                crate::common::opts("2026-11-01T08:00:00Z"),
+            )
+            .await
+            .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains(&format!(
+                "outbox row {id} (account {account}): unknown email kind `invoice_lost` in store"
+            )),
+            "{err}"
+        );
+        // Read before anything is claimed: no email of that page went out, none is lost.
+        assert!(smtp.messages().is_empty());
+        let queued = app.count("outbox").await;
+        assert_eq!(statuses(&app).await, vec![("pending".to_string(), queued)]);
+    }
+);

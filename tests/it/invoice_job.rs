@@ -306,7 +306,7 @@ both_stores!(
         let at: chrono::DateTime<chrono::Utc> = "2026-12-01T06:00:00Z".parse().unwrap();
         let email = |key: &str| NewEmail {
             account_id: "acc-fr-business",
-            kind: "invoice_issued",
+            kind: billrun::core::email::EmailKind::InvoiceIssued,
             dedupe_key: key.to_string(),
             language: billrun::core::locale::Language::Fr,
             to_address: "billing@example.fr",

@@ -114,7 +114,7 @@ both_stores!(
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.to_string())
             .collect();
         assert!(
             kinds.contains(&"account.suspended".to_string())
@@ -361,6 +361,36 @@ both_stores!(
         assert_eq!(
             status(&app, "acc-de-business").await,
             (AccountStatus::Active, vec!["running".to_string()])
+        );
+    }
+);
+
+both_stores!(
+    a_timeline_kind_billrun_never_wrote_is_an_error_naming_the_event,
+    |app: TestApp| async move {
+        app.seed_fixtures().await;
+        app.run(JobName::Invoice, "2026-11-01T06:00:00Z").await;
+        let (id, account): (i64, String) = billrun::with_db!(app.db(), p => sqlx::query_as(
+            "SELECT id, account_id FROM account_events ORDER BY id DESC LIMIT 1").fetch_one(p).await.unwrap());
+        let before = billrun::store::events::timeline(app.db(), &account)
+            .await
+            .unwrap();
+        assert!(
+            before
+                .iter()
+                .any(|e| e.id == id && e.kind.as_str() == "invoice.issued")
+        );
+        billrun::with_db!(app.db(), p => sqlx::query(
+            "UPDATE account_events SET kind = 'invoice.lost' WHERE id = (SELECT MAX(id) FROM account_events)")
+            .execute(p).await.unwrap().rows_affected());
+        let err = billrun::store::events::timeline(app.db(), &account)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "account event {id} (account {account}): unknown timeline event kind `invoice.lost` in store"
+            )
         );
     }
 );

@@ -421,7 +421,7 @@ both_stores!(
             1
         );
         let timeline = billrun::store::events::timeline(app.db(), "acc-fr-business").await.unwrap();
-        assert!(timeline.iter().any(|e| e.kind == "invoice.paid"), "{timeline:#?}");
+        assert!(timeline.iter().any(|e| e.kind.as_str() == "invoice.paid"), "{timeline:#?}");
         app.run(JobName::Deliver, "2026-11-03T08:00:00Z").await;
         let messages = smtp.messages();
         assert_eq!(messages.len(), sent + 1, "the receipt, once");
@@ -926,7 +926,7 @@ both_stores!(
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.to_string())
             .collect();
         assert!(
             kinds.contains(&"payment.dispute_open".to_string()),

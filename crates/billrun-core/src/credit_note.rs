@@ -310,6 +310,62 @@ impl RefundMethod {
     }
 }
 
+/// Where one refund through the gateway stands (`refunds.status`), stored under its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GatewayRefundStatus {
+    /// Recorded with the credit note; the gateway is asked after commit.
+    Requested,
+    /// Accepted by the gateway, not yet paid out (Stripe's `pending`).
+    Pending,
+    Succeeded,
+    Failed,
+    /// Asked with no conclusive answer: asked again under the same key.
+    Unknown,
+    /// A failed refund the operator settled otherwise (to the credit, or outside billrun).
+    Rerouted,
+}
+
+impl GatewayRefundStatus {
+    pub const ALL: &[GatewayRefundStatus] = &[
+        GatewayRefundStatus::Requested,
+        GatewayRefundStatus::Pending,
+        GatewayRefundStatus::Succeeded,
+        GatewayRefundStatus::Failed,
+        GatewayRefundStatus::Unknown,
+        GatewayRefundStatus::Rerouted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayRefundStatus::Requested => "requested",
+            GatewayRefundStatus::Pending => "pending",
+            GatewayRefundStatus::Succeeded => "succeeded",
+            GatewayRefundStatus::Failed => "failed",
+            GatewayRefundStatus::Unknown => "unknown",
+            GatewayRefundStatus::Rerouted => "rerouted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GatewayRefundStatus> {
+        GatewayRefundStatus::ALL
+            .iter()
+            .copied()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for GatewayRefundStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for GatewayRefundStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// How a credit note's total is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Settlement {
@@ -392,6 +448,15 @@ pub fn format_number(year: i32, n: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_gateway_refund_status_reads_back_from_its_name() {
+        for st in GatewayRefundStatus::ALL {
+            assert_eq!(GatewayRefundStatus::parse(st.as_str()), Some(*st));
+            assert_eq!(st.to_string(), st.as_str());
+        }
+        assert_eq!(GatewayRefundStatus::parse("refunded"), None);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -3,6 +3,7 @@
 //! emails it waits for before it strips the address they go to.
 
 use crate::document::InvoiceStatus;
+use crate::email::{EmailKind, OutboxStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -219,9 +220,6 @@ pub enum PendingEmail {
 /// - `account_deleted`: the notice that the erasure was done (GDPR art. 12(3): the data subject
 ///   is told of the action taken on a request). The stripping itself queues it and it keeps its
 ///   address until it is sent; listed here so that a stray copy is delivered too.
-/// - any kind this code does not know (one added later): a late deletion is better than a lost
-///   document, and a kind that cannot be rendered fails for good at delivery, which ends the
-///   wait.
 ///
 /// Cancelled:
 /// - `payment_failed`, `action_required`: dunning that asks the owner to pay or act from the
@@ -230,44 +228,33 @@ pub enum PendingEmail {
 /// - `account_suspended`, `data_deletion_warning`: notices of what happens *unless* the owner
 ///   pays; the deletion they announce has started, so they would mislead.
 /// - `hds_review_reminder`: a reminder to review a contact that is about to be erased.
-pub fn pending_email(kind: &str) -> PendingEmail {
+///
+/// Matched exhaustively: a kind added to [`EmailKind`] does not compile until its rule is
+/// written here.
+pub fn pending_email(kind: EmailKind) -> PendingEmail {
     match kind {
-        "invoice_issued"
-        | "payment_succeeded"
+        EmailKind::InvoiceIssued
+        | EmailKind::PaymentSucceeded
         // A credit note is a document the law keeps, like an invoice: its email still goes.
-        | "credit_note_issued"
-        | "account_deletion_confirmation"
-        | "account_deleted" => PendingEmail::Deliver,
-        "payment_failed"
+        | EmailKind::CreditNoteIssued
+        | EmailKind::AccountDeletionConfirmation
+        | EmailKind::AccountDeleted => PendingEmail::Deliver,
+        EmailKind::PaymentFailed
         // A dispute lost: the amount is owed again, as after a failed payment.
-        | "payment_disputed"
-        | "action_required"
-        | "account_suspended"
-        | "data_deletion_warning"
-        | "hds_review_reminder" => PendingEmail::Cancel,
-        _ => PendingEmail::Deliver,
+        | EmailKind::PaymentDisputed
+        | EmailKind::ActionRequired
+        | EmailKind::AccountSuspended
+        | EmailKind::DataDeletionWarning
+        | EmailKind::HdsReviewReminder => PendingEmail::Cancel,
     }
 }
 
 /// An account's emails of one kind and delivery status, counted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WaitingEmail {
-    pub kind: String,
-    /// The outbox status: `pending` (queued, or retrying after a temporary failure),
-    /// `sending` (claimed by a deliverer), `sent`, `failed` or `cancelled`.
-    pub status: String,
+    pub kind: EmailKind,
+    pub status: OutboxStatus,
     pub count: i64,
-}
-
-/// True while an email in this outbox status may still be sent: `pending` and `sending`.
-/// `sent`, `cancelled` and `failed` (dead: rejected for good or given up) are final. A status
-/// this code does not know counts as not final: the deletion waits, and says for what.
-pub fn not_final(status: &str) -> bool {
-    match status {
-        "pending" | "sending" => true,
-        "sent" | "failed" | "cancelled" => false,
-        _ => true,
-    }
 }
 
 /// Of an account's emails (counted by kind and status), those its deletion waits for before
@@ -276,8 +263,8 @@ pub fn emails_to_wait_for(emails: Vec<WaitingEmail>) -> Vec<WaitingEmail> {
     emails
         .into_iter()
         .filter(|e| {
-            not_final(&e.status)
-                && match pending_email(&e.kind) {
+            !e.status.is_final()
+                && match pending_email(e.kind) {
                     PendingEmail::Deliver => true,
                     PendingEmail::Cancel => false,
                 }
@@ -372,32 +359,33 @@ mod tests {
     #[test]
     fn invoices_receipts_and_deletion_notices_are_delivered_before_stripping_cgi_289_l441_9_gdpr_12_3()
      {
+        use EmailKind::*;
         for kind in [
-            "invoice_issued",
-            "payment_succeeded",
-            "account_deletion_confirmation",
-            "account_deleted",
+            InvoiceIssued,
+            PaymentSucceeded,
+            AccountDeletionConfirmation,
+            AccountDeleted,
+            CreditNoteIssued,
         ] {
             assert_eq!(pending_email(kind), PendingEmail::Deliver, "{kind}");
         }
         for kind in [
-            "payment_failed",
-            "action_required",
-            "account_suspended",
-            "data_deletion_warning",
-            "hds_review_reminder",
+            PaymentFailed,
+            ActionRequired,
+            AccountSuspended,
+            DataDeletionWarning,
+            HdsReviewReminder,
+            PaymentDisputed,
         ] {
             assert_eq!(pending_email(kind), PendingEmail::Cancel, "{kind}");
         }
-        // A kind added later is delivered until someone decides otherwise.
-        assert_eq!(pending_email("credit_note_issued"), PendingEmail::Deliver);
     }
 
     #[test]
     fn a_deletion_waits_only_for_undelivered_emails_it_must_deliver() {
         let w = |kind: &str, status: &str, count| WaitingEmail {
-            kind: kind.into(),
-            status: status.into(),
+            kind: kind.parse().unwrap(),
+            status: OutboxStatus::parse(status).unwrap(),
             count,
         };
         assert_eq!(

@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod dispute;
 pub mod document;
 pub mod einvoice;
+pub mod email;
 pub mod fec;
 pub mod ids;
 pub mod invoice;

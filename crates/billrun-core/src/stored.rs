@@ -42,9 +42,12 @@ stored_name! {
     RefundStatus => "refund status",
     super::credit_note::CreditLineKind => "credit note line kind",
     super::credit_note::RefundMethod => "refund method",
+    super::credit_note::GatewayRefundStatus => "gateway refund status",
     PaymentMeans => "payment means",
     AccountStatus => "account status",
     super::timeline::TimelineKind => "timeline event kind",
+    super::email::EmailKind => "email kind",
+    super::email::OutboxStatus => "outbox status",
 }
 
 impl TryFrom<String> for Period {

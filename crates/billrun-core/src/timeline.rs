@@ -61,6 +61,40 @@ timeline_kinds! {
     PaymentMethodSet => "payment_method.set",
 }
 
+/// A name that is no timeline event kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown timeline event kind `{0}`")]
+pub struct UnknownTimelineKind(pub String);
+
+impl std::str::FromStr for TimelineKind {
+    type Err = UnknownTimelineKind;
+
+    fn from_str(s: &str) -> Result<TimelineKind, UnknownTimelineKind> {
+        TimelineKind::parse(s).ok_or_else(|| UnknownTimelineKind(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for TimelineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// By hand rather than derived: `account show --format json` prints the stored name
+// (`invoice.issued`), which no serde renaming of the variants gives.
+impl serde::Serialize for TimelineKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TimelineKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl TimelineKind {
     /// The event a dispute's change records (`payment.dispute_open|won|lost`).
     pub fn dispute(status: crate::dispute::DisputeStatus) -> TimelineKind {
@@ -85,6 +119,24 @@ mod tests {
             assert!(names.insert(k.as_str()), "{} twice", k.as_str());
         }
         assert_eq!(TimelineKind::parse("invoice.unknown"), None);
+    }
+
+    #[test]
+    fn from_str_and_serde_give_every_kind_back_from_its_name() {
+        use serde::Deserialize;
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, StrDeserializer};
+        for k in TimelineKind::ALL {
+            assert_eq!(k.as_str().parse::<TimelineKind>(), Ok(*k));
+            assert_eq!(k.to_string(), k.as_str());
+            let de: StrDeserializer<'_, Error> = k.as_str().into_deserializer();
+            assert_eq!(TimelineKind::deserialize(de), Ok(*k));
+        }
+        let err = "invoice.lost".parse::<TimelineKind>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown timeline event kind `invoice.lost`"
+        );
     }
 
     #[test]

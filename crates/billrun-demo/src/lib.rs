@@ -8,6 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 
 use billrun::config::JobsConfig;
+use billrun::core::email::EmailKind;
 use billrun::core::money::format_minor;
 use billrun::core::period::Period;
 use billrun::jobs::deliver::DeliveryOutcome;
@@ -270,14 +271,14 @@ async fn weeks_after(env: &Env, now: DateTime<Utc>) -> anyhow::Result<()> {
         }
     );
     // The token as the email carries it: the outbox drops its copy once the email is sent.
-    let token = billrun::store::outbox::latest_data(&env.db, &id, "account_deletion_confirmation")
-        .await?
-        .and_then(|d| d["token"].as_str().map(str::to_string));
+    let token =
+        billrun::store::outbox::latest_data(&env.db, &id, EmailKind::AccountDeletionConfirmation)
+            .await?
+            .and_then(|d| d["token"].as_str().map(str::to_string));
     let sent = deliver(env, at + Duration::minutes(10), day + 2, Some(&owner)).await?;
-    let confirmation_sent = sent
-        .deliveries
-        .iter()
-        .any(|d| d.kind == "account_deletion_confirmation" && d.outcome == DeliveryOutcome::Sent);
+    let confirmation_sent = sent.deliveries.iter().any(|d| {
+        d.kind == EmailKind::AccountDeletionConfirmation && d.outcome == DeliveryOutcome::Sent
+    });
     match (&request.outcome, token) {
         (billrun::closing::RequestOutcome::ConfirmationSent { .. }, Some(token))
             if confirmation_sent =>

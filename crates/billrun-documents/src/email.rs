@@ -1,6 +1,7 @@
 //! Email templates and their renderer (minijinja).
 //!
-//! An email in the outbox is a kind, a language (`fr` or `en`) and a JSON object of data;
+//! An email in the outbox is a kind ([`EmailKind`], the core's one list), a language (`fr` or
+//! `en`) and a JSON object of data;
 //! [`Templates::render`] turns them into a subject, a plain-text body and an HTML body.
 //!
 //! The templates live under `templates/email/<kind>/<lang>.{subject.txt,txt,html}`. They are
@@ -42,6 +43,7 @@ use minijinja::{
     AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior, Value, context,
 };
 
+use billrun_core::email::EmailKind;
 use billrun_core::locale::Language;
 
 /// One rendered email.
@@ -55,21 +57,22 @@ pub struct RenderedEmail {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("unknown email kind `{0}`")]
-    UnknownKind(String),
     #[error("unknown email language `{0}` (expected `fr` or `en`)")]
     UnknownLanguage(String),
     #[error("the data of email {kind} must be a JSON object, not {found}")]
-    DataNotObject { kind: String, found: &'static str },
+    DataNotObject {
+        kind: EmailKind,
+        found: &'static str,
+    },
     #[error("the data of email {kind} lacks {}", .keys.join(", "))]
-    MissingData { kind: String, keys: Vec<String> },
+    MissingData { kind: EmailKind, keys: Vec<String> },
     #[error("cannot read email templates at {}: {message}", .path.display())]
     Read { path: PathBuf, message: String },
     #[error("invalid email template {}: {message}", .path.display())]
     Syntax { path: PathBuf, message: String },
     #[error("rendering the {part} of email {kind} ({language}) failed: {message}")]
     Render {
-        kind: String,
+        kind: EmailKind,
         language: String,
         /// `subject`, `text` or `html`.
         part: &'static str,
@@ -97,52 +100,63 @@ pub const COMMON_KEYS: &[&str] = &[
     "support_email",
 ];
 
-macro_rules! kinds {
-    ($($kind:literal => [$($key:literal),* $(,)?]),+ $(,)?) => {
-        /// Every email kind, as written in the outbox.
-        pub const KINDS: &[&str] = &[$($kind),+];
-
-        /// The kind-specific keys of the data (on top of [`COMMON_KEYS`]).
-        const KIND_KEYS: &[(&str, &[&str])] = &[$(($kind, &[$($key),*])),+];
-
+/// The built-in templates: the six files of every kind, from the core's one list of kinds
+/// (`with_email_kinds!`), under the kind's name. A kind without its directory, or a file
+/// missing from it, does not compile.
+macro_rules! builtin_templates {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
         /// (template name, source) of every built-in template.
         const BUILTIN: &[(&str, &str)] = &[$(
-            kinds!(@file $kind, "fr.subject.txt"),
-            kinds!(@file $kind, "fr.txt"),
-            kinds!(@file $kind, "fr.html"),
-            kinds!(@file $kind, "en.subject.txt"),
-            kinds!(@file $kind, "en.txt"),
-            kinds!(@file $kind, "en.html"),
+            builtin_templates!(@file $name, "fr.subject.txt"),
+            builtin_templates!(@file $name, "fr.txt"),
+            builtin_templates!(@file $name, "fr.html"),
+            builtin_templates!(@file $name, "en.subject.txt"),
+            builtin_templates!(@file $name, "en.txt"),
+            builtin_templates!(@file $name, "en.html"),
         )+];
     };
-    (@file $kind:literal, $file:literal) => {
+    (@file $name:literal, $file:literal) => {
         (
-            concat!($kind, "/", $file),
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates/email/", $kind, "/", $file)),
+            concat!($name, "/", $file),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates/email/", $name, "/", $file)),
         )
     };
 }
 
+billrun_core::with_email_kinds!(builtin_templates);
+
+/// The kind-specific keys of the data (on top of [`COMMON_KEYS`]), per kind: an exhaustive
+/// match, so a kind added to the core's list does not compile until its keys are written here.
+macro_rules! kinds {
+    ($($variant:ident => [$($key:literal),* $(,)?]),+ $(,)?) => {
+        fn kind_keys(kind: EmailKind) -> &'static [&'static str] {
+            match kind {
+                $(EmailKind::$variant => &[$($key),*]),+
+            }
+        }
+    };
+}
+
 kinds! {
-    "invoice_issued" => ["invoice_number", "period", "total", "amount_due", "due_at"],
-    "payment_succeeded" => ["invoice_number", "amount", "method", "payment_intent"],
-    "payment_failed" => [
+    InvoiceIssued => ["invoice_number", "period", "total", "amount_due", "due_at"],
+    PaymentSucceeded => ["invoice_number", "amount", "method", "payment_intent"],
+    PaymentFailed => [
         "invoice_number", "amount_due", "reason", "next_attempt_at", "retries_exhausted",
     ],
-    "action_required" => [
+    ActionRequired => [
         "invoice_number", "amount_due", "reason", "next_attempt_at", "retries_exhausted",
         "decline_class",
     ],
-    "account_suspended" => ["amount_due", "invoices", "deletion_date"],
-    "data_deletion_warning" => ["amount_due", "deletion_date"],
-    "account_deletion_confirmation" => ["token", "expires_at", "confirm_url"],
-    "account_deleted" => ["deleted_at", "reason"],
-    "hds_review_reminder" => ["contact_name", "contact_email", "contact_phone", "last_reviewed_at"],
-    "credit_note_issued" => [
+    AccountSuspended => ["amount_due", "invoices", "deletion_date"],
+    DataDeletionWarning => ["amount_due", "deletion_date"],
+    AccountDeletionConfirmation => ["token", "expires_at", "confirm_url"],
+    AccountDeleted => ["deleted_at", "reason"],
+    HdsReviewReminder => ["contact_name", "contact_email", "contact_phone", "last_reviewed_at"],
+    CreditNoteIssued => [
         "credit_note_number", "invoice_number", "invoice_issued_at", "reason", "total",
         "reduce_due", "refund_to_payment_method", "refund_to_credit", "refund_outside",
     ],
-    "payment_disputed" => ["invoice_number", "amount", "amount_due"],
+    PaymentDisputed => ["invoice_number", "amount", "amount_due"],
 }
 
 /// The kind-specific data of a `credit_note_issued` email (the caller adds [`COMMON_KEYS`]):
@@ -183,14 +197,10 @@ pub fn credit_note_issued_data(
     data
 }
 
-/// The keys the data of `kind` must hold: its own ones, then [`COMMON_KEYS`]. `None` for an
-/// unknown kind. A key may hold `null` where the template allows it (`payment_intent`,
+/// The keys the data of `kind` must hold: its own ones, then [`COMMON_KEYS`]. A key may hold `null` where the template allows it (`payment_intent`,
 /// `next_attempt_at`, `message`, the HDS contact fields and `last_reviewed_at`).
-pub fn data_keys(kind: &str) -> Option<Vec<&'static str>> {
-    KIND_KEYS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, keys)| keys.iter().chain(COMMON_KEYS).copied().collect())
+pub fn data_keys(kind: EmailKind) -> Vec<&'static str> {
+    kind_keys(kind).iter().chain(COMMON_KEYS).copied().collect()
 }
 
 /// The layout every HTML part extends (`{% extends "_layout.html" %}`): header, signature and
@@ -266,19 +276,17 @@ impl Templates {
     /// every key of [`data_keys`]`(kind)`.
     pub fn render(
         &self,
-        kind: &str,
+        kind: EmailKind,
         language: &str,
         data: &serde_json::Value,
     ) -> Result<RenderedEmail, TemplateError> {
-        let Some(keys) = data_keys(kind) else {
-            return Err(TemplateError::UnknownKind(kind.to_string()));
-        };
+        let keys = data_keys(kind);
         if !LANGUAGES.contains(&language) {
             return Err(TemplateError::UnknownLanguage(language.to_string()));
         }
         let Some(object) = data.as_object() else {
             return Err(TemplateError::DataNotObject {
-                kind: kind.to_string(),
+                kind,
                 found: json_type(data),
             });
         };
@@ -289,7 +297,7 @@ impl Templates {
             .collect();
         if !missing.is_empty() {
             return Err(TemplateError::MissingData {
-                kind: kind.to_string(),
+                kind,
                 keys: missing,
             });
         }
@@ -309,7 +317,7 @@ impl Templates {
 
     fn render_part(
         &self,
-        kind: &str,
+        kind: EmailKind,
         language: &str,
         part: &'static str,
         suffix: &str,
@@ -317,7 +325,7 @@ impl Templates {
     ) -> Result<String, TemplateError> {
         let name = format!("{kind}/{language}.{suffix}");
         let err = |message: String| TemplateError::Render {
-            kind: kind.to_string(),
+            kind,
             language: language.to_string(),
             part,
             message,
@@ -381,7 +389,7 @@ fn warn_unknown_files(dir: &Path) {
         if name == LAYOUT.0 && path.is_file() {
             continue;
         }
-        if !(KINDS.contains(&name.as_str()) && path.is_dir()) {
+        if !(EmailKind::parse(&name).is_some() && path.is_dir()) {
             tracing::warn!(path = %path.display(), "ignored: not an email kind directory");
             continue;
         }
@@ -729,31 +737,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn every_email_kind_has_its_rule_written_out() {
-        // `core::deletion::pending_email` has a fallback for kinds added later: every kind known
-        // today is listed there by name, so that adding one to the templates makes this test
-        // ask which rule it follows.
-        let listed = [
-            "invoice_issued",
-            "payment_succeeded",
-            "account_deletion_confirmation",
-            "account_deleted",
-            "payment_failed",
-            "action_required",
-            "account_suspended",
-            "data_deletion_warning",
-            "hds_review_reminder",
-            // A legal document's notice, like invoice_issued: delivered.
-            "credit_note_issued",
-            // A dispute lost: what is owed again, like payment_failed: cancelled.
-            "payment_disputed",
-        ];
-        for kind in KINDS {
-            assert!(
-                listed.contains(kind),
-                "email kind {kind}: decide whether an account's deletion waits for it (pending_email)"
-            );
+    /// A kind by its variant or, as the snapshots' expressions (kept as recorded) name it, by
+    /// its stored name.
+    trait AsKind {
+        fn kind(self) -> EmailKind;
+    }
+
+    impl AsKind for EmailKind {
+        fn kind(self) -> EmailKind {
+            self
+        }
+    }
+
+    impl AsKind for &str {
+        fn kind(self) -> EmailKind {
+            self.parse().unwrap()
         }
     }
 
@@ -767,22 +765,22 @@ mod tests {
     }
 
     /// A complete data object for `kind`.
-    fn sample(kind: &str) -> serde_json::Value {
-        let specific = match kind {
-            "invoice_issued" => json!({
+    fn sample(kind: impl AsKind) -> serde_json::Value {
+        let specific = match kind.kind() {
+            EmailKind::InvoiceIssued => json!({
                 "invoice_number": "F-2026-00042",
                 "period": "2026-10",
                 "total": "35.65",
                 "amount_due": "35.65",
                 "due_at": "2026-11-16",
             }),
-            "payment_succeeded" => json!({
+            EmailKind::PaymentSucceeded => json!({
                 "invoice_number": "F-2026-00042",
                 "amount": "35.65",
                 "method": "card",
                 "payment_intent": "pi_3QxYzAbCdEf",
             }),
-            "payment_failed" => json!({
+            EmailKind::PaymentFailed => json!({
                 "invoice_number": "F-2026-00042",
                 "amount_due": "35.65",
                 "reason": "insufficient_funds",
@@ -790,7 +788,7 @@ mod tests {
                 "next_attempt_at": "2026-11-19",
                 "retries_exhausted": false,
             }),
-            "action_required" => json!({
+            EmailKind::ActionRequired => json!({
                 "invoice_number": "F-2026-00042",
                 "amount_due": "35.65",
                 "reason": "expired_card",
@@ -798,39 +796,38 @@ mod tests {
                 "next_attempt_at": null,
                 "retries_exhausted": false,
             }),
-            "account_suspended" => json!({
+            EmailKind::AccountSuspended => json!({
                 "amount_due": "1234.50",
                 "invoices": ["F-2026-00042", "F-2026-00057"],
                 "deletion_date": "2027-01-15",
             }),
-            "data_deletion_warning" => json!({
+            EmailKind::DataDeletionWarning => json!({
                 "amount_due": "1234.50",
                 "deletion_date": "2027-01-15",
             }),
-            "account_deletion_confirmation" => json!({
+            EmailKind::AccountDeletionConfirmation => json!({
                 "token": "dlt_8f3a2c91e7",
                 "expires_at": "2026-11-17T14:30:00Z",
                 "confirm_url": "https://dashboard.example.com/account/delete?token=dlt_8f3a2c91e7",
             }),
-            "account_deleted" => json!({
+            EmailKind::AccountDeleted => json!({
                 "deleted_at": "2026-12-01",
                 "reason": "request",
             }),
-            "hds_review_reminder" => json!({
+            EmailKind::HdsReviewReminder => json!({
                 "contact_name": "Dr Claire Martin",
                 "contact_email": "claire.martin@clinique.example",
                 "contact_phone": "+33 1 23 45 67 89",
                 "last_reviewed_at": "2025-11-20",
             }),
-            "credit_note_issued" => serde_json::Value::Object(credit_note_issued_data(
+            EmailKind::CreditNoteIssued => serde_json::Value::Object(credit_note_issued_data(
                 &crate::fixtures::export_outside_eu(Language::Fr),
             )),
-            "payment_disputed" => json!({
+            EmailKind::PaymentDisputed => json!({
                 "invoice_number": "F-2026-00042",
                 "amount": "10.00",
                 "amount_due": "10.00",
             }),
-            other => panic!("no sample for {other}"),
         };
         let mut data = common("Clinique Saint-Exemple");
         data.as_object_mut()
@@ -840,10 +837,10 @@ mod tests {
     }
 
     /// Facts each rendered email must show, per language (checked in the text and the HTML).
-    fn facts(kind: &str, lang: &str) -> Vec<&'static str> {
+    fn facts(kind: EmailKind, lang: &str) -> Vec<&'static str> {
         let fr = lang == "fr";
         match kind {
-            "invoice_issued" => vec![
+            EmailKind::InvoiceIssued => vec![
                 "F-2026-00042",
                 if fr { "35,65\u{a0}€" } else { "€35.65" },
                 if fr {
@@ -854,13 +851,13 @@ mod tests {
                 if fr { "octobre 2026" } else { "October 2026" },
                 if fr { "pièce jointe" } else { "attached" },
             ],
-            "payment_succeeded" => vec![
+            EmailKind::PaymentSucceeded => vec![
                 "F-2026-00042",
                 if fr { "35,65\u{a0}€" } else { "€35.65" },
                 if fr { "carte bancaire" } else { "card" },
                 "pi_3QxYzAbCdEf",
             ],
-            "payment_failed" => vec![
+            EmailKind::PaymentFailed => vec![
                 "F-2026-00042",
                 if fr { "35,65\u{a0}€" } else { "€35.65" },
                 if fr {
@@ -874,7 +871,7 @@ mod tests {
                     "19 November 2026"
                 },
             ],
-            "action_required" => vec![
+            EmailKind::ActionRequired => vec![
                 "F-2026-00042",
                 if fr { "35,65\u{a0}€" } else { "€35.65" },
                 if fr { "carte expirée" } else { "expired card" },
@@ -889,7 +886,7 @@ mod tests {
                     "prepaid credit"
                 },
             ],
-            "account_suspended" => vec![
+            EmailKind::AccountSuspended => vec![
                 if fr {
                     "1\u{202f}234,50\u{a0}€"
                 } else {
@@ -903,7 +900,7 @@ mod tests {
                     "15 January 2027"
                 },
             ],
-            "data_deletion_warning" => vec![
+            EmailKind::DataDeletionWarning => vec![
                 if fr {
                     "1\u{202f}234,50\u{a0}€"
                 } else {
@@ -915,7 +912,7 @@ mod tests {
                     "15 January 2027"
                 },
             ],
-            "account_deletion_confirmation" => vec![
+            EmailKind::AccountDeletionConfirmation => vec![
                 "dlt_8f3a2c91e7",
                 "https://dashboard.example.com/account/delete?token=dlt_8f3a2c91e7",
                 if fr {
@@ -924,7 +921,7 @@ mod tests {
                     "17 November 2026 at 14:30 UTC"
                 },
             ],
-            "account_deleted" => vec![
+            EmailKind::AccountDeleted => vec![
                 if fr {
                     "1er décembre 2026"
                 } else {
@@ -936,7 +933,7 @@ mod tests {
                     "As you requested"
                 },
             ],
-            "hds_review_reminder" => vec![
+            EmailKind::HdsReviewReminder => vec![
                 "Dr Claire Martin",
                 "claire.martin@clinique.example",
                 "+33 1 23 45 67 89",
@@ -947,12 +944,12 @@ mod tests {
                 },
                 "12",
             ],
-            "payment_disputed" => vec![
+            EmailKind::PaymentDisputed => vec![
                 "F-2026-00042",
                 if fr { "10,00\u{a0}€" } else { "€10.00" },
                 if fr { "contesté" } else { "disputed" },
             ],
-            "credit_note_issued" => vec![
+            EmailKind::CreditNoteIssued => vec![
                 "AV-2026-000003",
                 "2026-000003",
                 "Overbilled hours",
@@ -965,7 +962,6 @@ mod tests {
                 },
                 if fr { "pièce jointe" } else { "attached" },
             ],
-            other => panic!("no facts for {other}"),
         }
     }
 
@@ -981,10 +977,10 @@ mod tests {
 
     #[test]
     fn every_kind_has_keys_and_six_templates() {
-        assert_eq!(KINDS.len(), 11);
-        assert_eq!(BUILTIN.len(), KINDS.len() * 6);
-        for kind in KINDS {
-            let keys = data_keys(kind).unwrap();
+        assert_eq!(EmailKind::ALL.len(), 11);
+        assert_eq!(BUILTIN.len(), EmailKind::ALL.len() * 6);
+        for &kind in EmailKind::ALL {
+            let keys = data_keys(kind);
             let data = sample(kind);
             for key in &keys {
                 assert!(data.get(key).is_some(), "sample of {kind} lacks {key}");
@@ -993,9 +989,64 @@ mod tests {
     }
 
     #[test]
+    fn the_template_directories_are_the_kinds_each_with_its_six_files() {
+        // The built-in set is checked at compile time (include_str!); this checks the other
+        // way: no directory under templates/email that no kind renders (a renamed kind whose
+        // old directory stayed), and exactly the six files in each.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/email");
+        let mut dirs: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        dirs.sort();
+        let mut names: Vec<String> = EmailKind::ALL.iter().map(|k| k.to_string()).collect();
+        names.sort();
+        assert_eq!(dirs, names);
+        let mut six: Vec<String> = LANGUAGES
+            .iter()
+            .flat_map(|lang| {
+                PARTS
+                    .iter()
+                    .map(move |(_, suffix)| format!("{lang}.{suffix}"))
+            })
+            .collect();
+        six.sort();
+        for &kind in EmailKind::ALL {
+            let mut files: Vec<String> = fs::read_dir(root.join(kind.as_str()))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            assert_eq!(files, six, "templates/email/{kind}");
+            for file in &six {
+                let name = format!("{kind}/{file}");
+                assert!(
+                    BUILTIN.iter().any(|(n, _)| *n == name),
+                    "{name} not built in"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_kind_serializes_to_its_stored_name() {
+        for &kind in EmailKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+            assert_eq!(serde_json::from_str::<EmailKind>(&json).unwrap(), kind);
+        }
+        assert_eq!(
+            serde_json::to_string(&EmailKind::AccountDeletionConfirmation).unwrap(),
+            "\"account_deletion_confirmation\""
+        );
+    }
+
+    #[test]
     fn every_kind_and_language_renders_its_key_facts() {
         let t = Templates::builtin();
-        for kind in KINDS {
+        for &kind in EmailKind::ALL {
             for lang in LANGUAGES {
                 let e = t
                     .render(kind, lang, &sample(kind))
@@ -1053,7 +1104,7 @@ mod tests {
     #[test]
     fn french_and_english_differ_and_use_the_right_words() {
         let t = Templates::builtin();
-        for kind in KINDS {
+        for &kind in EmailKind::ALL {
             let fr = t.render(kind, "fr", &sample(kind)).unwrap();
             let en = t.render(kind, "en", &sample(kind)).unwrap();
             assert!(fr.text.starts_with("Bonjour,"), "{kind}");
@@ -1072,14 +1123,14 @@ mod tests {
         let mut d = sample("payment_failed");
         d["next_attempt_at"] = json!(null);
         d["retries_exhausted"] = json!(true);
-        let fr = t.render("payment_failed", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::PaymentFailed, "fr", &d).unwrap();
         assert!(
             fr.text.contains("aucune autre tentative automatique"),
             "{}",
             fr.text
         );
         assert!(!fr.text.contains("nouvelle tentative le"));
-        let en = t.render("payment_failed", "en", &d).unwrap();
+        let en = t.render(EmailKind::PaymentFailed, "en", &d).unwrap();
         assert!(
             en.text.contains("no further automatic attempt"),
             "{}",
@@ -1088,21 +1139,21 @@ mod tests {
         assert!(en.text.contains("charged right away"));
         // No next attempt date known, not exhausted.
         d["retries_exhausted"] = json!(false);
-        let en = t.render("payment_failed", "en", &d).unwrap();
+        let en = t.render(EmailKind::PaymentFailed, "en", &d).unwrap();
         assert!(en.text.contains("try again soon"), "{}", en.text);
         assert!(!en.text.contains("Details from our payment provider"));
 
         let mut d = sample("action_required");
         d["decline_class"] = json!("authentication_required");
         d["reason"] = json!("authentication_required");
-        let fr = t.render("action_required", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::ActionRequired, "fr", &d).unwrap();
         assert!(fr.text.contains("3-D Secure"), "{}", fr.text);
-        let en = t.render("action_required", "en", &d).unwrap();
+        let en = t.render(EmailKind::ActionRequired, "en", &d).unwrap();
         assert!(en.html.contains("authentication requested by your bank"));
 
         d["decline_class"] = json!("soft");
         d["reason"] = json!("no_payment_method");
-        let fr = t.render("action_required", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::ActionRequired, "fr", &d).unwrap();
         assert!(
             fr.text.contains("Aucun moyen de paiement n'est enregistré"),
             "{}",
@@ -1110,7 +1161,7 @@ mod tests {
         );
         assert!(fr.text.contains("ajouter un moyen de paiement"));
         assert!(!fr.text.contains("Motif"));
-        let en = t.render("action_required", "en", &d).unwrap();
+        let en = t.render(EmailKind::ActionRequired, "en", &d).unwrap();
         assert!(
             en.text.contains("There is no payment method"),
             "{}",
@@ -1119,20 +1170,20 @@ mod tests {
 
         let mut d = sample("account_deleted");
         d["reason"] = json!("non_payment");
-        let fr = t.render("account_deleted", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::AccountDeleted, "fr", &d).unwrap();
         assert!(fr.text.contains("Faute de règlement"), "{}", fr.text);
         assert!(!fr.text.contains("Merci d'avoir utilisé"));
 
         let mut d = sample("invoice_issued");
         d["amount_due"] = json!("40.15");
-        let en = t.render("invoice_issued", "en", &d).unwrap();
+        let en = t.render(EmailKind::InvoiceIssued, "en", &d).unwrap();
         assert!(
             en.text
                 .contains("Amount due: €40.15 (including balances carried over")
         );
         d["total"] = json!("0.00");
         d["amount_due"] = json!("0.00");
-        let fr = t.render("invoice_issued", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::InvoiceIssued, "fr", &d).unwrap();
         assert!(
             fr.text.contains("Aucun paiement n'est nécessaire"),
             "{}",
@@ -1142,14 +1193,14 @@ mod tests {
         let mut d = sample("payment_succeeded");
         d["method"] = json!("sepa_debit");
         d["payment_intent"] = json!(null);
-        let fr = t.render("payment_succeeded", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::PaymentSucceeded, "fr", &d).unwrap();
         assert!(fr.text.contains("prélèvement SEPA"));
         assert!(!fr.text.contains("Référence du paiement"));
 
         let mut d = sample("hds_review_reminder");
         d["contact_phone"] = json!(null);
         d["last_reviewed_at"] = json!(null);
-        let en = t.render("hds_review_reminder", "en", &d).unwrap();
+        let en = t.render(EmailKind::HdsReviewReminder, "en", &d).unwrap();
         assert!(en.text.contains("Phone: not provided"), "{}", en.text);
         assert!(en.text.contains("never been reviewed"));
     }
@@ -1159,7 +1210,7 @@ mod tests {
         let t = Templates::builtin();
         let mut d = sample("invoice_issued");
         d.as_object_mut().unwrap().remove("due_at");
-        let err = t.render("invoice_issued", "fr", &d).unwrap_err();
+        let err = t.render(EmailKind::InvoiceIssued, "fr", &d).unwrap_err();
         assert!(matches!(err, TemplateError::MissingData { .. }), "{err:?}");
         assert!(err.to_string().contains("due_at"), "{err}");
 
@@ -1167,7 +1218,7 @@ mod tests {
         d.as_object_mut().unwrap().remove("decline_class");
         d.as_object_mut().unwrap().remove("seller_name");
         let err = t
-            .render("action_required", "en", &d)
+            .render(EmailKind::ActionRequired, "en", &d)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1187,7 +1238,7 @@ mod tests {
         .unwrap();
         let t = Templates::from_dir(dir.path()).unwrap();
         let err = t
-            .render("payment_failed", "en", &sample("payment_failed"))
+            .render(EmailKind::PaymentFailed, "en", &sample("payment_failed"))
             .unwrap_err();
         let TemplateError::Render {
             ref kind,
@@ -1223,7 +1274,7 @@ mod tests {
             fs::write(dir.path().join("payment_failed/en.txt"), source).unwrap();
             let t = Templates::from_dir(dir.path()).unwrap();
             let err = t
-                .render("payment_failed", "en", &sample("payment_failed"))
+                .render(EmailKind::PaymentFailed, "en", &sample("payment_failed"))
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -1237,15 +1288,19 @@ mod tests {
     fn unknown_kind_language_and_bad_data_are_errors() {
         let t = Templates::builtin();
         let d = sample("invoice_issued");
+        // An unknown kind is refused where the name is read (the store, an operator's
+        // directory), before any rendering.
+        assert_eq!(
+            "invoice_lost".parse::<EmailKind>().unwrap_err().to_string(),
+            "unknown email kind `invoice_lost`"
+        );
         assert!(matches!(
-            t.render("invoice_lost", "fr", &d),
-            Err(TemplateError::UnknownKind(k)) if k == "invoice_lost"
-        ));
-        assert!(matches!(
-            t.render("invoice_issued", "de", &d),
+            t.render(EmailKind::InvoiceIssued, "de", &d),
             Err(TemplateError::UnknownLanguage(l)) if l == "de"
         ));
-        let err = t.render("invoice_issued", "fr", &json!(["x"])).unwrap_err();
+        let err = t
+            .render(EmailKind::InvoiceIssued, "fr", &json!(["x"]))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "the data of email invoice_issued must be a JSON object, not an array"
@@ -1253,7 +1308,7 @@ mod tests {
         let mut d = sample("invoice_issued");
         d["total"] = json!("35,65");
         let err = t
-            .render("invoice_issued", "fr", &d)
+            .render(EmailKind::InvoiceIssued, "fr", &d)
             .unwrap_err()
             .to_string();
         assert!(err.contains("`35,65` is not a decimal amount"), "{err}");
@@ -1261,7 +1316,7 @@ mod tests {
         let mut d = sample("invoice_issued");
         d["due_at"] = json!("16/11/2026");
         let err = t
-            .render("invoice_issued", "en", &d)
+            .render(EmailKind::InvoiceIssued, "en", &d)
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a YYYY-MM-DD date"), "{err}");
@@ -1272,14 +1327,14 @@ mod tests {
         let t = Templates::builtin();
         let mut d = sample("payment_succeeded");
         d["language"] = json!("en");
-        let fr = t.render("payment_succeeded", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::PaymentSucceeded, "fr", &d).unwrap();
         assert!(fr.text.contains("35,65\u{a0}€"), "{}", fr.text);
     }
 
     #[test]
     fn html_is_escaped_and_text_is_not() {
         let t = Templates::builtin();
-        for kind in KINDS {
+        for &kind in EmailKind::ALL {
             for lang in LANGUAGES {
                 let mut d = sample(kind);
                 d["account_name"] = json!("<script>alert('x')</script> & co");
@@ -1302,7 +1357,7 @@ mod tests {
         let t = Templates::builtin();
         let mut d = sample("account_deleted");
         d["account_name"] = json!("evil\r\nBcc: someone@example.com");
-        let e = t.render("account_deleted", "en", &d).unwrap();
+        let e = t.render(EmailKind::AccountDeleted, "en", &d).unwrap();
         assert_eq!(
             e.subject,
             "Your account “evil Bcc: someone@example.com” has been deleted"
@@ -1454,16 +1509,16 @@ mod tests {
         let t = Templates::from_dir(dir.path()).unwrap();
         let builtin = Templates::builtin();
         let d = sample("invoice_issued");
-        let fr = t.render("invoice_issued", "fr", &d).unwrap();
+        let fr = t.render(EmailKind::InvoiceIssued, "fr", &d).unwrap();
         assert_eq!(fr.subject, "Facture F-2026-00042 : 35,65\u{a0}€");
-        let fr_builtin = builtin.render("invoice_issued", "fr", &d).unwrap();
+        let fr_builtin = builtin.render(EmailKind::InvoiceIssued, "fr", &d).unwrap();
         assert_eq!(fr.text, fr_builtin.text);
         assert_eq!(fr.html, fr_builtin.html);
         assert_eq!(
-            t.render("invoice_issued", "en", &d).unwrap(),
-            builtin.render("invoice_issued", "en", &d).unwrap()
+            t.render(EmailKind::InvoiceIssued, "en", &d).unwrap(),
+            builtin.render(EmailKind::InvoiceIssued, "en", &d).unwrap()
         );
-        for kind in KINDS {
+        for &kind in EmailKind::ALL {
             assert_eq!(
                 t.render(kind, "en", &sample(kind)).unwrap(),
                 builtin.render(kind, "en", &sample(kind)).unwrap()
@@ -1492,13 +1547,13 @@ mod tests {
     fn renders_from_several_threads() {
         let t = Templates::builtin();
         let expected = t
-            .render("payment_failed", "fr", &sample("payment_failed"))
+            .render(EmailKind::PaymentFailed, "fr", &sample("payment_failed"))
             .unwrap();
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..50 {
-                        let e = t.render("payment_failed", "fr", &sample("payment_failed"));
+                        let e = t.render(EmailKind::PaymentFailed, "fr", &sample("payment_failed"));
                         assert_eq!(e.unwrap(), expected);
                     }
                 });
@@ -1506,8 +1561,10 @@ mod tests {
         });
     }
 
-    fn snapshot_text(kind: &str, lang: &str, data: &serde_json::Value) -> String {
-        let e = Templates::builtin().render(kind, lang, data).unwrap();
+    fn snapshot_text(kind: impl AsKind, lang: &str, data: &serde_json::Value) -> String {
+        let e = Templates::builtin()
+            .render(kind.kind(), lang, data)
+            .unwrap();
         format!("Subject: {}\n\n{}", e.subject, e.text)
     }
 
@@ -1516,7 +1573,7 @@ mod tests {
         let t = Templates::builtin();
         for lang in ["fr", "en"] {
             let e = t
-                .render("invoice_issued", lang, &sample("invoice_issued"))
+                .render(EmailKind::InvoiceIssued, lang, &sample("invoice_issued"))
                 .unwrap();
             let language = Language::parse(lang).unwrap();
             let terms = billrun_core::terms::payment_terms(&billrun_core::terms::TermsFacts {
@@ -1537,7 +1594,7 @@ mod tests {
         }
         let mut zero = sample("invoice_issued");
         zero["amount_due"] = json!("0.00");
-        let e = t.render("invoice_issued", "en", &zero).unwrap();
+        let e = t.render(EmailKind::InvoiceIssued, "en", &zero).unwrap();
         assert!(e.text.contains("No payment is needed"), "{}", e.text);
         assert!(
             !e.text.contains("Due date: 16 November 2026."),
@@ -1612,7 +1669,7 @@ mod tests {
     #[test]
     fn snapshot_invoice_issued_fr_html() {
         let e = Templates::builtin()
-            .render("invoice_issued", "fr", &sample("invoice_issued"))
+            .render(EmailKind::InvoiceIssued, "fr", &sample("invoice_issued"))
             .unwrap();
         insta::assert_snapshot!(e.html);
     }
@@ -1654,8 +1711,8 @@ mod tests {
         ];
         for (key, _, _) in cases {
             let d = only(key, "20.00");
-            let en = t.render("credit_note_issued", "en", &d).unwrap();
-            let fr = t.render("credit_note_issued", "fr", &d).unwrap();
+            let en = t.render(EmailKind::CreditNoteIssued, "en", &d).unwrap();
+            let fr = t.render(EmailKind::CreditNoteIssued, "fr", &d).unwrap();
             let (en_text, en_html) = (
                 en.text.to_lowercase(),
                 html_unescape(&en.html).to_lowercase(),
@@ -1693,12 +1750,7 @@ mod tests {
             credit_note_issued_data(&crate::fixtures::domestic_full_with_deduction(Language::Fr));
         let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
         keys.sort();
-        let mut wanted: Vec<&str> = KIND_KEYS
-            .iter()
-            .find(|(k, _)| *k == "credit_note_issued")
-            .unwrap()
-            .1
-            .to_vec();
+        let mut wanted: Vec<&str> = kind_keys(EmailKind::CreditNoteIssued).to_vec();
         wanted.sort();
         assert_eq!(keys, wanted);
         assert_eq!(data["total"], "29.71");

@@ -113,7 +113,12 @@ pub async fn run(env: &Env, opts: &RunOptions) -> anyhow::Result<JobReport> {
     // committed, a timeout, a 5xx): asked again under the same key, so each is made once.
     if !opts.dry_run {
         for r in crate::credit_notes::retry_open_refunds(env, &gateway, opts.now).await? {
-            if matches!(r.status, "failed" | "unknown") {
+            use crate::core::credit_note::GatewayRefundStatus as G;
+            let not_made = match r.status {
+                G::Failed | G::Unknown => true,
+                G::Requested | G::Pending | G::Succeeded | G::Rerouted => false,
+            };
+            if not_made {
                 report.failures.push(Failure {
                     item: format!("refund of {} on {}", r.amount, r.payment_intent),
                     error: format!("{}: {}", r.status, r.message.unwrap_or_default()),

@@ -8,6 +8,7 @@ use crate::core::collection::{
     AttemptOutcome, DeclineClass, RetrySchedule, Trigger, classify_decline, referral_applies,
     referral_reward,
 };
+use crate::core::email::EmailKind;
 use crate::core::money::format_minor;
 use crate::core::timeline::TimelineKind;
 use crate::gateway::ChargeOutcome;
@@ -214,9 +215,11 @@ impl Settlement<'_> {
             .await?
             .context("account")?;
         let kind = match (class, code) {
-            (_, "no_payment_method") => "action_required",
-            (DeclineClass::Soft, _) => "payment_failed",
-            (DeclineClass::Hard | DeclineClass::AuthenticationRequired, _) => "action_required",
+            (_, "no_payment_method") => EmailKind::ActionRequired,
+            (DeclineClass::Soft, _) => EmailKind::PaymentFailed,
+            (DeclineClass::Hard | DeclineClass::AuthenticationRequired, _) => {
+                EmailKind::ActionRequired
+            }
         };
         let attempts = coll::attempts(&mut *tx, inv.id).await?.len();
         self.email(
@@ -268,7 +271,7 @@ impl Settlement<'_> {
         self.email(
             tx,
             &account,
-            "payment_succeeded",
+            EmailKind::PaymentSucceeded,
             &format!("payment_succeeded:{}", inv.id),
             Some(inv),
             serde_json::json!({
@@ -333,7 +336,7 @@ impl Settlement<'_> {
         &self,
         tx: &mut Tx,
         account: &AccountRow,
-        kind: &str,
+        kind: EmailKind,
         dedupe: &str,
         inv: Option<&InvoiceRow>,
         data: serde_json::Value,

@@ -155,7 +155,7 @@ pub(super) async fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
                     println!();
                     let rows: Vec<Vec<String>> = timeline
                         .iter()
-                        .map(|e| vec![e.at.to_rfc3339(), e.kind.clone(), e.message.clone()])
+                        .map(|e| vec![e.at.to_rfc3339(), e.kind.to_string(), e.message.clone()])
                         .collect();
                     print!("{}", views::table(&["AT", "EVENT", "MESSAGE"], &rows));
                 }
