@@ -260,7 +260,7 @@ both_stores!(
                 for needle in [
                     "<ram:ID schemeID=\"0002\">303265045</ram:ID>",
                     "<ram:URIID schemeID=\"0225\">303265045</ram:URIID>",
-                    "<ram:URIID schemeID=\"0225\">812345674</ram:URIID>",
+                    "<ram:URIID schemeID=\"0225\">812345676</ram:URIID>",
                     "<ram:DirectDebitMandateID>RUM-TESSIER-0001</ram:DirectDebitMandateID>",
                     "<ram:CreditorReferenceID>FR72ZZZ123456</ram:CreditorReferenceID>",
                 ] {
