@@ -258,15 +258,36 @@ impl JobsConfig {
                 "{file}: settings.batch_size and settings.scale_out_stale_seconds must be at least 1"
             )));
         }
-        check_rcs(&self.invoice.settings.seller)
-            .map_err(|e| BadInput(format!("{file}: settings.seller.rcs: {e}")))?;
         let seller = &self.invoice.settings.seller;
+        // The seller's identifiers are printed on every invoice and written in its Factur-X
+        // XML (BT-30, BT-31, BT-34): a typo would be on every document, stored once and never
+        // rewritten. The SIREN first, with the Luhn key as the buyer's is checked at import:
+        // the other identifiers are checked against it.
+        let siren = crate::core::einvoice::validate_siren(&seller.siren)
+            .map_err(|e| BadInput(format!("{file}: settings.seller.siren: {e}")))?;
+        check_rcs(seller).map_err(|e| BadInput(format!("{file}: settings.seller.rcs: {e}")))?;
+        // The SIRET: the SIREN, the establishment's NIC, INSEE's Luhn key over the 14 digits
+        // (and INSEE's exception for La Poste, SIREN 356 000 000: the digit sum a multiple of 5).
+        crate::core::einvoice::validate_siret(&seller.siret, &siren)
+            .map_err(|e| BadInput(format!("{file}: settings.seller.siret: {e}")))?;
+        check_vat_number(&seller.vat_number, &siren)
+            .map_err(|e| BadInput(format!("{file}: settings.seller.vat_number: {e}")))?;
         // BT-34 (BR-FR-13): the seller's electronic address, held to the French CTC rules
-        // (BR-FR-21..25; scheme 0225 begins with the seller's SIREN).
+        // (BR-FR-23/25 for any scheme; scheme 0225, the French directory's, begins with the
+        // seller's SIREN: BR-FR-21/22), by the core's check, the buyer's at import.
         if let Some(a) = &seller.electronic_address {
-            a.validate(Some(&seller.siren)).map_err(|e| {
+            a.validate(Some(&siren)).map_err(|e| {
                 BadInput(format!("{file}: settings.seller.electronic_address: {e}"))
             })?;
+            // Scheme 0002 (ISO 6523 ICD 0002, SIRENE) addresses a company by its SIREN: another
+            // company's number would send the seller's e-invoices to that company. Checked here,
+            // not in the core's check, which imports also apply to buyers.
+            if a.scheme == "0002" && !a.id.starts_with(&siren) {
+                return Err(BadInput(format!(
+                    "{file}: settings.seller.electronic_address: `{}` (scheme 0002, SIRENE) must begin with the seller's SIREN `{siren}`",
+                    a.id
+                )));
+            }
         }
         // BT-90: the SEPA creditor identifier, its check digits (ISO 7064 MOD 97-10).
         if let Some(ics) = &seller.sepa_creditor_id {
@@ -443,7 +464,7 @@ pub fn parse<S: DeserializeOwned>(file: &str, text: &str) -> Result<JobFile<S>, 
 /// The seller's RCS entry reads `RCS <city> <SIREN>` (article R123-237 of the Code de
 /// commerce) and its number is the seller's SIREN.
 fn check_rcs(seller: &SellerSettings) -> Result<(), String> {
-    let example = "e.g. `RCS Strasbourg 812 345 674`";
+    let example = "e.g. `RCS Strasbourg 812 345 676`";
     let rcs = seller.rcs.trim();
     let Some(rest) = rcs.strip_prefix("RCS ") else {
         return Err(format!("`{rcs}` must read `RCS <city> <SIREN>`, {example}"));
@@ -467,6 +488,26 @@ fn check_rcs(seller: &SellerSettings) -> Result<(), String> {
         return Err(format!(
             "`{rcs}` does not carry the seller's SIREN `{}`",
             seller.siren
+        ));
+    }
+    Ok(())
+}
+
+/// A French VAT number (`FR`, a 2-character key, the SIREN) is the seller's own: its key is
+/// right — a numeric key is (12 + 3 × (SIREN mod 97)) mod 97 (article 286 ter of the CGI,
+/// the VAT key rule; `core::vat_number`, the check imports apply to buyers' numbers) — and
+/// the SIREN in it is the seller's. A seller registered elsewhere has another state's number,
+/// which this does not check.
+fn check_vat_number(vat_number: &str, siren: &str) -> Result<(), String> {
+    let number = crate::core::vat_number::normalize(vat_number);
+    let Some(body) = number.strip_prefix("FR") else {
+        return Ok(());
+    };
+    crate::core::vat_number::validate("FR", &number).map_err(|e| e.to_string())?;
+    // `validate` has checked the form: a 2-character key, then 9 digits.
+    if &body[2..] != siren {
+        return Err(format!(
+            "`{vat_number}` does not carry the seller's SIREN `{siren}` (a French VAT number is `FR`, a 2-character key, the SIREN)"
         ));
     }
     Ok(())
@@ -602,10 +643,10 @@ mod tests {
             std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
         }
         let good = DEFAULT_INVOICE;
-        assert!(good.contains("rcs = \"RCS Strasbourg 812 345 674\""));
+        assert!(good.contains("rcs = \"RCS Strasbourg 812 345 676\""));
         let cases = [
-            ("812 345 674", "must read `RCS <city> <SIREN>`"),
-            ("RCS 812 345 674", "9-digit SIREN"),
+            ("812 345 676", "must read `RCS <city> <SIREN>`"),
+            ("RCS 812 345 676", "9-digit SIREN"),
             ("RCS Strasbourg 812 345", "9-digit SIREN"),
             (
                 "RCS Strasbourg 999 999 999",
@@ -613,7 +654,7 @@ mod tests {
             ),
         ];
         for (rcs, why) in cases {
-            let text = good.replace("RCS Strasbourg 812 345 674", rcs);
+            let text = good.replace("RCS Strasbourg 812 345 676", rcs);
             std::fs::write(dir.path().join("invoice.toml"), text).unwrap();
             let err = JobsConfig::load(Some(dir.path())).unwrap_err();
             let file = dir.path().join("invoice.toml").display().to_string();
@@ -622,7 +663,7 @@ mod tests {
                 "{rcs}: {err}"
             );
         }
-        let missing = good.replace("rcs = \"RCS Strasbourg 812 345 674\"\n", "");
+        let missing = good.replace("rcs = \"RCS Strasbourg 812 345 676\"\n", "");
         std::fs::write(dir.path().join("invoice.toml"), missing).unwrap();
         let err = JobsConfig::load(Some(dir.path())).unwrap_err();
         assert!(
@@ -631,7 +672,219 @@ mod tests {
         );
         std::fs::write(dir.path().join("invoice.toml"), good).unwrap();
         let ok = JobsConfig::load(Some(dir.path())).unwrap();
-        assert_eq!(ok.invoice.settings.seller.rcs, "RCS Strasbourg 812 345 674");
+        assert_eq!(ok.invoice.settings.seller.rcs, "RCS Strasbourg 812 345 676");
+    }
+
+    /// Loads a jobs directory holding every job's built-in file but `invoice.toml`, which is
+    /// `invoice`; the result and the invoice file's name.
+    fn load_with_invoice(invoice: &str) -> (Result<JobsConfig, BadInput>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        for (job, text) in [
+            ("invoice", invoice),
+            ("collect", DEFAULT_COLLECT),
+            ("deliver", DEFAULT_DELIVER),
+            ("suspend", DEFAULT_SUSPEND),
+            ("hds", DEFAULT_HDS),
+            ("delete", DEFAULT_DELETE),
+            ("vat-check", DEFAULT_VAT_CHECK),
+        ] {
+            std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
+        }
+        let file = dir.path().join("invoice.toml").display().to_string();
+        (JobsConfig::load(Some(dir.path())), file)
+    }
+
+    /// The built-in invoice.toml with `from` replaced by `to` is refused at load, naming the
+    /// file and `settings.seller.<field>`, and saying `why`.
+    fn refused(from: &str, to: &str, field: &str, why: &str) {
+        assert!(DEFAULT_INVOICE.contains(from), "{from}");
+        let (loaded, file) = load_with_invoice(&DEFAULT_INVOICE.replace(from, to));
+        let err = loaded.unwrap_err();
+        assert!(
+            err.0
+                .starts_with(&format!("{file}: settings.seller.{field}: "))
+                && err.0.contains(why),
+            "{to}: {err}"
+        );
+    }
+
+    fn accepted(replacements: &[(&str, &str)]) -> JobsConfig {
+        let mut text = DEFAULT_INVOICE.to_string();
+        for (from, to) in replacements {
+            assert!(text.contains(from), "{from}");
+            text = text.replace(from, to);
+        }
+        let (loaded, _) = load_with_invoice(&text);
+        loaded.unwrap_or_else(|e| panic!("{replacements:?}: {e}"))
+    }
+
+    #[test]
+    fn the_sample_sellers_identifiers_are_valid() {
+        let c = accepted(&[]);
+        let seller = &c.invoice.settings.seller;
+        assert_eq!(seller.siren, "812 345 676");
+        assert_eq!(seller.siret, "812 345 676 00025");
+        assert_eq!(seller.vat_number, "FR19812345676");
+        assert_eq!(seller.rcs, "RCS Strasbourg 812 345 676");
+    }
+
+    #[test]
+    fn seller_siren_must_pass_the_luhn_key_insee() {
+        let why = "its check digit is wrong (Luhn key, as INSEE computes it)";
+        refused(
+            "siren = \"812 345 676\"",
+            "siren = \"812 345 674\"",
+            "siren",
+            why,
+        );
+        refused(
+            "siren = \"812 345 676\"",
+            "siren = \"812 345 67\"",
+            "siren",
+            "a SIREN has 9 digits",
+        );
+        // The sample of earlier releases, consistent throughout but with a wrong Luhn key:
+        // the SIREN is named, before the identifiers checked against it.
+        let old = DEFAULT_INVOICE
+            .replace("812 345 676 00025", "812 345 674 00021")
+            .replace("FR19812345676", "FR45812345674")
+            .replace("812 345 676", "812 345 674")
+            .replace("812345676", "812345674");
+        let (loaded, file) = load_with_invoice(&old);
+        let err = loaded.unwrap_err();
+        assert!(
+            err.0
+                .starts_with(&format!("{file}: settings.seller.siren: `812 345 674`"))
+                && err.0.contains(why),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seller_siret_must_be_14_digits_beginning_with_the_siren() {
+        let from = "siret = \"812 345 676 00025\"";
+        refused(
+            from,
+            "siret = \"812 345 676 0002\"",
+            "siret",
+            "a SIRET has 14 digits",
+        );
+        refused(
+            from,
+            "siret = \"812 345 676 0002A\"",
+            "siret",
+            "a SIRET has 14 digits",
+        );
+        // INSEE's own SIRET: a right Luhn key, another company's SIREN.
+        refused(
+            from,
+            "siret = \"120 027 016 00563\"",
+            "siret",
+            "does not begin with the SIREN `812345676`",
+        );
+    }
+
+    #[test]
+    fn seller_siret_must_pass_the_luhn_key_insee() {
+        refused(
+            "siret = \"812 345 676 00025\"",
+            "siret = \"812 345 676 00021\"",
+            "siret",
+            "its check digit is wrong (Luhn key over the 14 digits",
+        );
+        // Another establishment of the seller: NIC 00017.
+        let c = accepted(&[("812 345 676 00025", "812 345 676 00017")]);
+        assert_eq!(c.invoice.settings.seller.siret, "812 345 676 00017");
+    }
+
+    #[test]
+    fn seller_siret_of_la_poste_has_a_digit_sum_multiple_of_5_insee() {
+        // La Poste (SIREN 356 000 000, VAT key 39): an establishment's SIRET whose digit sum
+        // is 15 (its Luhn key is wrong) is accepted; a digit sum of 29 is not.
+        let la_poste = |siret: &'static str| {
+            let mut text = DEFAULT_INVOICE.to_string();
+            for (from, to) in [
+                ("812 345 676 00025", siret),
+                ("FR19812345676", "FR39356000000"),
+                ("812 345 676", "356 000 000"),
+                ("812345676", "356000000"),
+            ] {
+                text = text.replace(from, to);
+            }
+            load_with_invoice(&text)
+        };
+        let (ok, _) = la_poste("356 000 000 00001");
+        assert_eq!(
+            ok.unwrap().invoice.settings.seller.siret,
+            "356 000 000 00001"
+        );
+        let (bad, file) = la_poste("356 000 000 00049");
+        let err = bad.unwrap_err();
+        assert!(
+            err.0
+                .starts_with(&format!("{file}: settings.seller.siret: "))
+                && err.0.contains("check digit is wrong"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seller_vat_number_key_is_article_286_ter_cgi_and_carries_the_siren() {
+        let from = "vat_number = \"FR19812345676\"";
+        // (12 + 3 × (812345676 mod 97)) mod 97 = 19, not 45.
+        refused(
+            from,
+            "vat_number = \"FR45812345676\"",
+            "vat_number",
+            "its check digits are wrong",
+        );
+        refused(
+            from,
+            "vat_number = \"FR1981234567\"",
+            "vat_number",
+            "a 2-character key and a 9-digit SIREN",
+        );
+        // A right key, another company's SIREN.
+        refused(
+            from,
+            "vat_number = \"FR83404833048\"",
+            "vat_number",
+            "does not carry the seller's SIREN `812345676`",
+        );
+        // Written with spaces, as on a Kbis: the same number.
+        accepted(&[("FR19812345676", "FR 19 812 345 676")]);
+        // Only French numbers are checked (a seller registered in another state).
+        accepted(&[("FR19812345676", "DE123456789")]);
+    }
+
+    #[test]
+    fn seller_electronic_address_0225_or_0002_begins_with_the_siren_br_fr_21_22() {
+        let from = "electronic_address = { scheme = \"0225\", id = \"812345676\" }";
+        refused(
+            from,
+            "electronic_address = { scheme = \"0225\", id = \"404833048\" }",
+            "electronic_address",
+            "must begin with the SIREN `812345676`",
+        );
+        refused(
+            from,
+            "electronic_address = { scheme = \"0002\", id = \"404833048\" }",
+            "electronic_address",
+            "(scheme 0002, SIRENE) must begin with the seller's SIREN `812345676`",
+        );
+        accepted(&[(
+            from,
+            "electronic_address = { scheme = \"0002\", id = \"812345676\" }",
+        )]);
+        accepted(&[(
+            from,
+            "electronic_address = { scheme = \"0225\", id = \"812345676_FACT\" }",
+        )]);
+        // Other schemes name the seller otherwise (a GLN).
+        accepted(&[(
+            from,
+            "electronic_address = { scheme = \"0088\", id = \"3014531200007\" }",
+        )]);
     }
 
     #[test]

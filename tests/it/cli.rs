@@ -633,6 +633,44 @@ both_stores!(
 );
 
 both_stores!(
+    a_seller_siren_with_a_wrong_luhn_key_in_an_operators_jobs_dir_is_exit_2_naming_the_file_and_field,
+    |app: TestApp| async move {
+        import_all(&app);
+        // An operator's jobs directory: every job's file, invoice.toml's seller with a SIREN
+        // whose Luhn key is wrong (the sample of earlier releases, 812 345 674).
+        let jobs = app.dir.path().join("operator-jobs");
+        std::fs::create_dir_all(&jobs).unwrap();
+        for entry in std::fs::read_dir(crate::common::repo_root().join("jobs")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, jobs.join(path.file_name().unwrap())).unwrap();
+        }
+        let invoice = jobs.join("invoice.toml");
+        let text = std::fs::read_to_string(&invoice).unwrap();
+        assert!(text.contains("siren = \"812 345 676\""));
+        std::fs::write(
+            &invoice,
+            text.replace("siren = \"812 345 676\"", "siren = \"812 345 674\""),
+        )
+        .unwrap();
+        let named = format!("{}: settings.seller.siren: `812 345 674`", invoice.display());
+        for args in [
+            &["run", "invoice", "--now", "2026-11-01T06:00:00Z"][..],
+            &["run", "collect", "--now", "2026-11-01T07:00:00Z"][..],
+            &["jobs"][..],
+        ] {
+            let mut args = args.to_vec();
+            args.extend(["--jobs-dir", jobs.to_str().unwrap()]);
+            let (c, err) = exit_and_stderr(&app.cli(&args));
+            assert_eq!(c, 2, "{args:?}: {err}");
+            assert!(err.contains(&named), "{args:?}: {err}");
+            assert!(err.contains("Luhn key"), "{args:?}: {err}");
+        }
+        assert_eq!(app.count("job_runs").await, 0, "nothing ran");
+        assert_eq!(app.count("invoices").await, 0, "nothing billed");
+    }
+);
+
+both_stores!(
     an_unknown_account_is_refused_before_a_run_is_claimed_issue_25,
     |app: TestApp| async move {
         import_all(&app);

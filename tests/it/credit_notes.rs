@@ -960,7 +960,7 @@ both_stores!(
             dir.to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{out:?}");
-        let text = std::fs::read_to_string(dir.join("812345674FEC20261231.txt")).unwrap();
+        let text = std::fs::read_to_string(dir.join("812345676FEC20261231.txt")).unwrap();
         let col = |name: &str| {
             billrun::core::fec::COLUMNS
                 .iter()

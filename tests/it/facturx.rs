@@ -31,7 +31,14 @@ fn python() -> PathBuf {
     py
 }
 
-/// The checker's verdict per file: (file, errors).
+/// Schematron warnings the suite does not tolerate: the checker prints warnings without
+/// failing a file, so these are counted among the file's errors. PEPPOL-EN16931-R008 (no
+/// empty element) was the one warning on billrun's XML, for an empty
+/// `ApplicableHeaderTradeDelivery`, until BG-13 carried the delivery date BT-72.
+const WARNINGS_THAT_FAIL: &[&str] = &["PEPPOL-EN16931-R008"];
+
+/// The checker's verdict per file: (file, errors), the errors with the warnings of
+/// [`WARNINGS_THAT_FAIL`].
 pub(crate) fn check(files: &[PathBuf], fr_ctc: bool) -> Vec<(String, Vec<String>)> {
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("tests/support/facturx-check"))
@@ -51,15 +58,22 @@ pub(crate) fn check(files: &[PathBuf], fr_ctc: bool) -> Vec<(String, Vec<String>
         .expect("an array")
         .iter()
         .map(|r| {
-            (
-                r["file"].as_str().unwrap().to_string(),
-                r["errors"]
+            let texts = |key: &str| -> Vec<String> {
+                r[key]
                     .as_array()
                     .unwrap()
                     .iter()
                     .map(|e| e.as_str().unwrap().to_string())
-                    .collect(),
-            )
+                    .collect()
+            };
+            let mut errors = texts("errors");
+            errors.extend(
+                texts("warnings")
+                    .into_iter()
+                    .filter(|w| WARNINGS_THAT_FAIL.iter().any(|id| w.starts_with(id)))
+                    .map(|w| format!("warning taken as an error: {w}")),
+            );
+            (r["file"].as_str().unwrap().to_string(), errors)
         })
         .collect()
 }
@@ -260,9 +274,12 @@ both_stores!(
                 for needle in [
                     "<ram:ID schemeID=\"0002\">303265045</ram:ID>",
                     "<ram:URIID schemeID=\"0225\">303265045</ram:URIID>",
-                    "<ram:URIID schemeID=\"0225\">812345674</ram:URIID>",
+                    "<ram:URIID schemeID=\"0225\">812345676</ram:URIID>",
                     "<ram:DirectDebitMandateID>RUM-TESSIER-0001</ram:DirectDebitMandateID>",
                     "<ram:CreditorReferenceID>FR72ZZZ123456</ram:CreditorReferenceID>",
+                    // BT-72: October's service delivered by its last day.
+                    "<ram:ActualDeliverySupplyChainEvent>\n        <ram:OccurrenceDateTime>\n          \
+                     <udt:DateTimeString format=\"102\">20261031</udt:DateTimeString>",
                 ] {
                     assert!(xml.contains(needle), "{needle} in {xml}");
                 }
@@ -677,6 +694,35 @@ mod credit_notes {
         assert_eq!(verdicts.len(), files.len());
         let failed: Vec<_> = verdicts.iter().filter(|v| !v.1.is_empty()).collect();
         assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    /// A regression to an empty element fails the suite: the XML as billrun wrote it before
+    /// BG-13 carried the delivery date BT-72 (`<ram:ApplicableHeaderTradeDelivery/>`) gets
+    /// exactly PEPPOL-EN16931-R008, a schematron warning `check` counts as an error.
+    #[test]
+    fn an_empty_delivery_element_fails_as_peppol_en16931_r008() {
+        python();
+        let dir = tempfile::tempdir().unwrap();
+        let cn = every_case().remove(0);
+        let xml = billrun::documents::cii::credit_note_to_xml(&cn, &seller());
+        let close = "</ram:ApplicableHeaderTradeDelivery>";
+        let start = xml.find("<ram:ApplicableHeaderTradeDelivery>").unwrap();
+        let end = xml.find(close).unwrap() + close.len();
+        let emptied = format!(
+            "{}<ram:ApplicableHeaderTradeDelivery/>{}",
+            &xml[..start],
+            &xml[end..]
+        );
+        let (now, before) = (dir.path().join("now.xml"), dir.path().join("before.xml"));
+        std::fs::write(&now, &xml).unwrap();
+        std::fs::write(&before, emptied).unwrap();
+        let verdict = check(&[now, before], false);
+        assert!(verdict[0].1.is_empty(), "{verdict:#?}");
+        assert_eq!(verdict[1].1.len(), 1, "{verdict:#?}");
+        assert!(
+            verdict[1].1[0].contains("PEPPOL-EN16931-R008"),
+            "{verdict:#?}"
+        );
     }
 
     /// The checker is not lenient about credit notes: the same XML with its amounts written

@@ -101,7 +101,7 @@ both_stores!(
         );
         has(&text, "Date d'échéance : 16 novembre 2026", "ch");
         lacks(&text, "réception", "ch");
-        has(&text, "RCS Strasbourg 812 345 674", "ch");
+        has(&text, "RCS Strasbourg 812 345 676", "ch");
 
         // Business outside the EU: article 259-1; penalties and the indemnity from the day
         // after the due date.

@@ -519,22 +519,22 @@ fn the_bytes_of_the_sample_invoices_are_pinned() {
         (
             Language::Fr,
             Kind::Domestic,
-            "db9d4514691dccdd18cc26b15b4bd1a3256f102a099026739c682b1119a56057",
+            "27ee39513fe578d17f934a9d39fb33fbeb14ddc38eb872d6b6d723bf4c2fdd6b",
         ),
         (
             Language::Fr,
             Kind::ReverseCharge,
-            "f196a4f3e069c9cd25aa6c8162867ede170ea4804731d9783f1900026957010d",
+            "5c6ea6de4ef572b0073ff172d0c22a5a0c73a59e43d14fcde27e24773e5b8eaa",
         ),
         (
             Language::En,
             Kind::Domestic,
-            "7b1389301b054859fb7297359934b5270a0e80790037bd4dba5a6fc027e4d2ea",
+            "d73c86a54fb43d0d9dc3d727f2f5c95cd612d85d30c1c3c2b1ec38c113ecea41",
         ),
         (
             Language::En,
             Kind::ReverseCharge,
-            "f5bc9c70a69482e1bbe6822d0c7b4811f5f2491ff6bca1f35d744d6d0e03d087",
+            "389f163267c3eade02f06e10c37b195c6e411d867e987ee1405f42c913b722d2",
         ),
     ];
     // All four compared at once, so a change shows every new hash.

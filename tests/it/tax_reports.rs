@@ -594,7 +594,7 @@ async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
         dir.to_str().unwrap(),
     ]));
     // `<SIREN>FEC<closing date>.txt`, the SIREN of jobs/invoice.toml's seller.
-    let path = dir.join("812345674FEC20261231.txt");
+    let path = dir.join("812345676FEC20261231.txt");
     assert!(out.starts_with(&path.display().to_string()), "{out}");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines = text.lines();
@@ -765,8 +765,8 @@ async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
         "--format",
         "csv",
     ]));
-    assert!(out.contains("812345674FEC20261231.csv"), "{out}");
-    let csv_text = std::fs::read_to_string(dir.join("812345674FEC20261231.csv")).unwrap();
+    assert!(out.contains("812345676FEC20261231.csv"), "{out}");
+    let csv_text = std::fs::read_to_string(dir.join("812345676FEC20261231.csv")).unwrap();
     let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
@@ -792,7 +792,7 @@ async fn check_fec(app: &TestApp) -> HashMap<String, i64> {
         dir.to_str().unwrap(),
     ]));
     assert!(out.contains("0 entries"), "{out}");
-    let empty = std::fs::read_to_string(dir.join("812345674FEC20241231.txt")).unwrap();
+    let empty = std::fs::read_to_string(dir.join("812345676FEC20241231.txt")).unwrap();
     assert_eq!(empty.lines().count(), 1);
     by_account
 }
@@ -881,7 +881,7 @@ both_stores!(
         assert!(by_account.contains_key("709000"));
 
         let text =
-            std::fs::read_to_string(app.dir.path().join("fec/812345674FEC20261231.txt")).unwrap();
+            std::fs::read_to_string(app.dir.path().join("fec/812345676FEC20261231.txt")).unwrap();
         let rows: Vec<Vec<&str>> = text
             .lines()
             .skip(1)
@@ -1062,7 +1062,7 @@ both_stores!(
             jobs_arg,
         ]));
         assert!(out.contains("accounting.toml"), "{out}");
-        let text = std::fs::read_to_string(dir.join("812345674FEC20261231.txt")).unwrap();
+        let text = std::fs::read_to_string(dir.join("812345676FEC20261231.txt")).unwrap();
         assert!(text.contains("\t411100\t"));
         assert!(!text.contains("\t411000\t"));
 

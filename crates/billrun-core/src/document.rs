@@ -87,11 +87,15 @@ pub struct Seller {
     pub legal_form: String,
     pub address: Vec<String>,
     /// The trade and companies register entry: "RCS", the registry's city and the SIREN, e.g.
-    /// "RCS Strasbourg 812 345 674" (article R123-237 of the Code de commerce: a company's
+    /// "RCS Strasbourg 812 345 676" (article R123-237 of the Code de commerce: a company's
     /// invoices carry it). Checked at load: `config::check_rcs`.
     pub rcs: String,
+    /// Checked at load (`config`): its Luhn key (`einvoice::validate_siren`).
     pub siren: String,
+    /// Checked at load (`config`): the SIREN, a NIC, the Luhn key
+    /// (`einvoice::validate_siret`).
     pub siret: String,
+    /// Checked at load (`config`): a French number's key and SIREN.
     pub vat_number: String,
     pub email: String,
     pub website: String,

@@ -15,6 +15,16 @@ pub enum IdError {
     SirenFormat(String),
     #[error("`{0}` is not a SIREN: its check digit is wrong (Luhn key, as INSEE computes it)")]
     SirenCheck(String),
+    #[error("a SIRET has 14 digits (spaces allowed), not `{0}`")]
+    SiretFormat(String),
+    #[error(
+        "SIRET `{0}` does not begin with the SIREN `{1}` (a SIRET is the SIREN, then the establishment's 5-digit NIC)"
+    )]
+    SiretSiren(String, String),
+    #[error(
+        "`{0}` is not a SIRET: its check digit is wrong (Luhn key over the 14 digits, as INSEE computes it)"
+    )]
+    SiretCheck(String),
     #[error("electronic address scheme `{0}` is not one billrun writes: {SCHEMES_TEXT}")]
     Scheme(String),
     #[error(
@@ -33,7 +43,7 @@ pub enum IdError {
     CreditorId(String),
 }
 
-/// A SIREN without its spaces: `812 345 674` → `812345674`.
+/// A SIREN without its spaces: `812 345 676` → `812345676`.
 pub fn normalize_siren(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
@@ -50,6 +60,40 @@ pub fn validate_siren(s: &str) -> Result<String, IdError> {
         return Err(IdError::SirenCheck(s.to_string()));
     }
     Ok(siren)
+}
+
+/// La Poste's SIREN, whose establishments' SIRETs do not pass the Luhn key (see
+/// [`validate_siret`]).
+const LA_POSTE_SIREN: &str = "356000000";
+
+/// A SIRET (the SIRENE register's number of an establishment): the 9-digit SIREN `siren` it
+/// belongs to, then the 5-digit NIC, the whole 14 digits passing the Luhn key as INSEE defines
+/// it. La Poste (SIREN 356 000 000) is INSEE's documented exception: it has more
+/// establishments than NICs with a right Luhn key, so its establishments' SIRETs are numbered
+/// so that the sum of the 14 digits (none doubled) is a multiple of 5 instead; its head office
+/// (356 000 000 00048) passes the Luhn key. Returns it without spaces.
+pub fn validate_siret(s: &str, siren: &str) -> Result<String, IdError> {
+    let siret = normalize_siren(s);
+    if siret.len() != 14 || !siret.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(IdError::SiretFormat(s.to_string()));
+    }
+    let siren = normalize_siren(siren);
+    if !siret.starts_with(&siren) {
+        return Err(IdError::SiretSiren(s.to_string(), siren));
+    }
+    // INSEE's exception for La Poste's establishments: the digit sum is a multiple of 5.
+    let la_poste = || {
+        siren == LA_POSTE_SIREN
+            && siret
+                .bytes()
+                .map(|b| u32::from(b - b'0'))
+                .sum::<u32>()
+                .is_multiple_of(5)
+    };
+    if !(luhn(&siret) || la_poste()) {
+        return Err(IdError::SiretCheck(s.to_string()));
+    }
+    Ok(siret)
 }
 
 fn luhn(digits: &str) -> bool {
@@ -299,6 +343,52 @@ mod tests {
             validate_siren("12002701A"),
             Err(IdError::SirenFormat(_))
         ));
+    }
+
+    #[test]
+    fn siret_is_the_siren_and_a_nic_passing_the_luhn_key_insee() {
+        // The sample seller's head office (jobs/invoice.toml) and INSEE's own SIRET.
+        assert_eq!(
+            validate_siret("812 345 676 00025", "812 345 676"),
+            Ok("81234567600025".into())
+        );
+        assert!(validate_siret("12002701600563", "120027016").is_ok());
+        assert_eq!(
+            validate_siret("812 345 676 00021", "812345676"),
+            Err(IdError::SiretCheck("812 345 676 00021".into()))
+        );
+        assert_eq!(
+            validate_siret("812 345 676 0002", "812345676"),
+            Err(IdError::SiretFormat("812 345 676 0002".into()))
+        );
+        assert_eq!(
+            validate_siret("12002701600563", "812345676"),
+            Err(IdError::SiretSiren(
+                "12002701600563".into(),
+                "812345676".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn la_postes_siret_has_a_digit_sum_multiple_of_5_insee() {
+        // 3 + 5 + 6 + 1 = 15: La Poste's rule, though not the Luhn key.
+        assert!(!luhn("35600000000001"));
+        assert!(validate_siret("356 000 000 00001", "356000000").is_ok());
+        // The head office passes the Luhn key (its digit sum is 26).
+        assert!(validate_siret("356 000 000 00048", "356 000 000").is_ok());
+        // Neither rule (sum 29, Luhn wrong).
+        assert_eq!(
+            validate_siret("356 000 000 00049", "356 000 000"),
+            Err(IdError::SiretCheck("356 000 000 00049".into()))
+        );
+        // The exception is La Poste's alone: another SIREN's SIRET with a digit sum of a
+        // multiple of 5 but a wrong Luhn key is refused (8+1+2+3+4+5+6+7+6 + 2 + 1 = 45).
+        assert!(!luhn("81234567600021"));
+        assert_eq!(
+            validate_siret("81234567600021", "812345676"),
+            Err(IdError::SiretCheck("81234567600021".into()))
+        );
     }
 
     #[test]

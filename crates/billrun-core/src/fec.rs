@@ -881,11 +881,11 @@ mod tests {
         assert_eq!(amount_text(0), "0,00");
         assert_eq!(
             file_name(
-                "812 345 674",
+                "812 345 676",
                 NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
                 "txt"
             ),
-            "812345674FEC20261231.txt"
+            "812345676FEC20261231.txt"
         );
     }
 

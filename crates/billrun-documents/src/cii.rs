@@ -118,8 +118,8 @@ pub fn to_xml(inv: &Invoice, seller: &Seller) -> String {
     // BT-10 buyer reference: none (billrun has no purchase orders).
     agreement(&mut x, seller, &inv.buyer);
 
-    // BG-13: no delivery information (a service; the billing period BG-14 dates it).
-    x.empty("ram:ApplicableHeaderTradeDelivery");
+    // BG-13: the service's delivery, dated by its last day (BT-72).
+    delivery(&mut x, inv.period_last_day());
 
     x.open("ram:ApplicableHeaderTradeSettlement");
     // BT-90: the seller's SEPA creditor identifier, on an invoice collected by SEPA debit.
@@ -256,8 +256,8 @@ pub fn credit_note_to_xml(cn: &CreditNote, seller: &Seller) -> String {
 
     agreement(&mut x, seller, &cn.buyer);
 
-    // BG-13: no delivery information (a service).
-    x.empty("ram:ApplicableHeaderTradeDelivery");
+    // BG-13: the credited service's delivery, the credited invoice's (BT-72).
+    delivery(&mut x, cn.invoice_period.last_day());
 
     x.open("ram:ApplicableHeaderTradeSettlement");
     x.leaf("ram:InvoiceCurrencyCode", cur); // BT-5 (BR-05)
@@ -456,6 +456,22 @@ fn vat_breakdown(x: &mut Xml, cat: &Category, rate: &str, base: Money, tax: Mone
     }
     x.leaf("ram:RateApplicablePercent", rate); // BT-119
     x.close("ram:ApplicableTradeTax");
+}
+
+/// BG-13 with BT-72, the actual delivery date: the last day of the billed period. A service
+/// billed for a period is delivered over it, and done on its last day; EN 16931 has no
+/// delivery period at the header (BG-14, the invoicing period, already says the span, and
+/// BT-72 may stand beside it). Written rather than an empty `ApplicableHeaderTradeDelivery`
+/// (the element is required by the CII schema), which PEPPOL-EN16931-R008 warns about (no
+/// empty elements). No ship-to party (BG-15): nothing is shipped.
+fn delivery(x: &mut Xml, last_day: NaiveDate) {
+    x.open("ram:ApplicableHeaderTradeDelivery");
+    // CII order (Factur-X XSD, HeaderTradeDeliveryType): ShipToTradeParty, then
+    // ActualDeliverySupplyChainEvent.
+    x.open("ram:ActualDeliverySupplyChainEvent");
+    date(x, "ram:OccurrenceDateTime", last_day);
+    x.close("ram:ActualDeliverySupplyChainEvent");
+    x.close("ram:ApplicableHeaderTradeDelivery");
 }
 
 /// BG-14: the billed time, first and last day (BR-29: the end is not before the start).
@@ -802,11 +818,6 @@ impl Xml {
         let _ = writeln!(self.out, "</{tag}>");
     }
 
-    fn empty(&mut self, tag: &str) {
-        self.indent();
-        let _ = writeln!(self.out, "<{tag}/>");
-    }
-
     fn leaf(&mut self, tag: &str, text: &str) {
         self.indent();
         let _ = write!(self.out, "<{tag}>");
@@ -912,6 +923,30 @@ mod tests {
             xml,
             credit_note_to_xml(&domestic_partial(Language::Fr), &seller())
         );
+    }
+
+    #[test]
+    fn bg_13_dates_the_credited_service_bt_72_no_empty_element_peppol_en16931_r008() {
+        let cn = domestic_partial(Language::Fr);
+        let xml = credit_note_to_xml(&cn, &seller());
+        // BT-72: the credited invoice's period's last day, the date format 102 (CCYYMMDD),
+        // between the agreement and the settlement (CII order).
+        let last_day = cn.invoice_period.last_day().format("%Y%m%d").to_string();
+        let delivery = format!(
+            "<ram:ApplicableHeaderTradeDelivery>\n      \
+             <ram:ActualDeliverySupplyChainEvent>\n        \
+             <ram:OccurrenceDateTime>\n          \
+             <udt:DateTimeString format=\"102\">{last_day}</udt:DateTimeString>"
+        );
+        assert!(xml.contains(&delivery), "{xml}");
+        assert!(
+            xml.find("</ram:ApplicableHeaderTradeAgreement>").unwrap()
+                < xml.find("<ram:ApplicableHeaderTradeDelivery>").unwrap()
+                && xml.find("</ram:ApplicableHeaderTradeDelivery>").unwrap()
+                    < xml.find("<ram:ApplicableHeaderTradeSettlement>").unwrap()
+        );
+        // No element is written empty.
+        assert!(!xml.contains("/>"), "{xml}");
     }
 
     #[test]
