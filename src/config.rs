@@ -630,18 +630,6 @@ mod tests {
 
     #[test]
     fn seller_rcs_r123_237_code_de_commerce_is_checked_at_load_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        // Every job's file, so that only invoice.toml is in question.
-        for (job, text) in [
-            ("collect", DEFAULT_COLLECT),
-            ("deliver", DEFAULT_DELIVER),
-            ("suspend", DEFAULT_SUSPEND),
-            ("hds", DEFAULT_HDS),
-            ("delete", DEFAULT_DELETE),
-            ("vat-check", DEFAULT_VAT_CHECK),
-        ] {
-            std::fs::write(dir.path().join(format!("{job}.toml")), text).unwrap();
-        }
         let good = DEFAULT_INVOICE;
         assert!(good.contains("rcs = \"RCS Strasbourg 812 345 676\""));
         let cases = [
@@ -654,24 +642,22 @@ mod tests {
             ),
         ];
         for (rcs, why) in cases {
-            let text = good.replace("RCS Strasbourg 812 345 676", rcs);
-            std::fs::write(dir.path().join("invoice.toml"), text).unwrap();
-            let err = JobsConfig::load(Some(dir.path())).unwrap_err();
-            let file = dir.path().join("invoice.toml").display().to_string();
+            let (loaded, file) =
+                load_with_invoice(&good.replace("RCS Strasbourg 812 345 676", rcs));
+            let err = loaded.unwrap_err();
             assert!(
                 err.0.starts_with(&format!("{file}: settings.seller.rcs: ")) && err.0.contains(why),
                 "{rcs}: {err}"
             );
         }
-        let missing = good.replace("rcs = \"RCS Strasbourg 812 345 676\"\n", "");
-        std::fs::write(dir.path().join("invoice.toml"), missing).unwrap();
-        let err = JobsConfig::load(Some(dir.path())).unwrap_err();
+        let (loaded, _) =
+            load_with_invoice(&good.replace("rcs = \"RCS Strasbourg 812 345 676\"\n", ""));
+        let err = loaded.unwrap_err();
         assert!(
             err.0.contains("invoice.toml") && err.0.contains("rcs"),
             "{err}"
         );
-        std::fs::write(dir.path().join("invoice.toml"), good).unwrap();
-        let ok = JobsConfig::load(Some(dir.path())).unwrap();
+        let ok = load_with_invoice(good).0.unwrap();
         assert_eq!(ok.invoice.settings.seller.rcs, "RCS Strasbourg 812 345 676");
     }
 
